@@ -1,0 +1,223 @@
+//! One memory-mapped `.safetensors` file with a validated header.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use memmap2::Mmap;
+use safetensors::tensor::{Dtype as StDtype, SafeTensorError, SafeTensors};
+
+use super::error::{Result, WeightsError};
+
+/// Where one tensor lives inside its file.
+#[derive(Debug, Clone)]
+pub struct TensorEntry {
+    pub dtype: StDtype,
+    pub shape: Vec<usize>,
+    /// Byte range inside the data section (after the header).
+    pub data: std::ops::Range<usize>,
+}
+
+impl TensorEntry {
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+}
+
+/// A safetensors file mapped into memory. Tensors are only copied out when loaded, so opening
+/// a 5 GB shard to read its header costs next to nothing.
+pub struct SafetensorsFile {
+    path: PathBuf,
+    mmap: Mmap,
+    data_start: usize,
+    tensors: HashMap<String, TensorEntry>,
+}
+
+impl std::fmt::Debug for SafetensorsFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SafetensorsFile")
+            .field("path", &self.path)
+            .field("tensors", &self.tensors.len())
+            .finish()
+    }
+}
+
+impl SafetensorsFile {
+    pub fn open(path: &Path) -> Result<Self> {
+        let file = File::open(path).map_err(|e| WeightsError::io(path, e))?;
+        // SAFETY: the mapping is read-only. Another process truncating the file while we hold the
+        // map would fault; that is the usual contract of memory-mapped model loading and the
+        // header checks below catch files that were already short when opened.
+        let mmap = unsafe { Mmap::map(&file) }.map_err(|e| WeightsError::io(path, e))?;
+        let (header_len, metadata) =
+            SafeTensors::read_metadata(&mmap).map_err(|e| describe_header_error(path, &mmap, e))?;
+        let data_start = 8 + header_len;
+        let tensors = metadata
+            .tensors()
+            .into_iter()
+            .map(|(name, info)| {
+                let entry = TensorEntry {
+                    dtype: info.dtype,
+                    shape: info.shape.clone(),
+                    data: info.data_offsets.0..info.data_offsets.1,
+                };
+                (name, entry)
+            })
+            .collect();
+        Ok(Self {
+            path: path.to_path_buf(),
+            mmap,
+            data_start,
+            tensors,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn tensors(&self) -> &HashMap<String, TensorEntry> {
+        &self.tensors
+    }
+
+    pub fn entry(&self, name: &str) -> Option<&TensorEntry> {
+        self.tensors.get(name)
+    }
+
+    pub fn file_size(&self) -> u64 {
+        self.mmap.len() as u64
+    }
+
+    /// Copies a tensor out of the map in its stored dtype, checking that it is one we compute
+    /// with (f32, f16, bf16).
+    pub fn load(&self, name: &str, device: &Device) -> Result<Tensor> {
+        let entry = self
+            .tensors
+            .get(name)
+            .ok_or_else(|| WeightsError::TensorMissing {
+                tensor: name.to_string(),
+                location: self.path.clone(),
+            })?;
+        let dtype = float_dtype(entry.dtype).ok_or_else(|| WeightsError::UnsupportedDtype {
+            file: self.path.clone(),
+            tensor: name.to_string(),
+            dtype: dtype_name(entry.dtype).to_string(),
+        })?;
+        let start = self.data_start + entry.data.start;
+        let end = self.data_start + entry.data.end;
+        let bytes = &self.mmap[start..end];
+        Tensor::from_raw_buffer(bytes, dtype, &entry.shape, device).map_err(|e| {
+            WeightsError::TensorLoad {
+                file: self.path.clone(),
+                tensor: name.to_string(),
+                detail: e.to_string(),
+            }
+        })
+    }
+}
+
+/// The candle dtype for a stored floating-point dtype we can compute with.
+pub fn float_dtype(dtype: StDtype) -> Option<DType> {
+    match dtype {
+        StDtype::F32 => Some(DType::F32),
+        StDtype::F16 => Some(DType::F16),
+        StDtype::BF16 => Some(DType::BF16),
+        _ => None,
+    }
+}
+
+/// The short lower-case name users see in `info` (same spelling as PyTorch where one exists).
+pub fn dtype_name(dtype: StDtype) -> &'static str {
+    match dtype {
+        StDtype::BOOL => "bool",
+        StDtype::U8 => "uint8",
+        StDtype::I8 => "int8",
+        StDtype::I16 => "int16",
+        StDtype::U16 => "uint16",
+        StDtype::I32 => "int32",
+        StDtype::U32 => "uint32",
+        StDtype::I64 => "int64",
+        StDtype::U64 => "uint64",
+        StDtype::F16 => "float16",
+        StDtype::BF16 => "bfloat16",
+        StDtype::F32 => "float32",
+        StDtype::F64 => "float64",
+        StDtype::F8_E4M3 => "float8_e4m3",
+        StDtype::F8_E5M2 => "float8_e5m2",
+        _ => "an unknown type",
+    }
+}
+
+/// Turns the safetensors crate's terse header errors into a message about this file. A short
+/// file is by far the most common cause (an interrupted download), so it gets its own wording.
+fn describe_header_error(path: &Path, bytes: &[u8], err: SafeTensorError) -> WeightsError {
+    let len = bytes.len();
+    let corrupt = |detail: String| WeightsError::CorruptHeader {
+        path: path.to_path_buf(),
+        detail,
+    };
+    let truncated = |detail: String| WeightsError::Truncated {
+        path: path.to_path_buf(),
+        detail,
+    };
+    match err {
+        SafeTensorError::HeaderTooSmall => truncated(format!(
+            "the file is {len} bytes, shorter than the 8-byte header length every safetensors \
+             file starts with"
+        )),
+        SafeTensorError::InvalidHeaderLength | SafeTensorError::HeaderTooLarge => {
+            let declared = bytes
+                .get(..8)
+                .and_then(|b| b.try_into().ok())
+                .map(u64::from_le_bytes)
+                .unwrap_or(0);
+            if declared > 100_000_000 {
+                corrupt(format!(
+                    "the header claims to be {declared} bytes long, which no safetensors file \
+                     has"
+                ))
+            } else {
+                truncated(format!(
+                    "the header is declared as {declared} bytes but the file holds only {len} \
+                     bytes"
+                ))
+            }
+        }
+        SafeTensorError::MetadataIncompleteBuffer => match declared_data_end(bytes) {
+            Some(expected) if expected > len => truncated(format!(
+                "the header describes {expected} bytes of data but the file holds only {len}"
+            )),
+            Some(expected) => corrupt(format!(
+                "the file has {} bytes after the last tensor, which no safetensors writer \
+                 leaves",
+                len - expected
+            )),
+            None => corrupt("the tensor data does not match the header".to_string()),
+        },
+        SafeTensorError::InvalidHeader(e) => corrupt(format!("the header is not UTF-8 text ({e})")),
+        SafeTensorError::InvalidHeaderDeserialization(e) => {
+            corrupt(format!("the header is not valid JSON ({e})"))
+        }
+        SafeTensorError::InvalidOffset(name) => corrupt(format!(
+            "tensor `{name}` has data offsets that overlap or leave gaps"
+        )),
+        other => corrupt(other.to_string()),
+    }
+}
+
+/// Where the header says the data section ends, read without full validation (only used to
+/// explain an error).
+fn declared_data_end(bytes: &[u8]) -> Option<usize> {
+    let n = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?) as usize;
+    let header: serde_json::Value =
+        serde_json::from_slice(bytes.get(8..8usize.checked_add(n)?)?).ok()?;
+    let end = header
+        .as_object()?
+        .iter()
+        .filter(|(k, _)| k.as_str() != "__metadata__")
+        .filter_map(|(_, v)| v.get("data_offsets")?.get(1)?.as_u64())
+        .max()
+        .unwrap_or(0) as usize;
+    Some(8 + n + end)
+}
