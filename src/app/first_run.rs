@@ -1,0 +1,67 @@
+use egui::{RichText, Ui};
+
+use crate::weights::{CachedModel, HubCache};
+
+/// What the window shows before any model is configured: which HiDream snapshots are already
+/// in the Hugging Face cache and how to get the rest.
+pub struct FirstRunView {
+    cache: Option<HubCache>,
+    found: Vec<CachedModel>,
+}
+
+impl FirstRunView {
+    pub fn new(cache: Option<HubCache>) -> Self {
+        let found = cache
+            .as_ref()
+            .map(|c| {
+                c.models()
+                    .into_iter()
+                    .filter(|m| is_relevant(&m.repo_id))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Self { cache, found }
+    }
+
+    pub fn ui(&mut self, ui: &mut Ui) {
+        ui.heading("HiDream Studio");
+        ui.add_space(8.0);
+        ui.label("No model is configured yet.");
+        ui.add_space(8.0);
+        match &self.cache {
+            Some(cache) => {
+                ui.label(format!(
+                    "Models found in the Hugging Face cache ({}):",
+                    cache.root().display()
+                ));
+                if self.found.is_empty() {
+                    ui.label(RichText::new("none").italics());
+                }
+                for model in &self.found {
+                    ui.monospace(format!(
+                        "{}  →  {}",
+                        model.repo_id,
+                        model.snapshot.display()
+                    ));
+                }
+            }
+            None => {
+                ui.label(
+                    "No Hugging Face cache folder could be found (HF_HOME and HOME are unset).",
+                );
+            }
+        }
+        ui.add_space(12.0);
+        ui.label(
+            "To use HiDream-I1, download a snapshot (HiDream-ai/HiDream-I1-Full, -Dev or -Fast) \
+             and meta-llama/Llama-3.1-8B-Instruct, for example with `hf download`, then check \
+             them with `hidream-studio info FOLDER`.",
+        );
+    }
+}
+
+/// HiDream snapshots and the Llama text encoder they need.
+fn is_relevant(repo_id: &str) -> bool {
+    let lower = repo_id.to_ascii_lowercase();
+    lower.contains("hidream") || lower.contains("llama-3.1-8b-instruct")
+}

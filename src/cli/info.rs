@@ -1,0 +1,31 @@
+use std::process::ExitCode;
+
+use clap::Args;
+use hidream_studio::info::inspect;
+use hidream_studio::weights::{HubCache, resolve_model_path};
+
+#[derive(Args)]
+pub struct InfoArgs {
+    /// A model folder (a HiDream snapshot or a Llama-3.1 folder), or a Hugging Face model id
+    /// such as `HiDream-ai/HiDream-I1-Full` (optionally `@REVISION`) found in the local cache.
+    pub model: String,
+
+    /// Print the report as one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: &InfoArgs) -> anyhow::Result<ExitCode> {
+    let path = resolve_model_path(&args.model, HubCache::from_env().as_ref())?;
+    let report = inspect(&path)?;
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print!("{report}");
+    }
+    Ok(if report.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

@@ -1,0 +1,3 @@
+//! The command-line tools; each subcommand in its own file.
+
+pub mod info;

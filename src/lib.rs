@@ -1,0 +1,10 @@
+//! HiDream Studio: run the HiDream family of image models locally.
+//!
+//! The library holds everything the window and the command line share: reading model folders
+//! ([`weights`]), describing them ([`info`]) and the background engine that runs jobs
+//! ([`engine`]).
+
+pub mod app;
+pub mod engine;
+pub mod info;
+pub mod weights;
