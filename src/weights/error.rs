@@ -128,6 +128,18 @@ pub enum WeightsError {
         dtype: String,
     },
 
+    #[error(
+        "{location}: the checkpoint does not match the model its config.json describes \
+         (the model expects {expected} tensors, the checkpoint holds {found}):{details}\n\
+         this is not the checkpoint of this model, or a different version of it"
+    )]
+    Mismatch {
+        location: PathBuf,
+        expected: usize,
+        found: usize,
+        details: String,
+    },
+
     #[error("{file}: tensor `{tensor}` could not be loaded: {detail}")]
     TensorLoad {
         file: PathBuf,

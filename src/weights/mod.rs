@@ -1,6 +1,7 @@
 //! Reading model folders from disk: diffusers snapshots, transformers model folders, sharded and
 //! memory-mapped safetensors, and the Hugging Face cache.
 
+mod audit;
 mod error;
 mod hf_cache;
 mod json;
@@ -9,6 +10,7 @@ mod safetensors_file;
 mod snapshot;
 mod tensor_store;
 
+pub use audit::{check_tensors, requested_tensors};
 pub use error::{Result, WeightsError};
 pub use hf_cache::{CachedModel, HubCache, is_repo_dir, resolve_repo_dir};
 pub use json::read_json;

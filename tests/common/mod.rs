@@ -61,3 +61,50 @@ pub fn write_safetensors(path: &Path, tensors: &[(&str, &str, &[usize], Vec<u8>)
 pub fn f32_bytes(values: &[f32]) -> Vec<u8> {
     values.iter().flat_map(|v| v.to_le_bytes()).collect()
 }
+
+pub const CASES: [&str; 5] = [
+    "full-square",
+    "full-portrait",
+    "dev-landscape",
+    "fast-long-prompt",
+    "dev-mixed-dtypes",
+];
+
+/// The reference tensors of a fixture case.
+pub fn reference(case: &str) -> std::collections::HashMap<String, candle_core::Tensor> {
+    let path = fixtures().join(case).join("reference.safetensors");
+    candle_core::safetensors::load(path, &candle_core::Device::Cpu).unwrap()
+}
+
+/// The settings of a fixture case (`case.json`).
+pub fn case_json(case: &str) -> serde_json::Value {
+    let text = std::fs::read_to_string(fixtures().join(case).join("case.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// ‖a − b‖ / ‖b‖, computed in f64.
+pub fn rel_err(actual: &candle_core::Tensor, expected: &candle_core::Tensor) -> f64 {
+    assert_eq!(actual.dims(), expected.dims(), "shapes differ");
+    let a = actual
+        .to_dtype(candle_core::DType::F64)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f64>()
+        .unwrap();
+    let b = expected
+        .to_dtype(candle_core::DType::F64)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f64>()
+        .unwrap();
+    let diff: f64 = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y) * (x - y))
+        .sum::<f64>()
+        .sqrt();
+    let norm: f64 = b.iter().map(|y| y * y).sum::<f64>().sqrt();
+    diff / norm
+}

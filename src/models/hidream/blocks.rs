@@ -1,0 +1,152 @@
+//! Dual-stream and single-stream transformer blocks with adaLN modulation.
+
+use candle_core::{D, DType, Module, Result, Tensor};
+use candle_nn::{Linear, VarBuilder, linear};
+
+use super::attention::Attention;
+use super::embeddings::RopeTable;
+use super::moe::{ImageFeedForward, SwiGlu};
+
+/// LayerNorm epsilon of every block norm (no affine parameters).
+const BLOCK_NORM_EPS: f64 = 1e-6;
+
+/// LayerNorm over the last dim without affine parameters, computed in f32 with a two-pass
+/// variance (as PyTorch does) and returned in `x`'s dtype.
+pub fn layer_norm(x: &Tensor) -> Result<Tensor> {
+    let dtype = x.dtype();
+    let x = x.to_dtype(DType::F32)?;
+    let centred = x.broadcast_sub(&x.mean_keepdim(D::Minus1)?)?;
+    let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
+    centred
+        .broadcast_div(&(var + BLOCK_NORM_EPS)?.sqrt()?)?
+        .to_dtype(dtype)
+}
+
+/// One (shift, scale, gate) triple of an adaLN output, each [B, 1, D].
+#[derive(Debug, Clone)]
+pub struct Modulation {
+    shift: Tensor,
+    scale: Tensor,
+    gate: Tensor,
+}
+
+impl Modulation {
+    /// `LN(x)·(1 + scale) + shift`
+    fn modulated_norm(&self, x: &Tensor) -> Result<Tensor> {
+        layer_norm(x)?
+            .broadcast_mul(&(&self.scale + 1.0)?)?
+            .broadcast_add(&self.shift)
+    }
+
+    /// `x + gate·f`
+    fn gated_add(&self, x: &Tensor, f: &Tensor) -> Result<Tensor> {
+        x + f.broadcast_mul(&self.gate)?
+    }
+}
+
+/// Splits an adaLN output [B, n·3·D] into n modulation triples, in the order
+/// (shift, scale, gate) per triple.
+fn modulations(ada: &Tensor, n: usize) -> Result<Vec<Modulation>> {
+    let chunks = ada.unsqueeze(1)?.chunk(3 * n, D::Minus1)?;
+    Ok(chunks
+        .chunks(3)
+        .map(|c| Modulation {
+            shift: c[0].clone(),
+            scale: c[1].clone(),
+            gate: c[2].clone(),
+        })
+        .collect())
+}
+
+/// Dual-stream block: image and text have their own norms, projections and feed-forwards and
+/// meet in one joint attention.
+#[derive(Debug, Clone)]
+pub struct DoubleStreamBlock {
+    ada: Linear,
+    attn: Attention,
+    ff_i: ImageFeedForward,
+    ff_t: SwiGlu,
+}
+
+impl DoubleStreamBlock {
+    pub fn new(
+        dim: usize,
+        heads: usize,
+        experts: usize,
+        top_k: usize,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        Ok(Self {
+            ada: linear(dim, 12 * dim, vb.pp("adaLN_modulation.1"))?,
+            attn: Attention::new(dim, heads, true, vb.pp("attn1"))?,
+            ff_i: ImageFeedForward::new(dim, experts, top_k, vb.pp("ff_i"))?,
+            ff_t: SwiGlu::new(dim, 4 * dim, vb.pp("ff_t"))?,
+        })
+    }
+
+    /// `img` [B, Si, D], `txt` [B, St, D], `temb_act` = SiLU(temb) [B, D].
+    pub fn forward(
+        &self,
+        img: &Tensor,
+        key_mask: Option<&Tensor>,
+        txt: &Tensor,
+        temb_act: &Tensor,
+        rope: &RopeTable,
+    ) -> Result<(Tensor, Tensor)> {
+        let m = modulations(&self.ada.forward(temb_act)?, 4)?;
+        let (msa_i, mlp_i, msa_t, mlp_t) = (&m[0], &m[1], &m[2], &m[3]);
+
+        let (attn_i, attn_t) = self.attn.forward_joint(
+            &msa_i.modulated_norm(img)?,
+            key_mask,
+            &msa_t.modulated_norm(txt)?,
+            rope,
+        )?;
+        let img = msa_i.gated_add(img, &attn_i)?;
+        let txt = msa_t.gated_add(txt, &attn_t)?;
+
+        let ff_i = self.ff_i.forward(&mlp_i.modulated_norm(&img)?)?;
+        let ff_t = self.ff_t.forward(&mlp_t.modulated_norm(&txt)?)?;
+        Ok((mlp_i.gated_add(&img, &ff_i)?, mlp_t.gated_add(&txt, &ff_t)?))
+    }
+}
+
+/// Single-stream block: one sequence of image and text tokens, one set of weights.
+#[derive(Debug, Clone)]
+pub struct SingleStreamBlock {
+    ada: Linear,
+    attn: Attention,
+    ff_i: ImageFeedForward,
+}
+
+impl SingleStreamBlock {
+    pub fn new(
+        dim: usize,
+        heads: usize,
+        experts: usize,
+        top_k: usize,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        Ok(Self {
+            ada: linear(dim, 6 * dim, vb.pp("adaLN_modulation.1"))?,
+            attn: Attention::new(dim, heads, false, vb.pp("attn1"))?,
+            ff_i: ImageFeedForward::new(dim, experts, top_k, vb.pp("ff_i"))?,
+        })
+    }
+
+    /// `x` [B, S, D] (image tokens first), `key_mask` [1, S, 1, 1] when the image is padded.
+    pub fn forward(
+        &self,
+        x: &Tensor,
+        key_mask: Option<&Tensor>,
+        temb_act: &Tensor,
+        rope: &RopeTable,
+    ) -> Result<Tensor> {
+        let m = modulations(&self.ada.forward(temb_act)?, 2)?;
+        let (msa, mlp) = (&m[0], &m[1]);
+        let attn = self.attn.forward(&msa.modulated_norm(x)?, key_mask, rope)?;
+        let x = msa.gated_add(x, &attn)?;
+        let ff = self.ff_i.forward(&mlp.modulated_norm(&x)?)?;
+        mlp.gated_add(&x, &ff)
+    }
+}

@@ -1,0 +1,15 @@
+//! HiDream-I1's sparse diffusion transformer (`HiDreamImageTransformer2DModel`), as
+//! shared/reference/hidream-i1.md §2–§3 describes it. One module per concept: config,
+//! embeddings (timestep, pooled text, patches, RoPE), attention, mixture of experts, blocks, and
+//! the model that strings them together.
+
+mod attention;
+mod blocks;
+mod config;
+mod embeddings;
+mod moe;
+mod transformer;
+
+pub use config::{Config, swiglu_hidden};
+pub use embeddings::{RopeTable, timestep_sinusoid};
+pub use transformer::{HiDreamTransformer, PromptEmbeds, patchify, unpatchify};

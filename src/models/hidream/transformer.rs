@@ -1,0 +1,329 @@
+//! `HiDreamImageTransformer2DModel`: patchify, embed, 16 dual-stream then 32 single-stream
+//! blocks, final adaLN layer, unpatchify (sizes from [`Config`]).
+
+use std::path::Path;
+
+use candle_core::{DType, Device, Module, Result, Tensor};
+use candle_nn::{Linear, VarBuilder, linear, linear_no_bias};
+
+use super::blocks::{DoubleStreamBlock, SingleStreamBlock, layer_norm};
+use super::config::Config;
+use super::embeddings::{MlpEmbedder, RopeTable, TIMESTEP_FEATURES, timestep_sinusoid};
+use crate::models::{LoadError, load_checked};
+
+/// The text conditioning of one batch of prompts, projected once and reused at every step
+/// (the reference recomputes these 49 projections at every step).
+#[derive(Debug, Clone)]
+pub struct PromptEmbeds {
+    /// T5 through projection #blocks: [B, St5, D].
+    t5: Tensor,
+    /// Block b's Llama state through projection b: [B, Sl, D] each.
+    llama: Vec<Tensor>,
+    /// The pooled-CLIP half of the adaLN input: [B, D].
+    pooled: Tensor,
+}
+
+impl PromptEmbeds {
+    pub fn batch(&self) -> Result<usize> {
+        self.pooled.dim(0)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct FinalLayer {
+    ada: Linear,
+    linear: Linear,
+}
+
+#[derive(Debug, Clone)]
+pub struct HiDreamTransformer {
+    cfg: Config,
+    t_embedder: MlpEmbedder,
+    p_embedder: MlpEmbedder,
+    x_embedder: Linear,
+    /// One per block (Llama states), then one for T5.
+    caption_projection: Vec<Linear>,
+    double_blocks: Vec<DoubleStreamBlock>,
+    single_blocks: Vec<SingleStreamBlock>,
+    final_layer: FinalLayer,
+    dtype: DType,
+}
+
+impl HiDreamTransformer {
+    /// Builds the model from a `VarBuilder` rooted at the checkpoint's top level (tensor names
+    /// exactly as in the released snapshots).
+    pub fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
+        let dim = cfg.inner_dim();
+        let heads = cfg.num_attention_heads;
+        let (experts, top_k) = (cfg.num_routed_experts, cfg.num_activated_experts);
+        let [t5_width, llama_width] = [cfg.caption_channels[0], cfg.caption_channels[1]];
+        let blocks = cfg.num_blocks();
+        let caption_projection = (0..=blocks)
+            .map(|k| {
+                let width = if k == blocks { t5_width } else { llama_width };
+                linear_no_bias(width, dim, vb.pp(format!("caption_projection.{k}.linear")))
+            })
+            .collect::<Result<_>>()?;
+        let double_blocks = (0..cfg.num_layers)
+            .map(|i| {
+                DoubleStreamBlock::new(
+                    dim,
+                    heads,
+                    experts,
+                    top_k,
+                    vb.pp(format!("double_stream_blocks.{i}.block")),
+                )
+            })
+            .collect::<Result<_>>()?;
+        let single_blocks = (0..cfg.num_single_layers)
+            .map(|j| {
+                SingleStreamBlock::new(
+                    dim,
+                    heads,
+                    experts,
+                    top_k,
+                    vb.pp(format!("single_stream_blocks.{j}.block")),
+                )
+            })
+            .collect::<Result<_>>()?;
+        Ok(Self {
+            cfg: cfg.clone(),
+            t_embedder: MlpEmbedder::new(
+                TIMESTEP_FEATURES,
+                dim,
+                vb.pp("t_embedder.timestep_embedder"),
+            )?,
+            p_embedder: MlpEmbedder::new(
+                cfg.text_emb_dim,
+                dim,
+                vb.pp("p_embedder.pooled_embedder"),
+            )?,
+            x_embedder: linear(cfg.patch_features(), dim, vb.pp("x_embedder.proj"))?,
+            caption_projection,
+            double_blocks,
+            single_blocks,
+            final_layer: FinalLayer {
+                ada: linear(dim, 2 * dim, vb.pp("final_layer.adaLN_modulation.1"))?,
+                linear: linear(
+                    dim,
+                    cfg.patch_size * cfg.patch_size * cfg.out_channels(),
+                    vb.pp("final_layer.linear"),
+                )?,
+            },
+            dtype: vb.dtype(),
+        })
+    }
+
+    /// Loads `transformer/` of a snapshot: config.json, then the (sharded) weights converted to
+    /// `dtype` on `device`, after checking every tensor name and shape.
+    pub fn load(dir: &Path, dtype: DType, device: &Device) -> std::result::Result<Self, LoadError> {
+        let cfg = Config::from_file(&dir.join("config.json"))?;
+        load_checked(dir, "HiDream transformer", dtype, device, |vb| {
+            Self::new(&cfg, vb)
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    pub fn device(&self) -> &Device {
+        self.x_embedder.weight().device()
+    }
+
+    /// Projects the text conditioning once per prompt.
+    ///
+    /// `t5`: [B, St5, Ct5]; `llama`: [L, B, Sl, Cl], every Llama layer's output (the last after
+    /// the final norm); `pooled`: [B, text_emb_dim], CLIP-L ‖ CLIP-G.
+    pub fn encode_prompt(
+        &self,
+        t5: &Tensor,
+        llama: &Tensor,
+        pooled: &Tensor,
+    ) -> Result<PromptEmbeds> {
+        let layers = llama.dim(0)?;
+        if layers < self.cfg.llama_layers_needed() {
+            candle_core::bail!(
+                "the transformer reads Llama layer {} but the text encoder produced only {layers} \
+                 layers; use the Llama-3.1-8B-Instruct the model was made for",
+                self.cfg.llama_layers_needed() - 1
+            );
+        }
+        let dtype = self.dtype;
+        let blocks = self.cfg.num_blocks();
+        let llama = self
+            .cfg
+            .llama_layers
+            .iter()
+            .enumerate()
+            .map(|(k, &layer)| {
+                self.caption_projection[k].forward(&llama.get(layer)?.to_dtype(dtype)?)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(PromptEmbeds {
+            t5: self.caption_projection[blocks].forward(&t5.to_dtype(dtype)?)?,
+            llama,
+            pooled: self.p_embedder.forward(&pooled.to_dtype(dtype)?)?,
+        })
+    }
+
+    /// One denoising evaluation. `latents`: [B, C, h, w]; `timesteps`: [B] on the 0..1000 scale
+    /// (1000·σ). Returns the raw model output [B, C, h, w] (≈ x0 − ε; pipelines negate it).
+    pub fn forward(
+        &self,
+        latents: &Tensor,
+        timesteps: &Tensor,
+        prompt: &PromptEmbeds,
+    ) -> Result<Tensor> {
+        let (batch, _, h, w) = latents.dims4()?;
+        if prompt.batch()? != batch {
+            candle_core::bail!(
+                "the latents hold {batch} images but the prompt embeddings {}",
+                prompt.batch()?
+            );
+        }
+        let p = self.cfg.patch_size;
+        if h % p != 0 || w % p != 0 {
+            candle_core::bail!("latent size {h}×{w} is not a multiple of the patch size {p}");
+        }
+        let grid = (h / p, w / p);
+        let image_tokens = grid.0 * grid.1;
+        // As the reference: only non-square latents are padded to max_seq, with their padding
+        // keys zeroed.
+        let padded_len = if h == w {
+            image_tokens
+        } else {
+            self.cfg.max_seq()
+        };
+        if image_tokens > padded_len {
+            candle_core::bail!(
+                "a {h}×{w} latent has {image_tokens} patches, more than the {padded_len} this model \
+                 takes (max_resolution {:?})",
+                self.cfg.max_resolution
+            );
+        }
+
+        let temb = (self
+            .t_embedder
+            .forward(&timestep_sinusoid(timesteps)?.to_dtype(self.dtype)?)?
+            + &prompt.pooled)?;
+        let temb_act = candle_nn::ops::silu(&temb)?;
+
+        let tokens = patchify(&latents.to_dtype(self.dtype)?, p)?;
+        let tokens = pad_tokens(&tokens, padded_len)?;
+        let mut img = self.x_embedder.forward(&tokens)?;
+
+        let last = self.cfg.num_blocks() - 1;
+        let mut carried = Tensor::cat(&[&prompt.t5, &prompt.llama[last]], 1)?;
+        let carried_len = carried.dim(1)?;
+        let total_len = padded_len + carried_len + prompt.llama[0].dim(1)?;
+        let rope = RopeTable::new(&self.cfg.axes_dims_rope, grid, total_len, latents.device())?;
+        let image_mask = (padded_len > image_tokens)
+            .then(|| {
+                key_mask(
+                    image_tokens,
+                    padded_len,
+                    padded_len,
+                    self.dtype,
+                    latents.device(),
+                )
+            })
+            .transpose()?;
+
+        for (b, block) in self.double_blocks.iter().enumerate() {
+            let txt = Tensor::cat(&[&carried, &prompt.llama[b]], 1)?;
+            let (new_img, new_txt) =
+                block.forward(&img, image_mask.as_ref(), &txt, &temb_act, &rope)?;
+            img = new_img;
+            carried = new_txt.narrow(1, 0, carried_len)?;
+        }
+
+        let mut stream = Tensor::cat(&[&img, &carried], 1)?;
+        let stream_len = stream.dim(1)?;
+        let stream_mask = (padded_len > image_tokens)
+            .then(|| {
+                key_mask(
+                    image_tokens,
+                    padded_len,
+                    total_len,
+                    self.dtype,
+                    latents.device(),
+                )
+            })
+            .transpose()?;
+        for (j, block) in self.single_blocks.iter().enumerate() {
+            let b = self.cfg.num_layers + j;
+            let x = Tensor::cat(&[&stream, &prompt.llama[b]], 1)?;
+            stream = block
+                .forward(&x, stream_mask.as_ref(), &temb_act, &rope)?
+                .narrow(1, 0, stream_len)?;
+        }
+
+        let img = stream.narrow(1, 0, padded_len)?;
+        let ada = self
+            .final_layer
+            .ada
+            .forward(&temb_act)?
+            .unsqueeze(1)?
+            .chunk(2, 2)?;
+        let (shift, scale) = (&ada[0], &ada[1]);
+        let out = layer_norm(&img.contiguous()?)?
+            .broadcast_mul(&(scale + 1.0)?)?
+            .broadcast_add(shift)?;
+        let out = self.final_layer.linear.forward(&out)?;
+        unpatchify(&out.narrow(1, 0, image_tokens)?, grid, p)
+    }
+}
+
+/// [B, C, h, w] → [B, (h/p)·(w/p), p·p·C], token index row-major, features (p1, p2, c) with the
+/// channel fastest.
+pub fn patchify(x: &Tensor, p: usize) -> Result<Tensor> {
+    let (b, c, h, w) = x.dims4()?;
+    x.reshape((b, c, h / p, p, w / p, p))?
+        .permute((0, 2, 4, 3, 5, 1))?
+        .reshape((b, (h / p) * (w / p), p * p * c))
+}
+
+/// The inverse of [`patchify`] for the first rows·cols tokens.
+pub fn unpatchify(x: &Tensor, (rows, cols): (usize, usize), p: usize) -> Result<Tensor> {
+    let (b, _, features) = x.dims3()?;
+    let c = features / (p * p);
+    x.reshape((b, rows, cols, p, p, c))?
+        .permute((0, 5, 1, 3, 2, 4))?
+        .reshape((b, c, rows * p, cols * p))
+}
+
+/// Appends zero tokens up to `len`.
+fn pad_tokens(tokens: &Tensor, len: usize) -> Result<Tensor> {
+    let (b, n, f) = tokens.dims3()?;
+    if n == len {
+        return Ok(tokens.clone());
+    }
+    let zeros = Tensor::zeros((b, len - n, f), tokens.dtype(), tokens.device())?;
+    Tensor::cat(&[tokens, &zeros], 1)
+}
+
+/// [1, len, 1, 1]: zeros for the padding slots `real..padded` of the image, ones for the real
+/// image tokens and for the text tokens after the padded image.
+fn key_mask(
+    real: usize,
+    padded: usize,
+    len: usize,
+    dtype: DType,
+    device: &Device,
+) -> Result<Tensor> {
+    let values: Vec<f32> = (0..len)
+        .map(|i| {
+            if (real..padded).contains(&i) {
+                0.0
+            } else {
+                1.0
+            }
+        })
+        .collect();
+    Tensor::from_vec(values, (1, len, 1, 1), device)?.to_dtype(dtype)
+}

@@ -1,0 +1,44 @@
+//! Loading a model component from its folder: open the weights, check every tensor name and
+//! shape against what the model asks for, then build it in the requested dtype and device.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device};
+use candle_nn::VarBuilder;
+
+use crate::weights::{TensorStore, WeightsError, check_tensors, requested_tensors};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Weights(#[from] WeightsError),
+
+    #[error("{what} in {dir}: {source}")]
+    Build {
+        what: &'static str,
+        dir: PathBuf,
+        #[source]
+        source: Box<candle_core::Error>,
+    },
+}
+
+/// Builds a model from the weights in `dir`. `build` is called twice: once on free placeholder
+/// tensors to learn every name and shape it needs (checked against the checkpoint as a whole,
+/// so all mismatches are reported together), then on the real weights.
+pub fn load_checked<T>(
+    dir: &Path,
+    what: &'static str,
+    dtype: DType,
+    device: &Device,
+    build: impl Fn(VarBuilder<'_>) -> candle_core::Result<T>,
+) -> Result<T, LoadError> {
+    let build_error = |source| LoadError::Build {
+        what,
+        dir: dir.to_path_buf(),
+        source: Box::new(source),
+    };
+    let store = TensorStore::open_dir(dir)?;
+    let requested = requested_tensors(&build).map_err(build_error)?;
+    check_tensors(&store, &requested)?;
+    build(store.into_var_builder(dtype, device)).map_err(build_error)
+}

@@ -1,0 +1,112 @@
+//! Checking a checkpoint against the tensors a model asks for, before loading any of them, so
+//! a mismatched checkpoint fails with a list of what differs instead of at the first tensor.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use candle_core::{DType, Device, Shape, Tensor};
+use candle_nn::var_builder::SimpleBackend;
+use candle_nn::{Init, VarBuilder};
+
+use super::error::{Result, WeightsError};
+use super::tensor_store::TensorStore;
+
+/// How many differences a mismatch error lists before summarising the rest.
+const LISTED: usize = 10;
+
+type Requests = Arc<Mutex<Vec<(String, Vec<usize>)>>>;
+
+/// A VarBuilder backend that hands out free zero tensors and remembers what was asked for.
+struct Recorder {
+    requested: Requests,
+}
+
+impl SimpleBackend for Recorder {
+    fn get(
+        &self,
+        shape: Shape,
+        name: &str,
+        _: Init,
+        dtype: DType,
+        device: &Device,
+    ) -> candle_core::Result<Tensor> {
+        self.requested
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((name.to_string(), shape.dims().to_vec()));
+        // A broadcast scalar: no memory however large the shape.
+        Tensor::zeros((), dtype, device)?.broadcast_as(shape)
+    }
+
+    fn get_unchecked(&self, name: &str, _: DType, _: &Device) -> candle_core::Result<Tensor> {
+        candle_core::bail!("`{name}` was requested without a shape; the audit needs shapes")
+    }
+
+    fn contains_tensor(&self, _: &str) -> bool {
+        true
+    }
+}
+
+/// Every tensor (name, shape) a model constructor asks for, in request order, without loading
+/// anything. `build` must only store what it gets (no arithmetic on weights).
+pub fn requested_tensors<T>(
+    build: impl FnOnce(VarBuilder<'_>) -> candle_core::Result<T>,
+) -> candle_core::Result<Vec<(String, Vec<usize>)>> {
+    let requested = Requests::default();
+    let backend: Box<dyn SimpleBackend> = Box::new(Recorder {
+        requested: requested.clone(),
+    });
+    build(VarBuilder::from_backend(backend, DType::F32, Device::Cpu))?;
+    let requested = requested
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    Ok(requested)
+}
+
+/// Compares what a model asks for with what `store` holds: tensors missing from the
+/// checkpoint, tensors of another shape, and checkpoint tensors the model never reads.
+pub fn check_tensors(store: &TensorStore, requested: &[(String, Vec<usize>)]) -> Result<()> {
+    let mut missing = Vec::new();
+    let mut wrong_shape = Vec::new();
+    for (name, shape) in requested {
+        match store.entry(name) {
+            None => missing.push(name.clone()),
+            Some((entry, _)) if &entry.shape != shape => wrong_shape.push(format!(
+                "{name}: checkpoint {:?}, config {:?}",
+                entry.shape, shape
+            )),
+            Some(_) => {}
+        }
+    }
+    let wanted: HashSet<&str> = requested.iter().map(|(n, _)| n.as_str()).collect();
+    let mut unexpected: Vec<String> = store
+        .names()
+        .filter(|n| !wanted.contains(n))
+        .map(str::to_string)
+        .collect();
+    unexpected.sort();
+    if missing.is_empty() && wrong_shape.is_empty() && unexpected.is_empty() {
+        return Ok(());
+    }
+    let mut groups = BTreeMap::new();
+    groups.insert("missing from the checkpoint", missing);
+    groups.insert("shape differs", wrong_shape);
+    groups.insert("in the checkpoint but not used by this model", unexpected);
+    let mut details = String::new();
+    for (what, items) in groups.iter().filter(|(_, items)| !items.is_empty()) {
+        details.push_str(&format!("\n  {} {what}:", items.len()));
+        for item in items.iter().take(LISTED) {
+            details.push_str(&format!("\n    {item}"));
+        }
+        if items.len() > LISTED {
+            details.push_str(&format!("\n    … and {} more", items.len() - LISTED));
+        }
+    }
+    Err(WeightsError::Mismatch {
+        location: store.location().to_path_buf(),
+        expected: requested.len(),
+        found: store.len(),
+        details,
+    })
+}
