@@ -7,5 +7,7 @@
 pub mod app;
 pub mod engine;
 pub mod info;
+pub mod kernels;
 pub mod models;
+pub mod rng;
 pub mod weights;

@@ -1,26 +1,15 @@
 //! Dual-stream and single-stream transformer blocks with adaLN modulation.
 
-use candle_core::{D, DType, Module, Result, Tensor};
+use candle_core::{D, Module, Result, Tensor};
 use candle_nn::{Linear, VarBuilder, linear};
 
 use super::attention::Attention;
 use super::embeddings::RopeTable;
 use super::moe::{ImageFeedForward, SwiGlu};
+use crate::kernels;
 
-/// LayerNorm epsilon of every block norm (no affine parameters).
-const BLOCK_NORM_EPS: f64 = 1e-6;
-
-/// LayerNorm over the last dim without affine parameters, computed in f32 with a two-pass
-/// variance (as PyTorch does) and returned in `x`'s dtype.
-pub fn layer_norm(x: &Tensor) -> Result<Tensor> {
-    let dtype = x.dtype();
-    let x = x.to_dtype(DType::F32)?;
-    let centred = x.broadcast_sub(&x.mean_keepdim(D::Minus1)?)?;
-    let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
-    centred
-        .broadcast_div(&(var + BLOCK_NORM_EPS)?.sqrt()?)?
-        .to_dtype(dtype)
-}
+/// LayerNorm epsilon of every block norm and the final layer's (no affine parameters).
+pub const NORM_EPS: f64 = 1e-6;
 
 /// One (shift, scale, gate) triple of an adaLN output, each [B, 1, D].
 #[derive(Debug, Clone)]
@@ -33,14 +22,12 @@ pub struct Modulation {
 impl Modulation {
     /// `LN(x)·(1 + scale) + shift`
     fn modulated_norm(&self, x: &Tensor) -> Result<Tensor> {
-        layer_norm(x)?
-            .broadcast_mul(&(&self.scale + 1.0)?)?
-            .broadcast_add(&self.shift)
+        kernels::modulated_layer_norm(x, &self.scale, &self.shift, NORM_EPS)
     }
 
     /// `x + gate·f`
     fn gated_add(&self, x: &Tensor, f: &Tensor) -> Result<Tensor> {
-        x + f.broadcast_mul(&self.gate)?
+        kernels::gated_residual(x, f, &self.gate)
     }
 }
 
@@ -84,12 +71,15 @@ impl DoubleStreamBlock {
         })
     }
 
-    /// `img` [B, Si, D], `txt` [B, St, D], `temb_act` = SiLU(temb) [B, D].
+    /// `img` [B, Si, D], `txt` [B, St, D], `temb_act` = SiLU(temb) [B, D]. Returns the image
+    /// stream and the first `keep_text` text tokens: the rest (the block's own Llama tokens)
+    /// only serve as keys and values, and the reference discards their outputs.
     pub fn forward(
         &self,
         img: &Tensor,
         key_mask: Option<&Tensor>,
         txt: &Tensor,
+        keep_text: usize,
         temb_act: &Tensor,
         rope: &RopeTable,
     ) -> Result<(Tensor, Tensor)> {
@@ -100,10 +90,11 @@ impl DoubleStreamBlock {
             &msa_i.modulated_norm(img)?,
             key_mask,
             &msa_t.modulated_norm(txt)?,
+            keep_text,
             rope,
         )?;
         let img = msa_i.gated_add(img, &attn_i)?;
-        let txt = msa_t.gated_add(txt, &attn_t)?;
+        let txt = msa_t.gated_add(&txt.narrow(1, 0, keep_text)?, &attn_t)?;
 
         let ff_i = self.ff_i.forward(&mlp_i.modulated_norm(&img)?)?;
         let ff_t = self.ff_t.forward(&mlp_t.modulated_norm(&txt)?)?;
@@ -135,17 +126,21 @@ impl SingleStreamBlock {
     }
 
     /// `x` [B, S, D] (image tokens first), `key_mask` [1, S, 1, 1] when the image is padded.
+    /// Returns the first `keep` tokens; all `S` are keys and values.
     pub fn forward(
         &self,
         x: &Tensor,
+        keep: usize,
         key_mask: Option<&Tensor>,
         temb_act: &Tensor,
         rope: &RopeTable,
     ) -> Result<Tensor> {
         let m = modulations(&self.ada.forward(temb_act)?, 2)?;
         let (msa, mlp) = (&m[0], &m[1]);
-        let attn = self.attn.forward(&msa.modulated_norm(x)?, key_mask, rope)?;
-        let x = msa.gated_add(x, &attn)?;
+        let attn = self
+            .attn
+            .forward(&msa.modulated_norm(x)?, keep, key_mask, rope)?;
+        let x = msa.gated_add(&x.narrow(1, 0, keep)?, &attn)?;
         let ff = self.ff_i.forward(&mlp.modulated_norm(&x)?)?;
         mlp.gated_add(&x, &ff)
     }

@@ -4,6 +4,7 @@ use candle_core::{D, Module, Result, Tensor};
 use candle_nn::{Linear, VarBuilder, linear_no_bias};
 
 use super::config::swiglu_hidden;
+use crate::kernels;
 
 /// `w2(SiLU(w1·x) ⊙ w3·x)`, no biases.
 #[derive(Debug, Clone)]
@@ -27,8 +28,10 @@ impl SwiGlu {
 
 impl Module for SwiGlu {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let gate = candle_nn::ops::silu(&self.w1.forward(x)?)?;
-        self.w2.forward(&(gate * self.w3.forward(x)?)?)
+        self.w2.forward(&kernels::silu_mul(
+            &self.w1.forward(x)?,
+            &self.w3.forward(x)?,
+        )?)
     }
 }
 

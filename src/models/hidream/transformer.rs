@@ -6,9 +6,10 @@ use std::path::Path;
 use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::{Linear, VarBuilder, linear, linear_no_bias};
 
-use super::blocks::{DoubleStreamBlock, SingleStreamBlock, layer_norm};
+use super::blocks::{DoubleStreamBlock, NORM_EPS, SingleStreamBlock};
 use super::config::Config;
 use super::embeddings::{MlpEmbedder, RopeTable, TIMESTEP_FEATURES, timestep_sinusoid};
+use crate::kernels;
 use crate::models::{LoadError, load_checked};
 
 /// The text conditioning of one batch of prompts, projected once and reused at every step
@@ -236,10 +237,14 @@ impl HiDreamTransformer {
 
         for (b, block) in self.double_blocks.iter().enumerate() {
             let txt = Tensor::cat(&[&carried, &prompt.llama[b]], 1)?;
-            let (new_img, new_txt) =
-                block.forward(&img, image_mask.as_ref(), &txt, &temb_act, &rope)?;
-            img = new_img;
-            carried = new_txt.narrow(1, 0, carried_len)?;
+            (img, carried) = block.forward(
+                &img,
+                image_mask.as_ref(),
+                &txt,
+                carried_len,
+                &temb_act,
+                &rope,
+            )?;
         }
 
         let mut stream = Tensor::cat(&[&img, &carried], 1)?;
@@ -258,12 +263,17 @@ impl HiDreamTransformer {
         for (j, block) in self.single_blocks.iter().enumerate() {
             let b = self.cfg.num_layers + j;
             let x = Tensor::cat(&[&stream, &prompt.llama[b]], 1)?;
-            stream = block
-                .forward(&x, stream_mask.as_ref(), &temb_act, &rope)?
-                .narrow(1, 0, stream_len)?;
+            // Only image tokens leave the last block.
+            let keep = if j + 1 == self.single_blocks.len() {
+                padded_len
+            } else {
+                stream_len
+            };
+            stream = block.forward(&x, keep, stream_mask.as_ref(), &temb_act, &rope)?;
         }
 
-        let img = stream.narrow(1, 0, padded_len)?;
+        // The last single block kept only the (padded) image tokens.
+        let img = stream;
         let ada = self
             .final_layer
             .ada
@@ -271,9 +281,7 @@ impl HiDreamTransformer {
             .unsqueeze(1)?
             .chunk(2, 2)?;
         let (shift, scale) = (&ada[0], &ada[1]);
-        let out = layer_norm(&img.contiguous()?)?
-            .broadcast_mul(&(scale + 1.0)?)?
-            .broadcast_add(shift)?;
+        let out = kernels::modulated_layer_norm(&img, scale, shift, NORM_EPS)?;
         let out = self.final_layer.linear.forward(&out)?;
         unpatchify(&out.narrow(1, 0, image_tokens)?, grid, p)
     }

@@ -1,0 +1,150 @@
+//! `hidream-studio bench`: timings of the model parts, printed so BENCHMARKS.md can put them
+//! next to the reference implementation's (tools/bench/ has the Python counterparts).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use candle_core::{DType, Device, Tensor};
+use clap::{Args, Subcommand};
+use hidream_studio::models::hidream::{Config, HiDreamTransformer};
+use hidream_studio::rng::Rng;
+use hidream_studio::weights::random_var_builder;
+
+use super::options::{ComputeDType, DeviceChoice};
+
+#[derive(Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    target: BenchTarget,
+}
+
+#[derive(Subcommand)]
+enum BenchTarget {
+    /// One forward of the HiDream transformer.
+    ///
+    /// Each --config is a transformer folder (its weights are loaded) or a config.json (seeded
+    /// random weights). The input is one square latent of the config's max_resolution, 128 T5
+    /// and 128 Llama tokens, t = 500.
+    Dit(DitArgs),
+}
+
+#[derive(Args)]
+struct DitArgs {
+    /// Transformer folder or config.json; repeat to time several.
+    #[arg(long = "config", required = true)]
+    configs: Vec<PathBuf>,
+    #[arg(long, value_enum, default_value_t = ComputeDType::F32)]
+    dtype: ComputeDType,
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Cpu)]
+    device: DeviceChoice,
+    /// Timed runs per config (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    iters: usize,
+    /// Untimed runs first.
+    #[arg(long, default_value_t = 1)]
+    warmup: usize,
+    /// Print one JSON object per config instead of a table row.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
+    match &args.target {
+        BenchTarget::Dit(dit) => bench_dit(dit),
+    }
+}
+
+const TEXT_TOKENS: usize = 128;
+
+fn bench_dit(args: &DitArgs) -> anyhow::Result<ExitCode> {
+    let device = args.device.device()?;
+    let dtype = args.dtype.dtype();
+    let threads = candle_core::utils::get_num_threads();
+    if !args.json {
+        println!("config                          image tokens  dtype  threads  median ms  min ms");
+    }
+    for path in &args.configs {
+        let (cfg, model) = load_or_randomise(path, dtype, &device)?;
+        let side = cfg.max_resolution[0];
+        let mut rng = Rng::new(0);
+        let mut randn = |shape: &[usize]| -> anyhow::Result<Tensor> {
+            let n = shape.iter().product();
+            Ok(Tensor::from_vec(rng.normals(n), shape, &Device::Cpu)?.to_device(&device)?)
+        };
+        let latents = randn(&[1, cfg.in_channels, side, side])?;
+        let t5 = randn(&[1, TEXT_TOKENS, cfg.caption_channels[0]])?;
+        let llama = randn(&[
+            cfg.llama_layers_needed(),
+            1,
+            TEXT_TOKENS,
+            cfg.caption_channels[1],
+        ])?;
+        let pooled = randn(&[1, cfg.text_emb_dim])?;
+        let t = Tensor::new(&[500f32], &device)?;
+
+        let forward = || -> anyhow::Result<()> {
+            let prompt = model.encode_prompt(&t5, &llama, &pooled)?;
+            let out = model.forward(&latents, &t, &prompt)?;
+            device.synchronize()?;
+            drop(out);
+            Ok(())
+        };
+        for _ in 0..args.warmup {
+            forward()?;
+        }
+        let mut times = Vec::with_capacity(args.iters);
+        for _ in 0..args.iters.max(1) {
+            let start = Instant::now();
+            forward()?;
+            times.push(start.elapsed());
+        }
+        times.sort();
+        let median = times[times.len() / 2];
+        let tokens = (side / cfg.patch_size).pow(2);
+        let name = display_name(path);
+        if args.json {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "bench": "dit", "config": name, "image_tokens": tokens, "dtype": args.dtype.name(),
+                    "threads": threads, "median_ms": ms(median), "min_ms": ms(times[0]),
+                    "iters": times.len(),
+                })
+            );
+        } else {
+            println!(
+                "{name:<32}{tokens:>12}  {:<5}  {threads:>7}  {:>9.1}  {:>6.1}",
+                args.dtype.name(),
+                ms(median),
+                ms(times[0])
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn load_or_randomise(
+    path: &Path,
+    dtype: DType,
+    device: &Device,
+) -> anyhow::Result<(Config, HiDreamTransformer)> {
+    if path.is_dir() {
+        let model = HiDreamTransformer::load(path, dtype, device)?;
+        return Ok((model.config().clone(), model));
+    }
+    let cfg = Config::from_file(path)?;
+    let model = HiDreamTransformer::new(&cfg, random_var_builder(0, dtype, device))
+        .with_context(|| format!("building a random transformer for {}", path.display()))?;
+    Ok((cfg, model))
+}
+
+fn display_name(path: &Path) -> String {
+    let parts: Vec<_> = path.iter().map(|p| p.to_string_lossy()).collect();
+    parts[parts.len().saturating_sub(3)..].join("/")
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}

@@ -1,0 +1,67 @@
+//! Fast CPU kernels for the element-wise work around the matmuls, where candle's generic ops
+//! call a scalar `expf` per element: softmax (attention) and SiLU gating (every SwiGLU). Each
+//! public function falls back to candle's own ops on other devices, so callers need not care.
+//!
+//! The kernels are plain loops over rows that LLVM vectorises; every row function is compiled
+//! twice, for the baseline target and for AVX2+FMA, and the widest the CPU supports is picked
+//! at run time.
+
+mod adaln;
+mod exp;
+mod silu_mul;
+mod softmax;
+
+pub use adaln::{gated_residual, modulated_layer_norm};
+pub use silu_mul::silu_mul;
+pub use softmax::{softmax_last_dim_scaled, softmax_numerators};
+
+/// Accumulators folded side by side, so reductions vectorise.
+const LANES: usize = 8;
+
+/// Folds with `LANES` independent accumulators so the loop vectorises, then folds those.
+#[inline(always)]
+fn lane_fold(values: &[f32], init: f32, f: impl Fn(f32, f32) -> f32 + Copy) -> f32 {
+    let mut acc = [init; LANES];
+    let chunks = values.chunks_exact(LANES);
+    let tail = chunks.remainder();
+    for chunk in chunks {
+        for (a, &v) in acc.iter_mut().zip(chunk) {
+            *a = f(*a, v);
+        }
+    }
+    tail.iter().chain(&acc).fold(init, |a, &v| f(a, v))
+}
+
+/// Whether the AVX2+FMA variants can run here.
+fn has_avx2_fma() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Declares `$name` as a safe function pointer chooser for an `#[inline(always)]` row kernel:
+/// `$name()` returns the AVX2+FMA build of `$kernel` when available, else the baseline build.
+macro_rules! multiversion {
+    ($name:ident, $kernel:path, fn($($arg:ident: $ty:ty),*)) => {
+        fn $name() -> fn($($ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2,fma")]
+                fn wide($($arg: $ty),*) {
+                    $kernel($($arg),*)
+                }
+                if crate::kernels::has_avx2_fma() {
+                    // SAFETY: `wide` only runs after the CPU features were detected.
+                    return |$($arg: $ty),*| unsafe { wide($($arg),*) };
+                }
+            }
+            |$($arg: $ty),*| $kernel($($arg),*)
+        }
+    };
+}
+pub(crate) use multiversion;
