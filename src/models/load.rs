@@ -32,6 +32,19 @@ pub fn load_checked<T>(
     device: &Device,
     build: impl Fn(VarBuilder<'_>) -> candle_core::Result<T>,
 ) -> Result<T, LoadError> {
+    load_checked_ignoring(dir, what, dtype, device, &[], build)
+}
+
+/// As [`load_checked`], for checkpoints that also hold tensors the model knowingly leaves
+/// unread (`ignored`: exact names, or prefixes ending in `.`), such as Llama's `lm_head.weight`.
+pub fn load_checked_ignoring<T>(
+    dir: &Path,
+    what: &'static str,
+    dtype: DType,
+    device: &Device,
+    ignored: &[&str],
+    build: impl Fn(VarBuilder<'_>) -> candle_core::Result<T>,
+) -> Result<T, LoadError> {
     let build_error = |source| LoadError::Build {
         what,
         dir: dir.to_path_buf(),
@@ -39,6 +52,6 @@ pub fn load_checked<T>(
     };
     let store = TensorStore::open_dir(dir)?;
     let requested = requested_tensors(&build).map_err(build_error)?;
-    check_tensors(&store, &requested)?;
+    check_tensors(&store, &requested, ignored)?;
     build(store.into_var_builder(dtype, device)).map_err(build_error)
 }

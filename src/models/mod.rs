@@ -1,7 +1,8 @@
 //! The neural networks, in candle, with tensor names exactly as in the released checkpoints.
 
 pub mod hidream;
+pub mod text;
 
 mod load;
 
-pub use load::{LoadError, load_checked};
+pub use load::{LoadError, load_checked, load_checked_ignoring};

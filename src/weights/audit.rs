@@ -66,7 +66,11 @@ pub fn requested_tensors<T>(
 
 /// Compares what a model asks for with what `store` holds: tensors missing from the
 /// checkpoint, tensors of another shape, and checkpoint tensors the model never reads.
-pub fn check_tensors(store: &TensorStore, requested: &[(String, Vec<usize>)]) -> Result<()> {
+pub fn check_tensors(
+    store: &TensorStore,
+    requested: &[(String, Vec<usize>)],
+    ignored: &[&str],
+) -> Result<()> {
     let mut missing = Vec::new();
     let mut wrong_shape = Vec::new();
     for (name, shape) in requested {
@@ -83,6 +87,11 @@ pub fn check_tensors(store: &TensorStore, requested: &[(String, Vec<usize>)]) ->
     let mut unexpected: Vec<String> = store
         .names()
         .filter(|n| !wanted.contains(n))
+        .filter(|n| {
+            !ignored
+                .iter()
+                .any(|i| n == i || (i.ends_with('.') && n.starts_with(i)))
+        })
         .map(str::to_string)
         .collect();
     unexpected.sort();

@@ -140,6 +140,9 @@ pub enum WeightsError {
         details: String,
     },
 
+    #[error("{path}: {detail}; fetch the tokenizer files of this model again")]
+    Tokenizer { path: PathBuf, detail: String },
+
     #[error("{file}: tensor `{tensor}` could not be loaded: {detail}")]
     TensorLoad {
         file: PathBuf,

@@ -56,6 +56,10 @@ pub struct DoubleStreamBlock {
 }
 
 impl DoubleStreamBlock {
+    pub fn prepare_for_device(&mut self) -> Result<()> {
+        self.ff_i.prepare_for_device()
+    }
+
     pub fn new(
         dim: usize,
         heads: usize,
@@ -111,6 +115,10 @@ pub struct SingleStreamBlock {
 }
 
 impl SingleStreamBlock {
+    pub fn prepare_for_device(&mut self) -> Result<()> {
+        self.ff_i.prepare_for_device()
+    }
+
     pub fn new(
         dim: usize,
         heads: usize,

@@ -8,6 +8,8 @@ mod blocks;
 mod config;
 mod embeddings;
 mod moe;
+#[cfg(feature = "cuda")]
+mod moe_cuda;
 mod transformer;
 
 pub use config::{Config, swiglu_hidden};

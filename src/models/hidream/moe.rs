@@ -15,6 +15,12 @@ pub struct SwiGlu {
 }
 
 impl SwiGlu {
+    /// (w1, w3, w2) weights, [H, D], [H, D], [D, H].
+    #[cfg(feature = "cuda")]
+    pub fn weights(&self) -> (&Tensor, &Tensor, &Tensor) {
+        (self.w1.weight(), self.w3.weight(), self.w2.weight())
+    }
+
     /// `hidden` is the nominal width; the real one is [`swiglu_hidden`] of it.
     pub fn new(dim: usize, hidden: usize, vb: VarBuilder) -> Result<Self> {
         let hidden = swiglu_hidden(hidden);
@@ -42,6 +48,9 @@ pub struct MixtureOfExperts {
     /// [experts, dim]
     gate: Tensor,
     experts: Vec<SwiGlu>,
+    /// The experts' weights stacked for the grouped GEMM on CUDA (replaces `experts`).
+    #[cfg(feature = "cuda")]
+    stacked: Option<super::moe_cuda::StackedExperts>,
     shared: SwiGlu,
     top_k: usize,
 }
@@ -59,9 +68,24 @@ impl MixtureOfExperts {
             experts: (0..experts)
                 .map(|e| SwiGlu::new(dim, hidden, vb.pp(format!("experts.{e}"))))
                 .collect::<Result<_>>()?,
+            #[cfg(feature = "cuda")]
+            stacked: None,
             shared: SwiGlu::new(dim, hidden / 2, vb.pp("shared_experts"))?,
             top_k,
         })
+    }
+
+    /// On CUDA in bf16/f16, replaces the per-expert weights by stacked ones so routing, expert
+    /// matmuls and the weighted sum all stay on the device (no host sync per block).
+    pub fn prepare_for_device(&mut self) -> Result<()> {
+        #[cfg(feature = "cuda")]
+        {
+            if super::moe_cuda::supported(&self.gate) && self.stacked.is_none() {
+                self.stacked = Some(super::moe_cuda::StackedExperts::new(&self.experts)?);
+                self.experts.clear();
+            }
+        }
+        Ok(())
     }
 
     /// Which experts each token goes to and with what weight: ([N, k] u32, [N, k]).
@@ -123,6 +147,12 @@ impl Module for MixtureOfExperts {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let shape = x.shape().clone();
         let flat = x.reshape(((), shape.dims()[shape.rank() - 1]))?;
+        #[cfg(feature = "cuda")]
+        let routed = match &self.stacked {
+            Some(stacked) => stacked.forward(&flat, &self.gate, self.top_k)?,
+            None => self.routed(&flat)?,
+        };
+        #[cfg(not(feature = "cuda"))]
         let routed = self.routed(&flat)?;
         (routed + self.shared.forward(&flat)?)?.reshape(shape)
     }
@@ -137,6 +167,13 @@ pub enum ImageFeedForward {
 }
 
 impl ImageFeedForward {
+    pub fn prepare_for_device(&mut self) -> Result<()> {
+        match self {
+            Self::Moe(moe) => moe.prepare_for_device(),
+            Self::Dense(_) => Ok(()),
+        }
+    }
+
     pub fn new(dim: usize, experts: usize, top_k: usize, vb: VarBuilder) -> Result<Self> {
         Ok(if experts > 0 {
             Self::Moe(MixtureOfExperts::new(dim, 4 * dim, experts, top_k, vb)?)

@@ -119,9 +119,28 @@ impl HiDreamTransformer {
     /// `dtype` on `device`, after checking every tensor name and shape.
     pub fn load(dir: &Path, dtype: DType, device: &Device) -> std::result::Result<Self, LoadError> {
         let cfg = Config::from_file(&dir.join("config.json"))?;
-        load_checked(dir, "HiDream transformer", dtype, device, |vb| {
+        let mut model = load_checked(dir, "HiDream transformer", dtype, device, |vb| {
             Self::new(&cfg, vb)
-        })
+        })?;
+        model
+            .prepare_for_device()
+            .map_err(|source| LoadError::Build {
+                what: "HiDream transformer",
+                dir: dir.to_path_buf(),
+                source: Box::new(source),
+            })?;
+        Ok(model)
+    }
+
+    /// Rearranges weights for the device the model lives on (stacked experts on CUDA).
+    pub fn prepare_for_device(&mut self) -> Result<()> {
+        for block in &mut self.double_blocks {
+            block.prepare_for_device()?;
+        }
+        for block in &mut self.single_blocks {
+            block.prepare_for_device()?;
+        }
+        Ok(())
     }
 
     pub fn config(&self) -> &Config {

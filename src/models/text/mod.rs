@@ -1,0 +1,200 @@
+//! HiDream-I1's four text encoders and their tokenizers (shared/reference/hidream-i1.md §4.1):
+//! CLIP-L and CLIP-G give the pooled vector, T5-XXL and every layer of Llama-3.1-8B-Instruct
+//! give the token sequences.
+
+mod activation;
+mod clip;
+mod llama;
+mod spiece;
+mod t5;
+mod tokenize;
+
+use std::path::Path;
+
+use candle_core::{DType, Device, Result, Tensor};
+
+pub use activation::Activation;
+pub use clip::{ClipConfig, ClipTextEncoder};
+pub use llama::{LlamaConfig, LlamaEncoder};
+pub use t5::{T5Config, T5Encoder, relative_bucket};
+pub use tokenize::{PromptTokenizer, Tokens};
+
+use super::{LoadError, load_checked_ignoring};
+use crate::weights::{Snapshot, WeightsError, read_json};
+
+/// Tokens every encoder sees (the pipelines' `max_sequence_length`).
+pub const MAX_SEQUENCE_LENGTH: usize = 128;
+
+/// The token ids of one prompt for each encoder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PromptTokens {
+    pub clip_l: Tokens,
+    pub clip_g: Tokens,
+    pub t5: Tokens,
+    pub llama: Tokens,
+}
+
+impl PromptTokens {
+    /// Whether any encoder had to cut the prompt short.
+    pub fn truncated(&self) -> bool {
+        [&self.clip_l, &self.clip_g, &self.t5, &self.llama]
+            .iter()
+            .any(|t| t.truncated)
+    }
+}
+
+/// What the transformer is conditioned on, for a batch of prompts.
+#[derive(Debug, Clone)]
+pub struct PromptEncoding {
+    /// CLIP-L ‖ CLIP-G projected pooled outputs: [B, 768 + 1280].
+    pub pooled: Tensor,
+    /// T5 last hidden state: [B, 128, 4096].
+    pub t5: Tensor,
+    /// Every Llama layer's output: [layers, B, 128, 4096].
+    pub llama: Tensor,
+}
+
+impl PromptEncoding {
+    /// Stacks prompts into one batch in the given order (CFG: `[negative, positive]`).
+    pub fn batch(parts: &[&PromptEncoding]) -> Result<Self> {
+        let cat = |f: fn(&PromptEncoding) -> &Tensor, dim| {
+            Tensor::cat(&parts.iter().map(|p| f(p)).collect::<Vec<_>>(), dim)
+        };
+        Ok(Self {
+            pooled: cat(|p| &p.pooled, 0)?,
+            t5: cat(|p| &p.t5, 0)?,
+            llama: cat(|p| &p.llama, 1)?,
+        })
+    }
+}
+
+/// A text encoder with its tokenizer.
+#[derive(Debug, Clone)]
+struct Encoder<M> {
+    tokenizer: PromptTokenizer,
+    model: M,
+}
+
+#[derive(Debug, Clone)]
+pub struct TextEncoders {
+    clip_l: Encoder<ClipTextEncoder>,
+    clip_g: Encoder<ClipTextEncoder>,
+    t5: Encoder<T5Encoder>,
+    llama: Encoder<LlamaEncoder>,
+    device: Device,
+}
+
+impl TextEncoders {
+    /// Loads CLIP-L, CLIP-G and T5 from a HiDream snapshot and Llama from its own folder.
+    pub fn load(
+        snapshot: &Snapshot,
+        llama_dir: &Path,
+        dtype: DType,
+        device: &Device,
+    ) -> std::result::Result<Self, LoadError> {
+        let clip = |encoder: &str,
+                    tokenizer: &str|
+         -> std::result::Result<Encoder<ClipTextEncoder>, LoadError> {
+            let dir = snapshot.component_dir(encoder)?;
+            let cfg: ClipConfig = read_json(&dir.join("config.json"), "CLIP text encoder config")?;
+            Ok(Encoder {
+                tokenizer: PromptTokenizer::clip(
+                    &snapshot.component_dir(tokenizer)?,
+                    MAX_SEQUENCE_LENGTH,
+                )?,
+                model: load_checked_ignoring(
+                    &dir,
+                    "CLIP text encoder",
+                    dtype,
+                    device,
+                    &["text_model.embeddings.position_ids"],
+                    |vb| ClipTextEncoder::new(&cfg, vb),
+                )?,
+            })
+        };
+        let t5_dir = snapshot.component_dir("text_encoder_3")?;
+        let t5_cfg: T5Config = read_json(&t5_dir.join("config.json"), "T5 encoder config")?;
+        Ok(Self {
+            clip_l: clip("text_encoder", "tokenizer")?,
+            clip_g: clip("text_encoder_2", "tokenizer_2")?,
+            t5: Encoder {
+                tokenizer: PromptTokenizer::t5(
+                    &snapshot.component_dir("tokenizer_3")?,
+                    MAX_SEQUENCE_LENGTH,
+                )?,
+                model: load_checked_ignoring(
+                    &t5_dir,
+                    "T5 encoder",
+                    dtype,
+                    device,
+                    &["encoder.embed_tokens.weight"],
+                    |vb| T5Encoder::new(&t5_cfg, vb),
+                )?,
+            },
+            llama: load_llama(llama_dir, dtype, device)?,
+            device: device.clone(),
+        })
+    }
+
+    pub fn tokenize(&self, prompt: &str) -> std::result::Result<PromptTokens, WeightsError> {
+        Ok(PromptTokens {
+            clip_l: self.clip_l.tokenizer.encode(prompt)?,
+            clip_g: self.clip_g.tokenizer.encode(prompt)?,
+            t5: self.t5.tokenizer.encode(prompt)?,
+            llama: self.llama.tokenizer.encode(prompt)?,
+        })
+    }
+
+    /// Encodes already tokenized ids. Every output is returned in f32.
+    pub fn encode_tokens(&self, tokens: &PromptTokens) -> Result<PromptEncoding> {
+        let dev = &self.device;
+        let clip_l = self.clip_l.model.encode(&tokens.clip_l.ids, dev)?;
+        let clip_g = self.clip_g.model.encode(&tokens.clip_g.ids, dev)?;
+        Ok(PromptEncoding {
+            pooled: Tensor::cat(&[clip_l, clip_g], 1)?.to_dtype(DType::F32)?,
+            t5: self
+                .t5
+                .model
+                .encode(&tokens.t5.ids, &tokens.t5.mask, dev)?
+                .to_dtype(DType::F32)?,
+            llama: self
+                .llama
+                .model
+                .encode(&tokens.llama.ids, &tokens.llama.mask, dev)?
+                .to_dtype(DType::F32)?,
+        })
+    }
+
+    pub fn encode(&self, prompt: &str) -> anyhow::Result<PromptEncoding> {
+        let tokens = self.tokenize(prompt)?;
+        Ok(self.encode_tokens(&tokens)?)
+    }
+}
+
+/// A Llama-3.1 folder: config.json, sharded weights (the LM head is left unread) and
+/// tokenizer.json.
+fn load_llama(
+    dir: &Path,
+    dtype: DType,
+    device: &Device,
+) -> std::result::Result<Encoder<LlamaEncoder>, LoadError> {
+    let config = dir.join("config.json");
+    if !config.is_file() {
+        return Err(WeightsError::NotAModelFolder {
+            dir: dir.to_path_buf(),
+        }
+        .into());
+    }
+    let cfg: LlamaConfig = read_json(&config, "Llama config")?;
+    Ok(Encoder {
+        tokenizer: PromptTokenizer::llama(dir, MAX_SEQUENCE_LENGTH)?,
+        model: load_checked_ignoring(
+            dir,
+            "Llama text encoder",
+            dtype,
+            device,
+            &["lm_head.weight"],
+            |vb| LlamaEncoder::new(&cfg, vb),
+        )?,
+    })
+}
