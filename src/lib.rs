@@ -10,4 +10,5 @@ pub mod info;
 pub mod kernels;
 pub mod models;
 pub mod rng;
+pub mod schedulers;
 pub mod weights;

@@ -1,0 +1,59 @@
+//! The Flash scheduler of HiDream-I1-Dev and -Fast (`FlashFlowMatchEulerDiscreteScheduler`):
+//! at every step predict x0, then re-noise it to the next σ with fresh Gaussian noise (an
+//! LCM-style step, not an ODE step).
+//!
+//! The official code's last step returns the sample it was given: it computes x0 and then
+//! discards it (shared/reference/hidream-i1.md §5.3 says x_N = x0, but its own test vectors,
+//! like the fixtures, come from the code). So the last model evaluation changes nothing, and
+//! [`FlashEuler::model_steps`] lets the pipeline skip it.
+
+use candle_core::{Result, Tensor};
+
+use super::schedule::Schedule;
+
+#[derive(Debug, Clone)]
+pub struct FlashEuler {
+    schedule: Schedule,
+    step: usize,
+}
+
+impl FlashEuler {
+    pub fn new(schedule: Schedule) -> Self {
+        Self { schedule, step: 0 }
+    }
+
+    pub fn schedule(&self) -> &Schedule {
+        &self.schedule
+    }
+
+    /// Whether the current step draws noise (all but the last).
+    pub fn needs_noise(&self) -> bool {
+        self.step + 1 < self.schedule.steps()
+    }
+
+    /// Steps whose model output matters: all but the last.
+    pub fn model_steps(&self) -> usize {
+        self.schedule.steps().saturating_sub(1)
+    }
+
+    /// One step; `noise` (same shape as `x`) is required unless this is the last step.
+    pub fn step(&mut self, v: &Tensor, x: &Tensor, noise: Option<&Tensor>) -> Result<Tensor> {
+        let i = self.step;
+        let n = self.schedule.steps();
+        if i >= n {
+            candle_core::bail!("the scheduler has already taken all {n} steps");
+        }
+        let next = if i + 1 < n {
+            let Some(noise) = noise else {
+                candle_core::bail!("the Flash scheduler needs fresh noise at step {}", i + 1)
+            };
+            let x0 = (x - (v * self.schedule.sigmas[i] as f64)?)?;
+            let sigma = self.schedule.sigmas[i + 1] as f64;
+            ((noise * sigma)? + (x0 * (1.0 - sigma))?)?
+        } else {
+            x.clone()
+        };
+        self.step += 1;
+        Ok(next)
+    }
+}
