@@ -2,6 +2,7 @@
 
 pub mod hidream;
 pub mod text;
+pub mod vae;
 
 mod load;
 

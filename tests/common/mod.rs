@@ -108,3 +108,19 @@ pub fn rel_err(actual: &candle_core::Tensor, expected: &candle_core::Tensor) -> 
     let norm: f64 = b.iter().map(|y| y * y).sum::<f64>().sqrt();
     diff / norm
 }
+
+/// Peak signal-to-noise ratio of two RGB8 images in dB (∞ when identical).
+pub fn psnr(a: &image::RgbImage, b: &image::RgbImage) -> f64 {
+    let mse = a
+        .as_raw()
+        .iter()
+        .zip(b.as_raw())
+        .map(|(&x, &y)| (x as f64 - y as f64).powi(2))
+        .sum::<f64>()
+        / a.as_raw().len() as f64;
+    if mse == 0.0 {
+        f64::INFINITY
+    } else {
+        10.0 * (255.0f64 * 255.0 / mse).log10()
+    }
+}

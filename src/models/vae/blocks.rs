@@ -1,0 +1,190 @@
+//! The building blocks of the diffusers autoencoder: ResNet blocks, the single-head mid-block
+//! attention, and the 2× resamplers.
+
+use candle_core::{Module, Result, Tensor};
+use candle_nn::{Conv2d, Conv2dConfig, GroupNorm, Linear, VarBuilder, conv2d, group_norm, linear};
+
+/// GroupNorm epsilon of every norm in the autoencoder.
+const EPS: f64 = 1e-6;
+
+fn conv3x3(
+    cin: usize,
+    cout: usize,
+    stride: usize,
+    padding: usize,
+    vb: VarBuilder,
+) -> Result<Conv2d> {
+    conv2d(
+        cin,
+        cout,
+        3,
+        Conv2dConfig {
+            padding,
+            stride,
+            ..Default::default()
+        },
+        vb,
+    )
+}
+
+/// norm → SiLU → conv, twice, plus a 1×1 shortcut when the width changes.
+#[derive(Debug, Clone)]
+pub struct ResnetBlock {
+    norm1: GroupNorm,
+    conv1: Conv2d,
+    norm2: GroupNorm,
+    conv2: Conv2d,
+    shortcut: Option<Conv2d>,
+}
+
+impl ResnetBlock {
+    pub fn new(cin: usize, cout: usize, groups: usize, vb: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            norm1: group_norm(groups, cin, EPS, vb.pp("norm1"))?,
+            conv1: conv3x3(cin, cout, 1, 1, vb.pp("conv1"))?,
+            norm2: group_norm(groups, cout, EPS, vb.pp("norm2"))?,
+            conv2: conv3x3(cout, cout, 1, 1, vb.pp("conv2"))?,
+            shortcut: if cin != cout {
+                Some(conv2d(
+                    cin,
+                    cout,
+                    1,
+                    Conv2dConfig::default(),
+                    vb.pp("conv_shortcut"),
+                )?)
+            } else {
+                None
+            },
+        })
+    }
+}
+
+impl Module for ResnetBlock {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let h = self
+            .conv1
+            .forward(&candle_nn::ops::silu(&self.norm1.forward(x)?)?)?;
+        let h = self
+            .conv2
+            .forward(&candle_nn::ops::silu(&self.norm2.forward(&h)?)?)?;
+        match &self.shortcut {
+            Some(conv) => conv.forward(x)? + h,
+            None => x + h,
+        }
+    }
+}
+
+/// Single-head self-attention over all pixels, with a residual connection.
+#[derive(Debug, Clone)]
+pub struct MidAttention {
+    norm: GroupNorm,
+    to_q: Linear,
+    to_k: Linear,
+    to_v: Linear,
+    to_out: Linear,
+}
+
+impl MidAttention {
+    pub fn new(channels: usize, groups: usize, vb: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            norm: group_norm(groups, channels, EPS, vb.pp("group_norm"))?,
+            to_q: linear(channels, channels, vb.pp("to_q"))?,
+            to_k: linear(channels, channels, vb.pp("to_k"))?,
+            to_v: linear(channels, channels, vb.pp("to_v"))?,
+            to_out: linear(channels, channels, vb.pp("to_out.0"))?,
+        })
+    }
+}
+
+impl Module for MidAttention {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (b, c, h, w) = x.dims4()?;
+        let tokens = self
+            .norm
+            .forward(x)?
+            .reshape((b, c, h * w))?
+            .transpose(1, 2)?
+            .contiguous()?;
+        let q = self.to_q.forward(&tokens)?;
+        let k = self.to_k.forward(&tokens)?;
+        let v = self.to_v.forward(&tokens)?;
+        let scores = q.matmul(&k.t()?)?;
+        let probs = crate::kernels::softmax_last_dim_scaled(&scores, 1.0 / (c as f64).sqrt())?;
+        let out = self.to_out.forward(&probs.matmul(&v)?)?;
+        x + out.transpose(1, 2)?.reshape((b, c, h, w))?
+    }
+}
+
+/// resnet → attention → resnet at the lowest resolution.
+#[derive(Debug, Clone)]
+pub struct MidBlock {
+    resnet0: ResnetBlock,
+    attention: Option<MidAttention>,
+    resnet1: ResnetBlock,
+}
+
+impl MidBlock {
+    pub fn new(channels: usize, groups: usize, attention: bool, vb: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            resnet0: ResnetBlock::new(channels, channels, groups, vb.pp("resnets.0"))?,
+            attention: if attention {
+                Some(MidAttention::new(channels, groups, vb.pp("attentions.0"))?)
+            } else {
+                None
+            },
+            resnet1: ResnetBlock::new(channels, channels, groups, vb.pp("resnets.1"))?,
+        })
+    }
+}
+
+impl Module for MidBlock {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let mut x = self.resnet0.forward(x)?;
+        if let Some(attention) = &self.attention {
+            x = attention.forward(&x)?;
+        }
+        self.resnet1.forward(&x)
+    }
+}
+
+/// Nearest-neighbour 2× upsampling followed by a 3×3 conv.
+#[derive(Debug, Clone)]
+pub struct Upsample {
+    conv: Conv2d,
+}
+
+impl Upsample {
+    pub fn new(channels: usize, vb: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            conv: conv3x3(channels, channels, 1, 1, vb.pp("conv"))?,
+        })
+    }
+}
+
+impl Module for Upsample {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (_, _, h, w) = x.dims4()?;
+        self.conv.forward(&x.upsample_nearest2d(2 * h, 2 * w)?)
+    }
+}
+
+/// A stride-2 3×3 conv after padding one pixel on the right and bottom only.
+#[derive(Debug, Clone)]
+pub struct Downsample {
+    conv: Conv2d,
+}
+
+impl Downsample {
+    pub fn new(channels: usize, vb: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            conv: conv3x3(channels, channels, 2, 0, vb.pp("conv"))?,
+        })
+    }
+}
+
+impl Module for Downsample {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.conv
+            .forward(&x.pad_with_zeros(3, 0, 1)?.pad_with_zeros(2, 0, 1)?)
+    }
+}
