@@ -9,6 +9,8 @@ pub mod engine;
 pub mod info;
 pub mod kernels;
 pub mod models;
+pub mod pipelines;
 pub mod rng;
 pub mod schedulers;
+pub mod store;
 pub mod weights;

@@ -42,6 +42,10 @@ enum Command {
     /// component with its class, files, stored dtypes, parameter count and size, then every
     /// problem found. Exits with status 1 when the folder cannot be used as it is.
     Info(cli::info::InfoArgs),
+    /// Make an image from a prompt with HiDream-I1 (Full, Dev or Fast).
+    ///
+    /// The PNG carries every setting as text, so the image can be reproduced from itself.
+    Generate(Box<cli::generate::GenerateArgs>),
     /// Time parts of the pipeline (for BENCHMARKS.md).
     ///
     /// Set RAYON_NUM_THREADS to fix the number of CPU threads.
@@ -62,6 +66,7 @@ fn main() -> ExitCode {
         None => hidream_studio::app::run_window(),
         Some(Command::Info(args)) => cli::info::run(&args),
         Some(Command::Bench(args)) => cli::bench::run(&args),
+        Some(Command::Generate(args)) => cli::generate::run(&args),
     };
     match result {
         Ok(code) => code,

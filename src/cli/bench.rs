@@ -12,7 +12,7 @@ use hidream_studio::models::hidream::{Config, HiDreamTransformer};
 use hidream_studio::rng::Rng;
 use hidream_studio::weights::random_var_builder;
 
-use super::options::{ComputeDType, DeviceChoice};
+use hidream_studio::pipelines::{ComputeDType, DeviceChoice};
 
 #[derive(Args)]
 pub struct BenchArgs {

@@ -1,5 +1,6 @@
 //! The command-line tools; each subcommand in its own file.
 
 pub mod bench;
+pub mod generate;
 pub mod info;
-pub mod options;
+mod progress_bar;

@@ -26,7 +26,7 @@ pub enum SchedulerKind {
 }
 
 /// How the FlowUniPC schedule is shifted a second time, at `set_timesteps`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum ShiftMode {
     /// As the official pipeline: by e^mu, mu from the transformer's `max_seq` (3.158 for the

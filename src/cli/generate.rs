@@ -1,0 +1,278 @@
+//! `hidream-studio generate`: one image from a prompt, through the same engine as the window.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use hidream_studio::engine::{Engine, Event};
+use hidream_studio::pipelines::{
+    ComputeDType, DeviceChoice, EncoderMemory, GenerateJob, GenerateSettings, Generation,
+    HiDreamBackend, ModelSelection, NoiseInput, OFFICIAL_RESOLUTIONS, Preset, find_llama,
+    parse_size,
+};
+use hidream_studio::schedulers::ShiftMode;
+use hidream_studio::store::{model_display_name, png_with_metadata, write_atomically};
+use hidream_studio::weights::{HubCache, resolve_model_path};
+
+use super::progress_bar::ProgressBar;
+
+#[derive(Args)]
+pub struct GenerateArgs {
+    /// The HiDream-I1 snapshot: a folder, or a Hugging Face id such as HiDream-ai/HiDream-I1-Dev
+    /// found in the local cache.
+    #[arg(long)]
+    model: String,
+    /// The Llama-3.1-8B-Instruct folder. Default: a text_encoder_4/ in the snapshot, else the
+    /// Hugging Face cache.
+    #[arg(long)]
+    llama: Option<PathBuf>,
+    /// What to draw.
+    #[arg(long)]
+    prompt: String,
+    /// What to steer away from (Full preset, or any guidance above 1). Default: empty.
+    #[arg(long)]
+    negative_prompt: Option<String>,
+    /// Sampling preset. Default: guessed from the model's name (…-Full, -Dev, -Fast), else dev.
+    #[arg(long, value_enum)]
+    preset: Option<Preset>,
+    /// Denoising steps (Full 50, Dev 28, Fast 16).
+    #[arg(long)]
+    steps: Option<usize>,
+    /// Classifier-free guidance scale; above 1 turns guidance on (Full 5, Dev and Fast 0).
+    #[arg(long)]
+    guidance: Option<f64>,
+    /// Scheduler time shift (Full 3, Dev 6, Fast 3).
+    #[arg(long)]
+    shift: Option<f64>,
+    /// How the Full sampler's schedule is shifted a second time: `dynamic` as the official
+    /// pipeline (e^mu, from the model's maximum resolution), or `fixed` (by --shift again).
+    #[arg(long, value_enum, default_value_t = ShiftMode::Dynamic)]
+    shift_mode: ShiftMode,
+    /// Output width; every size is rescaled to about --base-resolution² pixels.
+    #[arg(long, requires = "height")]
+    width: Option<u32>,
+    #[arg(long, requires = "width")]
+    height: Option<u32>,
+    /// A size as WIDTHxHEIGHT, e.g. one of the official 1024x1024, 1360x768, 768x1360,
+    /// 1168x880, 880x1168, 1248x832, 832x1248.
+    #[arg(long, conflicts_with_all = ["width", "height"])]
+    resolution: Option<String>,
+    /// The side of the square whose area every image is rescaled to (1024 for the released
+    /// models; tiny test models need less).
+    #[arg(long, default_value_t = 1024)]
+    base_resolution: u32,
+    /// Random seed. Default: a new one, printed.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Exact starting noise: a safetensors file with `latents` [1, 16, h, w] and, for Dev and
+    /// Fast, `step_noise` [steps − 1, 16, h, w], to replay a reference run.
+    #[arg(long)]
+    noise: Option<PathBuf>,
+    /// Compute dtype. Default: f32 on the CPU, bf16 on CUDA.
+    #[arg(long, value_enum)]
+    dtype: Option<ComputeDType>,
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Cpu)]
+    device: DeviceChoice,
+    /// Keep the text encoders in memory after encoding (default on the CPU) or free them
+    /// (default on CUDA).
+    #[arg(long, value_parser = clap::builder::BoolishValueParser::new())]
+    keep_encoders: Option<bool>,
+    /// Where to write the PNG (it carries the settings as text chunks).
+    #[arg(long)]
+    out: PathBuf,
+    /// Also write `final_latents` and `image` (f32, about [−1, 1], NCHW) as safetensors.
+    #[arg(long)]
+    dump: Option<PathBuf>,
+    /// Print one JSON summary line on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
+    // Fail on an unwritable output before minutes of work, not after.
+    check_writable(&args.out)?;
+    if let Some(dump) = &args.dump {
+        check_writable(dump)?;
+    }
+    let cache = HubCache::from_env();
+    let model = resolve_model_path(&args.model, cache.as_ref())?;
+    let llama = find_llama(args.llama.as_deref(), &model, cache.as_ref())?;
+    let noise = args.noise.as_deref().map(NoiseInput::read).transpose()?;
+    let device = args.device;
+    let dtype = args.dtype.unwrap_or(match device {
+        DeviceChoice::Cpu => ComputeDType::F32,
+        DeviceChoice::Cuda => ComputeDType::Bf16,
+    });
+    let preset = args
+        .preset
+        .or_else(|| Preset::guess_from_name(&model_display_name(&model)))
+        .unwrap_or(Preset::Dev);
+    let (width, height) = match (&args.resolution, args.width, args.height) {
+        (Some(text), _, _) => parse_size(text).with_context(|| {
+            let names: Vec<&str> = OFFICIAL_RESOLUTIONS.iter().map(|r| r.name).collect();
+            format!(
+                "--resolution {text}: expected WIDTHxHEIGHT, such as {}",
+                names.join(", ")
+            )
+        })?,
+        (None, Some(w), Some(h)) => (w, h),
+        _ => (args.base_resolution, args.base_resolution),
+    };
+    let settings = GenerateSettings {
+        models: ModelSelection {
+            model,
+            llama,
+            dtype,
+            device,
+        },
+        prompt: args.prompt.clone(),
+        negative_prompt: args.negative_prompt.clone(),
+        preset,
+        steps: args.steps,
+        guidance: args.guidance,
+        shift: args.shift,
+        shift_mode: args.shift_mode,
+        width,
+        height,
+        base_resolution: args.base_resolution,
+        seed: args.seed.unwrap_or_else(fresh_seed),
+    };
+    // The FLUX autoencoder's 8× is checked again against the real config when the job runs;
+    // checking here reports bad values before any model is loaded.
+    settings.resolve(8).map_err(anyhow::Error::msg)?;
+    let backend = HiDreamBackend {
+        encoder_memory: args.keep_encoders.map(|keep| {
+            if keep {
+                EncoderMemory::Keep
+            } else {
+                EncoderMemory::Drop
+            }
+        }),
+    };
+    let generation = run_job(backend, GenerateJob { settings, noise }, args.json)?;
+    write_outputs(args, &generation)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Submits the job to a fresh engine and follows its events until it ends.
+fn run_job(backend: HiDreamBackend, job: GenerateJob, quiet: bool) -> anyhow::Result<Generation> {
+    let mut engine = Engine::spawn(backend);
+    let id = engine.submit(job);
+    let mut bar = ProgressBar::new(std::io::stderr().is_terminal() && !quiet);
+    loop {
+        let Some(event) = engine.next_event_timeout(Duration::from_secs(3600)) else {
+            anyhow::bail!("the engine stopped answering");
+        };
+        if event.id() != id {
+            continue;
+        }
+        match event {
+            Event::Loading { what, .. } => bar.message(&format!("loading {what}")),
+            Event::Stage { stage, .. } => bar.message(&stage),
+            Event::Step { step, total, .. } => bar.step(step, total),
+            Event::Finished { output, .. } => {
+                bar.finish();
+                return Ok(output);
+            }
+            Event::Failed { error, .. } => {
+                bar.finish();
+                anyhow::bail!("{error}");
+            }
+            Event::Cancelled { .. } => anyhow::bail!("the job was cancelled"),
+            Event::Queued { .. } | Event::Started { .. } => {}
+        }
+    }
+}
+
+fn write_outputs(args: &GenerateArgs, generation: &Generation) -> anyhow::Result<()> {
+    let png = png_with_metadata(&generation.image, &generation.record)?;
+    write_atomically(&args.out, &png).with_context(|| format!("writing {}", args.out.display()))?;
+    if let Some(dump) = &args.dump {
+        let tensors = HashMap::from([
+            (
+                "final_latents".to_string(),
+                generation.final_latents.clone(),
+            ),
+            ("image".to_string(), generation.decoded.clone()),
+        ]);
+        candle_core::safetensors::save(&tensors, dump)
+            .with_context(|| format!("writing {}", dump.display()))?;
+    }
+    let record = &generation.record;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "output": args.out,
+                "dump": args.dump,
+                "seed": record.settings.seed,
+                "settings": record.settings,
+                "resolved": record.resolved,
+                "noise": record.noise,
+                "prompt_truncated": record.prompt_truncated,
+                "timings": record.timings,
+            })
+        );
+    } else {
+        let t = &record.timings;
+        let steps: f64 = t.step_ms.iter().sum();
+        eprintln!(
+            "wrote {} ({}×{}, seed {}) in {:.1} s: load {:.1} s, encode {:.1} s, {} steps {:.1} s, decode {:.1} s",
+            args.out.display(),
+            record.resolved.width,
+            record.resolved.height,
+            record.settings.seed,
+            t.total_ms / 1e3,
+            t.load_ms / 1e3,
+            t.encode_ms / 1e3,
+            t.step_ms.len(),
+            steps / 1e3,
+            t.decode_ms / 1e3
+        );
+        if record.prompt_truncated {
+            eprintln!(
+                "note: the prompt is longer than the text encoders' 128 tokens; its end was ignored"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Creates and removes a file beside `path` to prove it can be written.
+fn check_writable(path: &Path) -> anyhow::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !dir.is_dir() {
+        anyhow::bail!(
+            "{}: the folder {} does not exist",
+            path.display(),
+            dir.display()
+        );
+    }
+    if path.is_dir() {
+        anyhow::bail!(
+            "{}: is a folder; give a file name such as image.png",
+            path.display()
+        );
+    }
+    let probe = dir.join(format!(".hidream-write-test-{}", std::process::id()));
+    std::fs::write(&probe, b"")
+        .with_context(|| format!("{}: cannot write to {}", path.display(), dir.display()))?;
+    let _ = std::fs::remove_file(probe);
+    Ok(())
+}
+
+fn fresh_seed() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let mut rng = hidream_studio::rng::Rng::new(nanos ^ u64::from(std::process::id()));
+    // Seeds people can type: below 2^32.
+    rng.next_u64() >> 32
+}

@@ -1,0 +1,21 @@
+//! The pipelines that turn requests into images, and the engine backend that runs them.
+
+mod backend;
+mod llama;
+mod models;
+mod noise;
+mod presets;
+mod progress;
+mod resolution;
+mod settings;
+mod text_to_image;
+
+pub use backend::{GenerateJob, HiDreamBackend};
+pub use llama::{LLAMA_REPOS, find_llama};
+pub use models::{EncodedPrompt, EncoderMemory, HiDreamModels};
+pub use noise::NoiseInput;
+pub use presets::{Preset, PresetDefaults};
+pub use progress::{Progress, Silent};
+pub use resolution::{NamedResolution, OFFICIAL_RESOLUTIONS, effective_size, parse_size};
+pub use settings::{ComputeDType, DeviceChoice, GenerateSettings, ModelSelection, Resolved};
+pub use text_to_image::{Generation, GenerationRecord, Timings, generate};

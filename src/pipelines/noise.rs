@@ -1,0 +1,124 @@
+//! The noise a generation starts from and, for the Flash sampler, the fresh noise of every
+//! step: drawn from the seeded [`Rng`] on the CPU (so a seed gives the same image on any
+//! machine), or read from a file to replay a reference run exactly.
+
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor};
+
+use crate::rng::Rng;
+
+/// Noise read from a safetensors file: `latents` [1, C, h, w] and optionally `step_noise`
+/// [steps − 1, C, h, w].
+#[derive(Debug, Clone)]
+pub struct NoiseInput {
+    pub latents: Tensor,
+    pub step_noise: Option<Tensor>,
+}
+
+impl NoiseInput {
+    pub fn read(path: &Path) -> anyhow::Result<Self> {
+        let tensors = candle_core::safetensors::load(path, &Device::Cpu)
+            .map_err(|e| anyhow::anyhow!("{}: cannot read the noise file: {e}", path.display()))?;
+        let latents = tensors.get("latents").cloned().ok_or_else(|| {
+            anyhow::anyhow!(
+                "{}: has no `latents` tensor; a noise file holds `latents` [1, 16, h, w] and \
+                 optionally `step_noise` [steps − 1, 16, h, w]",
+                path.display()
+            )
+        })?;
+        Ok(Self {
+            latents: latents.to_dtype(DType::F32)?,
+            step_noise: tensors
+                .get("step_noise")
+                .map(|t| t.to_dtype(DType::F32))
+                .transpose()?,
+        })
+    }
+}
+
+pub(super) enum NoiseSource<'a> {
+    Seeded {
+        rng: Rng,
+        shape: [usize; 4],
+        device: Device,
+    },
+    File {
+        input: &'a NoiseInput,
+        device: Device,
+    },
+}
+
+impl<'a> NoiseSource<'a> {
+    /// Checks a noise file against the job's latent shape and step count.
+    pub fn new(
+        seed: u64,
+        input: Option<&'a NoiseInput>,
+        shape: [usize; 4],
+        steps: usize,
+        device: &Device,
+    ) -> anyhow::Result<Self> {
+        let Some(input) = input else {
+            return Ok(Self::Seeded {
+                rng: Rng::new(seed),
+                shape,
+                device: device.clone(),
+            });
+        };
+        if input.latents.dims() != shape {
+            anyhow::bail!(
+                "the noise file's `latents` are {:?} but this job needs {:?}; the file was made \
+                 for another size (check --width/--height/--base-resolution)",
+                input.latents.dims(),
+                shape
+            );
+        }
+        if let Some(step_noise) = &input.step_noise {
+            let expected = [steps.saturating_sub(1), shape[1], shape[2], shape[3]];
+            if step_noise.dims() != expected {
+                anyhow::bail!(
+                    "the noise file's `step_noise` is {:?} but {steps} steps need {:?}",
+                    step_noise.dims(),
+                    expected
+                );
+            }
+        }
+        Ok(Self::File {
+            input,
+            device: device.clone(),
+        })
+    }
+
+    pub fn initial(&mut self) -> anyhow::Result<Tensor> {
+        Ok(match self {
+            Self::Seeded { rng, shape, device } => Tensor::from_vec(
+                rng.normals(shape.iter().product()),
+                shape.to_vec(),
+                &Device::Cpu,
+            )?
+            .to_device(device)?,
+            Self::File { input, device } => input.latents.to_device(device)?,
+        })
+    }
+
+    /// The fresh noise of step `i` (drawn in order after the initial latents).
+    pub fn step_noise(&mut self, i: usize) -> anyhow::Result<Tensor> {
+        Ok(match self {
+            Self::Seeded { rng, shape, device } => Tensor::from_vec(
+                rng.normals(shape.iter().product()),
+                shape.to_vec(),
+                &Device::Cpu,
+            )?
+            .to_device(device)?,
+            Self::File { input, device } => {
+                let all = input.step_noise.as_ref().ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "the noise file has no `step_noise`, which this sampler needs at every step \
+                         but the last; add it or drop --noise"
+                    )
+                })?;
+                all.get(i)?.unsqueeze(0)?.to_device(device)?
+            }
+        })
+    }
+}

@@ -1,0 +1,184 @@
+//! HiDream-I1 text-to-image, step for step as the official `HiDreamImagePipeline`
+//! (shared/reference/hidream-i1.md §4): encode the prompt (and the negative one under CFG),
+//! denoise with the preset's scheduler, decode with the VAE.
+
+use std::time::Instant;
+
+use candle_core::{DType, Tensor};
+use serde::{Deserialize, Serialize};
+
+use super::models::HiDreamModels;
+use super::noise::{NoiseInput, NoiseSource};
+use super::progress::Progress;
+use super::settings::{GenerateSettings, Resolved};
+use crate::models::text::PromptEncoding;
+use crate::models::vae::to_rgb8;
+use crate::schedulers::Scheduler;
+
+/// Where the time went, in milliseconds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timings {
+    /// Loading models for this job (0 when the previous job's were reused).
+    pub load_ms: f64,
+    pub encode_ms: f64,
+    /// One entry per denoising step (0 for steps that need no model evaluation).
+    pub step_ms: Vec<f64>,
+    pub decode_ms: f64,
+    pub total_ms: f64,
+}
+
+/// Everything needed to understand and reproduce an image.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GenerationRecord {
+    pub settings: GenerateSettings,
+    pub resolved: Resolved,
+    /// `seed`, or `file` when the noise came from `--noise`.
+    pub noise: String,
+    /// Whether a prompt was longer than the encoders' 128 tokens and lost its end.
+    pub prompt_truncated: bool,
+    pub timings: Timings,
+    pub app: String,
+}
+
+pub struct Generation {
+    pub image: image::RgbImage,
+    /// The decoder output, f32 [1, 3, H, W], about [−1, 1] (not clamped).
+    pub decoded: Tensor,
+    /// f32 [1, 16, h, w].
+    pub final_latents: Tensor,
+    pub record: GenerationRecord,
+}
+
+/// Runs one text-to-image job on loaded models.
+pub fn generate(
+    models: &mut HiDreamModels,
+    settings: &GenerateSettings,
+    noise: Option<&NoiseInput>,
+    progress: &mut dyn Progress,
+) -> anyhow::Result<Generation> {
+    let started = Instant::now();
+    let resolved = settings
+        .resolve(models.vae.config().scale_factor())
+        .map_err(anyhow::Error::msg)?;
+    check_fits(&resolved, models)?;
+    let device = models.device().clone();
+    let latent_shape = [
+        1,
+        models.transformer.config().in_channels,
+        resolved.latent_height,
+        resolved.latent_width,
+    ];
+
+    progress.stage("encoding the prompt")?;
+    let t = Instant::now();
+    let cfg = resolved.uses_cfg();
+    let negative = settings.negative_prompt.clone().unwrap_or_default();
+    let prompts: Vec<&str> = if cfg {
+        vec![&negative, &settings.prompt]
+    } else {
+        vec![&settings.prompt]
+    };
+    let encoded = models.encode_prompts(&prompts)?;
+    let encoding = PromptEncoding::batch(&encoded.iter().map(|e| &e.encoding).collect::<Vec<_>>())?;
+    let prompt =
+        models
+            .transformer
+            .encode_prompt(&encoding.t5, &encoding.llama, &encoding.pooled)?;
+    let encode_ms = ms(t);
+
+    let mut scheduler = Scheduler::new(
+        resolved.scheduler,
+        resolved.steps,
+        resolved.shift,
+        settings.shift_mode,
+        models.transformer.config().max_seq(),
+    );
+    let mut source = NoiseSource::new(settings.seed, noise, latent_shape, resolved.steps, &device)?;
+    let mut x = source.initial()?;
+    let schedule = scheduler.schedule().clone();
+    let batch = if cfg { 2 } else { 1 };
+    let mut step_ms = Vec::with_capacity(resolved.steps);
+    for i in 0..scheduler.model_steps() {
+        let t = Instant::now();
+        let x_in = if cfg {
+            Tensor::cat(&[&x, &x], 0)?
+        } else {
+            x.clone()
+        };
+        let timestep = Tensor::full(schedule.timesteps[i], batch, &device)?;
+        let out = models
+            .transformer
+            .forward(&x_in, &timestep, &prompt)?
+            .to_dtype(DType::F32)?;
+        // The model predicts x0 − ε; the samplers take v = ε − x0.
+        let v = out.neg()?;
+        let v = if cfg {
+            let (uncond, cond) = (v.narrow(0, 0, 1)?, v.narrow(0, 1, 1)?);
+            (&uncond + ((cond - &uncond)? * resolved.guidance)?)?
+        } else {
+            v
+        };
+        let x0 = (&x - (&v * schedule.sigmas[i] as f64)?)?;
+        let step_noise = if scheduler.needs_noise() {
+            Some(source.step_noise(i)?)
+        } else {
+            None
+        };
+        x = scheduler.step(&v, &x, step_noise.as_ref())?;
+        step_ms.push(ms(t));
+        progress.step(i + 1, resolved.steps, Some(x0))?;
+    }
+    // Steps whose model output the scheduler ignores (Flash's last keeps its input).
+    for i in scheduler.model_steps()..resolved.steps {
+        step_ms.push(0.0);
+        progress.step(i + 1, resolved.steps, None)?;
+    }
+
+    progress.stage("decoding")?;
+    let t = Instant::now();
+    let decoded = models.vae.decode(&x)?;
+    let image = to_rgb8(&decoded)?;
+    let decode_ms = ms(t);
+    Ok(Generation {
+        image,
+        decoded,
+        final_latents: x,
+        record: GenerationRecord {
+            settings: settings.clone(),
+            resolved,
+            noise: if noise.is_some() { "file" } else { "seed" }.into(),
+            prompt_truncated: encoded.iter().any(|e| e.truncated),
+            timings: Timings {
+                load_ms: 0.0,
+                encode_ms,
+                step_ms,
+                decode_ms,
+                total_ms: ms(started),
+            },
+            app: format!("hidream-studio {}", env!("CARGO_PKG_VERSION")),
+        },
+    })
+}
+
+/// Non-square latents are padded to the transformer's `max_seq` patches; larger ones do not
+/// fit.
+fn check_fits(resolved: &Resolved, models: &HiDreamModels) -> anyhow::Result<()> {
+    let cfg = models.transformer.config();
+    let patches =
+        (resolved.latent_height / cfg.patch_size) * (resolved.latent_width / cfg.patch_size);
+    if resolved.latent_height != resolved.latent_width && patches > cfg.max_seq() {
+        anyhow::bail!(
+            "a {}×{} image has {patches} patches but this model takes at most {} (max_resolution \
+             {:?}); lower --base-resolution",
+            resolved.width,
+            resolved.height,
+            cfg.max_seq(),
+            cfg.max_resolution
+        );
+    }
+    Ok(())
+}
+
+fn ms(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1e3
+}

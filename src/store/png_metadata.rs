@@ -1,0 +1,157 @@
+//! PNG files that carry their generation settings: an A1111-style `parameters` text (read by
+//! most image tools) and the full JSON record, so an image can be reproduced from itself.
+
+use std::io::Cursor;
+use std::path::Path;
+
+use crate::pipelines::GenerationRecord;
+use crate::schedulers::SchedulerKind;
+
+/// The text chunk key of the JSON record.
+pub const RECORD_KEY: &str = "hidream-studio";
+/// The key A1111 and compatible tools read.
+pub const PARAMETERS_KEY: &str = "parameters";
+
+/// A readable name for a model folder: the repository name for a Hugging Face cache snapshot
+/// (`…/models--HiDream-ai--HiDream-I1-Dev/snapshots/…` → `HiDream-I1-Dev`), else the folder name.
+pub fn model_display_name(path: &Path) -> String {
+    for part in path.iter().rev() {
+        let part = part.to_string_lossy();
+        if let Some(repo) = part.strip_prefix("models--") {
+            return repo.rsplit("--").next().unwrap_or(repo).to_string();
+        }
+    }
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}
+
+/// `prompt`, `Negative prompt: …`, then `Key: value` pairs, as Automatic1111 writes them.
+pub fn parameters_text(record: &GenerationRecord) -> String {
+    let s = &record.settings;
+    let r = &record.resolved;
+    let mut text = s.prompt.clone();
+    if r.uses_cfg() {
+        text.push_str(&format!(
+            "\nNegative prompt: {}",
+            s.negative_prompt.as_deref().unwrap_or("")
+        ));
+    }
+    let sampler = match r.scheduler {
+        SchedulerKind::FlowUnipc => "FlowUniPC",
+        SchedulerKind::Flash => "Flash Euler",
+    };
+    text.push_str(&format!(
+        "\nSteps: {}, Sampler: {sampler}, CFG scale: {}, Seed: {}, Size: {}x{}, Model: {}, Preset: {}, Shift: {}, Version: {}",
+        r.steps,
+        r.guidance,
+        s.seed,
+        r.width,
+        r.height,
+        model_display_name(&s.models.model),
+        s.preset.name(),
+        r.shift,
+        record.app,
+    ));
+    text
+}
+
+/// Encodes `image` as PNG with both text records. Text that Latin-1 cannot hold goes into an
+/// iTXt (UTF-8) chunk, as PIL does.
+pub fn png_with_metadata(
+    image: &image::RgbImage,
+    record: &GenerationRecord,
+) -> anyhow::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    {
+        let mut encoder = png::Encoder::new(Cursor::new(&mut bytes), image.width(), image.height());
+        encoder.set_color(png::ColorType::Rgb);
+        encoder.set_depth(png::BitDepth::Eight);
+        add_text(&mut encoder, PARAMETERS_KEY, parameters_text(record))?;
+        add_text(&mut encoder, RECORD_KEY, serde_json::to_string(record)?)?;
+        let mut writer = encoder.write_header()?;
+        writer.write_image_data(image.as_raw())?;
+        writer.finish()?;
+    }
+    Ok(bytes)
+}
+
+fn add_text<W: std::io::Write>(
+    encoder: &mut png::Encoder<'_, W>,
+    key: &str,
+    text: String,
+) -> anyhow::Result<()> {
+    if text.chars().all(|c| (c as u32) < 256) {
+        encoder.add_text_chunk(key.into(), text)?;
+    } else {
+        encoder.add_itxt_chunk(key.into(), text)?;
+    }
+    Ok(())
+}
+
+/// The text chunks of a PNG, by key.
+pub fn png_texts(bytes: &[u8]) -> anyhow::Result<Vec<(String, String)>> {
+    let mut decoder = png::Decoder::new(Cursor::new(bytes));
+    decoder.set_ignore_text_chunk(false);
+    let reader = decoder.read_info()?;
+    let info = reader.info();
+    let mut texts: Vec<(String, String)> = info
+        .uncompressed_latin1_text
+        .iter()
+        .map(|t| (t.keyword.clone(), t.text.clone()))
+        .collect();
+    for t in &info.utf8_text {
+        texts.push((t.keyword.clone(), t.get_text()?));
+    }
+    for t in &info.compressed_latin1_text {
+        texts.push((t.keyword.clone(), t.get_text()?));
+    }
+    Ok(texts)
+}
+
+/// The generation record a PNG made by HiDream Studio carries, if any.
+pub fn read_record(bytes: &[u8]) -> anyhow::Result<Option<GenerationRecord>> {
+    Ok(
+        match png_texts(bytes)?.into_iter().find(|(k, _)| k == RECORD_KEY) {
+            Some((_, json)) => Some(serde_json::from_str(&json)?),
+            None => None,
+        },
+    )
+}
+
+/// Writes a file so that a crash never leaves half of it: into a temporary file beside it,
+/// then renamed over the target.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map_or_else(|| "output".into(), |n| n.to_string_lossy().into_owned());
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_of_cache_snapshots_and_folders() {
+        assert_eq!(
+            model_display_name(Path::new(
+                "/c/hub/models--HiDream-ai--HiDream-I1-Dev/snapshots/abc"
+            )),
+            "HiDream-I1-Dev"
+        );
+        assert_eq!(
+            model_display_name(Path::new("/data/HiDream-I1-Full")),
+            "HiDream-I1-Full"
+        );
+    }
+}

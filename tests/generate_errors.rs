@@ -1,0 +1,154 @@
+//! `generate` refuses bad input with a message that says what to change, before loading models.
+
+mod common;
+
+use std::process::{Command, Output};
+
+use common::{fixture_model, fixtures};
+
+fn generate(extra: &[&str], out: &std::path::Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hidream-studio"))
+        .arg("generate")
+        .arg("--model")
+        .arg(fixture_model("dev-mixed-dtypes"))
+        .args([
+            "--prompt",
+            "a red circle",
+            "--base-resolution",
+            "64",
+            "--seed",
+            "1",
+        ])
+        .arg("--out")
+        .arg(out)
+        .args(extra)
+        .env("HF_HUB_CACHE", "/nonexistent-cache-for-tests")
+        .output()
+        .unwrap()
+}
+
+fn fails_with(extra: &[&str], expected: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    let llama = fixtures().join("llama-3.1-tiny");
+    let mut args = vec!["--llama", llama.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let out = generate(&args, &dir.path().join("out.png"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{extra:?}: {err}");
+    for e in expected {
+        assert!(err.contains(e), "{extra:?}: expected {e:?} in {err}");
+    }
+    assert!(!dir.path().join("out.png").exists(), "no output on failure");
+}
+
+#[test]
+fn zero_steps() {
+    fails_with(&["--steps", "0"], &["--steps must be at least 1"]);
+}
+
+#[test]
+fn negative_guidance() {
+    fails_with(&["--guidance=-1"], &["--guidance must be 0 or more"]);
+}
+
+#[test]
+fn size_unusable_after_rescaling() {
+    fails_with(
+        &["--width", "10000", "--height", "1"],
+        &["10000×1", "cannot be made"],
+    );
+    fails_with(
+        &["--resolution", "huge"],
+        &["--resolution huge", "WIDTHxHEIGHT"],
+    );
+}
+
+#[test]
+fn unreadable_noise_file() {
+    fails_with(
+        &["--noise", "/no/such/noise.safetensors"],
+        &["/no/such/noise.safetensors", "cannot read the noise file"],
+    );
+}
+
+#[test]
+fn noise_of_the_wrong_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("noise.safetensors");
+    let latents = candle_core::Tensor::zeros(
+        (1, 16, 4, 4),
+        candle_core::DType::F32,
+        &candle_core::Device::Cpu,
+    )
+    .unwrap();
+    candle_core::safetensors::save(
+        &std::collections::HashMap::from([("latents".to_string(), latents)]),
+        &path,
+    )
+    .unwrap();
+    fails_with(
+        &["--noise", path.to_str().unwrap()],
+        &["[1, 16, 4, 4]", "[1, 16, 8, 8]", "another size"],
+    );
+    // And step noise for the wrong number of steps.
+    let latents = candle_core::Tensor::zeros(
+        (1, 16, 8, 8),
+        candle_core::DType::F32,
+        &candle_core::Device::Cpu,
+    )
+    .unwrap();
+    let steps = candle_core::Tensor::zeros(
+        (3, 16, 8, 8),
+        candle_core::DType::F32,
+        &candle_core::Device::Cpu,
+    )
+    .unwrap();
+    let tensors = std::collections::HashMap::from([
+        ("latents".to_string(), latents),
+        ("step_noise".to_string(), steps),
+    ]);
+    candle_core::safetensors::save(&tensors, &path).unwrap();
+    fails_with(
+        &["--noise", path.to_str().unwrap(), "--steps", "6"],
+        &["step_noise", "[3, 16, 8, 8]", "[5, 16, 8, 8]"],
+    );
+}
+
+#[test]
+fn missing_llama_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = generate(&["--llama", "/no/such/llama"], &dir.path().join("out.png"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        err.contains("/no/such/llama") && err.contains("not a Llama-3.1-8B-Instruct folder"),
+        "{err}"
+    );
+
+    let out = generate(&[], &dir.path().join("out.png"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("needs Llama-3.1-8B-Instruct")
+            && err.contains("hf download meta-llama/Llama-3.1-8B-Instruct"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unwritable_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let llama = fixtures().join("llama-3.1-tiny");
+    let out = generate(
+        &["--llama", llama.to_str().unwrap()],
+        &dir.path().join("missing-folder").join("x.png"),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("missing-folder") && err.contains("does not exist"),
+        "{err}"
+    );
+
+    let out = generate(&["--llama", llama.to_str().unwrap()], dir.path());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is a folder"), "{err}");
+}
