@@ -7,11 +7,15 @@
 //! at run time.
 
 mod adaln;
+mod conv;
 mod exp;
+mod image_ops;
 mod silu_mul;
 mod softmax;
 
 pub use adaln::{gated_residual, modulated_layer_norm};
+pub use conv::{conv2d, conv2d_module};
+pub use image_ops::{group_norm, upsample_nearest_2x};
 pub use silu_mul::silu_mul;
 pub use softmax::{softmax_last_dim_scaled, softmax_numerators};
 
@@ -47,7 +51,7 @@ fn has_avx2_fma() -> bool {
 /// Declares `$name` as a safe function pointer chooser for an `#[inline(always)]` row kernel:
 /// `$name()` returns the AVX2+FMA build of `$kernel` when available, else the baseline build.
 macro_rules! multiversion {
-    ($name:ident, $kernel:path, fn($($arg:ident: $ty:ty),*)) => {
+    ($name:ident, $kernel:path, fn($($arg:ident: $ty:ty),* $(,)?) $(,)?) => {
         fn $name() -> fn($($ty),*) {
             #[cfg(target_arch = "x86_64")]
             {

@@ -1,11 +1,34 @@
 //! The building blocks of the diffusers autoencoder: ResNet blocks, the single-head mid-block
 //! attention, and the 2× resamplers.
 
+use crate::kernels::conv2d_module;
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{Conv2d, Conv2dConfig, GroupNorm, Linear, VarBuilder, conv2d, group_norm, linear};
+use candle_nn::{Conv2d, Conv2dConfig, Linear, VarBuilder, conv2d, linear};
 
 /// GroupNorm epsilon of every norm in the autoencoder.
 const EPS: f64 = 1e-6;
+
+/// GroupNorm with affine parameters, optionally fused with the SiLU that follows it.
+#[derive(Debug, Clone)]
+pub struct Norm {
+    weight: Tensor,
+    bias: Tensor,
+    groups: usize,
+}
+
+impl Norm {
+    pub fn new(groups: usize, channels: usize, vb: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            weight: vb.get(channels, "weight")?,
+            bias: vb.get(channels, "bias")?,
+            groups,
+        })
+    }
+
+    pub fn forward(&self, x: &Tensor, silu: bool) -> Result<Tensor> {
+        crate::kernels::group_norm(x, &self.weight, &self.bias, self.groups, EPS, silu)
+    }
+}
 
 fn conv3x3(
     cin: usize,
@@ -30,9 +53,9 @@ fn conv3x3(
 /// norm → SiLU → conv, twice, plus a 1×1 shortcut when the width changes.
 #[derive(Debug, Clone)]
 pub struct ResnetBlock {
-    norm1: GroupNorm,
+    norm1: Norm,
     conv1: Conv2d,
-    norm2: GroupNorm,
+    norm2: Norm,
     conv2: Conv2d,
     shortcut: Option<Conv2d>,
 }
@@ -40,9 +63,9 @@ pub struct ResnetBlock {
 impl ResnetBlock {
     pub fn new(cin: usize, cout: usize, groups: usize, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
-            norm1: group_norm(groups, cin, EPS, vb.pp("norm1"))?,
+            norm1: Norm::new(groups, cin, vb.pp("norm1"))?,
             conv1: conv3x3(cin, cout, 1, 1, vb.pp("conv1"))?,
-            norm2: group_norm(groups, cout, EPS, vb.pp("norm2"))?,
+            norm2: Norm::new(groups, cout, vb.pp("norm2"))?,
             conv2: conv3x3(cout, cout, 1, 1, vb.pp("conv2"))?,
             shortcut: if cin != cout {
                 Some(conv2d(
@@ -61,14 +84,10 @@ impl ResnetBlock {
 
 impl Module for ResnetBlock {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let h = self
-            .conv1
-            .forward(&candle_nn::ops::silu(&self.norm1.forward(x)?)?)?;
-        let h = self
-            .conv2
-            .forward(&candle_nn::ops::silu(&self.norm2.forward(&h)?)?)?;
+        let h = conv2d_module(&self.conv1, &self.norm1.forward(x, true)?)?;
+        let h = conv2d_module(&self.conv2, &self.norm2.forward(&h, true)?)?;
         match &self.shortcut {
-            Some(conv) => conv.forward(x)? + h,
+            Some(conv) => conv2d_module(conv, x)? + h,
             None => x + h,
         }
     }
@@ -77,7 +96,7 @@ impl Module for ResnetBlock {
 /// Single-head self-attention over all pixels, with a residual connection.
 #[derive(Debug, Clone)]
 pub struct MidAttention {
-    norm: GroupNorm,
+    norm: Norm,
     to_q: Linear,
     to_k: Linear,
     to_v: Linear,
@@ -87,7 +106,7 @@ pub struct MidAttention {
 impl MidAttention {
     pub fn new(channels: usize, groups: usize, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
-            norm: group_norm(groups, channels, EPS, vb.pp("group_norm"))?,
+            norm: Norm::new(groups, channels, vb.pp("group_norm"))?,
             to_q: linear(channels, channels, vb.pp("to_q"))?,
             to_k: linear(channels, channels, vb.pp("to_k"))?,
             to_v: linear(channels, channels, vb.pp("to_v"))?,
@@ -101,7 +120,7 @@ impl Module for MidAttention {
         let (b, c, h, w) = x.dims4()?;
         let tokens = self
             .norm
-            .forward(x)?
+            .forward(x, false)?
             .reshape((b, c, h * w))?
             .transpose(1, 2)?
             .contiguous()?;
@@ -163,8 +182,7 @@ impl Upsample {
 
 impl Module for Upsample {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let (_, _, h, w) = x.dims4()?;
-        self.conv.forward(&x.upsample_nearest2d(2 * h, 2 * w)?)
+        conv2d_module(&self.conv, &crate::kernels::upsample_nearest_2x(x)?)
     }
 }
 
@@ -184,7 +202,9 @@ impl Downsample {
 
 impl Module for Downsample {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.conv
-            .forward(&x.pad_with_zeros(3, 0, 1)?.pad_with_zeros(2, 0, 1)?)
+        conv2d_module(
+            &self.conv,
+            &x.pad_with_zeros(3, 0, 1)?.pad_with_zeros(2, 0, 1)?,
+        )
     }
 }

@@ -1,13 +1,12 @@
 //! The encoder and decoder stacks of the autoencoder, in diffusers naming (`up_blocks.0` is the
 //! lowest resolution of the decoder).
 
+use crate::kernels::conv2d_module;
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{Conv2d, Conv2dConfig, GroupNorm, VarBuilder, conv2d, group_norm};
+use candle_nn::{Conv2d, Conv2dConfig, VarBuilder, conv2d};
 
-use super::blocks::{Downsample, MidBlock, ResnetBlock, Upsample};
+use super::blocks::{Downsample, MidBlock, Norm, ResnetBlock, Upsample};
 use super::config::VaeConfig;
-
-const EPS: f64 = 1e-6;
 
 fn conv3x3(cin: usize, cout: usize, vb: VarBuilder) -> Result<Conv2d> {
     conv2d(
@@ -54,7 +53,7 @@ pub struct Decoder {
     conv_in: Conv2d,
     mid: MidBlock,
     up: Vec<Stage>,
-    norm_out: GroupNorm,
+    norm_out: Norm,
     conv_out: Conv2d,
 }
 
@@ -92,7 +91,7 @@ impl Decoder {
             conv_in: conv3x3(cfg.latent_channels, top, vb.pp("conv_in"))?,
             mid: MidBlock::new(top, g, cfg.mid_block_add_attention, vb.pp("mid_block"))?,
             up,
-            norm_out: group_norm(g, prev, EPS, vb.pp("conv_norm_out"))?,
+            norm_out: Norm::new(g, prev, vb.pp("conv_norm_out"))?,
             conv_out: conv3x3(prev, cfg.out_channels, vb.pp("conv_out"))?,
         })
     }
@@ -100,12 +99,11 @@ impl Decoder {
 
 impl Module for Decoder {
     fn forward(&self, z: &Tensor) -> Result<Tensor> {
-        let mut x = self.mid.forward(&self.conv_in.forward(z)?)?;
+        let mut x = self.mid.forward(&conv2d_module(&self.conv_in, z)?)?;
         for stage in &self.up {
             x = stage.forward(&x)?;
         }
-        self.conv_out
-            .forward(&candle_nn::ops::silu(&self.norm_out.forward(&x)?)?)
+        conv2d_module(&self.conv_out, &self.norm_out.forward(&x, true)?)
     }
 }
 
@@ -115,7 +113,7 @@ pub struct Encoder {
     conv_in: Conv2d,
     down: Vec<Stage>,
     mid: MidBlock,
-    norm_out: GroupNorm,
+    norm_out: Norm,
     conv_out: Conv2d,
 }
 
@@ -152,7 +150,7 @@ impl Encoder {
             conv_in: conv3x3(cfg.in_channels, widths[0], vb.pp("conv_in"))?,
             down,
             mid: MidBlock::new(prev, g, cfg.mid_block_add_attention, vb.pp("mid_block"))?,
-            norm_out: group_norm(g, prev, EPS, vb.pp("conv_norm_out"))?,
+            norm_out: Norm::new(g, prev, vb.pp("conv_norm_out"))?,
             conv_out: conv3x3(prev, 2 * cfg.latent_channels, vb.pp("conv_out"))?,
         })
     }
@@ -160,12 +158,11 @@ impl Encoder {
 
 impl Module for Encoder {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let mut x = self.conv_in.forward(x)?;
+        let mut x = conv2d_module(&self.conv_in, x)?;
         for stage in &self.down {
             x = stage.forward(&x)?;
         }
         let x = self.mid.forward(&x)?;
-        self.conv_out
-            .forward(&candle_nn::ops::silu(&self.norm_out.forward(&x)?)?)
+        conv2d_module(&self.conv_out, &self.norm_out.forward(&x, true)?)
     }
 }

@@ -8,6 +8,7 @@ mod config;
 
 use std::path::Path;
 
+use crate::kernels::conv2d_module;
 use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::{Conv2d, Conv2dConfig, VarBuilder, conv2d};
 
@@ -75,7 +76,7 @@ impl AutoencoderKl {
         let z = ((latents.to_dtype(DType::F32)? / self.cfg.scaling_factor)? + shift)?
             .to_dtype(self.dtype)?;
         let z = match &self.post_quant_conv {
-            Some(conv) => conv.forward(&z)?,
+            Some(conv) => conv2d_module(conv, &z)?,
             None => z,
         };
         self.decoder.forward(&z)?.to_dtype(DType::F32)
@@ -86,7 +87,7 @@ impl AutoencoderKl {
     pub fn encode_distribution(&self, image: &Tensor) -> Result<(Tensor, Tensor)> {
         let h = self.encoder.forward(&image.to_dtype(self.dtype)?)?;
         let h = match &self.quant_conv {
-            Some(conv) => conv.forward(&h)?,
+            Some(conv) => conv2d_module(conv, &h)?,
             None => h,
         };
         let parts = h.to_dtype(DType::F32)?.chunk(2, 1)?;

@@ -1,0 +1,241 @@
+//! Element-wise image ops of the autoencoder on the CPU: GroupNorm (optionally followed by
+//! SiLU, as in every ResNet block) and 2× nearest-neighbour upsampling, each in one pass where
+//! candle needs several.
+
+use candle_core::{CpuStorage, CustomOp1, CustomOp3, DType, Layout, Module, Result, Shape, Tensor};
+use candle_nn::GroupNorm;
+use rayon::prelude::*;
+
+use super::exp::exp_f32;
+use super::{lane_fold, multiversion};
+
+/// GroupNorm of `x` [B, C, …] with per-channel `weight` and `bias` [C], then SiLU when `silu`
+/// is set. Statistics are computed in f32 with a two-pass variance.
+pub fn group_norm(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
+    groups: usize,
+    eps: f64,
+    silu: bool,
+) -> Result<Tensor> {
+    let fast = x.device().is_cpu()
+        && [x.dtype(), weight.dtype(), bias.dtype()]
+            .iter()
+            .all(|&d| d == DType::F32);
+    if !fast {
+        let channels = weight.dim(0)?;
+        let y = GroupNorm::new(weight.clone(), bias.clone(), channels, groups, eps)?.forward(x)?;
+        return if silu {
+            candle_nn::ops::silu(&y)
+        } else {
+            Ok(y)
+        };
+    }
+    x.contiguous()?.apply_op3_no_bwd(
+        weight,
+        bias,
+        &FusedGroupNorm {
+            groups,
+            eps: eps as f32,
+            silu,
+        },
+    )
+}
+
+struct FusedGroupNorm {
+    groups: usize,
+    eps: f32,
+    silu: bool,
+}
+
+impl CustomOp3 for FusedGroupNorm {
+    fn name(&self) -> &'static str {
+        "group-norm"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (x, weight, bias) = match (s1, s2, s3) {
+            (CpuStorage::F32(x), CpuStorage::F32(w), CpuStorage::F32(b)) => (x, w, b),
+            _ => candle_core::bail!("group-norm expects f32"),
+        };
+        let (Some((x0, x1)), Some((w0, _)), Some((b0, _))) = (
+            l1.contiguous_offsets(),
+            l2.contiguous_offsets(),
+            l3.contiguous_offsets(),
+        ) else {
+            candle_core::bail!("group-norm expects contiguous inputs")
+        };
+        let x = &x[x0..x1];
+        let dims = l1.dims();
+        let channels = dims.get(1).copied().unwrap_or(1);
+        if channels % self.groups != 0 {
+            candle_core::bail!("group-norm: {channels} channels in {} groups", self.groups);
+        }
+        let plane: usize = dims.iter().skip(2).product();
+        let (weight, bias) = (&weight[w0..w0 + channels], &bias[b0..b0 + channels]);
+        let group_len = channels / self.groups * plane;
+        let mut out = vec![0f32; x.len()];
+        let row = pick_group();
+        out.par_chunks_mut(group_len)
+            .zip(x.par_chunks(group_len))
+            .enumerate()
+            .for_each(|(i, (o, x))| {
+                let first_channel = (i % self.groups) * (channels / self.groups);
+                row(
+                    x,
+                    o,
+                    &weight[first_channel..],
+                    &bias[first_channel..],
+                    plane,
+                    self.eps,
+                    self.silu,
+                );
+            });
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+}
+
+/// One group: two-pass mean and variance over all its channels' pixels, then per-channel
+/// affine, then SiLU.
+#[inline(always)]
+fn normalize_group(
+    x: &[f32],
+    out: &mut [f32],
+    weight: &[f32],
+    bias: &[f32],
+    plane: usize,
+    eps: f32,
+    silu: bool,
+) {
+    let n = x.len() as f32;
+    let mean = lane_fold(x, 0.0, |a, v| a + v) / n;
+    let mut sq = [0f32; 8];
+    for chunk in x.chunks(8) {
+        for (s, &v) in sq.iter_mut().zip(chunk) {
+            *s += (v - mean) * (v - mean);
+        }
+    }
+    let inv_std = 1.0 / (sq.iter().sum::<f32>() / n + eps).sqrt();
+    for ((o, x), (&w, &b)) in out
+        .chunks_mut(plane)
+        .zip(x.chunks(plane))
+        .zip(weight.iter().zip(bias))
+    {
+        let (scale, shift) = (inv_std * w, b - mean * inv_std * w);
+        for (o, &x) in o.iter_mut().zip(x) {
+            *o = x * scale + shift;
+        }
+        if silu {
+            for o in o.iter_mut() {
+                *o /= 1.0 + exp_f32(-*o);
+            }
+        }
+    }
+}
+
+multiversion!(
+    pick_group,
+    normalize_group,
+    fn(
+        x: &[f32],
+        out: &mut [f32],
+        weight: &[f32],
+        bias: &[f32],
+        plane: usize,
+        eps: f32,
+        silu: bool,
+    )
+);
+
+/// 2× nearest-neighbour upsampling of [B, C, H, W].
+pub fn upsample_nearest_2x(x: &Tensor) -> Result<Tensor> {
+    if x.device().is_cpu() && x.dtype() == DType::F32 {
+        return x.contiguous()?.apply_op1_no_bwd(&Upsample2x);
+    }
+    let (_, _, h, w) = x.dims4()?;
+    x.upsample_nearest2d(2 * h, 2 * w)
+}
+
+struct Upsample2x;
+
+impl CustomOp1 for Upsample2x {
+    fn name(&self) -> &'static str {
+        "upsample-nearest-2x"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let CpuStorage::F32(data) = storage else {
+            candle_core::bail!("upsample expects f32")
+        };
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("upsample expects a contiguous input")
+        };
+        let (b, c, h, w) = layout.shape().dims4()?;
+        let src = &data[start..end];
+        let mut out = vec![0f32; src.len() * 4];
+        // Each source row becomes two identical rows of doubled pixels.
+        out.par_chunks_mut(4 * w)
+            .zip(src.par_chunks(w))
+            .for_each(|(dst, row)| {
+                let (first, second) = dst.split_at_mut(2 * w);
+                for (pair, &v) in first.chunks_mut(2).zip(row) {
+                    pair[0] = v;
+                    pair[1] = v;
+                }
+                second.copy_from_slice(first);
+            });
+        Ok((CpuStorage::F32(out), Shape::from((b, c, 2 * h, 2 * w))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::Device;
+
+    use super::*;
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    }
+
+    #[test]
+    fn fused_group_norm_equals_candle() {
+        let dev = Device::Cpu;
+        let x = (Tensor::randn(0f32, 2.0, (2, 8, 5, 3), &dev).unwrap() + 3.0).unwrap();
+        let (w, b) = (
+            Tensor::randn(1f32, 0.2, 8, &dev).unwrap(),
+            Tensor::randn(0f32, 0.2, 8, &dev).unwrap(),
+        );
+        let plain = GroupNorm::new(w.clone(), b.clone(), 8, 4, 1e-6)
+            .unwrap()
+            .forward(&x)
+            .unwrap();
+        assert!(max_diff(&group_norm(&x, &w, &b, 4, 1e-6, false).unwrap(), &plain) < 1e-5);
+        let with_silu = candle_nn::ops::silu(&plain).unwrap();
+        assert!(max_diff(&group_norm(&x, &w, &b, 4, 1e-6, true).unwrap(), &with_silu) < 1e-5);
+    }
+
+    #[test]
+    fn upsample_equals_candle() {
+        let x = Tensor::randn(0f32, 1.0, (2, 3, 4, 5), &Device::Cpu).unwrap();
+        let ours = upsample_nearest_2x(&x).unwrap();
+        assert_eq!(ours.dims(), &[2, 3, 8, 10]);
+        assert_eq!(max_diff(&ours, &x.upsample_nearest2d(8, 10).unwrap()), 0.0);
+    }
+}
