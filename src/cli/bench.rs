@@ -28,6 +28,21 @@ enum BenchTarget {
     /// random weights). The input is one square latent of the config's max_resolution, 128 T5
     /// and 128 Llama tokens, t = 500.
     Dit(DitArgs),
+    /// One prompt through a text encoder (CLIP, T5 or Llama, from the config's
+    /// `architectures`), with seeded random weights: 20 prompt tokens padded to 128, as HiDream
+    /// encodes a short prompt.
+    Encoder(EncoderArgs),
+}
+
+#[derive(Args)]
+struct EncoderArgs {
+    /// A transformers config.json; repeat to time several.
+    #[arg(long = "config", required = true)]
+    configs: Vec<PathBuf>,
+    #[arg(long, default_value_t = 5)]
+    iters: usize,
+    #[arg(long, default_value_t = 1)]
+    warmup: usize,
 }
 
 #[derive(Args)]
@@ -53,6 +68,7 @@ struct DitArgs {
 pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     match &args.target {
         BenchTarget::Dit(dit) => bench_dit(dit),
+        BenchTarget::Encoder(args) => bench_encoders(args),
     }
 }
 
@@ -121,6 +137,89 @@ fn bench_dit(args: &DitArgs) -> anyhow::Result<ExitCode> {
                 ms(times[0])
             );
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The token ids every encoder benchmark uses: a start token, 20 prompt tokens, an end token,
+/// then padding (the reference pads CLIP with the end token, T5 with 0, Llama with `<|eot_id|>`).
+fn bench_tokens(start: Option<u32>, end: u32, pad: u32) -> (Vec<u32>, Vec<u32>) {
+    let mut ids: Vec<u32> = start
+        .into_iter()
+        .chain(400..420)
+        .chain(std::iter::once(end))
+        .collect();
+    let real = ids.len();
+    ids.resize(TEXT_TOKENS, pad);
+    let mask = (0..TEXT_TOKENS).map(|i| u32::from(i < real)).collect();
+    (ids, mask)
+}
+
+fn bench_encoders(args: &EncoderArgs) -> anyhow::Result<ExitCode> {
+    use hidream_studio::models::text::{
+        ClipConfig, ClipTextEncoder, LlamaConfig, LlamaEncoder, T5Config, T5Encoder,
+    };
+
+    let device = Device::Cpu;
+    let threads = candle_core::utils::get_num_threads();
+    println!("config                                    tokens  threads  median ms  min ms");
+    for path in &args.configs {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let value: serde_json::Value = serde_json::from_str(&text)?;
+        let arch = value["architectures"][0]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let vb = random_var_builder(0, DType::F32, &device);
+        let encode: Box<dyn Fn() -> candle_core::Result<Tensor>> = match arch.as_str() {
+            "CLIPTextModelWithProjection" => {
+                let cfg: ClipConfig = serde_json::from_value(value)?;
+                let (ids, _) = bench_tokens(
+                    Some(cfg.eos_token_id - 1),
+                    cfg.eos_token_id,
+                    cfg.eos_token_id,
+                );
+                let model = ClipTextEncoder::new(&cfg, vb)?;
+                let device = device.clone();
+                Box::new(move || model.encode(&ids, &device))
+            }
+            "T5EncoderModel" => {
+                let cfg: T5Config = serde_json::from_value(value)?;
+                let (ids, mask) = bench_tokens(None, 1, 0);
+                let model = T5Encoder::new(&cfg, vb)?;
+                let device = device.clone();
+                Box::new(move || model.encode(&ids, &mask, &device))
+            }
+            "LlamaForCausalLM" => {
+                let cfg: LlamaConfig = serde_json::from_value(value.clone())?;
+                let bos = value["bos_token_id"].as_u64().unwrap_or(1) as u32;
+                let eos = value["eos_token_id"].as_u64().unwrap_or(2) as u32;
+                let (mut ids, mask) = bench_tokens(Some(bos), eos, eos);
+                // Llama has no end token after the prompt: the 21st real token is a prompt token.
+                ids[21] = 420;
+                let model = LlamaEncoder::new(&cfg, vb)?;
+                let device = device.clone();
+                Box::new(move || model.encode(&ids, &mask, &device))
+            }
+            other => anyhow::bail!("{}: unsupported architecture `{other}`", path.display()),
+        };
+        for _ in 0..args.warmup {
+            encode()?;
+        }
+        let mut times = Vec::with_capacity(args.iters);
+        for _ in 0..args.iters.max(1) {
+            let start = Instant::now();
+            encode()?;
+            times.push(start.elapsed());
+        }
+        times.sort();
+        println!(
+            "{:<42}{TEXT_TOKENS:>6}  {threads:>7}  {:>9.1}  {:>6.1}",
+            display_name(path),
+            ms(times[times.len() / 2]),
+            ms(times[0])
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
