@@ -46,6 +46,11 @@ enum Command {
     ///
     /// The PNG carries every setting as text, so the image can be reproduced from itself.
     Generate(Box<cli::generate::GenerateArgs>),
+    /// Change an image by instruction with HiDream-E1-Full or E1.1, optionally only inside a
+    /// brushed mask.
+    ///
+    /// The PNG carries every setting as text, like `generate`'s.
+    Edit(Box<cli::edit::EditArgs>),
     /// Time parts of the pipeline (for BENCHMARKS.md).
     ///
     /// Set RAYON_NUM_THREADS to fix the number of CPU threads.
@@ -67,6 +72,7 @@ fn main() -> ExitCode {
         Some(Command::Info(args)) => cli::info::run(&args),
         Some(Command::Bench(args)) => cli::bench::run(&args),
         Some(Command::Generate(args)) => cli::generate::run(&args),
+        Some(Command::Edit(args)) => cli::edit::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -1,6 +1,7 @@
 //! The command-line tools; each subcommand in its own file.
 
 pub mod bench;
+pub mod edit;
 pub mod generate;
 pub mod info;
 mod progress_bar;

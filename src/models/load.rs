@@ -13,6 +13,9 @@ pub enum LoadError {
     #[error(transparent)]
     Weights(#[from] WeightsError),
 
+    #[error(transparent)]
+    Lora(#[from] crate::models::hidream::LoraError),
+
     #[error("{what} in {dir}: {source}")]
     Build {
         what: &'static str,
@@ -54,4 +57,23 @@ pub fn load_checked_ignoring<T>(
     let requested = requested_tensors(&build).map_err(build_error)?;
     check_tensors(&store, &requested, ignored)?;
     build(store.into_var_builder(dtype, device)).map_err(build_error)
+}
+
+/// As [`load_checked`], with the weights read through `backend` (a LoRA merge, say), which is
+/// handed the checked store.
+pub fn load_checked_through<T>(
+    dir: &Path,
+    what: &'static str,
+    backend: impl FnOnce(TensorStore) -> Result<VarBuilder<'static>, LoadError>,
+    build: impl Fn(VarBuilder<'_>) -> candle_core::Result<T>,
+) -> Result<T, LoadError> {
+    let build_error = |source| LoadError::Build {
+        what,
+        dir: dir.to_path_buf(),
+        source: Box::new(source),
+    };
+    let store = TensorStore::open_dir(dir)?;
+    let requested = requested_tensors(&build).map_err(build_error)?;
+    check_tensors(&store, &requested, &[])?;
+    build(backend(store)?).map_err(build_error)
 }

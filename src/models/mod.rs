@@ -6,4 +6,4 @@ pub mod vae;
 
 mod load;
 
-pub use load::{LoadError, load_checked, load_checked_ignoring};
+pub use load::{LoadError, load_checked, load_checked_ignoring, load_checked_through};

@@ -1,6 +1,7 @@
 //! The pipelines that turn requests into images, and the engine backend that runs them.
 
 mod backend;
+pub mod edit;
 mod llama;
 mod models;
 mod noise;

@@ -78,6 +78,37 @@ impl HiDreamModels {
         })
     }
 
+    /// The components of `selection.model` (VAE now, encoders on first use) around a
+    /// transformer loaded elsewhere (an editing model, a LoRA merge).
+    pub fn with_transformer(
+        selection: &ModelSelection,
+        memory: EncoderMemory,
+        transformer: HiDreamTransformer,
+    ) -> anyhow::Result<Self> {
+        let device = selection.device.device()?;
+        let snapshot = Snapshot::open(&selection.model)?;
+        let vae = AutoencoderKl::load(
+            &snapshot.component_dir("vae")?,
+            selection.dtype.dtype(),
+            &device,
+        )?;
+        Ok(Self {
+            selection: selection.clone(),
+            snapshot,
+            device,
+            transformer,
+            vae,
+            encoders: None,
+            memory,
+            cache: VecDeque::new(),
+            encoder_loads: 0,
+        })
+    }
+
+    pub fn snapshot(&self) -> &Snapshot {
+        &self.snapshot
+    }
+
     pub fn selection(&self) -> &ModelSelection {
         &self.selection
     }

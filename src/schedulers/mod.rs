@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 pub use flash_euler::FlashEuler;
 pub use flow_unipc::FlowUniPc;
 pub use schedule::{
-    Schedule, TRAIN_STEPS, calculate_shift, flash, flow_unipc, linspace, shift_f32, shift_f64,
+    Schedule, TRAIN_STEPS, calculate_shift, diffusers_flow_unipc, flash, flow_unipc, linspace,
+    shift_f32, shift_f64,
 };
 
 /// Which sampler a preset uses.
@@ -62,6 +63,11 @@ impl Scheduler {
             }
             SchedulerKind::Flash => Self::Flash(FlashEuler::new(flash(shift, steps))),
         }
+    }
+
+    /// UniPC (order 2, bh2, predict-x0) over an explicit schedule.
+    pub fn unipc(schedule: Schedule) -> Self {
+        Self::FlowUniPc(FlowUniPc::new(schedule))
     }
 
     pub fn schedule(&self) -> &Schedule {

@@ -77,6 +77,27 @@ pub fn flow_unipc(init_shift: f64, set_shift: f64, steps: usize) -> Schedule {
     Schedule { sigmas, timesteps }
 }
 
+/// diffusers' `UniPCMultistepScheduler` with `use_flow_sigmas` (the scheduler of the
+/// HiDream-I1-Full snapshot, which the E1 editing pipeline uses): `steps` points of
+/// linspace(1, 1/1000) shifted once in f64, the first nudged below 1 by 1e-6, timesteps
+/// truncated to integers (shared/reference/hidream-e1.md §2.4).
+pub fn diffusers_flow_unipc(shift: f64, steps: usize) -> Schedule {
+    let grid = linspace(1.0, 1.0 / TRAIN_STEPS as f64, steps + 1);
+    let mut shifted: Vec<f64> = grid[..steps].iter().map(|&s| shift_f64(s, shift)).collect();
+    if let Some(first) = shifted.first_mut()
+        && (*first - 1.0).abs() < 1e-6
+    {
+        *first -= 1e-6;
+    }
+    let timesteps = shifted
+        .iter()
+        .map(|&s| (s * TRAIN_STEPS as f64).trunc() as f32)
+        .collect();
+    let mut sigmas: Vec<f32> = shifted.iter().map(|&s| s as f32).collect();
+    sigmas.push(0.0);
+    Schedule { sigmas, timesteps }
+}
+
 /// The Flash (and FlowMatchLCM) schedule: the f32 training grid shifted with `shift`, then
 /// `steps` points from 1000·σ_max to 1000·σ_min shifted again in f64 (the endpoint is shifted
 /// twice, as in diffusers' FlowMatchEuler), stored as f32, timesteps `1000·σ` in f32.
@@ -152,6 +173,19 @@ mod tests {
         assert_eq!(fast.timesteps[15], 8.928_572);
         assert!((fast.sigmas[8] - 0.725_417).abs() < 1e-6);
         assert_eq!(*fast.sigmas.last().unwrap(), 0.0);
+    }
+
+    /// shared/reference/hidream-e1.md §2.4: N = 28 gives 999, 987, 975, …, 587 (i = 19), …, 102.
+    #[test]
+    fn diffusers_unipc_schedule_of_the_editing_pipeline() {
+        let s = diffusers_flow_unipc(3.0, 28);
+        let t: Vec<u32> = s.timesteps.iter().map(|&t| t as u32).collect();
+        assert_eq!(&t[..3], &[999, 987, 975]);
+        assert_eq!(t[18], 625);
+        assert_eq!(t[19], 587);
+        assert_eq!(t[27], 102);
+        assert!((s.sigmas[0] - 0.999_999).abs() < 1e-7);
+        assert_eq!(s.sigmas[28], 0.0);
     }
 
     #[test]

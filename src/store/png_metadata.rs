@@ -63,13 +63,26 @@ pub fn png_with_metadata(
     image: &image::RgbImage,
     record: &GenerationRecord,
 ) -> anyhow::Result<Vec<u8>> {
+    png_with_texts(
+        image,
+        parameters_text(record),
+        serde_json::to_string(record)?,
+    )
+}
+
+/// Encodes `image` as PNG with a `parameters` text and a JSON record (any job kind).
+pub fn png_with_texts(
+    image: &image::RgbImage,
+    parameters: String,
+    record_json: String,
+) -> anyhow::Result<Vec<u8>> {
     let mut bytes = Vec::new();
     {
         let mut encoder = png::Encoder::new(Cursor::new(&mut bytes), image.width(), image.height());
         encoder.set_color(png::ColorType::Rgb);
         encoder.set_depth(png::BitDepth::Eight);
-        add_text(&mut encoder, PARAMETERS_KEY, parameters_text(record))?;
-        add_text(&mut encoder, RECORD_KEY, serde_json::to_string(record)?)?;
+        add_text(&mut encoder, PARAMETERS_KEY, parameters)?;
+        add_text(&mut encoder, RECORD_KEY, record_json)?;
         let mut writer = encoder.write_header()?;
         writer.write_image_data(image.as_raw())?;
         writer.finish()?;

@@ -7,6 +7,7 @@ mod attention;
 mod blocks;
 mod config;
 mod embeddings;
+mod lora;
 mod moe;
 #[cfg(feature = "cuda")]
 mod moe_cuda;
@@ -14,4 +15,5 @@ mod transformer;
 
 pub use config::{Config, swiglu_hidden};
 pub use embeddings::{RopeTable, timestep_sinusoid};
+pub use lora::{LoraError, LoraUse, LoraWeights};
 pub use transformer::{HiDreamTransformer, PromptEmbeds, patchify, unpatchify};

@@ -2,6 +2,7 @@
 //! blocks, final adaLN layer, unpatchify (sizes from [`Config`]).
 
 use std::path::Path;
+use std::sync::Arc;
 
 use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::{Linear, VarBuilder, linear, linear_no_bias};
@@ -9,8 +10,9 @@ use candle_nn::{Linear, VarBuilder, linear, linear_no_bias};
 use super::blocks::{DoubleStreamBlock, NORM_EPS, SingleStreamBlock};
 use super::config::Config;
 use super::embeddings::{MlpEmbedder, RopeTable, TIMESTEP_FEATURES, timestep_sinusoid};
+use super::lora::{LoraUse, LoraWeights, merged_var_builder};
 use crate::kernels;
-use crate::models::{LoadError, load_checked};
+use crate::models::{LoadError, load_checked, load_checked_through};
 
 /// The text conditioning of one batch of prompts, projected once and reused at every step
 /// (the reference recomputes these 49 projections at every step).
@@ -48,6 +50,9 @@ pub struct HiDreamTransformer {
     single_blocks: Vec<SingleStreamBlock>,
     final_layer: FinalLayer,
     dtype: DType,
+    /// Non-square inputs are padded to this many image tokens (config's `max_resolution`
+    /// unless a pipeline sets it, as the editing pipelines do for their canvas).
+    max_seq: usize,
 }
 
 impl HiDreamTransformer {
@@ -112,6 +117,7 @@ impl HiDreamTransformer {
                 )?,
             },
             dtype: vb.dtype(),
+            max_seq: cfg.max_seq(),
         })
     }
 
@@ -122,6 +128,41 @@ impl HiDreamTransformer {
         let mut model = load_checked(dir, "HiDream transformer", dtype, device, |vb| {
             Self::new(&cfg, vb)
         })?;
+        model
+            .prepare_for_device()
+            .map_err(|source| LoadError::Build {
+                what: "HiDream transformer",
+                dir: dir.to_path_buf(),
+                source: Box::new(source),
+            })?;
+        Ok(model)
+    }
+
+    /// Loads `transformer/` of a base snapshot with a LoRA file merged into its weights (see
+    /// [`super::lora`]); the LoRA is checked against the base before anything is built.
+    pub fn load_with_lora(
+        dir: &Path,
+        lora: Arc<LoraWeights>,
+        lora_use: LoraUse,
+        dtype: DType,
+        device: &Device,
+    ) -> std::result::Result<Self, LoadError> {
+        let cfg = Config::from_file(&dir.join("config.json"))?;
+        let mut model = load_checked_through(
+            dir,
+            "HiDream transformer",
+            |store| {
+                lora.check_against(&store)?;
+                Ok(merged_var_builder(
+                    store,
+                    lora.clone(),
+                    lora_use,
+                    dtype,
+                    device,
+                ))
+            },
+            |vb| Self::new(&cfg, vb),
+        )?;
         model
             .prepare_for_device()
             .map_err(|source| LoadError::Build {
@@ -149,6 +190,16 @@ impl HiDreamTransformer {
 
     pub fn dtype(&self) -> DType {
         self.dtype
+    }
+
+    /// The image-token length non-square inputs are padded to.
+    pub fn max_seq(&self) -> usize {
+        self.max_seq
+    }
+
+    /// Overrides the padding length, as the official editing scripts set `transformer.max_seq`.
+    pub fn set_max_seq(&mut self, max_seq: usize) {
+        self.max_seq = max_seq;
     }
 
     pub fn device(&self) -> &Device {
@@ -214,11 +265,7 @@ impl HiDreamTransformer {
         let image_tokens = grid.0 * grid.1;
         // As the reference: only non-square latents are padded to max_seq, with their padding
         // keys zeroed.
-        let padded_len = if h == w {
-            image_tokens
-        } else {
-            self.cfg.max_seq()
-        };
+        let padded_len = if h == w { image_tokens } else { self.max_seq };
         if image_tokens > padded_len {
             candle_core::bail!(
                 "a {h}×{w} latent has {image_tokens} patches, more than the {padded_len} this model \

@@ -1,0 +1,263 @@
+//! `hidream-studio edit`: change an image by instruction with HiDream-E1-Full or E1.1,
+//! optionally only inside a brushed mask.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use candle_core::Tensor;
+use clap::Args;
+use hidream_studio::engine::Cancelled;
+use hidream_studio::pipelines::edit::{
+    Edit, EditForm, EditModels, EditRecord, EditSettings, RefineModel, check_settings, edit,
+};
+use hidream_studio::pipelines::{
+    ComputeDType, DeviceChoice, EncoderMemory, NoiseInput, Progress, find_llama,
+};
+use hidream_studio::store::{model_display_name, png_with_texts, write_atomically};
+use hidream_studio::weights::{HubCache, resolve_model_path};
+
+use super::generate::{check_writable, fresh_seed};
+use super::progress_bar::ProgressBar;
+
+#[derive(Args)]
+pub struct EditArgs {
+    /// The editing model: a HiDream-E1.1 folder, a merged HiDream-E1-Full pipeline folder, or the
+    /// E1-Full LoRA (HiDream-E1-Full.safetensors, or the folder holding it) with --base-model.
+    /// A Hugging Face id found in the local cache works too.
+    #[arg(long)]
+    model: String,
+    /// HiDream-I1-Full: the base the E1-Full LoRA applies to, the text encoders and VAE for an
+    /// E1.1 folder that holds only its transformer, and the refine model of --refine-model base.
+    #[arg(long)]
+    base_model: Option<String>,
+    /// Treat --model as this form instead of recognising it from the files.
+    #[arg(long, value_enum)]
+    form: Option<EditForm>,
+    /// The Llama-3.1-8B-Instruct folder. Default: the Hugging Face cache.
+    #[arg(long)]
+    llama: Option<PathBuf>,
+    /// The image to edit (PNG, JPEG, WebP, TIFF, BMP…; EXIF orientation is applied).
+    #[arg(long)]
+    image: PathBuf,
+    /// What to change, e.g. "make the car red". For E1-Full it is put into the model's
+    /// "Editing Instruction: … Target Image Description: …" form unless it already is.
+    #[arg(long)]
+    instruction: String,
+    /// E1-Full: what the edited image shows (default: the instruction).
+    #[arg(long)]
+    description: Option<String>,
+    /// What to steer away from. Default: "low quality, blurry, distorted" (E1.1) or
+    /// "low resolution, blur" (E1-Full); `--negative-prompt ""` is an empty one.
+    #[arg(long)]
+    negative_prompt: Option<String>,
+    /// Only change where this image is white (any size; resized to the image with a warning).
+    #[arg(long)]
+    mask: Option<PathBuf>,
+    /// Instruction following (E1.1 3, E1-Full 5); 1 or less turns guidance off.
+    #[arg(long)]
+    guidance: Option<f64>,
+    /// Image preservation (E1.1 1.5, E1-Full 4).
+    #[arg(long)]
+    image_guidance: Option<f64>,
+    /// Use the InstructPix2Pix guidance of the first E1 release instead of the rescaled
+    /// ("CLIP CFG norm") guidance of the current pipeline.
+    #[arg(long)]
+    no_clip_cfg_norm: bool,
+    /// Fraction of the last steps run as text-to-image on the target description
+    /// (E1.1 and E1-Full LoRA 0.3; 0 turns it off).
+    #[arg(long)]
+    refine_strength: Option<f64>,
+    /// What the refine stage runs on: `reference` as the official scripts really do, or `base`
+    /// (HiDream-I1-Full from --base-model) as the E1 README describes. See README.md.
+    #[arg(long, value_enum, default_value_t = RefineModel::Reference)]
+    refine_model: RefineModel,
+    /// Denoising steps (28).
+    #[arg(long)]
+    steps: Option<usize>,
+    /// Scheduler time shift (default: the model's scheduler config, 3).
+    #[arg(long)]
+    shift: Option<f64>,
+    /// Working size: E1.1 works at about this side squared (1024), E1-Full at this square
+    /// (768). Tiny test models need less.
+    #[arg(long)]
+    base_resolution: Option<u32>,
+    /// Random seed. Default: a new one, printed.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Exact starting noise: a safetensors file with `latents` [1, 16, h, w].
+    #[arg(long)]
+    noise: Option<PathBuf>,
+    /// Compute dtype. Default: f32 on the CPU, bf16 on CUDA.
+    #[arg(long, value_enum)]
+    dtype: Option<ComputeDType>,
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Cpu)]
+    device: DeviceChoice,
+    /// Where to write the PNG (it carries the settings as text chunks).
+    #[arg(long)]
+    out: PathBuf,
+    /// Also write `final_latents` and `image` (f32, about [−1, 1], NCHW, working size).
+    #[arg(long)]
+    dump: Option<PathBuf>,
+    /// Print one JSON summary line on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: &EditArgs) -> anyhow::Result<ExitCode> {
+    check_writable(&args.out)?;
+    if let Some(dump) = &args.dump {
+        check_writable(dump)?;
+    }
+    let cache = HubCache::from_env();
+    let model = resolve_model_path(&args.model, cache.as_ref())?;
+    let base_model = args
+        .base_model
+        .as_deref()
+        .map(|b| resolve_model_path(b, cache.as_ref()))
+        .transpose()?;
+    let components = base_model.clone().unwrap_or_else(|| model.clone());
+    let llama = find_llama(args.llama.as_deref(), &components, cache.as_ref())?;
+    let noise = args.noise.as_deref().map(NoiseInput::read).transpose()?;
+    let dtype = args.dtype.unwrap_or(match args.device {
+        DeviceChoice::Cpu => ComputeDType::F32,
+        DeviceChoice::Cuda => ComputeDType::Bf16,
+    });
+    if !args.image.is_file() {
+        anyhow::bail!("{}: no such image file", args.image.display());
+    }
+    let settings = EditSettings {
+        model,
+        base_model,
+        form: args.form,
+        llama,
+        dtype,
+        device: args.device,
+        image: args.image.clone(),
+        instruction: args.instruction.clone(),
+        description: args.description.clone(),
+        negative_prompt: args.negative_prompt.clone(),
+        mask: args.mask.clone(),
+        guidance: args.guidance,
+        image_guidance: args.image_guidance,
+        clip_cfg_norm: !args.no_clip_cfg_norm,
+        refine_strength: args.refine_strength,
+        refine_model: args.refine_model,
+        steps: args.steps,
+        shift: args.shift,
+        base_resolution: args.base_resolution,
+        seed: args.seed.unwrap_or_else(fresh_seed),
+    };
+    check_settings(&settings).map_err(anyhow::Error::msg)?;
+    let mut bar = ProgressBar::new(std::io::stderr().is_terminal() && !args.json);
+    bar.message("loading the models");
+    let started = std::time::Instant::now();
+    let mut models = EditModels::load(&settings, EncoderMemory::default_for(args.device))?;
+    let load_ms = started.elapsed().as_secs_f64() * 1e3;
+    let mut progress = BarProgress(&mut bar);
+    let mut result = edit(&mut models, &settings, noise.as_ref(), &mut progress)?;
+    bar.finish();
+    result.record.timings.load_ms = load_ms;
+    result.record.timings.total_ms += load_ms;
+    write_outputs(args, &result)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+struct BarProgress<'a>(&'a mut ProgressBar);
+
+impl Progress for BarProgress<'_> {
+    fn stage(&mut self, stage: &str) -> Result<(), Cancelled> {
+        self.0.message(stage);
+        Ok(())
+    }
+
+    fn step(&mut self, step: usize, total: usize, _: Option<Tensor>) -> Result<(), Cancelled> {
+        self.0.step(step, total);
+        Ok(())
+    }
+}
+
+/// `instruction`, `Negative prompt: …`, then `Key: value` pairs, as Automatic1111 writes them.
+fn parameters_text(record: &EditRecord) -> String {
+    let r = &record.resolved;
+    let s = &record.settings;
+    format!(
+        "{}\nNegative prompt: {}\nSteps: {}, Sampler: UniPC, CFG scale: {}, Image CFG scale: {}, \
+         Seed: {}, Size: {}x{}, Model: {}, Edit: {}, CLIP CFG norm: {}, Refine strength: {}, \
+         Refine model: {:?}, Shift: {}, Version: {}",
+        r.prompt,
+        r.negative_prompt,
+        r.steps,
+        r.guidance,
+        r.image_guidance,
+        s.seed,
+        r.source_width,
+        r.source_height,
+        model_display_name(&s.model),
+        r.form.name(),
+        s.clip_cfg_norm,
+        r.refine_strength,
+        s.refine_model,
+        r.shift,
+        record.app
+    )
+}
+
+fn write_outputs(args: &EditArgs, result: &Edit) -> anyhow::Result<()> {
+    let record = &result.record;
+    let png = png_with_texts(
+        &result.image,
+        parameters_text(record),
+        serde_json::to_string(record)?,
+    )?;
+    write_atomically(&args.out, &png).with_context(|| format!("writing {}", args.out.display()))?;
+    if let Some(dump) = &args.dump {
+        let tensors = HashMap::from([
+            ("final_latents".to_string(), result.final_latents.clone()),
+            ("image".to_string(), result.decoded.clone()),
+        ]);
+        candle_core::safetensors::save(&tensors, dump)
+            .with_context(|| format!("writing {}", dump.display()))?;
+    }
+    for warning in &record.warnings {
+        eprintln!("warning: {warning}");
+    }
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "output": args.out,
+                "dump": args.dump,
+                "seed": record.settings.seed,
+                "settings": record.settings,
+                "resolved": record.resolved,
+                "noise": record.noise,
+                "warnings": record.warnings,
+                "prompt_truncated": record.prompt_truncated,
+                "timings": record.timings,
+            })
+        );
+    } else {
+        let t = &record.timings;
+        eprintln!(
+            "wrote {} ({}, {}×{} at {}×{}, seed {}) in {:.1} s: load {:.1} s, encode {:.1} s, \
+             {} steps {:.1} s, decode {:.1} s",
+            args.out.display(),
+            record.resolved.form.name(),
+            record.resolved.source_width,
+            record.resolved.source_height,
+            record.resolved.width,
+            record.resolved.height,
+            record.settings.seed,
+            t.total_ms / 1e3,
+            t.load_ms / 1e3,
+            t.encode_ms / 1e3,
+            t.step_ms.len(),
+            t.step_ms.iter().sum::<f64>() / 1e3,
+            t.decode_ms / 1e3
+        );
+    }
+    Ok(())
+}
