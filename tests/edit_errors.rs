@@ -1,0 +1,146 @@
+//! `hidream-studio edit` refuses bad inputs with messages that say what to do.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::fixtures;
+
+fn edit(dir: &Path, image: &Path, extra: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hidream-studio"))
+        .arg("edit")
+        .arg("--model")
+        .arg(fixtures().join("edit-e11/model"))
+        .arg("--base-model")
+        .arg(fixtures().join("full-square/model"))
+        .arg("--llama")
+        .arg(fixtures().join("llama-3.1-tiny"))
+        .arg("--image")
+        .arg(image)
+        .args(["--instruction", "make the circle blue"])
+        .args(["--steps", "2", "--base-resolution", "64", "--seed", "1"])
+        .arg("--out")
+        .arg(dir.join("out.png"))
+        .env("HF_HUB_CACHE", dir.join("no-cache"))
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn source() -> std::path::PathBuf {
+    fixtures().join("edit-e11/source.png")
+}
+
+#[test]
+fn unreadable_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("photo.png");
+    std::fs::write(&bad, b"this is not a picture").unwrap();
+    let out = edit(dir.path(), &bad, &[]);
+    assert!(!out.status.success());
+    let e = stderr(&out);
+    assert!(e.contains("photo.png") && e.contains("not an image"), "{e}");
+    let out = edit(dir.path(), &dir.path().join("missing.png"), &[]);
+    assert!(
+        stderr(&out).contains("no such image file"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn image_too_large() {
+    let dir = tempfile::tempdir().unwrap();
+    // A valid PNG header claiming 20000×20000 pixels: refused before any pixel is decoded.
+    let big = dir.path().join("huge.png");
+    let mut png = Vec::new();
+    {
+        let mut enc = png::Encoder::new(&mut png, 20000, 20000);
+        enc.set_color(png::ColorType::Grayscale);
+        let mut w = enc.write_header().unwrap();
+        w.write_image_data(&vec![0u8; 20000 * 20000]).unwrap();
+    }
+    std::fs::write(&big, png).unwrap();
+    let out = edit(dir.path(), &big, &[]);
+    assert!(!out.status.success());
+    let e = stderr(&out);
+    assert!(e.contains("20000×20000") && e.contains("downscale"), "{e}");
+}
+
+#[test]
+fn empty_mask() {
+    let dir = tempfile::tempdir().unwrap();
+    let mask = dir.path().join("mask.png");
+    image::GrayImage::new(80, 48).save(&mask).unwrap();
+    let out = edit(dir.path(), &source(), &["--mask", mask.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let e = stderr(&out);
+    assert!(e.contains("mask is empty") && e.contains("white"), "{e}");
+}
+
+#[test]
+fn mask_of_another_size_is_resized_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let mask = dir.path().join("mask.png");
+    image::GrayImage::from_pixel(40, 24, image::Luma([255]))
+        .save(&mask)
+        .unwrap();
+    let out = edit(dir.path(), &source(), &["--mask", mask.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let e = stderr(&out);
+    assert!(
+        e.contains("warning") && e.contains("40×24") && e.contains("stretched"),
+        "{e}"
+    );
+}
+
+#[test]
+fn bad_numbers_and_missing_base() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = edit(dir.path(), &source(), &["--refine-strength", "1.5"]);
+    assert!(
+        stderr(&out).contains("--refine-strength must be between 0 and 1"),
+        "{}",
+        stderr(&out)
+    );
+    let out = edit(dir.path(), &source(), &["--image-guidance=-1"]);
+    assert!(
+        stderr(&out).contains("--image-guidance must be 0 or more"),
+        "{}",
+        stderr(&out)
+    );
+    // An E1.1 folder with only its transformer needs the base for its other components.
+    let out = Command::new(env!("CARGO_BIN_EXE_hidream-studio"))
+        .arg("edit")
+        .arg("--model")
+        .arg(fixtures().join("edit-e11/model"))
+        .arg("--llama")
+        .arg(fixtures().join("llama-3.1-tiny"))
+        .arg("--image")
+        .arg(source())
+        .args(["--instruction", "x", "--out"])
+        .arg(dir.path().join("o.png"))
+        .output()
+        .unwrap();
+    assert!(stderr(&out).contains("--base-model"), "{}", stderr(&out));
+    // The LoRA file alone cannot be used.
+    let out = Command::new(env!("CARGO_BIN_EXE_hidream-studio"))
+        .arg("edit")
+        .arg("--model")
+        .arg(fixtures().join("edit-e1full-lora/HiDream-E1-Full.safetensors"))
+        .arg("--llama")
+        .arg(fixtures().join("llama-3.1-tiny"))
+        .arg("--image")
+        .arg(source())
+        .args(["--instruction", "x", "--out"])
+        .arg(dir.path().join("o.png"))
+        .output()
+        .unwrap();
+    let e = stderr(&out);
+    assert!(e.contains("LoRA") && e.contains("--base-model"), "{e}");
+}
