@@ -217,6 +217,9 @@ pub struct EditModels {
     pub models: HiDreamModels,
     lora: Option<Arc<LoraWeights>>,
     shift: f64,
+    /// The last job's refine stage replaced the editing transformer (only one is kept in
+    /// memory: each is 34 GB in bf16); the next job loads it again.
+    edit_transformer_replaced: bool,
 }
 
 impl EditModels {
@@ -251,6 +254,7 @@ impl EditModels {
             models,
             lora,
             shift,
+            edit_transformer_replaced: false,
         })
     }
 }
@@ -300,6 +304,17 @@ pub fn edit(
     let working = fit.apply(&source);
     let (width, height) = working.dimensions();
 
+    if loaded.edit_transformer_replaced {
+        progress.stage("loading the editing model")?;
+        let device = loaded.models.device().clone();
+        loaded.models.transformer = form::load_edit_transformer(
+            &loaded.paths,
+            loaded.lora.as_ref(),
+            loaded.models.dtype(),
+            &device,
+        )?;
+        loaded.edit_transformer_replaced = false;
+    }
     let models = &mut loaded.models;
     let device = models.device().clone();
     let scale = models.vae.config().scale_factor() as u32;
@@ -421,6 +436,7 @@ pub fn edit(
                 // The reference swaps weights inside the same module: its max_seq carries over.
                 refine.set_max_seq(max_seq);
                 models.transformer = refine;
+                loaded.edit_transformer_replaced = true;
             }
             prompt_embeds = project(models, &refine_encoding)?;
         }
