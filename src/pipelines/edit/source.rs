@@ -220,7 +220,30 @@ pub fn to_tensor(img: &RgbImage, device: &Device) -> candle_core::Result<Tensor>
 
 #[cfg(test)]
 mod tests {
-    use super::Fit;
+    use super::{Fit, read_rgb};
+
+    #[test]
+    fn rgba_and_grey_become_rgb() {
+        let dir = tempfile::tempdir().unwrap();
+        let rgba = dir.path().join("a.png");
+        image::RgbaImage::from_pixel(20, 18, image::Rgba([10, 20, 30, 0]))
+            .save(&rgba)
+            .unwrap();
+        let grey = dir.path().join("g.png");
+        image::GrayImage::from_pixel(17, 16, image::Luma([77]))
+            .save(&grey)
+            .unwrap();
+        let a = read_rgb(&rgba).unwrap();
+        assert_eq!(
+            (a.dimensions(), a.get_pixel(3, 3).0),
+            ((20, 18), [10, 20, 30])
+        );
+        let g = read_rgb(&grey).unwrap();
+        assert_eq!(
+            (g.dimensions(), g.get_pixel(0, 0).0),
+            ((17, 16), [77, 77, 77])
+        );
+    }
 
     /// The worked examples of shared/reference/hidream-e1.md §2.5.
     #[test]
