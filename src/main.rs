@@ -32,6 +32,14 @@ fn keep_freed_memory_for_a_while() {
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    /// The window's history folder (database, images, masks). Default: the platform's data
+    /// folder, ~/.local/share/hidream-studio on Linux.
+    #[arg(long, global = false)]
+    data_dir: Option<std::path::PathBuf>,
+    /// The window's settings folder (config.json). Default: the platform's config folder,
+    /// ~/.config/hidream-studio on Linux.
+    #[arg(long, global = false)]
+    config_dir: Option<std::path::PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -57,6 +65,34 @@ enum Command {
     Bench(cli::bench::BenchArgs),
 }
 
+/// The folders the window uses: the given ones, the platform's for the rest.
+fn window_paths(
+    data_dir: Option<std::path::PathBuf>,
+    config_dir: Option<std::path::PathBuf>,
+) -> anyhow::Result<Option<hidream_studio::app::StudioPaths>> {
+    if data_dir.is_none() && config_dir.is_none() {
+        return Ok(None);
+    }
+    let platform = hidream_studio::app::StudioPaths::platform();
+    let pick = |given: Option<std::path::PathBuf>, fallback: Option<std::path::PathBuf>, flag| {
+        given
+            .or(fallback)
+            .ok_or_else(|| anyhow::anyhow!("no home folder was found: pass {flag} as well"))
+    };
+    Ok(Some(hidream_studio::app::StudioPaths {
+        data_dir: pick(
+            data_dir,
+            platform.as_ref().map(|p| p.data_dir.clone()),
+            "--data-dir",
+        )?,
+        config_dir: pick(
+            config_dir,
+            platform.as_ref().map(|p| p.config_dir.clone()),
+            "--config-dir",
+        )?,
+    }))
+}
+
 fn main() -> ExitCode {
     keep_freed_memory_for_a_while();
     tracing_subscriber::fmt()
@@ -68,7 +104,8 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        None => hidream_studio::app::run_window(),
+        None => window_paths(cli.data_dir, cli.config_dir)
+            .and_then(|paths| hidream_studio::app::run_window(paths)),
         Some(Command::Info(args)) => cli::info::run(&args),
         Some(Command::Bench(args)) => cli::bench::run(&args),
         Some(Command::Generate(args)) => cli::generate::run(&args),

@@ -1,6 +1,16 @@
 //! The project's own seeded random generator: the same seed gives the same numbers on every
 //! platform and device, because noise is always drawn on the CPU and then moved.
 
+/// A new seed for a job that asked for none: different every call, below 2³² so people can
+/// type it back.
+pub fn fresh_seed() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let mut rng = Rng::new(nanos ^ u64::from(std::process::id()));
+    rng.next_u64() >> 32
+}
+
 /// xoshiro256++ seeded through SplitMix64, with Box–Muller normals.
 #[derive(Debug, Clone)]
 pub struct Rng {

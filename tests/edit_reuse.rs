@@ -33,7 +33,7 @@ fn a_second_job_after_a_refine_stage_gives_the_same_result() {
         seed: 5,
     };
     let noise = NoiseInput::read(&case.join("reference.safetensors")).unwrap();
-    let mut models = EditModels::load(&settings, EncoderMemory::Keep).unwrap();
+    let mut models = EditModels::load(&settings.model_choice(), EncoderMemory::Keep).unwrap();
     let first = edit(&mut models, &settings, Some(&noise), &mut Silent).unwrap();
     let second = edit(&mut models, &settings, Some(&noise), &mut Silent).unwrap();
     assert_eq!(first.record.resolved.refine_from_step, 2);

@@ -2,17 +2,23 @@ use egui::{RichText, Ui};
 
 use crate::weights::{CachedModel, HubCache};
 
+/// What the user chose on the first-run screen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FirstRunAction {
+    UseCache,
+    ChooseFolders,
+}
+
 /// What the window shows before any model is configured: which HiDream snapshots are already
 /// in the Hugging Face cache and how to get the rest.
 pub struct FirstRunView {
-    cache: Option<HubCache>,
+    cache_root: Option<std::path::PathBuf>,
     found: Vec<CachedModel>,
 }
 
 impl FirstRunView {
-    pub fn new(cache: Option<HubCache>) -> Self {
+    pub fn new(cache: Option<&HubCache>) -> Self {
         let found = cache
-            .as_ref()
             .map(|c| {
                 c.models()
                     .into_iter()
@@ -20,19 +26,23 @@ impl FirstRunView {
                     .collect()
             })
             .unwrap_or_default();
-        Self { cache, found }
+        Self {
+            cache_root: cache.map(|c| c.root().to_path_buf()),
+            found,
+        }
     }
 
-    pub fn ui(&mut self, ui: &mut Ui) {
-        ui.heading("HiDream Studio");
+    pub fn ui(&mut self, ui: &mut Ui) -> Option<FirstRunAction> {
+        let mut action = None;
+        ui.heading("Welcome to HiDream Studio");
         ui.add_space(8.0);
         ui.label("No model is configured yet.");
         ui.add_space(8.0);
-        match &self.cache {
-            Some(cache) => {
+        match &self.cache_root {
+            Some(root) => {
                 ui.label(format!(
                     "Models found in the Hugging Face cache ({}):",
-                    cache.root().display()
+                    root.display()
                 ));
                 if self.found.is_empty() {
                     ui.label(RichText::new("none").italics());
@@ -44,6 +54,9 @@ impl FirstRunView {
                         model.snapshot.display()
                     ));
                 }
+                if !self.found.is_empty() && ui.button("Use the models from the cache").clicked() {
+                    action = Some(FirstRunAction::UseCache);
+                }
             }
             None => {
                 ui.label(
@@ -54,9 +67,14 @@ impl FirstRunView {
         ui.add_space(12.0);
         ui.label(
             "To use HiDream-I1, download a snapshot (HiDream-ai/HiDream-I1-Full, -Dev or -Fast) \
-             and meta-llama/Llama-3.1-8B-Instruct, for example with `hf download`, then check \
-             them with `hidream-studio info FOLDER`.",
+             and meta-llama/Llama-3.1-8B-Instruct, for example with `hf download`; then choose \
+             their folders here. `hidream-studio info FOLDER` checks a download.",
         );
+        ui.add_space(8.0);
+        if ui.button("Choose model folders…").clicked() {
+            action = Some(FirstRunAction::ChooseFolders);
+        }
+        action
     }
 }
 

@@ -2,25 +2,20 @@
 //! optionally only inside a brushed mask.
 
 use std::collections::HashMap;
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use candle_core::Tensor;
 use clap::Args;
-use hidream_studio::engine::Cancelled;
-use hidream_studio::pipelines::edit::{
-    Edit, EditForm, EditModels, EditRecord, EditSettings, RefineModel, check_settings, edit,
-};
+use hidream_studio::pipelines::edit::{Edit, EditForm, EditSettings, RefineModel, check_settings};
 use hidream_studio::pipelines::{
-    ComputeDType, DeviceChoice, EncoderMemory, NoiseInput, Progress, find_llama,
+    ComputeDType, DeviceChoice, EditJob, HiDreamBackend, JobOutput, NoiseInput, find_llama,
 };
-use hidream_studio::store::{model_display_name, png_with_texts, write_atomically};
+use hidream_studio::store::{png_with_edit_metadata, write_atomically};
 use hidream_studio::weights::{HubCache, resolve_model_path};
 
 use super::generate::{check_writable, fresh_seed};
-use super::progress_bar::ProgressBar;
+use super::job::run_job;
 
 #[derive(Args)]
 pub struct EditArgs {
@@ -151,67 +146,17 @@ pub fn run(args: &EditArgs) -> anyhow::Result<ExitCode> {
         seed: args.seed.unwrap_or_else(fresh_seed),
     };
     check_settings(&settings).map_err(anyhow::Error::msg)?;
-    let mut bar = ProgressBar::new(std::io::stderr().is_terminal() && !args.json);
-    bar.message("loading the models");
-    let started = std::time::Instant::now();
-    let mut models = EditModels::load(&settings, EncoderMemory::default_for(args.device))?;
-    let load_ms = started.elapsed().as_secs_f64() * 1e3;
-    let mut progress = BarProgress(&mut bar);
-    let mut result = edit(&mut models, &settings, noise.as_ref(), &mut progress)?;
-    bar.finish();
-    result.record.timings.load_ms = load_ms;
-    result.record.timings.total_ms += load_ms;
+    let job = EditJob { settings, noise };
+    let JobOutput::Edit(result) = run_job(HiDreamBackend::default(), job.into(), args.json)? else {
+        anyhow::bail!("internal error: an edit job returned a text-to-image result");
+    };
     write_outputs(args, &result)?;
     Ok(ExitCode::SUCCESS)
 }
 
-struct BarProgress<'a>(&'a mut ProgressBar);
-
-impl Progress for BarProgress<'_> {
-    fn stage(&mut self, stage: &str) -> Result<(), Cancelled> {
-        self.0.message(stage);
-        Ok(())
-    }
-
-    fn step(&mut self, step: usize, total: usize, _: Option<Tensor>) -> Result<(), Cancelled> {
-        self.0.step(step, total);
-        Ok(())
-    }
-}
-
-/// `instruction`, `Negative prompt: …`, then `Key: value` pairs, as Automatic1111 writes them.
-fn parameters_text(record: &EditRecord) -> String {
-    let r = &record.resolved;
-    let s = &record.settings;
-    format!(
-        "{}\nNegative prompt: {}\nSteps: {}, Sampler: UniPC, CFG scale: {}, Image CFG scale: {}, \
-         Seed: {}, Size: {}x{}, Model: {}, Edit: {}, CLIP CFG norm: {}, Refine strength: {}, \
-         Refine model: {:?}, Shift: {}, Version: {}",
-        r.prompt,
-        r.negative_prompt,
-        r.steps,
-        r.guidance,
-        r.image_guidance,
-        s.seed,
-        r.source_width,
-        r.source_height,
-        model_display_name(&s.model),
-        r.form.name(),
-        s.clip_cfg_norm,
-        r.refine_strength,
-        s.refine_model,
-        r.shift,
-        record.app
-    )
-}
-
 fn write_outputs(args: &EditArgs, result: &Edit) -> anyhow::Result<()> {
     let record = &result.record;
-    let png = png_with_texts(
-        &result.image,
-        parameters_text(record),
-        serde_json::to_string(record)?,
-    )?;
+    let png = png_with_edit_metadata(&result.image, record)?;
     write_atomically(&args.out, &png).with_context(|| format!("writing {}", args.out.display()))?;
     if let Some(dump) = &args.dump {
         let tensors = HashMap::from([

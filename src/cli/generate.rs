@@ -1,24 +1,22 @@
 //! `hidream-studio generate`: one image from a prompt, through the same engine as the window.
 
 use std::collections::HashMap;
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use hidream_studio::engine::{Engine, Event};
 use hidream_studio::pipelines::{
     ComputeDType, DeviceChoice, EncoderMemory, GenerateJob, GenerateSettings, Generation,
-    HiDreamBackend, ModelSelection, NoiseInput, OFFICIAL_RESOLUTIONS, Preset, find_llama,
-    parse_size,
+    HiDreamBackend, JobOutput, ModelSelection, NoiseInput, OFFICIAL_RESOLUTIONS, Preset,
+    find_llama, parse_size,
 };
 use hidream_studio::schedulers::ShiftMode;
 use hidream_studio::store::{model_display_name, png_with_metadata, write_atomically};
 use hidream_studio::weights::{HubCache, resolve_model_path};
 
-use super::progress_bar::ProgressBar;
+use super::job::run_job;
+pub(super) use hidream_studio::rng::fresh_seed;
 
 #[derive(Args)]
 pub struct GenerateArgs {
@@ -153,39 +151,12 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
             }
         }),
     };
-    let generation = run_job(backend, GenerateJob { settings, noise }, args.json)?;
+    let job = GenerateJob { settings, noise };
+    let JobOutput::Generation(generation) = run_job(backend, job.into(), args.json)? else {
+        anyhow::bail!("internal error: a text-to-image job returned an edit");
+    };
     write_outputs(args, &generation)?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// Submits the job to a fresh engine and follows its events until it ends.
-fn run_job(backend: HiDreamBackend, job: GenerateJob, quiet: bool) -> anyhow::Result<Generation> {
-    let mut engine = Engine::spawn(backend);
-    let id = engine.submit(job);
-    let mut bar = ProgressBar::new(std::io::stderr().is_terminal() && !quiet);
-    loop {
-        let Some(event) = engine.next_event_timeout(Duration::from_secs(3600)) else {
-            anyhow::bail!("the engine stopped answering");
-        };
-        if event.id() != id {
-            continue;
-        }
-        match event {
-            Event::Loading { what, .. } => bar.message(&format!("loading {what}")),
-            Event::Stage { stage, .. } => bar.message(&stage),
-            Event::Step { step, total, .. } => bar.step(step, total),
-            Event::Finished { output, .. } => {
-                bar.finish();
-                return Ok(output);
-            }
-            Event::Failed { error, .. } => {
-                bar.finish();
-                anyhow::bail!("{error}");
-            }
-            Event::Cancelled { .. } => anyhow::bail!("the job was cancelled"),
-            Event::Queued { .. } | Event::Started { .. } => {}
-        }
-    }
 }
 
 fn write_outputs(args: &GenerateArgs, generation: &Generation) -> anyhow::Result<()> {
@@ -266,13 +237,4 @@ pub(super) fn check_writable(path: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("{}: cannot write to {}", path.display(), dir.display()))?;
     let _ = std::fs::remove_file(probe);
     Ok(())
-}
-
-pub(super) fn fresh_seed() -> u64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    let mut rng = hidream_studio::rng::Rng::new(nanos ^ u64::from(std::process::id()));
-    // Seeds people can type: below 2^32.
-    rng.next_u64() >> 32
 }

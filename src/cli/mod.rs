@@ -4,4 +4,5 @@ pub mod bench;
 pub mod edit;
 pub mod generate;
 pub mod info;
+mod job;
 mod progress_bar;

@@ -11,7 +11,7 @@ mod resolution;
 mod settings;
 mod text_to_image;
 
-pub use backend::{GenerateJob, HiDreamBackend};
+pub use backend::{EditJob, GenerateJob, HiDreamBackend, Job, JobOutput, ModelKey};
 pub use llama::{LLAMA_REPOS, find_llama};
 pub use models::{EncodedPrompt, EncoderMemory, HiDreamModels};
 pub use noise::NoiseInput;

@@ -1,8 +1,11 @@
-//! Keeping results: image files with their settings embedded.
+//! Keeping results: the history database, and image files with their settings embedded.
 
+mod history;
 mod png_metadata;
 
+pub use history::{EntryKind, History, HistoryEntry, HistoryError, THUMBNAIL_SIDE};
 pub use png_metadata::{
-    PARAMETERS_KEY, RECORD_KEY, model_display_name, parameters_text, png_texts, png_with_metadata,
-    png_with_texts, read_record, write_atomically,
+    PARAMETERS_KEY, RECORD_KEY, StoredRecord, edit_parameters_text, model_display_name,
+    parameters_text, png_texts, png_with_edit_metadata, png_with_metadata, png_with_texts,
+    read_record, read_stored_record, write_atomically,
 };

@@ -5,6 +5,7 @@ use std::io::Cursor;
 use std::path::Path;
 
 use crate::pipelines::GenerationRecord;
+use crate::pipelines::edit::EditRecord;
 use crate::schedulers::SchedulerKind;
 
 /// The text chunk key of the JSON record.
@@ -55,6 +56,44 @@ pub fn parameters_text(record: &GenerationRecord) -> String {
         record.app,
     ));
     text
+}
+
+/// `instruction`, `Negative prompt: …`, then `Key: value` pairs, as Automatic1111 writes them.
+pub fn edit_parameters_text(record: &EditRecord) -> String {
+    let r = &record.resolved;
+    let s = &record.settings;
+    format!(
+        "{}\nNegative prompt: {}\nSteps: {}, Sampler: UniPC, CFG scale: {}, Image CFG scale: {}, \
+         Seed: {}, Size: {}x{}, Model: {}, Edit: {}, CLIP CFG norm: {}, Refine strength: {}, \
+         Refine model: {:?}, Shift: {}, Version: {}",
+        r.prompt,
+        r.negative_prompt,
+        r.steps,
+        r.guidance,
+        r.image_guidance,
+        s.seed,
+        r.source_width,
+        r.source_height,
+        model_display_name(&s.model),
+        r.form.name(),
+        s.clip_cfg_norm,
+        r.refine_strength,
+        s.refine_model,
+        r.shift,
+        record.app
+    )
+}
+
+/// Encodes an edit's result as PNG with both text records.
+pub fn png_with_edit_metadata(
+    image: &image::RgbImage,
+    record: &EditRecord,
+) -> anyhow::Result<Vec<u8>> {
+    png_with_texts(
+        image,
+        edit_parameters_text(record),
+        serde_json::to_string(record)?,
+    )
 }
 
 /// Encodes `image` as PNG with both text records. Text that Latin-1 cannot hold goes into an
@@ -133,8 +172,32 @@ pub fn read_record(bytes: &[u8]) -> anyhow::Result<Option<GenerationRecord>> {
     )
 }
 
+/// Either kind of record a studio PNG carries.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StoredRecord {
+    Generation(Box<GenerationRecord>),
+    Edit(Box<EditRecord>),
+}
+
+/// The record (text-to-image or edit) a PNG made by HiDream Studio carries, if any.
+pub fn read_stored_record(bytes: &[u8]) -> anyhow::Result<Option<StoredRecord>> {
+    let Some((_, json)) = png_texts(bytes)?.into_iter().find(|(k, _)| k == RECORD_KEY) else {
+        return Ok(None);
+    };
+    if let Ok(record) = serde_json::from_str::<GenerationRecord>(&json) {
+        return Ok(Some(StoredRecord::Generation(Box::new(record))));
+    }
+    let record: EditRecord = serde_json::from_str(&json).map_err(|e| {
+        anyhow::anyhow!(
+            "its `{RECORD_KEY}` text is neither a text-to-image nor an edit record ({e}); it may \
+             come from a newer version of HiDream Studio"
+        )
+    })?;
+    Ok(Some(StoredRecord::Edit(Box::new(record))))
+}
+
 /// Writes a file so that a crash never leaves half of it: into a temporary file beside it,
-/// then renamed over the target.
+/// flushed to disk, then renamed over the target.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path
         .parent()
@@ -144,7 +207,15 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .file_name()
         .map_or_else(|| "output".into(), |n| n.to_string_lossy().into_owned());
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    std::fs::write(&tmp, bytes)?;
+    let written = (|| {
+        let mut file = std::fs::File::create(&tmp)?;
+        std::io::Write::write_all(&mut file, bytes)?;
+        file.sync_all()
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
     std::fs::rename(&tmp, path).inspect_err(|_| {
         let _ = std::fs::remove_file(&tmp);
     })

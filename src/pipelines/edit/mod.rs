@@ -64,6 +64,33 @@ pub struct EditSettings {
     pub seed: u64,
 }
 
+/// The part of [`EditSettings`] that decides which models are loaded: consecutive edits with
+/// equal choices reuse them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EditModelChoice {
+    pub model: PathBuf,
+    pub base_model: Option<PathBuf>,
+    pub form: Option<EditForm>,
+    pub llama: PathBuf,
+    pub dtype: super::ComputeDType,
+    pub device: super::DeviceChoice,
+    pub refine_model: RefineModel,
+}
+
+impl EditSettings {
+    pub fn model_choice(&self) -> EditModelChoice {
+        EditModelChoice {
+            model: self.model.clone(),
+            base_model: self.base_model.clone(),
+            form: self.form,
+            llama: self.llama.clone(),
+            dtype: self.dtype,
+            device: self.device,
+            refine_model: self.refine_model,
+        }
+    }
+}
+
 /// The settings an edit actually ran with.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EditResolved {
@@ -223,20 +250,16 @@ pub struct EditModels {
 }
 
 impl EditModels {
-    pub fn load(settings: &EditSettings, memory: EncoderMemory) -> anyhow::Result<Self> {
-        let paths = recognise(
-            &settings.model,
-            settings.base_model.as_deref(),
-            settings.form,
-        )?;
-        if settings.refine_model == RefineModel::Base && paths.base_transformer.is_none() {
+    pub fn load(choice: &EditModelChoice, memory: EncoderMemory) -> anyhow::Result<Self> {
+        let paths = recognise(&choice.model, choice.base_model.as_deref(), choice.form)?;
+        if choice.refine_model == RefineModel::Base && paths.base_transformer.is_none() {
             return Err(FormError::RefineNeedsBase.into());
         }
         let selection = ModelSelection {
             model: paths.components.clone(),
-            llama: settings.llama.clone(),
-            dtype: settings.dtype,
-            device: settings.device,
+            llama: choice.llama.clone(),
+            dtype: choice.dtype,
+            device: choice.device,
         };
         let device = selection.device.device()?;
         let lora = paths

@@ -1,0 +1,271 @@
+//! What the studio remembers between runs: the model folders and compute choices, as JSON in
+//! the config folder.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::pipelines::{ComputeDType, DeviceChoice, Preset};
+use crate::store::write_atomically;
+use crate::weights::HubCache;
+
+/// Where the studio keeps its files.
+#[derive(Debug, Clone)]
+pub struct StudioPaths {
+    /// `config.json`.
+    pub config_dir: PathBuf,
+    /// The history database, images and thumbnails, brushed masks.
+    pub data_dir: PathBuf,
+}
+
+impl StudioPaths {
+    /// The platform's folders (`~/.config/hidream-studio`, `~/.local/share/hidream-studio` on
+    /// Linux).
+    pub fn platform() -> Option<Self> {
+        let dirs = directories::ProjectDirs::from("ai", "HiDream Studio", "hidream-studio")?;
+        Some(Self {
+            config_dir: dirs.config_dir().to_path_buf(),
+            data_dir: dirs.data_dir().to_path_buf(),
+        })
+    }
+
+    pub fn config_file(&self) -> PathBuf {
+        self.config_dir.join("config.json")
+    }
+}
+
+/// The folders of every model the studio can use; `None` is "not chosen".
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ModelFolders {
+    pub i1_full: Option<PathBuf>,
+    pub i1_dev: Option<PathBuf>,
+    pub i1_fast: Option<PathBuf>,
+    pub e1_full: Option<PathBuf>,
+    pub e1_1: Option<PathBuf>,
+    pub llama: Option<PathBuf>,
+}
+
+/// One configurable model slot, for the models view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ModelSlot {
+    I1Full,
+    I1Dev,
+    I1Fast,
+    E1Full,
+    E1_1,
+    Llama,
+}
+
+impl ModelSlot {
+    pub const ALL: [ModelSlot; 6] = [
+        Self::I1Full,
+        Self::I1Dev,
+        Self::I1Fast,
+        Self::E1Full,
+        Self::E1_1,
+        Self::Llama,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::I1Full => "HiDream-I1-Full",
+            Self::I1Dev => "HiDream-I1-Dev",
+            Self::I1Fast => "HiDream-I1-Fast",
+            Self::E1Full => "HiDream-E1-Full",
+            Self::E1_1 => "HiDream-E1.1",
+            Self::Llama => "Llama-3.1-8B-Instruct",
+        }
+    }
+
+    /// The Hugging Face repository the slot's weights come from.
+    pub fn repo_id(self) -> &'static str {
+        match self {
+            Self::I1Full => "HiDream-ai/HiDream-I1-Full",
+            Self::I1Dev => "HiDream-ai/HiDream-I1-Dev",
+            Self::I1Fast => "HiDream-ai/HiDream-I1-Fast",
+            Self::E1Full => "HiDream-ai/HiDream-E1-Full",
+            Self::E1_1 => "HiDream-ai/HiDream-E1-1",
+            Self::Llama => "meta-llama/Llama-3.1-8B-Instruct",
+        }
+    }
+
+    pub fn for_preset(preset: Preset) -> Self {
+        match preset {
+            Preset::Full => Self::I1Full,
+            Preset::Dev => Self::I1Dev,
+            Preset::Fast => Self::I1Fast,
+        }
+    }
+}
+
+impl ModelFolders {
+    pub fn get(&self, slot: ModelSlot) -> Option<&Path> {
+        match slot {
+            ModelSlot::I1Full => self.i1_full.as_deref(),
+            ModelSlot::I1Dev => self.i1_dev.as_deref(),
+            ModelSlot::I1Fast => self.i1_fast.as_deref(),
+            ModelSlot::E1Full => self.e1_full.as_deref(),
+            ModelSlot::E1_1 => self.e1_1.as_deref(),
+            ModelSlot::Llama => self.llama.as_deref(),
+        }
+    }
+
+    pub fn set(&mut self, slot: ModelSlot, folder: Option<PathBuf>) {
+        let field = match slot {
+            ModelSlot::I1Full => &mut self.i1_full,
+            ModelSlot::I1Dev => &mut self.i1_dev,
+            ModelSlot::I1Fast => &mut self.i1_fast,
+            ModelSlot::E1Full => &mut self.e1_full,
+            ModelSlot::E1_1 => &mut self.e1_1,
+            ModelSlot::Llama => &mut self.llama,
+        };
+        *field = folder;
+    }
+
+    /// Whether any image model is chosen (otherwise the first-run screen shows).
+    pub fn any_image_model(&self) -> bool {
+        ModelSlot::ALL
+            .iter()
+            .any(|&s| s != ModelSlot::Llama && self.get(s).is_some())
+    }
+
+    /// Fills empty slots from the Hugging Face cache; returns the slots it filled.
+    pub fn fill_from_cache(&mut self, cache: &HubCache) -> Vec<ModelSlot> {
+        let mut filled = Vec::new();
+        for slot in ModelSlot::ALL {
+            if self.get(slot).is_some() {
+                continue;
+            }
+            if let Ok(snapshot) = cache.snapshot(slot.repo_id(), None) {
+                self.set(slot, Some(snapshot));
+                filled.push(slot);
+            }
+        }
+        filled
+    }
+}
+
+/// Everything in `config.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StudioConfig {
+    pub models: ModelFolders,
+    pub device: DeviceChoice,
+    /// Default: f32 on the CPU, bf16 on CUDA.
+    pub dtype: Option<ComputeDType>,
+    /// The models' native resolution (1024 for the released ones; small models use less).
+    pub base_resolution: u32,
+}
+
+impl Default for StudioConfig {
+    fn default() -> Self {
+        Self {
+            models: ModelFolders::default(),
+            device: if cfg!(feature = "cuda") {
+                DeviceChoice::Cuda
+            } else {
+                DeviceChoice::Cpu
+            },
+            dtype: None,
+            base_resolution: 1024,
+        }
+    }
+}
+
+impl StudioConfig {
+    pub fn dtype(&self) -> ComputeDType {
+        self.dtype.unwrap_or(match self.device {
+            DeviceChoice::Cpu => ComputeDType::F32,
+            DeviceChoice::Cuda => ComputeDType::Bf16,
+        })
+    }
+
+    /// Reads the config; a missing file is the default. A damaged file is kept aside as
+    /// `config.json.damaged` (never overwritten silently) and the default is used; the message
+    /// says so.
+    pub fn load(paths: &StudioPaths) -> (Self, Option<String>) {
+        let path = paths.config_file();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return (Self::default(), None),
+            Err(e) => {
+                return (
+                    Self::default(),
+                    Some(format!(
+                        "could not read the settings file {}: {e}; using defaults",
+                        path.display()
+                    )),
+                );
+            }
+        };
+        match serde_json::from_str(&text) {
+            Ok(config) => (config, None),
+            Err(e) => {
+                let aside = path.with_extension("json.damaged");
+                let kept = std::fs::rename(&path, &aside).is_ok();
+                let where_ = if kept {
+                    format!("it was kept as {}", aside.display())
+                } else {
+                    "it was left in place".to_string()
+                };
+                (
+                    Self::default(),
+                    Some(format!(
+                        "the settings file {} is damaged ({e}); {where_} and the defaults are used",
+                        path.display()
+                    )),
+                )
+            }
+        }
+    }
+
+    pub fn save(&self, paths: &StudioPaths) -> anyhow::Result<()> {
+        let path = paths.config_file();
+        std::fs::create_dir_all(&paths.config_dir).map_err(|e| {
+            anyhow::anyhow!(
+                "could not create the settings folder {}: {e}",
+                paths.config_dir.display()
+            )
+        })?;
+        let json = serde_json::to_string_pretty(self)?;
+        write_atomically(&path, json.as_bytes())
+            .map_err(|e| anyhow::anyhow!("could not save the settings to {}: {e}", path.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn damaged_config_is_kept_aside_and_defaults_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = StudioPaths {
+            config_dir: dir.path().to_path_buf(),
+            data_dir: dir.path().join("data"),
+        };
+        std::fs::write(paths.config_file(), "{ not json").unwrap();
+        let (config, message) = StudioConfig::load(&paths);
+        assert_eq!(config, StudioConfig::default());
+        assert!(message.unwrap().contains("damaged"));
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("config.json.damaged")).unwrap(),
+            "{ not json"
+        );
+    }
+
+    #[test]
+    fn config_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = StudioPaths {
+            config_dir: dir.path().join("cfg"),
+            data_dir: dir.path().join("data"),
+        };
+        let mut config = StudioConfig::default();
+        config.models.set(ModelSlot::I1Dev, Some("/m/dev".into()));
+        config.base_resolution = 64;
+        config.save(&paths).unwrap();
+        assert_eq!(StudioConfig::load(&paths), (config, None));
+    }
+}

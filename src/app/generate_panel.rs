@@ -1,0 +1,308 @@
+//! The text-to-image controls: prompt, preset, size, seed and the advanced sampling values.
+
+use egui::{DragValue, RichText, TextEdit, Ui};
+
+use crate::pipelines::{GenerationRecord, OFFICIAL_RESOLUTIONS, Preset, effective_size};
+use crate::rng::fresh_seed;
+use crate::schedulers::SchedulerKind;
+
+/// How the seed of the next job is chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeedMode {
+    /// A new random seed for every job.
+    Random,
+    /// The seed in the field, every time.
+    Fixed,
+    /// The seed in the field, then one more for the next job.
+    Increment,
+}
+
+/// The requested size: one of the official sizes, or typed in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SizeChoice {
+    Official(usize),
+    Custom,
+}
+
+pub struct GeneratePanel {
+    pub prompt: String,
+    pub negative_prompt: String,
+    pub preset: Preset,
+    pub size: SizeChoice,
+    pub custom_width: u32,
+    pub custom_height: u32,
+    pub seed_mode: SeedMode,
+    pub seed: u64,
+    pub steps: usize,
+    pub guidance: f64,
+    pub shift: f64,
+    show_advanced: bool,
+}
+
+impl Default for GeneratePanel {
+    fn default() -> Self {
+        let mut panel = Self {
+            prompt: String::new(),
+            negative_prompt: String::new(),
+            preset: Preset::Full,
+            size: SizeChoice::Official(0),
+            custom_width: 1024,
+            custom_height: 1024,
+            seed_mode: SeedMode::Random,
+            seed: fresh_seed(),
+            steps: 0,
+            guidance: 0.0,
+            shift: 0.0,
+            show_advanced: false,
+        };
+        panel.set_preset(Preset::Full);
+        panel
+    }
+}
+
+impl GeneratePanel {
+    /// Switches preset and shows its defaults for steps, guidance and shift.
+    pub fn set_preset(&mut self, preset: Preset) {
+        let d = preset.defaults();
+        self.preset = preset;
+        self.steps = d.steps;
+        self.guidance = d.guidance;
+        self.shift = d.shift;
+    }
+
+    /// Whether the current values run classifier-free guidance (a negative prompt matters).
+    pub fn uses_guidance(&self) -> bool {
+        self.guidance > 1.0
+    }
+
+    /// The size asked for, before rescaling to the base resolution.
+    pub fn requested_size(&self) -> (u32, u32) {
+        match self.size {
+            SizeChoice::Official(i) => OFFICIAL_RESOLUTIONS
+                .get(i)
+                .map_or((1024, 1024), |r| (r.width, r.height)),
+            SizeChoice::Custom => (self.custom_width, self.custom_height),
+        }
+    }
+
+    /// The seed for the job about to be submitted; advances it in increment mode.
+    pub fn take_seed(&mut self) -> u64 {
+        match self.seed_mode {
+            SeedMode::Random => {
+                self.seed = fresh_seed();
+                self.seed
+            }
+            SeedMode::Fixed => self.seed,
+            SeedMode::Increment => {
+                let seed = self.seed;
+                self.seed = self.seed.wrapping_add(1);
+                seed
+            }
+        }
+    }
+
+    /// Takes over a finished job's settings ("reuse settings", or a dropped PNG); the seed is
+    /// then fixed so the same image comes out.
+    pub fn apply_record(&mut self, record: &GenerationRecord) {
+        let s = &record.settings;
+        let r = &record.resolved;
+        self.prompt = s.prompt.clone();
+        self.negative_prompt = s.negative_prompt.clone().unwrap_or_default();
+        self.preset = s.preset;
+        self.steps = r.steps;
+        self.guidance = r.guidance;
+        self.shift = r.shift;
+        self.size = OFFICIAL_RESOLUTIONS
+            .iter()
+            .position(|o| (o.width, o.height) == (s.width, s.height))
+            .map_or(SizeChoice::Custom, SizeChoice::Official);
+        self.custom_width = s.width;
+        self.custom_height = s.height;
+        self.seed = s.seed;
+        self.seed_mode = SeedMode::Fixed;
+    }
+
+    /// Draws the controls; returns true when Generate was clicked.
+    pub fn ui(&mut self, ui: &mut Ui, base_resolution: u32, can_generate: bool) -> bool {
+        let label = ui.label("Prompt");
+        ui.add(
+            TextEdit::multiline(&mut self.prompt)
+                .hint_text("a red fox in the snow, golden hour")
+                .desired_rows(4)
+                .desired_width(f32::INFINITY),
+        )
+        .labelled_by(label.id);
+
+        let label = ui.label("Negative prompt");
+        let guided = self.uses_guidance();
+        ui.add_enabled(
+            guided,
+            TextEdit::multiline(&mut self.negative_prompt)
+                .hint_text(if guided {
+                    "what to avoid"
+                } else {
+                    "not used: this preset runs without guidance"
+                })
+                .desired_rows(2)
+                .desired_width(f32::INFINITY),
+        )
+        .labelled_by(label.id);
+        ui.add_space(6.0);
+
+        ui.horizontal(|ui| {
+            ui.label("Preset");
+            for preset in Preset::ALL {
+                if ui
+                    .selectable_label(self.preset == preset, preset.name())
+                    .clicked()
+                    && self.preset != preset
+                {
+                    self.set_preset(preset);
+                }
+            }
+        });
+        ui.weak(preset_summary(self.preset));
+        ui.add_space(4.0);
+
+        self.size_ui(ui, base_resolution);
+        self.seed_ui(ui);
+
+        ui.add_space(4.0);
+        egui::CollapsingHeader::new("Advanced")
+            .default_open(self.show_advanced)
+            .show(ui, |ui| self.advanced_ui(ui));
+        ui.add_space(8.0);
+
+        let generate = ui
+            .add_enabled(
+                can_generate,
+                egui::Button::new(RichText::new("Generate").strong())
+                    .min_size(egui::vec2(ui.available_width(), 28.0)),
+            )
+            .on_hover_text("Ctrl+Enter");
+        generate.clicked()
+    }
+
+    fn size_ui(&mut self, ui: &mut Ui, base_resolution: u32) {
+        ui.horizontal(|ui| {
+            let selected = match self.size {
+                SizeChoice::Official(i) => OFFICIAL_RESOLUTIONS
+                    .get(i)
+                    .map_or("custom", |r| r.name)
+                    .to_string(),
+                SizeChoice::Custom => "custom".to_string(),
+            };
+            egui::ComboBox::from_label("Size")
+                .selected_text(selected)
+                .show_ui(ui, |ui| {
+                    for (i, r) in OFFICIAL_RESOLUTIONS.iter().enumerate() {
+                        ui.selectable_value(&mut self.size, SizeChoice::Official(i), r.name);
+                    }
+                    ui.selectable_value(&mut self.size, SizeChoice::Custom, "custom");
+                });
+        });
+        if self.size == SizeChoice::Custom {
+            ui.horizontal(|ui| {
+                let label = ui.label("Width");
+                ui.add(
+                    DragValue::new(&mut self.custom_width)
+                        .range(16..=8192)
+                        .suffix(" px"),
+                )
+                .labelled_by(label.id);
+                let label = ui.label("Height");
+                ui.add(
+                    DragValue::new(&mut self.custom_height)
+                        .range(16..=8192)
+                        .suffix(" px"),
+                )
+                .labelled_by(label.id);
+            });
+        }
+        let (w, h) = self.requested_size();
+        match effective_size(w, h, base_resolution, 16) {
+            Some((ew, eh)) if (ew, eh) != (w, h) => {
+                ui.weak(format!(
+                    "made at {ew}×{eh} (the model's {base_resolution}² pixel budget)"
+                ));
+            }
+            Some(_) => {}
+            None => {
+                ui.colored_label(
+                    ui.visuals().error_fg_color,
+                    "this shape is too thin for the model",
+                );
+            }
+        }
+    }
+
+    pub fn seed_ui(&mut self, ui: &mut Ui) {
+        let label = ui
+            .horizontal(|ui| {
+                let label = ui.label("Seed");
+                ui.selectable_value(&mut self.seed_mode, SeedMode::Random, "random");
+                ui.selectable_value(&mut self.seed_mode, SeedMode::Fixed, "fixed");
+                ui.selectable_value(&mut self.seed_mode, SeedMode::Increment, "+1");
+                label
+            })
+            .inner;
+        ui.add_enabled(
+            self.seed_mode != SeedMode::Random,
+            DragValue::new(&mut self.seed).speed(1.0),
+        )
+        .labelled_by(label.id)
+        .on_hover_text("The seed of the next image");
+    }
+
+    fn advanced_ui(&mut self, ui: &mut Ui) {
+        egui::Grid::new("advanced").num_columns(2).show(ui, |ui| {
+            let label = ui.label("Steps");
+            ui.add(DragValue::new(&mut self.steps).range(1..=1000))
+                .labelled_by(label.id);
+            ui.end_row();
+            let label = ui.label("Guidance");
+            ui.add(
+                DragValue::new(&mut self.guidance)
+                    .range(0.0..=30.0)
+                    .speed(0.05)
+                    .max_decimals(2),
+            )
+            .labelled_by(label.id)
+            .on_hover_text("Classifier-free guidance; 1 or less turns it off");
+            ui.end_row();
+            let label = ui.label("Shift");
+            ui.add(
+                DragValue::new(&mut self.shift)
+                    .range(0.1..=20.0)
+                    .speed(0.05)
+                    .max_decimals(2),
+            )
+            .labelled_by(label.id)
+            .on_hover_text("Scheduler time shift: higher spends more steps on composition");
+            ui.end_row();
+        });
+        if ui.small_button("Preset values").clicked() {
+            self.set_preset(self.preset);
+        }
+    }
+}
+
+/// One line describing what a preset does by default.
+pub fn preset_summary(preset: Preset) -> String {
+    let d = preset.defaults();
+    let sampler = match d.scheduler {
+        SchedulerKind::FlowUnipc => "UniPC",
+        SchedulerKind::Flash => "Flash Euler",
+    };
+    let guidance = if d.guidance > 1.0 {
+        format!("guidance {}", d.guidance)
+    } else {
+        "no guidance".to_string()
+    };
+    format!(
+        "{}: {} steps, {sampler}, {guidance}, shift {}",
+        preset.name(),
+        d.steps,
+        d.shift
+    )
+}

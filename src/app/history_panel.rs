@@ -1,0 +1,150 @@
+//! The history panel: every result, newest first, with its thumbnail.
+
+use std::collections::HashMap;
+
+use egui::{ColorImage, TextureHandle, TextureOptions, Ui};
+
+use crate::store::{EntryKind, HistoryEntry};
+
+/// Thumbnails are drawn at most this many points wide.
+const THUMB_POINTS: f32 = 72.0;
+
+/// What the user did in the panel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistoryAction {
+    Select(i64),
+    ReuseSettings(i64),
+    EditThis(i64),
+    Export(i64),
+    Delete(i64),
+}
+
+#[derive(Default)]
+pub struct HistoryPanel {
+    /// `None`: the thumbnail file could not be read (drawn as a placeholder).
+    thumbnails: HashMap<i64, Option<TextureHandle>>,
+}
+
+impl HistoryPanel {
+    pub fn forget(&mut self, id: i64) {
+        self.thumbnails.remove(&id);
+    }
+
+    pub fn ui(
+        &mut self,
+        ui: &mut Ui,
+        entries: &[HistoryEntry],
+        selected: Option<i64>,
+    ) -> Option<HistoryAction> {
+        ui.heading("History");
+        if entries.is_empty() {
+            ui.weak("Results appear here.");
+            return None;
+        }
+        let mut action = None;
+        egui::ScrollArea::vertical()
+            .auto_shrink([false, false])
+            .show(ui, |ui| {
+                for entry in entries {
+                    if let Some(a) = self.entry_ui(ui, entry, selected == Some(entry.id)) {
+                        action = Some(a);
+                    }
+                    ui.separator();
+                }
+            });
+        action
+    }
+
+    fn entry_ui(
+        &mut self,
+        ui: &mut Ui,
+        entry: &HistoryEntry,
+        selected: bool,
+    ) -> Option<HistoryAction> {
+        let mut action = None;
+        let texture = self
+            .thumbnails
+            .entry(entry.id)
+            .or_insert_with(|| load_thumbnail(ui.ctx(), entry))
+            .clone();
+        ui.horizontal(|ui| {
+            let size = texture
+                .as_ref()
+                .map_or(egui::vec2(THUMB_POINTS, THUMB_POINTS), |t| {
+                    let [w, h] = t.size();
+                    let scale = THUMB_POINTS / w.max(h).max(1) as f32;
+                    egui::vec2(w as f32 * scale, h as f32 * scale)
+                });
+            let response = match &texture {
+                Some(t) => ui.add(
+                    egui::Image::new((t.id(), size))
+                        .sense(egui::Sense::click())
+                        .alt_text(format!("Result {}", entry.id)),
+                ),
+                None => ui.add_sized(size, egui::Button::new("?")),
+            };
+            if selected {
+                ui.painter().rect_stroke(
+                    response.rect.expand(2.0),
+                    2.0,
+                    egui::Stroke::new(2.0, ui.visuals().selection.bg_fill),
+                    egui::StrokeKind::Outside,
+                );
+            }
+            if response.clicked() {
+                action = Some(HistoryAction::Select(entry.id));
+            }
+            ui.vertical(|ui| {
+                let kind = match entry.kind {
+                    EntryKind::Generate => "",
+                    EntryKind::Edit => "edit: ",
+                };
+                let title = format!("{kind}{}", shorten(&entry.prompt, 60));
+                if ui
+                    .selectable_label(selected, title)
+                    .on_hover_text(&entry.prompt)
+                    .clicked()
+                {
+                    action = Some(HistoryAction::Select(entry.id));
+                }
+                ui.weak(format!("seed {}", entry.seed()));
+                ui.horizontal_wrapped(|ui| {
+                    if ui.small_button("Reuse settings").clicked() {
+                        action = Some(HistoryAction::ReuseSettings(entry.id));
+                    }
+                    if ui.small_button("Edit this").clicked() {
+                        action = Some(HistoryAction::EditThis(entry.id));
+                    }
+                    if ui.small_button("Export…").clicked() {
+                        action = Some(HistoryAction::Export(entry.id));
+                    }
+                    if ui.small_button("Delete").clicked() {
+                        action = Some(HistoryAction::Delete(entry.id));
+                    }
+                });
+            });
+        });
+        action
+    }
+}
+
+fn load_thumbnail(ctx: &egui::Context, entry: &HistoryEntry) -> Option<TextureHandle> {
+    let image = image::open(&entry.thumbnail_path).ok()?.to_rgb8();
+    let size = [image.width() as usize, image.height() as usize];
+    let color = ColorImage::from_rgb(size, image.as_raw());
+    Some(ctx.load_texture(
+        format!("thumbnail:{}", entry.id),
+        color,
+        TextureOptions::LINEAR,
+    ))
+}
+
+fn shorten(text: &str, max_chars: usize) -> String {
+    let line = text.lines().next().unwrap_or("");
+    if line.chars().count() <= max_chars && !text.contains('\n') {
+        line.to_string()
+    } else {
+        let cut: String = line.chars().take(max_chars).collect();
+        format!("{cut}…")
+    }
+}

@@ -1,0 +1,199 @@
+//! The models view: which folder each model comes from, whether it is usable, and how to fix
+//! it when it is not.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use egui::{Color32, DragValue, RichText, Ui};
+
+use super::config::{ModelSlot, StudioConfig};
+use crate::pipelines::edit::recognise;
+use crate::pipelines::{ComputeDType, DeviceChoice};
+use crate::weights::Snapshot;
+
+/// What the user asked for in the view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelsAction {
+    Choose(ModelSlot),
+    Clear(ModelSlot),
+    FindInCache,
+    /// Device, dtype or base resolution changed.
+    Changed,
+}
+
+/// Whether a slot's folder can be used.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SlotStatus {
+    NotSet,
+    Ready,
+    Problem(String),
+}
+
+#[derive(Default)]
+pub struct ModelsView {
+    /// Checked once per (slot, folder, base) and kept: checking reads files.
+    checked: HashMap<(ModelSlot, PathBuf, Option<PathBuf>), SlotStatus>,
+}
+
+impl ModelsView {
+    pub fn status(&mut self, slot: ModelSlot, config: &StudioConfig) -> SlotStatus {
+        let Some(folder) = config.models.get(slot) else {
+            return SlotStatus::NotSet;
+        };
+        let base = matches!(slot, ModelSlot::E1Full | ModelSlot::E1_1)
+            .then(|| config.models.i1_full.clone())
+            .flatten();
+        self.checked
+            .entry((slot, folder.to_path_buf(), base.clone()))
+            .or_insert_with(|| check(slot, folder, base.as_deref()))
+            .clone()
+    }
+
+    /// Forgets the checks, so changed folders are looked at again.
+    pub fn recheck(&mut self) {
+        self.checked.clear();
+    }
+
+    pub fn ui(
+        &mut self,
+        ui: &mut Ui,
+        config: &mut StudioConfig,
+        has_cache: bool,
+    ) -> Option<ModelsAction> {
+        let mut action = None;
+        ui.label(
+            "Choose the folder of each model you have downloaded. Every HiDream model also \
+             needs Llama-3.1-8B-Instruct.",
+        );
+        ui.add_space(6.0);
+        egui::Grid::new("model-slots")
+            .num_columns(3)
+            .striped(true)
+            .spacing([12.0, 6.0])
+            .show(ui, |ui| {
+                for slot in ModelSlot::ALL {
+                    ui.label(RichText::new(slot.label()).strong());
+                    ui.vertical(|ui| {
+                        match config.models.get(slot) {
+                            Some(folder) => ui.monospace(folder.display().to_string()),
+                            None => ui.weak("not set"),
+                        };
+                        match self.status(slot, config) {
+                            SlotStatus::Ready => {
+                                ui.colored_label(Color32::from_rgb(80, 170, 90), "ready");
+                            }
+                            SlotStatus::Problem(problem) => {
+                                ui.colored_label(ui.visuals().error_fg_color, problem);
+                            }
+                            SlotStatus::NotSet => {
+                                ui.weak(missing_hint(slot));
+                            }
+                        }
+                    });
+                    ui.horizontal(|ui| {
+                        if ui.button("Choose…").clicked() {
+                            action = Some(ModelsAction::Choose(slot));
+                        }
+                        if config.models.get(slot).is_some() && ui.button("Clear").clicked() {
+                            action = Some(ModelsAction::Clear(slot));
+                        }
+                    });
+                    ui.end_row();
+                }
+            });
+        ui.add_space(6.0);
+        if has_cache
+            && ui
+                .button("Find in the Hugging Face cache")
+                .on_hover_text("Fills every empty slot whose model is in the local cache")
+                .clicked()
+        {
+            action = Some(ModelsAction::FindInCache);
+        }
+        ui.add_space(10.0);
+        ui.horizontal(|ui| {
+            ui.label("Device");
+            let mut changed = ui
+                .selectable_value(&mut config.device, DeviceChoice::Cpu, "CPU")
+                .changed();
+            let cuda = ui.add_enabled(
+                cfg!(feature = "cuda"),
+                egui::Button::selectable(config.device == DeviceChoice::Cuda, "CUDA"),
+            );
+            if cuda.clicked() {
+                config.device = DeviceChoice::Cuda;
+                changed = true;
+            }
+            cuda.on_disabled_hover_text(
+                "this build has no CUDA support (build with --features cuda)",
+            );
+            ui.separator();
+            ui.label("Precision");
+            for (dtype, name) in [
+                (None, "automatic"),
+                (Some(ComputeDType::F32), "f32"),
+                (Some(ComputeDType::Bf16), "bf16"),
+                (Some(ComputeDType::F16), "f16"),
+            ] {
+                changed |= ui
+                    .selectable_value(&mut config.dtype, dtype, name)
+                    .changed();
+            }
+            if changed {
+                action = Some(ModelsAction::Changed);
+            }
+        });
+        ui.horizontal(|ui| {
+            let label = ui.label("Base resolution");
+            if ui
+                .add(
+                    DragValue::new(&mut config.base_resolution)
+                        .range(16..=4096)
+                        .suffix(" px"),
+                )
+                .labelled_by(label.id)
+                .on_hover_text("The models' native size: 1024 for the released HiDream models")
+                .changed()
+            {
+                action = Some(ModelsAction::Changed);
+            }
+        });
+        action
+    }
+}
+
+fn missing_hint(slot: ModelSlot) -> String {
+    let repo = slot.repo_id();
+    match slot {
+        ModelSlot::Llama => format!(
+            "download {repo} (`hf download {repo}`); when not set, the model's text_encoder_4 \
+             folder or the Hugging Face cache is used"
+        ),
+        _ => format!("download {repo} (`hf download {repo}`) and choose its folder"),
+    }
+}
+
+fn check(slot: ModelSlot, folder: &Path, base: Option<&Path>) -> SlotStatus {
+    if !folder.exists() {
+        return SlotStatus::Problem(format!(
+            "{} does not exist (moved or deleted?): choose the folder again",
+            folder.display()
+        ));
+    }
+    let problem = match slot {
+        ModelSlot::I1Full | ModelSlot::I1Dev | ModelSlot::I1Fast => {
+            Snapshot::open(folder).err().map(|e| e.to_string())
+        }
+        ModelSlot::E1Full | ModelSlot::E1_1 => recognise(folder, base, None).err().map(|e| {
+            format!("{e} (E1 models take their text encoders and VAE from HiDream-I1-Full)")
+        }),
+        ModelSlot::Llama => ["config.json", "tokenizer.json"]
+            .iter()
+            .find(|f| !folder.join(f).is_file())
+            .map(|f| format!("{f} is missing: is this the Llama-3.1-8B-Instruct folder?")),
+    };
+    match problem {
+        Some(p) => SlotStatus::Problem(p),
+        None => SlotStatus::Ready,
+    }
+}

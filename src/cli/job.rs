@@ -1,0 +1,39 @@
+//! Running one engine job from the command line, with a progress bar.
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use hidream_studio::engine::{Engine, Event};
+use hidream_studio::pipelines::{HiDreamBackend, Job, JobOutput};
+
+use super::progress_bar::ProgressBar;
+
+/// Submits the job to a fresh engine and follows its events until it ends.
+pub fn run_job(backend: HiDreamBackend, job: Job, quiet: bool) -> anyhow::Result<JobOutput> {
+    let mut engine = Engine::spawn(backend);
+    let id = engine.submit(job);
+    let mut bar = ProgressBar::new(std::io::stderr().is_terminal() && !quiet);
+    loop {
+        let Some(event) = engine.next_event_timeout(Duration::from_secs(3600)) else {
+            anyhow::bail!("the engine stopped answering");
+        };
+        if event.id() != id {
+            continue;
+        }
+        match event {
+            Event::Loading { what, .. } => bar.message(&format!("loading {what}")),
+            Event::Stage { stage, .. } => bar.message(&stage),
+            Event::Step { step, total, .. } => bar.step(step, total),
+            Event::Finished { output, .. } => {
+                bar.finish();
+                return Ok(output);
+            }
+            Event::Failed { error, .. } => {
+                bar.finish();
+                anyhow::bail!("{error}");
+            }
+            Event::Cancelled { .. } => anyhow::bail!("the job was cancelled"),
+            Event::Queued { .. } | Event::Started { .. } => {}
+        }
+    }
+}

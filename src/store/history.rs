@@ -1,0 +1,356 @@
+//! The history of results: each one an image file plus a row in a SQLite database, in the
+//! studio's data folder.
+//!
+//! Crash safety: an image and its thumbnail are written to temporary files, flushed and renamed
+//! before the row that names them is inserted in a transaction, so a crash leaves at worst an
+//! unreferenced file, never a row pointing at a half-written image. Deleting removes the row
+//! first and the files after.
+
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use image::RgbImage;
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::png_metadata::{
+    StoredRecord, png_with_edit_metadata, png_with_metadata, write_atomically,
+};
+
+/// Longest side of a thumbnail, in pixels.
+pub const THUMBNAIL_SIDE: u32 = 192;
+
+const SCHEMA_VERSION: i64 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    #[error(
+        "could not open the history database {path}: {source}. Check that the folder is \
+         writable; if the file is damaged, move it away and HiDream Studio starts a new history"
+    )]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error(
+        "the history database {path} was written by a newer HiDream Studio (schema {found}, this \
+         version knows {SCHEMA_VERSION}); update HiDream Studio"
+    )]
+    NewerSchema { path: PathBuf, found: i64 },
+    #[error("the history database failed: {0}")]
+    Database(#[from] rusqlite::Error),
+    #[error("could not write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("could not create the history folder {path}: {source}")]
+    Folder {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("could not encode the image: {0}")]
+    Encode(String),
+    #[error("history entry {id} has a damaged record: {source}")]
+    Record { id: i64, source: serde_json::Error },
+}
+
+/// What kind of job made an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    Generate,
+    Edit,
+}
+
+impl EntryKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Generate => "generate",
+            Self::Edit => "edit",
+        }
+    }
+}
+
+/// One result in the history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryEntry {
+    pub id: i64,
+    /// Milliseconds since the Unix epoch.
+    pub created_ms: i64,
+    pub kind: EntryKind,
+    /// The prompt, or the edit instruction.
+    pub prompt: String,
+    pub image_path: PathBuf,
+    pub thumbnail_path: PathBuf,
+    /// For edits: the entry that was edited (`None` when that entry was deleted or the source
+    /// came from outside the history).
+    pub parent: Option<i64>,
+    pub record: StoredRecord,
+}
+
+impl HistoryEntry {
+    pub fn seed(&self) -> u64 {
+        match &self.record {
+            StoredRecord::Generation(r) => r.settings.seed,
+            StoredRecord::Edit(r) => r.settings.seed,
+        }
+    }
+}
+
+/// The database and the folders it points into.
+pub struct History {
+    db: Connection,
+    db_path: PathBuf,
+    images: PathBuf,
+    thumbnails: PathBuf,
+}
+
+impl History {
+    /// Opens (or creates) the history in `data_dir`.
+    pub fn open(data_dir: &Path) -> Result<Self, HistoryError> {
+        let images = data_dir.join("images");
+        let thumbnails = data_dir.join("thumbnails");
+        for dir in [data_dir, &images, &thumbnails] {
+            std::fs::create_dir_all(dir).map_err(|source| HistoryError::Folder {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        let db_path = data_dir.join("history.sqlite3");
+        let open_err = |source| HistoryError::Open {
+            path: db_path.clone(),
+            source,
+        };
+        let db = Connection::open(&db_path).map_err(open_err)?;
+        // Two studio windows may share a data folder; let one wait for the other's write.
+        db.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(open_err)?;
+        db.pragma_update(None, "foreign_keys", true)
+            .map_err(open_err)?;
+        let found: i64 = db
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .map_err(open_err)?;
+        if found > SCHEMA_VERSION {
+            return Err(HistoryError::NewerSchema {
+                path: db_path,
+                found,
+            });
+        }
+        db.execute_batch(
+            "BEGIN;
+             CREATE TABLE IF NOT EXISTS entries (
+                 id INTEGER PRIMARY KEY AUTOINCREMENT,
+                 created_ms INTEGER NOT NULL,
+                 kind TEXT NOT NULL CHECK (kind IN ('generate', 'edit')),
+                 prompt TEXT NOT NULL,
+                 image_file TEXT NOT NULL,
+                 thumbnail_file TEXT NOT NULL,
+                 parent_id INTEGER REFERENCES entries(id) ON DELETE SET NULL,
+                 record_json TEXT NOT NULL
+             );
+             PRAGMA user_version = 1;
+             COMMIT;",
+        )
+        .map_err(open_err)?;
+        let history = Self {
+            db,
+            db_path,
+            images,
+            thumbnails,
+        };
+        history.remove_leftover_temporaries();
+        Ok(history)
+    }
+
+    pub fn database_path(&self) -> &Path {
+        &self.db_path
+    }
+
+    /// Keeps a finished image: writes the PNG (settings embedded) and a thumbnail, then records
+    /// it. Returns the new entry.
+    pub fn add(
+        &mut self,
+        image: &RgbImage,
+        record: &StoredRecord,
+        parent: Option<i64>,
+    ) -> Result<HistoryEntry, HistoryError> {
+        let created_ms = now_ms();
+        let (kind, prompt, png, record_json) = match record {
+            StoredRecord::Generation(r) => (
+                EntryKind::Generate,
+                r.settings.prompt.clone(),
+                png_with_metadata(image, r),
+                serde_json::to_string(r),
+            ),
+            StoredRecord::Edit(r) => (
+                EntryKind::Edit,
+                r.settings.instruction.clone(),
+                png_with_edit_metadata(image, r),
+                serde_json::to_string(r),
+            ),
+        };
+        let png = png.map_err(|e| HistoryError::Encode(format!("{e:#}")))?;
+        let record_json = record_json.map_err(|e| HistoryError::Encode(e.to_string()))?;
+        let stem = self.unused_stem(created_ms);
+        let image_file = format!("{stem}.png");
+        let thumbnail_file = format!("{stem}.thumb.png");
+        let image_path = self.images.join(&image_file);
+        let thumbnail_path = self.thumbnails.join(&thumbnail_file);
+        write_file(&image_path, &png)?;
+        write_file(&thumbnail_path, &thumbnail_png(image)?)?;
+        // A parent that was deleted meanwhile is not an error: the edit simply has no parent.
+        let tx = self.db.transaction()?;
+        let parent = match parent {
+            Some(id) => tx
+                .query_row("SELECT id FROM entries WHERE id = ?1", [id], |r| r.get(0))
+                .optional()?,
+            None => None,
+        };
+        tx.execute(
+            "INSERT INTO entries (created_ms, kind, prompt, image_file, thumbnail_file, parent_id, \
+             record_json) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                created_ms,
+                kind.as_str(),
+                prompt,
+                image_file,
+                thumbnail_file,
+                parent,
+                record_json
+            ],
+        )?;
+        let id = tx.last_insert_rowid();
+        tx.commit()?;
+        Ok(HistoryEntry {
+            id,
+            created_ms,
+            kind,
+            prompt,
+            image_path,
+            thumbnail_path,
+            parent,
+            record: record.clone(),
+        })
+    }
+
+    /// Every entry, newest first.
+    pub fn entries(&self) -> Result<Vec<HistoryEntry>, HistoryError> {
+        let mut statement = self.db.prepare(
+            "SELECT id, created_ms, kind, prompt, image_file, thumbnail_file, parent_id, \
+             record_json FROM entries ORDER BY id DESC",
+        )?;
+        let rows = statement.query_map([], |row| {
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, i64>(1)?,
+                row.get::<_, String>(2)?,
+                row.get::<_, String>(3)?,
+                row.get::<_, String>(4)?,
+                row.get::<_, String>(5)?,
+                row.get::<_, Option<i64>>(6)?,
+                row.get::<_, String>(7)?,
+            ))
+        })?;
+        let mut entries = Vec::new();
+        for row in rows {
+            let (id, created_ms, kind, prompt, image_file, thumbnail_file, parent, json) = row?;
+            let (kind, record) = if kind == "edit" {
+                let r = serde_json::from_str(&json)
+                    .map_err(|source| HistoryError::Record { id, source })?;
+                (EntryKind::Edit, StoredRecord::Edit(Box::new(r)))
+            } else {
+                let r = serde_json::from_str(&json)
+                    .map_err(|source| HistoryError::Record { id, source })?;
+                (EntryKind::Generate, StoredRecord::Generation(Box::new(r)))
+            };
+            entries.push(HistoryEntry {
+                id,
+                created_ms,
+                kind,
+                prompt,
+                image_path: self.images.join(image_file),
+                thumbnail_path: self.thumbnails.join(thumbnail_file),
+                parent,
+                record,
+            });
+        }
+        Ok(entries)
+    }
+
+    /// Deletes an entry and its files. Edits made from it keep their own images and lose the
+    /// link.
+    pub fn delete(&mut self, id: i64) -> Result<(), HistoryError> {
+        let tx = self.db.transaction()?;
+        let files: Option<(String, String)> = tx
+            .query_row(
+                "SELECT image_file, thumbnail_file FROM entries WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        tx.execute("DELETE FROM entries WHERE id = ?1", [id])?;
+        tx.commit()?;
+        if let Some((image, thumbnail)) = files {
+            // After the commit: a crash here leaves unreferenced files, which are harmless.
+            let _ = std::fs::remove_file(self.images.join(image));
+            let _ = std::fs::remove_file(self.thumbnails.join(thumbnail));
+        }
+        Ok(())
+    }
+
+    /// A file name no entry uses yet: the creation time, made unique with a counter.
+    fn unused_stem(&self, created_ms: i64) -> String {
+        let base = format!("{created_ms}");
+        let mut stem = base.clone();
+        let mut n = 1;
+        while self.images.join(format!("{stem}.png")).exists() {
+            stem = format!("{base}-{n}");
+            n += 1;
+        }
+        stem
+    }
+
+    /// Temporary files of writes a crash interrupted.
+    fn remove_leftover_temporaries(&self) {
+        for dir in [&self.images, &self.thumbnails] {
+            let Ok(read) = std::fs::read_dir(dir) else {
+                continue;
+            };
+            for entry in read.flatten() {
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                if name.starts_with('.') && name.ends_with(".tmp") {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
+    }
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<(), HistoryError> {
+    write_atomically(path, bytes).map_err(|source| HistoryError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn thumbnail_png(image: &RgbImage) -> Result<Vec<u8>, HistoryError> {
+    let (w, h) = image.dimensions();
+    let scale = (THUMBNAIL_SIDE as f32 / w.max(h).max(1) as f32).min(1.0);
+    let tw = ((w as f32 * scale).round() as u32).max(1);
+    let th = ((h as f32 * scale).round() as u32).max(1);
+    let thumb = image::imageops::thumbnail(image, tw, th);
+    let mut bytes = Vec::new();
+    thumb
+        .write_to(
+            &mut std::io::Cursor::new(&mut bytes),
+            image::ImageFormat::Png,
+        )
+        .map_err(|e| HistoryError::Encode(e.to_string()))?;
+    Ok(bytes)
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
