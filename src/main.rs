@@ -104,8 +104,9 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        None => window_paths(cli.data_dir, cli.config_dir)
-            .and_then(|paths| hidream_studio::app::run_window(paths)),
+        None => {
+            window_paths(cli.data_dir, cli.config_dir).and_then(hidream_studio::app::run_window)
+        }
         Some(Command::Info(args)) => cli::info::run(&args),
         Some(Command::Bench(args)) => cli::bench::run(&args),
         Some(Command::Generate(args)) => cli::generate::run(&args),

@@ -146,6 +146,15 @@ fn generate_sends_the_settings_and_the_result_persists_across_instances() {
     second.run_ok();
     let entries = second.state().history_entries().to_vec();
     assert_eq!(entries, vec![entry.clone()]);
+    // "Reuse settings" brings the entry's settings back into the controls.
+    second.get_by_label("Reuse settings").click();
+    second.run_ok();
+    let panel = second.state().generate_panel();
+    assert_eq!(panel.prompt, PROMPT);
+    assert_eq!(
+        (panel.seed, panel.seed_mode, panel.steps),
+        (1234, SeedMode::Fixed, 6)
+    );
     second.get_by_label("Delete").click();
     second.run_ok();
     assert!(second.state().history_entries().is_empty());
@@ -378,4 +387,88 @@ impl egui::DroppedFile for DroppedPath {
     fn bytes(&self) -> Result<Vec<u8>, String> {
         std::fs::read(&self.0).map_err(|e| e.to_string())
     }
+}
+
+#[test]
+fn ctrl_enter_submits_what_was_typed_in_the_same_frame() {
+    let dirs = dirs_with_models();
+    let mut harness = harness(&dirs.paths, ScriptedDialogs::default());
+    harness.state_mut().generate_panel_mut().steps = 2;
+    harness.get_by_label("Prompt").click();
+    harness.run_ok();
+    // Text and shortcut arrive in one frame, as from a fast typist or a script.
+    harness.get_by_label("Prompt").type_text("a green star");
+    harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Enter);
+    run_until(
+        &mut harness,
+        Duration::from_secs(300),
+        "the result",
+        |app| !app.history_entries().is_empty(),
+    );
+    let record = generation_record(harness.state());
+    assert_eq!(record.settings.prompt, "a green star");
+    assert_eq!(harness.state().generate_panel().prompt, "a green star");
+}
+
+#[test]
+fn an_edit_of_a_history_entry_is_linked_to_it() {
+    let dirs = dirs_with_models();
+    let mut harness = harness(&dirs.paths, ScriptedDialogs::default());
+    generate_one(&mut harness, 5);
+    let source = harness.state().history_entries()[0].clone();
+    harness.get_by_label("Edit this").click();
+    harness.run_ok();
+    assert_eq!(harness.state().mode(), Mode::Edit);
+    type_prompt(&mut harness, "Instruction", "make the square green");
+    harness.get_by_label("Apply edit").click();
+    harness.run_ok();
+    run_until(&mut harness, Duration::from_secs(300), "the edit", |app| {
+        app.history_entries().len() == 2
+    });
+    let edit = harness.state().history_entries()[0].clone();
+    assert_eq!(edit.parent, Some(source.id));
+    let StoredRecord::Edit(record) = &edit.record else {
+        panic!("expected an edit record");
+    };
+    assert_eq!(record.settings.image, source.image_path);
+    assert_eq!(record.settings.mask, None, "nothing was brushed");
+}
+
+#[test]
+fn a_failing_job_is_reported_and_the_window_keeps_working() {
+    let dirs = dirs_with_models();
+    let empty = tempfile::tempdir().unwrap();
+    let (mut config, _) = StudioConfig::load(&dirs.paths);
+    config
+        .models
+        .set(ModelSlot::I1Fast, Some(empty.path().to_path_buf()));
+    config.save(&dirs.paths).unwrap();
+    let mut harness = harness(&dirs.paths, ScriptedDialogs::default());
+    harness.get_by_label("Fast").click();
+    harness.run_ok();
+    harness.get_by_label("Generate").click();
+    harness.run_ok();
+    run_until(
+        &mut harness,
+        Duration::from_secs(60),
+        "the failure",
+        |app| app.pending_jobs().is_empty(),
+    );
+    let messages = harness.state().messages().to_vec();
+    let failure = messages
+        .iter()
+        .find(|m| m.is_error)
+        .unwrap_or_else(|| panic!("no error shown: {messages:?}"));
+    assert!(
+        failure.text.contains(&empty.path().display().to_string()),
+        "the message names the folder: {}",
+        failure.text
+    );
+    assert!(harness.state().history_entries().is_empty());
+
+    // The next job, on a good model, still runs.
+    harness.get_by_label("Full").click();
+    harness.run_ok();
+    generate_one(&mut harness, 9);
+    assert_eq!(harness.state().history_entries().len(), 1);
 }

@@ -627,18 +627,23 @@ impl StudioApp {
         }
     }
 
-    fn shortcuts(&mut self, ctx: &egui::Context) {
+    /// Takes this frame's Ctrl+Enter (so a multiline text box does not see it) and Esc.
+    /// Returns whether to submit; the caller submits after drawing, once the text boxes have
+    /// taken the characters typed in the same frame.
+    fn shortcuts(&mut self, ctx: &egui::Context) -> bool {
         let submit = ctx.input_mut(|i| {
             i.consume_shortcut(&KeyboardShortcut::new(Modifiers::COMMAND, Key::Enter))
         });
-        if submit {
-            match self.mode {
-                Mode::Generate => self.submit_generate(),
-                Mode::Edit => self.submit_edit(),
-            }
-        }
         if ctx.input_mut(|i| i.consume_key(Modifiers::NONE, Key::Escape)) {
             self.cancel_running();
+        }
+        submit
+    }
+
+    fn submit(&mut self) {
+        match self.mode {
+            Mode::Generate => self.submit_generate(),
+            Mode::Edit => self.submit_edit(),
         }
     }
 
@@ -831,7 +836,7 @@ impl eframe::App for StudioApp {
         let ctx = ui.ctx().clone();
         self.poll_events(&ctx);
         self.dropped_files(&ctx);
-        self.shortcuts(&ctx);
+        let submit = self.shortcuts(&ctx);
 
         egui::Panel::top("top-bar").show(ui, |ui| self.top_bar_ui(ui));
         egui::Panel::bottom("status")
@@ -859,7 +864,12 @@ impl eframe::App for StudioApp {
                 });
                 ui.add_space(6.0);
                 let has_cache = self.cache.is_some();
-                if let Some(action) = self.models_view.ui(ui, &mut self.config, has_cache) {
+                let action = egui::ScrollArea::vertical()
+                    .show(ui, |ui| {
+                        self.models_view.ui(ui, &mut self.config, has_cache)
+                    })
+                    .inner;
+                if let Some(action) = action {
                     self.models_action(action);
                 }
             });
@@ -867,7 +877,8 @@ impl eframe::App for StudioApp {
         }
 
         egui::Panel::left("history")
-            .default_size(280.0)
+            .default_size(300.0)
+            .min_size(260.0)
             .show(ui, |ui| {
                 let entries = std::mem::take(&mut self.entries);
                 let action = self.history_panel.ui(ui, &entries, self.selected);
@@ -877,9 +888,14 @@ impl eframe::App for StudioApp {
                 }
             });
         egui::Panel::right("controls")
-            .default_size(320.0)
+            .default_size(340.0)
+            .min_size(300.0)
+            .max_size(420.0)
             .show(ui, |ui| self.controls_ui(ui));
         egui::CentralPanel::default().show(ui, |ui| self.canvas_ui(ui));
+        if submit {
+            self.submit();
+        }
     }
 }
 

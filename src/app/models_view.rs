@@ -66,41 +66,35 @@ impl ModelsView {
              needs Llama-3.1-8B-Instruct.",
         );
         ui.add_space(6.0);
-        egui::Grid::new("model-slots")
-            .num_columns(3)
-            .striped(true)
-            .spacing([12.0, 6.0])
-            .show(ui, |ui| {
-                for slot in ModelSlot::ALL {
+        for slot in ModelSlot::ALL {
+            ui.group(|ui| {
+                ui.set_width(ui.available_width());
+                ui.horizontal(|ui| {
                     ui.label(RichText::new(slot.label()).strong());
-                    ui.vertical(|ui| {
-                        match config.models.get(slot) {
-                            Some(folder) => ui.monospace(folder.display().to_string()),
-                            None => ui.weak("not set"),
-                        };
-                        match self.status(slot, config) {
-                            SlotStatus::Ready => {
-                                ui.colored_label(Color32::from_rgb(80, 170, 90), "ready");
-                            }
-                            SlotStatus::Problem(problem) => {
-                                ui.colored_label(ui.visuals().error_fg_color, problem);
-                            }
-                            SlotStatus::NotSet => {
-                                ui.weak(missing_hint(slot));
-                            }
-                        }
-                    });
-                    ui.horizontal(|ui| {
-                        if ui.button("Choose…").clicked() {
-                            action = Some(ModelsAction::Choose(slot));
-                        }
-                        if config.models.get(slot).is_some() && ui.button("Clear").clicked() {
-                            action = Some(ModelsAction::Clear(slot));
-                        }
-                    });
-                    ui.end_row();
+                    if ui.button("Choose…").clicked() {
+                        action = Some(ModelsAction::Choose(slot));
+                    }
+                    if config.models.get(slot).is_some() && ui.button("Clear").clicked() {
+                        action = Some(ModelsAction::Clear(slot));
+                    }
+                });
+                match config.models.get(slot) {
+                    Some(folder) => ui.monospace(folder.display().to_string()),
+                    None => ui.weak("not set"),
+                };
+                match self.status(slot, config) {
+                    SlotStatus::Ready => {
+                        ui.colored_label(Color32::from_rgb(80, 170, 90), "ready");
+                    }
+                    SlotStatus::Problem(problem) => {
+                        ui.colored_label(ui.visuals().error_fg_color, problem);
+                    }
+                    SlotStatus::NotSet => {
+                        ui.weak(missing_hint(slot));
+                    }
                 }
             });
+        }
         ui.add_space(6.0);
         if has_cache
             && ui

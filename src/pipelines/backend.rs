@@ -44,8 +44,8 @@ impl From<EditJob> for Job {
 
 /// What a job produced.
 pub enum JobOutput {
-    Generation(Generation),
-    Edit(Edit),
+    Generation(Box<Generation>),
+    Edit(Box<Edit>),
 }
 
 impl JobOutput {
@@ -72,7 +72,7 @@ pub struct HiDreamBackend {
 }
 
 enum Models {
-    Generate(HiDreamModels),
+    Generate(Box<HiDreamModels>),
     Edit(Box<EditModels>),
 }
 
@@ -126,7 +126,7 @@ impl Backend for HiDreamBackend {
         let models = match key {
             ModelKey::Generate(selection) => {
                 let memory = self.memory(selection.device);
-                Models::Generate(HiDreamModels::load(selection, memory)?)
+                Models::Generate(Box::new(HiDreamModels::load(selection, memory)?))
             }
             ModelKey::Edit(choice) => {
                 let memory = self.memory(choice.device);
@@ -146,12 +146,15 @@ impl Backend for HiDreamBackend {
         ctx: &mut JobContext<'_, JobOutput>,
     ) -> Result<JobOutput, JobError> {
         let mut output = match (&mut loaded.models, job) {
-            (Models::Generate(models), Job::Generate(job)) => {
-                JobOutput::Generation(generate(models, &job.settings, job.noise.as_ref(), ctx)?)
-            }
-            (Models::Edit(models), Job::Edit(job)) => {
-                JobOutput::Edit(edit(models, &job.settings, job.noise.as_ref(), ctx)?)
-            }
+            (Models::Generate(models), Job::Generate(job)) => JobOutput::Generation(Box::new(
+                generate(models, &job.settings, job.noise.as_ref(), ctx)?,
+            )),
+            (Models::Edit(models), Job::Edit(job)) => JobOutput::Edit(Box::new(edit(
+                models,
+                &job.settings,
+                job.noise.as_ref(),
+                ctx,
+            )?)),
             _ => {
                 return Err(JobError::Failed(anyhow::anyhow!(
                     "internal error: the loaded models do not match the job"

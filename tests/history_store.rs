@@ -1,0 +1,158 @@
+//! The history database: what it keeps, across reopenings, and what a crash or a bad file
+//! leaves behind.
+
+use hidream_studio::pipelines::{
+    ComputeDType, DeviceChoice, GenerateSettings, GenerationRecord, ModelSelection, Preset,
+    Resolved, Timings,
+};
+use hidream_studio::schedulers::{SchedulerKind, ShiftMode};
+use hidream_studio::store::{EntryKind, History, HistoryError, StoredRecord, read_stored_record};
+use image::RgbImage;
+
+fn record(prompt: &str, seed: u64) -> StoredRecord {
+    StoredRecord::Generation(Box::new(GenerationRecord {
+        settings: GenerateSettings {
+            models: ModelSelection {
+                model: "/models/HiDream-I1-Full".into(),
+                llama: "/models/Llama".into(),
+                dtype: ComputeDType::F32,
+                device: DeviceChoice::Cpu,
+            },
+            prompt: prompt.into(),
+            negative_prompt: Some(String::new()),
+            preset: Preset::Full,
+            steps: Some(50),
+            guidance: Some(5.0),
+            shift: Some(3.0),
+            shift_mode: ShiftMode::Dynamic,
+            width: 1024,
+            height: 1024,
+            base_resolution: 1024,
+            seed,
+        },
+        resolved: Resolved {
+            steps: 50,
+            guidance: 5.0,
+            shift: 3.0,
+            scheduler: SchedulerKind::FlowUnipc,
+            width: 1024,
+            height: 1024,
+            latent_height: 128,
+            latent_width: 128,
+        },
+        noise: "seed".into(),
+        prompt_truncated: false,
+        timings: Timings {
+            total_ms: 1234.5678901234,
+            ..Timings::default()
+        },
+        app: "test".into(),
+    }))
+}
+
+fn image(shade: u8) -> RgbImage {
+    RgbImage::from_fn(40, 24, |x, y| {
+        image::Rgb([shade, x as u8 * 6, y as u8 * 10])
+    })
+}
+
+#[test]
+fn entries_survive_reopening_newest_first_with_their_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut history = History::open(dir.path()).unwrap();
+    let first = history.add(&image(10), &record("first", 1), None).unwrap();
+    let second = history
+        .add(&image(20), &record("second", 2), Some(first.id))
+        .unwrap();
+    drop(history);
+
+    let history = History::open(dir.path()).unwrap();
+    let entries = history.entries().unwrap();
+    assert_eq!(entries, vec![second.clone(), first.clone()]);
+    assert_eq!(entries[0].parent, Some(first.id));
+    assert_eq!(entries[0].kind, EntryKind::Generate);
+    assert_eq!(entries[0].seed(), 2);
+    // The image file is the image, and carries the full record.
+    let bytes = std::fs::read(&second.image_path).unwrap();
+    assert_eq!(
+        image::load_from_memory(&bytes).unwrap().to_rgb8(),
+        image(20)
+    );
+    assert_eq!(
+        read_stored_record(&bytes).unwrap(),
+        Some(record("second", 2))
+    );
+    let thumbnail = image::open(&second.thumbnail_path).unwrap();
+    assert_eq!((thumbnail.width(), thumbnail.height()), (40, 24));
+}
+
+#[test]
+fn deleting_removes_row_and_files_and_unlinks_children() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut history = History::open(dir.path()).unwrap();
+    let parent = history.add(&image(1), &record("parent", 1), None).unwrap();
+    let child = history
+        .add(&image(2), &record("child", 2), Some(parent.id))
+        .unwrap();
+    history.delete(parent.id).unwrap();
+    assert!(!parent.image_path.exists());
+    assert!(!parent.thumbnail_path.exists());
+    let entries = history.entries().unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].id, child.id);
+    assert_eq!(entries[0].parent, None);
+    // An edit whose source was deleted meanwhile is still kept, without a parent.
+    let orphan = history
+        .add(&image(3), &record("late", 3), Some(parent.id))
+        .unwrap();
+    assert_eq!(orphan.parent, None);
+}
+
+#[test]
+fn what_a_crash_leaves_is_cleaned_up_and_never_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut history = History::open(dir.path()).unwrap();
+    let kept = history.add(&image(1), &record("kept", 1), None).unwrap();
+    drop(history);
+    // A crash while writing a file leaves its temporary; a crash after the file was renamed
+    // but before the row was committed leaves an unreferenced image.
+    let temporary = dir.path().join("images/.123.png.999.tmp");
+    std::fs::write(&temporary, b"half a png").unwrap();
+    std::fs::write(dir.path().join("images/999.png"), b"unreferenced").unwrap();
+
+    let history = History::open(dir.path()).unwrap();
+    assert!(!temporary.exists());
+    assert_eq!(history.entries().unwrap(), vec![kept]);
+}
+
+#[test]
+fn unusable_databases_are_reported_with_their_path_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("history.sqlite3");
+    std::fs::write(&db, b"this is not a database, and it is the user's file").unwrap();
+    let Err(error) = History::open(dir.path()) else {
+        panic!("a damaged database must not open");
+    };
+    let message = error.to_string();
+    assert!(message.contains("history.sqlite3"), "{message}");
+    assert!(message.contains("move it away"), "{message}");
+    assert_eq!(
+        std::fs::read(&db).unwrap(),
+        b"this is not a database, and it is the user's file",
+        "the damaged file is not overwritten"
+    );
+
+    let newer = tempfile::tempdir().unwrap();
+    drop(History::open(newer.path()).unwrap());
+    set_user_version(newer.path(), 99);
+    match History::open(newer.path()) {
+        Err(HistoryError::NewerSchema { found: 99, .. }) => {}
+        other => panic!("expected a newer-schema error, got {:?}", other.err()),
+    }
+}
+
+/// Marks the database as written by a future version.
+fn set_user_version(dir: &std::path::Path, version: i64) {
+    let conn = rusqlite::Connection::open(dir.join("history.sqlite3")).unwrap();
+    conn.pragma_update(None, "user_version", version).unwrap();
+}

@@ -1,0 +1,159 @@
+//! Snapshot images of the studio's main screens, rendered headlessly with wgpu (Mesa's
+//! software Vulkan driver in CI). `UPDATE_SNAPSHOTS=1 cargo test --test studio_snapshots`
+//! rewrites them after an intended change; look at the diff before committing.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable as _;
+use hidream_studio::app::{
+    ModelSlot, ScriptedDialogs, SeedMode, StudioApp, StudioConfig, StudioOptions, StudioPaths,
+};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+fn paths(root: &Path) -> StudioPaths {
+    StudioPaths {
+        config_dir: root.join("config"),
+        data_dir: root.join("data"),
+    }
+}
+
+fn harness(paths: &StudioPaths, dialogs: ScriptedDialogs) -> Harness<'static, StudioApp> {
+    let paths = paths.clone();
+    Harness::builder()
+        .with_size(egui::vec2(1200.0, 720.0))
+        .wgpu()
+        .build_eframe(move |cc| {
+            let mut app = StudioApp::new(
+                &cc.egui_ctx,
+                StudioOptions {
+                    paths,
+                    cache: None,
+                    dialogs: Box::new(dialogs),
+                },
+            );
+            // The default seed is random; the screens must not be.
+            app.generate_panel_mut().seed_mode = SeedMode::Fixed;
+            app.generate_panel_mut().seed = 42;
+            app
+        })
+}
+
+fn with_fixture_models(paths: &StudioPaths) {
+    let mut config = StudioConfig::default();
+    config.models.set(
+        ModelSlot::I1Full,
+        Some(fixtures().join("full-square/model")),
+    );
+    config
+        .models
+        .set(ModelSlot::E1_1, Some(fixtures().join("edit-e11/model")));
+    config
+        .models
+        .set(ModelSlot::Llama, Some(fixtures().join("llama-3.1-tiny")));
+    config.base_resolution = 64;
+    config.save(paths).unwrap();
+}
+
+fn wait_for_result(harness: &mut Harness<'_, StudioApp>) {
+    let start = Instant::now();
+    while harness.state().history_entries().is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(300),
+            "no result: {:?}",
+            harness.state().messages()
+        );
+        harness.step();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Timings differ from run to run; the screens are about layout.
+    harness.state_mut().clear_messages();
+    harness.run_ok();
+}
+
+#[test]
+fn first_run_screen() {
+    let root = tempfile::tempdir().unwrap();
+    let mut harness = harness(&paths(root.path()), ScriptedDialogs::default());
+    harness.run_ok();
+    harness.get_by_label("Choose model folders…");
+    harness.snapshot("first_run");
+}
+
+#[test]
+fn models_screen() {
+    let root = tempfile::tempdir().unwrap();
+    let paths = paths(root.path());
+    // Folders that exist nowhere, so the screen reads the same on every machine.
+    let mut config = StudioConfig::default();
+    config
+        .models
+        .set(ModelSlot::I1Dev, Some("/models/HiDream-I1-Dev".into()));
+    config.save(&paths).unwrap();
+    let mut harness = harness(&paths, ScriptedDialogs::default());
+    harness.get_by_label("Models").click();
+    harness.remove_cursor();
+    harness.run_ok();
+    harness.snapshot("models");
+}
+
+#[test]
+fn generate_screen_with_a_result() {
+    let root = tempfile::tempdir().unwrap();
+    let paths = paths(root.path());
+    with_fixture_models(&paths);
+    let mut harness = harness(&paths, ScriptedDialogs::default());
+    harness.get_by_label("Prompt").click();
+    harness.run_ok();
+    harness
+        .get_by_label("Prompt")
+        .type_text("a red circle to the left of a blue square");
+    harness.state_mut().generate_panel_mut().steps = 6;
+    harness.get_by_label("Generate").click();
+    wait_for_result(&mut harness);
+    harness.remove_cursor();
+    harness.run_ok();
+    harness.snapshot("generate_with_result");
+}
+
+#[test]
+fn edit_screen_with_a_brushed_mask() {
+    let root = tempfile::tempdir().unwrap();
+    let paths = paths(root.path());
+    with_fixture_models(&paths);
+    let dialogs = ScriptedDialogs {
+        images: vec![fixtures().join("edit-e11/source.png")],
+        ..Default::default()
+    };
+    let mut harness = harness(&paths, dialogs);
+    harness.get_by_label("Edit image").click();
+    harness.run_ok();
+    harness.get_by_label("Open image…").click();
+    harness.run_ok();
+    harness.state_mut().edit_panel_mut().brush.radius = 5.0;
+    let canvas = harness.get_by_label("Canvas").rect();
+    let from = canvas.center() - egui::vec2(canvas.width() * 0.15, 0.0);
+    let to = canvas.center() + egui::vec2(0.0, canvas.height() * 0.1);
+    harness.hover_at(from);
+    harness.run_ok();
+    harness.drag_at(from);
+    harness.run_ok();
+    for i in 1..=8 {
+        harness.hover_at(from.lerp(to, i as f32 / 8.0));
+        harness.run_ok();
+    }
+    harness.drop_at(to);
+    harness.run_ok();
+    harness.get_by_label("Instruction").click();
+    harness.run_ok();
+    harness
+        .get_by_label("Instruction")
+        .type_text("make the circle blue");
+    harness.remove_cursor();
+    harness.run_ok();
+    harness.snapshot("edit_with_mask");
+}
