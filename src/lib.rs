@@ -10,6 +10,7 @@ pub mod info;
 pub mod kernels;
 pub mod models;
 pub mod pipelines;
+pub mod preview;
 pub mod rng;
 pub mod schedulers;
 pub mod store;
