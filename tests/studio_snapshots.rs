@@ -29,7 +29,7 @@ fn harness(paths: &StudioPaths, dialogs: ScriptedDialogs) -> Harness<'static, St
         .wgpu()
         .build_eframe(move |cc| {
             let mut app = StudioApp::new(
-                &cc.egui_ctx,
+                cc,
                 StudioOptions {
                     paths,
                     cache: None,

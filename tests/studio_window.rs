@@ -51,7 +51,7 @@ fn harness(paths: &StudioPaths, dialogs: ScriptedDialogs) -> Harness<'static, St
         .with_size(egui::vec2(1280.0, 800.0))
         .build_eframe(move |cc| {
             StudioApp::new(
-                &cc.egui_ctx,
+                cc,
                 StudioOptions {
                     paths,
                     cache: None,

@@ -5,7 +5,11 @@ use egui::{
 };
 use image::RgbImage;
 
+use eframe::egui_wgpu;
+use egui::emath::GuiRounding as _;
+
 use super::brush::{Brush, BrushMask};
+use crate::preview::{LatentFrame, PreviewCallback};
 
 const MIN_ZOOM: f32 = 0.05;
 const MAX_ZOOM: f32 = 32.0;
@@ -71,13 +75,39 @@ impl Canvas {
     /// Draws the toolbar and the canvas. With `mask`, primary-button drags paint on it (pan
     /// with the secondary or middle button); otherwise any drag pans. `status` is drawn over
     /// the canvas (the running job).
-    pub fn ui(&mut self, ui: &mut Ui, mask: Option<(&mut BrushMask, Brush)>, status: Option<&str>) {
+    /// With `preview`, the running job's estimate is drawn (fitted) instead of the image.
+    pub fn ui(
+        &mut self,
+        ui: &mut Ui,
+        mask: Option<(&mut BrushMask, Brush)>,
+        status: Option<&str>,
+        preview: Option<&LatentFrame>,
+    ) {
         self.toolbar_ui(ui);
         let rect = ui.available_rect_before_wrap();
         let response = ui.allocate_rect(rect, Sense::click_and_drag());
         response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Image, true, "Canvas"));
         let painter = ui.painter_at(rect);
         painter.rect_filled(rect, 0.0, ui.visuals().extreme_bg_color);
+
+        if let Some(frame) = preview {
+            let (w, h) = frame.size;
+            let size = Vec2::new(w as f32, h as f32);
+            let fitted = size * ((rect.size() / size).min_elem() * 0.98);
+            let at = Rect::from_center_size(rect.center(), fitted)
+                .round_to_pixels(ui.pixels_per_point());
+            painter.add(egui_wgpu::Callback::new_paint_callback(
+                at,
+                PreviewCallback {
+                    frame: frame.clone(),
+                    size_points: at.size(),
+                },
+            ));
+            if let Some(status) = status {
+                self.status_ui(ui, &painter, rect, status);
+            }
+            return;
+        }
 
         let Some(image) = &self.image else {
             let text = status
@@ -123,15 +153,18 @@ impl Canvas {
             }
         }
         if let Some(status) = status {
-            let galley_pos = rect.center_top() + Vec2::new(0.0, 12.0);
-            painter.text(
-                galley_pos,
-                egui::Align2::CENTER_TOP,
-                status,
-                egui::FontId::proportional(14.0),
-                ui.visuals().strong_text_color(),
-            );
+            self.status_ui(ui, &painter, rect, status);
         }
+    }
+
+    fn status_ui(&self, ui: &Ui, painter: &egui::Painter, rect: Rect, status: &str) {
+        painter.text(
+            rect.center_top() + Vec2::new(0.0, 12.0),
+            egui::Align2::CENTER_TOP,
+            status,
+            egui::FontId::proportional(14.0),
+            ui.visuals().strong_text_color(),
+        );
     }
 
     fn toolbar_ui(&mut self, ui: &mut Ui) {

@@ -30,7 +30,7 @@ pub use export::{ExportFormat, export_entry};
 pub use generate_panel::{GeneratePanel, SeedMode, SizeChoice, preset_summary};
 pub use jobs::{JobPhase, PendingJob};
 
-use canvas::Canvas;
+pub use canvas::Canvas;
 use edit_panel::EditAction;
 use first_run::{FirstRunAction, FirstRunView};
 use history_panel::{HistoryAction, HistoryPanel};
@@ -42,6 +42,7 @@ use crate::pipelines::{
     EditJob, GenerateJob, GenerateSettings, HiDreamBackend, Job, JobOutput, ModelSelection,
     find_llama,
 };
+use crate::preview::{LatentFrame, PreviewRenderer};
 use crate::schedulers::ShiftMode;
 use crate::store::{History, HistoryEntry, StoredRecord, read_stored_record, write_atomically};
 use crate::weights::HubCache;
@@ -107,13 +108,25 @@ pub struct StudioApp {
     first_run: FirstRunView,
     jobs: Vec<PendingJob>,
     messages: Vec<Message>,
+    gpu_previews: bool,
+    /// The running job's latest clean-image estimate.
+    preview: Option<(JobId, LatentFrame)>,
+    preview_versions: u64,
 }
 
 /// At most this many messages are kept on screen.
 const MAX_MESSAGES: usize = 4;
 
 impl StudioApp {
-    pub fn new(ctx: &egui::Context, options: StudioOptions) -> Self {
+    pub fn new(cc: &eframe::CreationContext<'_>, options: StudioOptions) -> Self {
+        let ctx = &cc.egui_ctx;
+        // Previews are drawn by a wgpu paint callback; without wgpu (a test harness that does
+        // not render) the canvas shows the job's status only.
+        let gpu_previews = cc
+            .wgpu_render_state
+            .as_ref()
+            .inspect(|rs| PreviewRenderer::install(rs))
+            .is_some();
         let StudioOptions {
             paths,
             cache,
@@ -174,6 +187,9 @@ impl StudioApp {
             first_run,
             jobs: Vec::new(),
             messages,
+            gpu_previews,
+            preview: None,
+            preview_versions: 0,
         }
     }
 
@@ -406,8 +422,11 @@ impl StudioApp {
 
     /// Applies every event the engine has sent since the last frame.
     fn poll_events(&mut self, ctx: &egui::Context) {
+        // Only the newest estimate of a frame is shown; older ones are dropped unconverted.
+        let mut newest_preview = None;
         while let Some(event) = self.engine.try_next_event() {
             let id = event.id();
+            let event_ends_job = event.is_terminal();
             match event {
                 Event::Queued { .. } => {}
                 Event::Loading { what, .. } => {
@@ -417,8 +436,17 @@ impl StudioApp {
                 Event::Stage { stage, .. } => {
                     self.job_mut(id, |j| j.phase = JobPhase::Running(stage));
                 }
-                // Previews come with issue 8; the tensor is dropped here.
-                Event::Step { step, total, .. } => self.job_mut(id, |j| j.step(step, total)),
+                Event::Step {
+                    step,
+                    total,
+                    preview,
+                    ..
+                } => {
+                    self.job_mut(id, |j| j.step(step, total));
+                    if let Some(x0) = preview {
+                        newest_preview = Some((id, x0));
+                    }
+                }
                 Event::Finished {
                     output, elapsed, ..
                 } => {
@@ -435,7 +463,28 @@ impl StudioApp {
                     self.info(format!("{title}: cancelled."));
                 }
             }
+            if self.preview.as_ref().is_some_and(|(job, _)| *job == id) && event_ends_job {
+                self.preview = None;
+            }
         }
+        if let Some((id, x0)) = newest_preview
+            && self.gpu_previews
+            && self.jobs.iter().any(|j| j.id == id)
+        {
+            match LatentFrame::from_tensor(&x0, self.preview_versions + 1) {
+                Ok(frame) => {
+                    self.preview_versions += 1;
+                    self.preview = Some((id, frame));
+                }
+                Err(e) => tracing::warn!("a preview could not be read: {e}"),
+            }
+        }
+    }
+
+    /// Shows `frame` as the running job's preview (what the engine's step events do); for
+    /// scripted runs and snapshot tests that need a fixed estimate.
+    pub fn show_preview(&mut self, job: JobId, frame: LatentFrame) {
+        self.preview = Some((job, frame));
     }
 
     fn job_mut(&mut self, id: JobId, change: impl FnOnce(&mut PendingJob)) {
@@ -796,11 +845,13 @@ impl StudioApp {
     }
 
     fn canvas_ui(&mut self, ui: &mut Ui) {
-        let status = self
-            .jobs
-            .iter()
-            .find(|j| j.is_running())
-            .map(|j| format!("{} · {}", j.title, j.status_line()));
+        let running = self.jobs.iter().find(|j| j.is_running());
+        let status = running.map(|j| format!("{} · {}", j.title, j.status_line()));
+        let preview = self
+            .preview
+            .as_ref()
+            .filter(|(id, _)| running.is_some_and(|j| j.id == *id))
+            .map(|(_, frame)| frame.clone());
         if self.mode == Mode::Edit && self.edit_source.is_some() {
             ui.horizontal(|ui| {
                 ui.selectable_value(&mut self.edit_view, EditView::Source, "Source and mask");
@@ -818,6 +869,7 @@ impl StudioApp {
                 ui,
                 self.mask.as_mut().map(|m| (m, brush)),
                 status.as_deref(),
+                None,
             );
             return;
         }
@@ -827,7 +879,8 @@ impl StudioApp {
         {
             self.select(ui.ctx(), id);
         }
-        self.canvas.ui(ui, None, status.as_deref());
+        self.canvas
+            .ui(ui, None, status.as_deref(), preview.as_ref());
     }
 }
 
@@ -932,7 +985,7 @@ pub fn run_window(paths: Option<StudioPaths>) -> anyhow::Result<ExitCode> {
         options,
         Box::new(move |cc| {
             Ok(Box::new(StudioApp::new(
-                &cc.egui_ctx,
+                cc,
                 StudioOptions {
                     paths,
                     cache,

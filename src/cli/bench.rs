@@ -32,6 +32,18 @@ enum BenchTarget {
     /// `architectures`), with seeded random weights: 20 prompt tokens padded to 128, as HiDream
     /// encodes a short prompt.
     Encoder(EncoderArgs),
+    /// One latent preview: a seeded random [16, h, w] latent to RGB at 8× its size, by the
+    /// wgpu compute pass (upload, dispatch, read back) and by the CPU reference.
+    Preview(PreviewArgs),
+}
+
+#[derive(Args)]
+struct PreviewArgs {
+    /// Latent side (128 for a 1024² image).
+    #[arg(long, default_value_t = 128)]
+    side: u32,
+    #[arg(long, default_value_t = 20)]
+    iters: usize,
 }
 
 #[derive(Args)]
@@ -69,7 +81,43 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     match &args.target {
         BenchTarget::Dit(dit) => bench_dit(dit),
         BenchTarget::Encoder(args) => bench_encoders(args),
+        BenchTarget::Preview(args) => bench_preview(args),
     }
+}
+
+fn bench_preview(args: &PreviewArgs) -> anyhow::Result<ExitCode> {
+    use hidream_studio::preview::{GpuPreview, render_cpu};
+    let side = args.side;
+    let mut rng = Rng::new(7);
+    let latent = rng.normals(16 * (side * side) as usize);
+    let out = (side * 8, side * 8);
+    let gpu = GpuPreview::new()?;
+    let time = |f: &mut dyn FnMut() -> anyhow::Result<()>| -> anyhow::Result<(f64, f64)> {
+        f()?;
+        let mut ms = Vec::with_capacity(args.iters);
+        for _ in 0..args.iters {
+            let t = Instant::now();
+            f()?;
+            ms.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        ms.sort_by(f64::total_cmp);
+        Ok((ms[ms.len() / 2], ms[0]))
+    };
+    let (gpu_median, gpu_min) = time(&mut || {
+        gpu.render(&latent, (side, side), out)?;
+        Ok(())
+    })?;
+    let (cpu_median, cpu_min) = time(&mut || {
+        render_cpu(&latent, (side, side), out)?;
+        Ok(())
+    })?;
+    println!("latent {side}×{side}×16 → {}×{} RGBA", out.0, out.1);
+    println!(
+        "  shader ({:>28}): median {gpu_median:8.2} ms, min {gpu_min:8.2} ms",
+        gpu.adapter_name()
+    );
+    println!("  CPU reference (1 thread)      : median {cpu_median:8.2} ms, min {cpu_min:8.2} ms");
+    Ok(ExitCode::SUCCESS)
 }
 
 const TEXT_TOKENS: usize = 128;

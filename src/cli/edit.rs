@@ -147,7 +147,8 @@ pub fn run(args: &EditArgs) -> anyhow::Result<ExitCode> {
     };
     check_settings(&settings).map_err(anyhow::Error::msg)?;
     let job = EditJob { settings, noise };
-    let JobOutput::Edit(result) = run_job(HiDreamBackend::default(), job.into(), args.json)? else {
+    let JobOutput::Edit(result) = run_job(HiDreamBackend::default(), job.into(), args.json, None)?
+    else {
         anyhow::bail!("internal error: an edit job returned a text-to-image result");
     };
     write_outputs(args, &result)?;

@@ -16,6 +16,7 @@ use hidream_studio::store::{model_display_name, png_with_metadata, write_atomica
 use hidream_studio::weights::{HubCache, resolve_model_path};
 
 use super::job::run_job;
+use super::previews::PreviewWriter;
 pub(super) use hidream_studio::rng::fresh_seed;
 
 #[derive(Args)]
@@ -85,6 +86,10 @@ pub struct GenerateArgs {
     /// Also write `final_latents` and `image` (f32, about [−1, 1], NCHW) as safetensors.
     #[arg(long)]
     dump: Option<PathBuf>,
+    /// Write a preview PNG per step into this folder (`step-001.png`, …): the step's
+    /// clean-image estimate through the latent preview shader, at the output size.
+    #[arg(long)]
+    preview_dir: Option<PathBuf>,
     /// Print one JSON summary line on stdout.
     #[arg(long)]
     json: bool,
@@ -151,8 +156,15 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
             }
         }),
     };
+    let previews = args
+        .preview_dir
+        .as_deref()
+        .map(PreviewWriter::new)
+        .transpose()?;
     let job = GenerateJob { settings, noise };
-    let JobOutput::Generation(generation) = run_job(backend, job.into(), args.json)? else {
+    let JobOutput::Generation(generation) =
+        run_job(backend, job.into(), args.json, previews.as_ref())?
+    else {
         anyhow::bail!("internal error: a text-to-image job returned an edit");
     };
     write_outputs(args, &generation)?;

@@ -6,10 +6,18 @@ use std::time::Duration;
 use hidream_studio::engine::{Engine, Event};
 use hidream_studio::pipelines::{HiDreamBackend, Job, JobOutput};
 
+use super::previews::PreviewWriter;
 use super::progress_bar::ProgressBar;
 
-/// Submits the job to a fresh engine and follows its events until it ends.
-pub fn run_job(backend: HiDreamBackend, job: Job, quiet: bool) -> anyhow::Result<JobOutput> {
+/// Submits the job to a fresh engine and follows its events until it ends. With `previews`,
+/// each step's clean-image estimate is written as a PNG (here, not on the engine thread, so
+/// the denoising loop never waits for it).
+pub fn run_job(
+    backend: HiDreamBackend,
+    job: Job,
+    quiet: bool,
+    previews: Option<&PreviewWriter>,
+) -> anyhow::Result<JobOutput> {
     let mut engine = Engine::spawn(backend);
     let id = engine.submit(job);
     let mut bar = ProgressBar::new(std::io::stderr().is_terminal() && !quiet);
@@ -23,7 +31,17 @@ pub fn run_job(backend: HiDreamBackend, job: Job, quiet: bool) -> anyhow::Result
         match event {
             Event::Loading { what, .. } => bar.message(&format!("loading {what}")),
             Event::Stage { stage, .. } => bar.message(&stage),
-            Event::Step { step, total, .. } => bar.step(step, total),
+            Event::Step {
+                step,
+                total,
+                preview,
+                ..
+            } => {
+                bar.step(step, total);
+                if let (Some(writer), Some(x0)) = (previews, preview) {
+                    writer.write(step, &x0)?;
+                }
+            }
             Event::Finished { output, .. } => {
                 bar.finish();
                 return Ok(output);

@@ -5,4 +5,5 @@ pub mod edit;
 pub mod generate;
 pub mod info;
 mod job;
+mod previews;
 mod progress_bar;

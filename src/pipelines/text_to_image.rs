@@ -128,10 +128,11 @@ pub fn generate(
         step_ms.push(ms(t));
         progress.step(i + 1, resolved.steps, Some(x0))?;
     }
-    // Steps whose model output the scheduler ignores (Flash's last keeps its input).
+    // Steps whose model output the scheduler ignores (Flash's last keeps its input): the
+    // latents are final, so they are their own clean-image estimate.
     for i in scheduler.model_steps()..resolved.steps {
         step_ms.push(0.0);
-        progress.step(i + 1, resolved.steps, None)?;
+        progress.step(i + 1, resolved.steps, Some(x.clone()))?;
     }
 
     progress.stage("decoding")?;

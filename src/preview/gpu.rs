@@ -34,8 +34,108 @@ pub enum PreviewGpuError {
 pub struct GpuPreview {
     device: wgpu::Device,
     queue: wgpu::Queue,
-    pipeline: wgpu::ComputePipeline,
+    pipelines: Pipelines,
     adapter_name: String,
+}
+
+/// The two compute stages, sharing one bind group layout.
+pub(super) struct Pipelines {
+    pub layout: wgpu::BindGroupLayout,
+    pub colours: wgpu::ComputePipeline,
+    pub upsample: wgpu::ComputePipeline,
+}
+
+impl Pipelines {
+    pub fn new(device: &wgpu::Device, module: &wgpu::ShaderModule) -> Self {
+        let storage = |binding, read_only| wgpu::BindGroupLayoutEntry {
+            binding,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty: wgpu::BufferBindingType::Storage { read_only },
+                has_dynamic_offset: false,
+                min_binding_size: None,
+            },
+            count: None,
+        };
+        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("latent preview"),
+            entries: &[
+                storage(0, true),
+                wgpu::BindGroupLayoutEntry {
+                    binding: 1,
+                    visibility: wgpu::ShaderStages::COMPUTE,
+                    ty: wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Uniform,
+                        has_dynamic_offset: false,
+                        min_binding_size: None,
+                    },
+                    count: None,
+                },
+                storage(2, false),
+                storage(4, false),
+            ],
+        });
+        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some("latent preview"),
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
+        });
+        let stage = |entry_point| {
+            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(entry_point),
+                layout: Some(&pipeline_layout),
+                module,
+                entry_point: Some(entry_point),
+                compilation_options: Default::default(),
+                cache: None,
+            })
+        };
+        Self {
+            colours: stage("colours_main"),
+            upsample: stage("main"),
+            layout,
+        }
+    }
+
+    /// Records both dispatches; `buffers` are the latent, params, pixels and colours.
+    pub fn record(
+        &self,
+        device: &wgpu::Device,
+        encoder: &mut wgpu::CommandEncoder,
+        [latent, params, pixels, colours]: [&wgpu::Buffer; 4],
+        (w, h): (u32, u32),
+        (out_w, out_h): (u32, u32),
+    ) {
+        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("latent preview"),
+            layout: &self.layout,
+            entries: &[
+                entry(0, latent),
+                entry(1, params),
+                entry(2, pixels),
+                entry(4, colours),
+            ],
+        });
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("latent preview"),
+            timestamp_writes: None,
+        });
+        pass.set_bind_group(0, &bind_group, &[]);
+        pass.set_pipeline(&self.colours);
+        pass.dispatch_workgroups(w.div_ceil(8), h.div_ceil(8), 1);
+        pass.set_pipeline(&self.upsample);
+        pass.dispatch_workgroups(out_w.div_ceil(8), out_h.div_ceil(8), 1);
+    }
+}
+
+/// A storage buffer for each latent pixel's colour (4 × i32).
+pub(super) fn colours_buffer(device: &wgpu::Device, (w, h): (u32, u32)) -> wgpu::Buffer {
+    device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("preview colours"),
+        size: u64::from(w) * u64::from(h) * 16,
+        usage: wgpu::BufferUsages::STORAGE,
+        mapped_at_creation: false,
+    })
 }
 
 impl GpuPreview {
@@ -59,18 +159,11 @@ impl GpuPreview {
             label: Some("latent_preview.wgsl"),
             source: wgpu::ShaderSource::Wgsl(SHADER.into()),
         });
-        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some("latent preview"),
-            layout: None,
-            module: &module,
-            entry_point: Some("main"),
-            compilation_options: Default::default(),
-            cache: None,
-        });
+        let pipelines = Pipelines::new(&device, &module);
         Ok(Self {
             device,
             queue,
-            pipeline,
+            pipelines,
             adapter_name,
         })
     }
@@ -121,38 +214,19 @@ impl GpuPreview {
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("preview"),
-            layout: &self.pipeline.get_bind_group_layout(0),
-            entries: &[
-                wgpu::BindGroupEntry {
-                    binding: 0,
-                    resource: latent_buffer.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 1,
-                    resource: params.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 2,
-                    resource: pixels.as_entire_binding(),
-                },
-            ],
-        });
+        let colours = colours_buffer(&self.device, (w, h));
         let mut encoder = self
             .device
             .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                 label: Some("preview"),
             });
-        {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("preview"),
-                timestamp_writes: None,
-            });
-            pass.set_pipeline(&self.pipeline);
-            pass.set_bind_group(0, &bind_group, &[]);
-            pass.dispatch_workgroups(out_w.div_ceil(8), out_h.div_ceil(8), 1);
-        }
+        self.pipelines.record(
+            &self.device,
+            &mut encoder,
+            [&latent_buffer, &params, &pixels, &colours],
+            (w, h),
+            (out_w, out_h),
+        );
         encoder.copy_buffer_to_buffer(&pixels, 0, &readback, 0, size);
         let submission = self.queue.submit([encoder.finish()]);
         let slice = readback.slice(..);
@@ -179,7 +253,7 @@ impl GpuPreview {
 }
 
 /// The uniform block: size (4 × u32), 16 factor rows (4 × i32 each), bias (4 × i32).
-fn params_bytes((w, h): (u32, u32), (out_w, out_h): (u32, u32)) -> Vec<u8> {
+pub(super) fn params_bytes((w, h): (u32, u32), (out_w, out_h): (u32, u32)) -> Vec<u8> {
     let (factors, bias) = quantized_factors();
     let mut bytes = Vec::with_capacity(16 * (CHANNELS + 2));
     for v in [w, h, out_w, out_h] {
@@ -194,4 +268,11 @@ fn params_bytes((w, h): (u32, u32), (out_w, out_h): (u32, u32)) -> Vec<u8> {
         bytes.extend_from_slice(&v.to_le_bytes());
     }
     bytes
+}
+
+pub(super) fn entry(binding: u32, buffer: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
+    wgpu::BindGroupEntry {
+        binding,
+        resource: buffer.as_entire_binding(),
+    }
 }

@@ -4,10 +4,12 @@
 //! bit. See the shader for the fixed-point scheme that makes that possible.
 
 mod gpu;
+mod paint;
 
 use image::RgbaImage;
 
 pub use gpu::{GpuPreview, PreviewGpuError};
+pub use paint::{LatentFrame, PreviewCallback, PreviewRenderer};
 
 /// Latent channels of the FLUX autoencoder.
 pub const CHANNELS: usize = 16;
@@ -58,6 +60,29 @@ pub enum PreviewError {
         out_w: u32,
         out_h: u32,
     },
+}
+
+impl LatentFrame {
+    /// Reads an x0 estimate [1, 16, h, w] (any float dtype, any device) for drawing.
+    pub fn from_tensor(x0: &candle_core::Tensor, version: u64) -> candle_core::Result<Self> {
+        let (_, c, h, w) = x0.dims4()?;
+        if c != CHANNELS {
+            candle_core::bail!("a preview latent has {CHANNELS} channels, this one {c}");
+        }
+        let latent: Vec<f32> = x0
+            .to_device(&candle_core::Device::Cpu)?
+            .to_dtype(candle_core::DType::F32)?
+            .flatten_all()?
+            .to_vec1()?
+            .into_iter()
+            .map(|v: f32| if v.is_finite() { v } else { 0.0 })
+            .collect();
+        Ok(Self {
+            latent: std::sync::Arc::new(latent),
+            size: (w as u32, h as u32),
+            version,
+        })
+    }
 }
 
 /// The factors and bias in the shader's fixed point (1/4096 units).
