@@ -885,8 +885,15 @@ impl StudioApp {
 }
 
 impl eframe::App for StudioApp {
-    fn ui(&mut self, ui: &mut Ui, _frame: &mut eframe::Frame) {
+    fn ui(&mut self, ui: &mut Ui, frame: &mut eframe::Frame) {
         let ctx = ui.ctx().clone();
+        // The UI thread's time for the previous frame while a job runs, for measuring that
+        // jobs and previews leave the window responsive (HIDREAM_LOG=hidream_studio::frame=debug).
+        if let Some(cpu) = frame.info().cpu_usage
+            && self.jobs.iter().any(PendingJob::is_running)
+        {
+            tracing::debug!(target: "hidream_studio::frame", ui_ms = cpu * 1e3, preview = self.preview.is_some());
+        }
         self.poll_events(&ctx);
         self.dropped_files(&ctx);
         let submit = self.shortcuts(&ctx);
