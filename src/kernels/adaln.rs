@@ -172,7 +172,6 @@ multiversion!(
 
 #[cfg(test)]
 mod tests {
-    use candle_core::Device;
 
     use super::*;
 
@@ -189,11 +188,10 @@ mod tests {
 
     #[test]
     fn fused_steps_equal_the_composite_ones() {
-        let dev = Device::Cpu;
         // An offset mean makes a one-pass variance visibly wrong.
-        let x = (Tensor::randn(0f32, 1.0, (2, 5, 48), &dev).unwrap() + 30.0).unwrap();
-        let scale = Tensor::randn(0f32, 0.5, (2, 1, 48), &dev).unwrap();
-        let shift = Tensor::randn(0f32, 0.5, (2, 1, 48), &dev).unwrap();
+        let x = (crate::kernels::seeded_randn(1, 0.0, 1.0, (2, 5, 48)) + 30.0).unwrap();
+        let scale = crate::kernels::seeded_randn(2, 0.0, 0.5, (2, 1, 48));
+        let shift = crate::kernels::seeded_randn(3, 0.0, 0.5, (2, 1, 48));
         let fused = modulated_layer_norm(&x, &scale, &shift, 1e-6).unwrap();
         // The exact result, computed in f64.
         let (x64, scale64, shift64) = [&x, &scale, &shift]
@@ -212,13 +210,24 @@ mod tests {
             .unwrap()
             .to_dtype(DType::F32)
             .unwrap();
-        assert!(
-            max_diff(&fused, &composite) < 1e-5,
-            "{}",
-            max_diff(&fused, &composite)
-        );
+        // The fused kernel takes the mean in f32, so its error is a few ulps of the offset 30
+        // (2^-19 each), carried through the normalisation and multiplied by (1 + scale). Over
+        // 300 seeds the worst case was 3.6 such units; 8 leaves room without hiding a wrong
+        // variance (the offset makes a one-pass variance wrong by orders of magnitude more).
+        let ulp_of_offset = 30f32.next_up() - 30.0;
+        let gain = (&scale + 1.0)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        let bound = 8.0 * ulp_of_offset * gain;
+        let error = max_diff(&fused, &composite);
+        assert!(error < bound, "max error {error:e}, bound {bound:e}");
 
-        let f = Tensor::randn(0f32, 1.0, (2, 5, 48), &dev).unwrap();
+        let f = crate::kernels::seeded_randn(4, 0.0, 1.0, (2, 5, 48));
         let fused = gated_residual(&x, &f, &scale).unwrap();
         let composite = (&x + f.broadcast_mul(&scale).unwrap()).unwrap();
         assert!(max_diff(&fused, &composite) < 1e-5);

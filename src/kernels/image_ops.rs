@@ -199,7 +199,6 @@ impl CustomOp1 for Upsample2x {
 
 #[cfg(test)]
 mod tests {
-    use candle_core::Device;
 
     use super::*;
 
@@ -216,11 +215,10 @@ mod tests {
 
     #[test]
     fn fused_group_norm_equals_candle() {
-        let dev = Device::Cpu;
-        let x = (Tensor::randn(0f32, 2.0, (2, 8, 5, 3), &dev).unwrap() + 3.0).unwrap();
+        let x = (crate::kernels::seeded_randn(1, 0.0, 2.0, (2, 8, 5, 3)) + 3.0).unwrap();
         let (w, b) = (
-            Tensor::randn(1f32, 0.2, 8, &dev).unwrap(),
-            Tensor::randn(0f32, 0.2, 8, &dev).unwrap(),
+            crate::kernels::seeded_randn(2, 1.0, 0.2, 8),
+            crate::kernels::seeded_randn(3, 0.0, 0.2, 8),
         );
         let plain = GroupNorm::new(w.clone(), b.clone(), 8, 4, 1e-6)
             .unwrap()
@@ -233,7 +231,7 @@ mod tests {
 
     #[test]
     fn upsample_equals_candle() {
-        let x = Tensor::randn(0f32, 1.0, (2, 3, 4, 5), &Device::Cpu).unwrap();
+        let x = crate::kernels::seeded_randn(4, 0.0, 1.0, (2, 3, 4, 5));
         let ours = upsample_nearest_2x(&x).unwrap();
         assert_eq!(ours.dims(), &[2, 3, 8, 10]);
         assert_eq!(max_diff(&ours, &x.upsample_nearest2d(8, 10).unwrap()), 0.0);

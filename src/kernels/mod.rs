@@ -69,3 +69,22 @@ macro_rules! multiversion {
     };
 }
 pub(crate) use multiversion;
+
+/// Seeded random inputs for the kernels' tests, so a failure reproduces.
+#[cfg(test)]
+fn seeded_randn(
+    seed: u64,
+    mean: f32,
+    std: f32,
+    shape: impl Into<candle_core::Shape>,
+) -> candle_core::Tensor {
+    let shape = shape.into();
+    let mut rng = crate::rng::Rng::new(seed);
+    let values: Vec<f32> = rng
+        .normals(shape.elem_count())
+        .into_iter()
+        .map(|v| mean + std * v)
+        .collect();
+    candle_core::Tensor::from_vec(values, shape, &candle_core::Device::Cpu)
+        .expect("the shape holds exactly these values")
+}
