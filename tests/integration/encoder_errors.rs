@@ -1,9 +1,9 @@
 //! Broken tokenizer and text-encoder files fail with an error that names the file.
 
-mod common;
+use crate::common;
 
 use candle_core::{DType, Device};
-use common::{fixtures, scratch_model};
+use crate::common::{fixtures, scratch_model};
 use hidream_studio::models::text::{PromptTokenizer, TextEncoders};
 use hidream_studio::weights::Snapshot;
 

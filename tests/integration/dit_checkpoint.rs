@@ -1,7 +1,7 @@
 //! The transformer's tensor names and shapes: the released checkpoint's exact layout, and clear
 //! errors for checkpoints that do not match their config.
 
-mod common;
+use crate::common;
 
 use candle_core::{DType, Device};
 use hidream_studio::models::LoadError;

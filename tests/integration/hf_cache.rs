@@ -1,6 +1,6 @@
 //! Finding snapshots in the Hugging Face cache layout.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::ffi::OsString;

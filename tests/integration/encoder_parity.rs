@@ -1,9 +1,8 @@
 //! Tokenizers and text encoders against the reference pipeline's recorded ids and outputs.
 
-mod common;
 
 use candle_core::{DType, Device, Tensor};
-use common::{CASES, case_json, fixture_model, fixtures, reference, rel_err};
+use crate::common::{CASES, case_json, fixture_model, fixtures, reference, rel_err};
 use hidream_studio::models::text::{PromptTokenizer, TextEncoders, Tokens};
 use hidream_studio::weights::Snapshot;
 

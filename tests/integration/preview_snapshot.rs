@@ -2,10 +2,9 @@
 //! a real one: step 3 of 6 of the fixture model, captured from the pipeline's progress
 //! reports (a live job would reach a different step on every run; the snapshot must not).
 
-mod common;
 
 use candle_core::Tensor;
-use common::{fixture_model, fixtures};
+use crate::common::{fixture_model, fixtures};
 use egui_kittest::Harness;
 use hidream_studio::app::Canvas;
 use hidream_studio::engine::Cancelled;

@@ -1,10 +1,9 @@
 //! `generate` refuses bad input with a message that says what to change, before loading models.
 
-mod common;
 
 use std::process::{Command, Output};
 
-use common::{fixture_model, fixtures};
+use crate::common::{fixture_model, fixtures};
 
 fn generate(extra: &[&str], out: &std::path::Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_hidream-studio"))

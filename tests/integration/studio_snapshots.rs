@@ -1,5 +1,5 @@
 //! Snapshot images of the studio's main screens, rendered headlessly with wgpu (Mesa's
-//! software Vulkan driver in CI). `UPDATE_SNAPSHOTS=1 cargo test --test studio_snapshots`
+//! software Vulkan driver in CI). `UPDATE_SNAPSHOTS=1 cargo test --test integration studio_snapshots`
 //! rewrites them after an intended change; look at the diff before committing.
 
 use std::path::{Path, PathBuf};

@@ -1,10 +1,9 @@
 //! `generate --preview-dir` writes one preview per step, drawn by the latent preview shader.
 
-mod common;
 
 use std::process::Command;
 
-use common::{fixture_model, fixtures};
+use crate::common::{fixture_model, fixtures};
 
 #[test]
 fn one_preview_per_step_at_the_output_size() {

@@ -1,11 +1,10 @@
 //! `hidream-studio edit` refuses bad inputs with messages that say what to do.
 
-mod common;
 
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::fixtures;
+use crate::common::fixtures;
 
 fn edit(dir: &Path, image: &Path, extra: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_hidream-studio"))

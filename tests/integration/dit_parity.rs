@@ -1,9 +1,8 @@
 //! The transformer against the official implementation's outputs in every fixture.
 
-mod common;
 
 use candle_core::{DType, Device, Tensor};
-use common::{CASES, fixture_model, reference, rel_err};
+use crate::common::{CASES, fixture_model, reference, rel_err};
 use hidream_studio::models::hidream::HiDreamTransformer;
 
 /// f32 parity bound (relative L2 error), per DEVELOPERS.md.

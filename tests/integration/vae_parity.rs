@@ -1,9 +1,9 @@
 //! The autoencoder's decoder against the reference decode of every fixture.
 
-mod common;
+use crate::common;
 
 use candle_core::{DType, Device};
-use common::{CASES, fixture_model, fixtures, reference, rel_err};
+use crate::common::{CASES, fixture_model, fixtures, reference, rel_err};
 use hidream_studio::models::vae::{AutoencoderKl, to_rgb8};
 
 #[test]

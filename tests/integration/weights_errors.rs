@@ -1,12 +1,12 @@
 //! Every way a model folder can be broken gets an error that names the file and the problem,
 //! and never a panic.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 
 use candle_core::{DType, Device};
-use common::{f32_bytes, scratch_model, write_safetensors};
+use crate::common::{f32_bytes, scratch_model, write_safetensors};
 use hidream_studio::weights::{Snapshot, TensorStore, WeightsError};
 
 fn transformer_index(model: &Path) -> std::path::PathBuf {

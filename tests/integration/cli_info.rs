@@ -1,6 +1,6 @@
 //! `hidream-studio info` on the committed fixture snapshots and on broken copies of them.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Output};

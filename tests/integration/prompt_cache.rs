@@ -1,9 +1,8 @@
 //! Text encoders are loaded only for prompts not yet embedded, and freed after encoding when
 //! the memory policy says so.
 
-mod common;
 
-use common::{fixture_model, fixtures};
+use crate::common::{fixture_model, fixtures};
 use hidream_studio::pipelines::{
     ComputeDType, DeviceChoice, EncoderMemory, GenerateSettings, HiDreamModels, ModelSelection,
     Preset, Silent, generate,

@@ -1,0 +1,24 @@
+//! All integration tests, in one binary: one link instead of twenty, and a fraction of the disk.
+
+mod common;
+mod cli_info;
+mod dit_checkpoint;
+mod dit_parity;
+mod edit_errors;
+mod edit_parity;
+mod edit_reuse;
+mod encoder_errors;
+mod encoder_parity;
+mod engine;
+mod generate_errors;
+mod generate_parity;
+mod generate_previews;
+mod hf_cache;
+mod history_store;
+mod preview_parity;
+mod preview_snapshot;
+mod prompt_cache;
+mod studio_snapshots;
+mod studio_window;
+mod vae_parity;
+mod weights_errors;
