@@ -13,5 +13,6 @@ pub mod pipelines;
 pub mod preview;
 pub mod rng;
 pub mod schedulers;
+pub mod shapes;
 pub mod store;
 pub mod weights;

@@ -1,7 +1,7 @@
 //! All integration tests, in one binary: one link instead of twenty, and a fraction of the disk.
 
-mod common;
 mod cli_info;
+mod common;
 mod dit_checkpoint;
 mod dit_parity;
 mod edit_errors;
@@ -18,6 +18,7 @@ mod history_store;
 mod preview_parity;
 mod preview_snapshot;
 mod prompt_cache;
+mod shapes_eval;
 mod studio_snapshots;
 mod studio_window;
 mod vae_parity;
