@@ -59,6 +59,11 @@ enum Command {
     ///
     /// The PNG carries every setting as text, like `generate`'s.
     Edit(Box<cli::edit::EditArgs>),
+    /// ShapesEval: generate a fixed prompt set with a Shapes model and check every picture.
+    ///
+    /// Reads each picture back into objects (nearest palette colour, connected regions, shape
+    /// from the outline) and prints accuracy per category, then one JSON line.
+    Eval(Box<cli::eval::EvalArgs>),
     /// Time parts of the pipeline (for BENCHMARKS.md).
     ///
     /// Set RAYON_NUM_THREADS to fix the number of CPU threads.
@@ -111,6 +116,7 @@ fn main() -> ExitCode {
         Some(Command::Bench(args)) => cli::bench::run(&args),
         Some(Command::Generate(args)) => cli::generate::run(&args),
         Some(Command::Edit(args)) => cli::edit::run(&args),
+        Some(Command::Eval(args)) => cli::eval::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -130,6 +130,19 @@ impl ModelFolders {
             .any(|&s| s != ModelSlot::Llama && self.get(s).is_some())
     }
 
+    /// The Shapes models bundled with the studio, in the slots they stand in for.
+    pub fn bundled() -> Self {
+        let get = |name: &str| crate::weights::bundled_model(name);
+        Self {
+            i1_full: get("shapes-i1-full"),
+            i1_dev: get("shapes-i1-dev"),
+            i1_fast: get("shapes-i1-fast"),
+            e1_full: None,
+            e1_1: get("shapes-e1.1"),
+            llama: None,
+        }
+    }
+
     /// Fills empty slots from the Hugging Face cache; returns the slots it filled.
     pub fn fill_from_cache(&mut self, cache: &HubCache) -> Vec<ModelSlot> {
         let mut filled = Vec::new();

@@ -45,13 +45,16 @@ use crate::pipelines::{
 use crate::preview::{LatentFrame, PreviewRenderer};
 use crate::schedulers::ShiftMode;
 use crate::store::{History, HistoryEntry, StoredRecord, read_stored_record, write_atomically};
-use crate::weights::HubCache;
+use crate::weights::{HubCache, StudioManifest};
 
 /// Everything the window needs from outside.
 pub struct StudioOptions {
     pub paths: StudioPaths,
     pub cache: Option<HubCache>,
     pub dialogs: Box<dyn Dialogs>,
+    /// Models used for every slot the configuration leaves empty: the bundled Shapes models,
+    /// so a fresh install makes pictures at once. Empty: the first-run screen asks for models.
+    pub bundled: ModelFolders,
 }
 
 /// Which controls the right panel shows.
@@ -92,6 +95,7 @@ pub struct StudioApp {
     dialogs: Box<dyn Dialogs>,
     config: StudioConfig,
     engine: Engine<HiDreamBackend>,
+    bundled: ModelFolders,
     history: Option<History>,
     entries: Vec<HistoryEntry>,
     selected: Option<i64>,
@@ -131,6 +135,7 @@ impl StudioApp {
             paths,
             cache,
             dialogs,
+            bundled,
         } = options;
         let mut messages = Vec::new();
         let (config, config_problem) = StudioConfig::load(&paths);
@@ -169,6 +174,7 @@ impl StudioApp {
             paths,
             cache,
             dialogs,
+            bundled,
             config,
             engine,
             history,
@@ -270,8 +276,33 @@ impl StudioApp {
         self.models_view.recheck();
     }
 
-    /// The Llama folder: the configured one, else next to the model or in the cache.
+    /// The folder for a slot: the configured one, else the bundled one.
+    fn model_for(&self, slot: ModelSlot) -> Option<PathBuf> {
+        self.config
+            .models
+            .get(slot)
+            .or_else(|| self.bundled.get(slot))
+            .map(Path::to_path_buf)
+    }
+
+    /// A bundled model's own base resolution (its manifest's), else the configured one.
+    fn base_resolution_for(&self, model: &Path) -> u32 {
+        StudioManifest::read(model)
+            .ok()
+            .flatten()
+            .map_or(self.config.base_resolution, |m| m.base_resolution)
+    }
+
+    /// The Llama folder: a bundled model's own, else the configured one, else next to the
+    /// model or in the cache.
     fn llama_for(&self, model: &Path) -> Result<PathBuf, String> {
+        if let Some(own) = StudioManifest::read(model)
+            .ok()
+            .flatten()
+            .and_then(|m| m.llama_dir(model))
+        {
+            return Ok(own);
+        }
         match &self.config.models.llama {
             Some(llama) => Ok(llama.clone()),
             None => find_llama(None, model, self.cache.as_ref())
@@ -281,7 +312,7 @@ impl StudioApp {
 
     fn submit_generate(&mut self) {
         let slot = ModelSlot::for_preset(self.generate.preset);
-        let Some(model) = self.config.models.get(slot).map(Path::to_path_buf) else {
+        let Some(model) = self.model_for(slot) else {
             self.error(format!(
                 "No folder is set for {}: open Models and choose it (or pick another preset).",
                 slot.label()
@@ -293,6 +324,7 @@ impl StudioApp {
             Err(e) => return self.error(e),
         };
         let (width, height) = self.generate.requested_size();
+        let base_resolution = self.base_resolution_for(&model);
         let uses_guidance = self.generate.uses_guidance();
         let settings = GenerateSettings {
             models: ModelSelection {
@@ -310,7 +342,7 @@ impl StudioApp {
             shift_mode: ShiftMode::Dynamic,
             width,
             height,
-            base_resolution: self.config.base_resolution,
+            base_resolution,
             seed: self.generate.take_seed(),
         };
         if let Err(e) = settings.resolve(8) {
@@ -333,13 +365,14 @@ impl StudioApp {
             EditVariant::E1_1 => ModelSlot::E1_1,
             EditVariant::E1Full => ModelSlot::E1Full,
         };
-        let Some(model) = self.config.models.get(slot).map(Path::to_path_buf) else {
+        let Some(model) = self.model_for(slot) else {
             return self.error(format!(
                 "No folder is set for {}: open Models and choose it.",
                 slot.label()
             ));
         };
-        let base_model = self.config.models.i1_full.clone();
+        let base_model = self.model_for(ModelSlot::I1Full);
+        let base_resolution = Some(self.base_resolution_for(&model)).filter(|&base| base != 1024);
         let llama = match self.llama_for(base_model.as_deref().unwrap_or(&model)) {
             Ok(llama) => llama,
             Err(e) => return self.error(e),
@@ -371,8 +404,7 @@ impl StudioApp {
             shift: None,
             // The released editors have their own working sizes (E1.1 1024², E1-Full 768²);
             // a smaller base resolution marks small models, which work at that size.
-            base_resolution: (self.config.base_resolution != 1024)
-                .then_some(self.config.base_resolution),
+            base_resolution,
             seed: self.generate.take_seed(),
         };
         if let Err(e) = check_settings(&settings) {
@@ -903,7 +935,10 @@ impl eframe::App for StudioApp {
             .resizable(false)
             .show(ui, |ui| self.status_ui(ui));
 
-        if !self.config.models.any_image_model() && !self.show_models {
+        if !self.config.models.any_image_model()
+            && !self.bundled.any_image_model()
+            && !self.show_models
+        {
             egui::CentralPanel::default().show(ui, |ui| match self.first_run.ui(ui) {
                 Some(FirstRunAction::UseCache) => {
                     self.fill_from_cache();
@@ -997,6 +1032,7 @@ pub fn run_window(paths: Option<StudioPaths>) -> anyhow::Result<ExitCode> {
                     paths,
                     cache,
                     dialogs: Box::new(NativeDialogs),
+                    bundled: ModelFolders::bundled(),
                 },
             )))
         }),

@@ -13,7 +13,7 @@ use hidream_studio::pipelines::{
 };
 use hidream_studio::schedulers::ShiftMode;
 use hidream_studio::store::{model_display_name, png_with_metadata, write_atomically};
-use hidream_studio::weights::{HubCache, resolve_model_path};
+use hidream_studio::weights::{HubCache, StudioManifest, bundled_model, resolve_model_path};
 
 use super::job::run_job;
 use super::previews::PreviewWriter;
@@ -22,9 +22,9 @@ pub(super) use hidream_studio::rng::fresh_seed;
 #[derive(Args)]
 pub struct GenerateArgs {
     /// The HiDream-I1 snapshot: a folder, or a Hugging Face id such as HiDream-ai/HiDream-I1-Dev
-    /// found in the local cache.
+    /// found in the local cache. Default: the bundled Shapes model of the preset.
     #[arg(long)]
-    model: String,
+    model: Option<String>,
     /// The Llama-3.1-8B-Instruct folder. Default: a text_encoder_4/ in the snapshot, else the
     /// Hugging Face cache.
     #[arg(long)]
@@ -60,10 +60,10 @@ pub struct GenerateArgs {
     /// 1168x880, 880x1168, 1248x832, 832x1248.
     #[arg(long, conflicts_with_all = ["width", "height"])]
     resolution: Option<String>,
-    /// The side of the square whose area every image is rescaled to (1024 for the released
-    /// models; tiny test models need less).
-    #[arg(long, default_value_t = 1024)]
-    base_resolution: u32,
+    /// The side of the square whose area every image is rescaled to. Default: the bundled
+    /// model's own (64 for the Shapes models), else 1024 (the released models).
+    #[arg(long)]
+    base_resolution: Option<u32>,
     /// Random seed. Default: a new one, printed.
     #[arg(long)]
     seed: Option<u64>,
@@ -102,8 +102,15 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
         check_writable(dump)?;
     }
     let cache = HubCache::from_env();
-    let model = resolve_model_path(&args.model, cache.as_ref())?;
+    let model = match &args.model {
+        Some(model) => resolve_model_path(model, cache.as_ref())?,
+        None => bundled_shapes_model(args.preset.unwrap_or(Preset::Full))?,
+    };
     let llama = find_llama(args.llama.as_deref(), &model, cache.as_ref())?;
+    let base_resolution = match args.base_resolution {
+        Some(base) => base,
+        None => StudioManifest::read(&model)?.map_or(1024, |m| m.base_resolution),
+    };
     let noise = args.noise.as_deref().map(NoiseInput::read).transpose()?;
     let device = args.device;
     let dtype = args.dtype.unwrap_or(match device {
@@ -123,7 +130,7 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
             )
         })?,
         (None, Some(w), Some(h)) => (w, h),
-        _ => (args.base_resolution, args.base_resolution),
+        _ => (base_resolution, base_resolution),
     };
     let settings = GenerateSettings {
         models: ModelSelection {
@@ -141,7 +148,7 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
         shift_mode: args.shift_mode,
         width,
         height,
-        base_resolution: args.base_resolution,
+        base_resolution,
         seed: args.seed.unwrap_or_else(fresh_seed),
     };
     // The FLUX autoencoder's 8× is checked again against the real config when the job runs;
@@ -249,4 +256,16 @@ pub(super) fn check_writable(path: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("{}: cannot write to {}", path.display(), dir.display()))?;
     let _ = std::fs::remove_file(probe);
     Ok(())
+}
+
+/// The Shapes model bundled for a preset, used when no --model is given.
+pub(super) fn bundled_shapes_model(preset: Preset) -> anyhow::Result<std::path::PathBuf> {
+    let name = format!("shapes-i1-{}", preset.name().to_ascii_lowercase());
+    bundled_model(&name).with_context(|| {
+        format!(
+            "no --model given and the bundled model {name} was not found (looked in \
+             $HIDREAM_STUDIO_MODELS and assets/models beside the executable): pass --model with a \
+             HiDream-I1 folder or Hugging Face id"
+        )
+    })
 }

@@ -2,6 +2,8 @@
 
 pub mod bench;
 pub mod edit;
+pub mod eval;
+mod eval_edits;
 pub mod generate;
 pub mod info;
 mod job;

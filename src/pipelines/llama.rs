@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::weights::HubCache;
+use crate::weights::{HubCache, StudioManifest};
 
 /// Hugging Face ids under which the encoder is published, newest name first.
 pub const LLAMA_REPOS: [&str; 2] = [
@@ -11,7 +11,8 @@ pub const LLAMA_REPOS: [&str; 2] = [
     "meta-llama/Meta-Llama-3.1-8B-Instruct",
 ];
 
-/// The Llama folder to use with `snapshot`: the one given, else a `text_encoder_4/` bundled in
+/// The Llama folder to use with `snapshot`: the one given, else the one a bundled model's
+/// manifest names, else a `text_encoder_4/` bundled in
 /// the snapshot (third-party mirrors do that), else one in the Hugging Face cache.
 pub fn find_llama(
     given: Option<&Path>,
@@ -27,6 +28,9 @@ pub fn find_llama(
             );
         }
         return Ok(dir.to_path_buf());
+    }
+    if let Some(dir) = StudioManifest::read(snapshot)?.and_then(|m| m.llama_dir(snapshot)) {
+        return Ok(dir);
     }
     let bundled = snapshot.join("text_encoder_4");
     if bundled.join("config.json").is_file() {

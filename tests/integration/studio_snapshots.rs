@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable as _;
 use hidream_studio::app::{
-    ModelSlot, ScriptedDialogs, SeedMode, StudioApp, StudioConfig, StudioOptions, StudioPaths,
+    ModelFolders, ModelSlot, ScriptedDialogs, SeedMode, StudioApp, StudioConfig, StudioOptions,
+    StudioPaths,
 };
 
 fn fixtures() -> PathBuf {
@@ -34,6 +35,7 @@ fn harness(paths: &StudioPaths, dialogs: ScriptedDialogs) -> Harness<'static, St
                     paths,
                     cache: None,
                     dialogs: Box::new(dialogs),
+                    bundled: ModelFolders::default(),
                 },
             );
             // The default seed is random; the screens must not be.

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT as _, Queryable as _};
 use hidream_studio::app::{
-    Mode, ModelSlot, ScriptedDialogs, SeedMode, StudioApp, StudioConfig, StudioOptions, StudioPaths,
+    Mode, ModelFolders, ModelSlot, ScriptedDialogs, SeedMode, StudioApp, StudioConfig,
+    StudioOptions, StudioPaths,
 };
 use hidream_studio::pipelines::Preset;
 use hidream_studio::store::{StoredRecord, read_stored_record};
@@ -56,6 +57,7 @@ fn harness(paths: &StudioPaths, dialogs: ScriptedDialogs) -> Harness<'static, St
                     paths,
                     cache: None,
                     dialogs: Box::new(dialogs),
+                    bundled: ModelFolders::default(),
                 },
             )
         })

@@ -194,3 +194,45 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+EDIT_KINDS = ["recolour", "remove", "add", "move", "background"]
+
+
+def move_words(place: str) -> str:
+    """`move ... to the left`: the place's words with "to the" in front, as the Rust twin."""
+    return "to the " + PLACES[place][1].split(" ", 2)[2]
+
+
+def sample_edit(rng: np.random.Generator, size: int) -> tuple[Scene, str, Scene, str]:
+    """(source, instruction, target, kind) in the templates of `src/shapes/edits.rs`."""
+    kind = str(rng.choice(EDIT_KINDS))
+    bg = str(rng.choice(list(BACKGROUNDS)))
+    colours = [str(c) for c in rng.choice(list(COLOURS), size=3, replace=False)]
+    shapes = [str(s) for s in rng.choice(SHAPES, size=2, replace=True)]
+    jitter = max(1, size // 32)
+
+    def obj(shape, colour, frac, n):
+        cx, cy = place(frac, size, rng, jitter)
+        return Obj(shape, colour, cx, cy, float(round(RADIUS[n] * size)))
+
+    if kind in ("recolour", "remove", "background"):
+        fa, fb = RELATIONS[str(rng.choice(list(RELATIONS)))]
+        objs = [obj(shapes[0], colours[0], fa, 2), obj(shapes[1], colours[1], fb, 2)]
+        source = Scene(bg, objs)
+        if kind == "recolour":
+            changed = [Obj(**{**objs[0].__dict__, "colour": colours[2]}), objs[1]]
+            return source, f"make the {colours[0]} {shapes[0]} {colours[2]}", Scene(bg, changed), kind
+        if kind == "remove":
+            return source, f"remove the {colours[0]} {shapes[0]}", Scene(bg, [objs[1]]), kind
+        to = "black" if bg == "white" else "white"
+        return source, f"make the background {to}", Scene(to, objs), kind
+    here, there = [str(p) for p in rng.choice(list(PLACES), size=2, replace=False)]
+    lone = obj(shapes[0], colours[0], PLACES[here][0], 1)
+    source = Scene(bg, [lone])
+    if kind == "add":
+        added = obj(shapes[1], colours[1], PLACES[there][0], 1)
+        text = f"add {a(colours[1])} {shapes[1]} {PLACES[there][1]}"
+        return source, text, Scene(bg, [lone, added]), kind
+    moved = obj(shapes[0], colours[0], PLACES[there][0], 1)
+    return source, f"move the {colours[0]} {shapes[0]} {move_words(there)}", Scene(bg, [moved]), kind

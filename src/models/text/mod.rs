@@ -20,9 +20,10 @@ pub use t5::{T5Config, T5Encoder, relative_bucket};
 pub use tokenize::{PromptTokenizer, Tokens};
 
 use super::{LoadError, load_checked_ignoring};
-use crate::weights::{Snapshot, WeightsError, read_json};
+use crate::weights::{Snapshot, StudioManifest, WeightsError, read_json};
 
-/// Tokens every encoder sees (the pipelines' `max_sequence_length`).
+/// Tokens every encoder sees (the pipelines' `max_sequence_length`) unless a bundled model's
+/// manifest says otherwise.
 pub const MAX_SEQUENCE_LENGTH: usize = 128;
 
 /// The token ids of one prompt for each encoder.
@@ -92,16 +93,15 @@ impl TextEncoders {
         dtype: DType,
         device: &Device,
     ) -> std::result::Result<Self, LoadError> {
+        let max_len = StudioManifest::read(snapshot.root())?
+            .map_or(MAX_SEQUENCE_LENGTH, |m| m.max_sequence_length);
         let clip = |encoder: &str,
                     tokenizer: &str|
          -> std::result::Result<Encoder<ClipTextEncoder>, LoadError> {
             let dir = snapshot.component_dir(encoder)?;
             let cfg: ClipConfig = read_json(&dir.join("config.json"), "CLIP text encoder config")?;
             Ok(Encoder {
-                tokenizer: PromptTokenizer::clip(
-                    &snapshot.component_dir(tokenizer)?,
-                    MAX_SEQUENCE_LENGTH,
-                )?,
+                tokenizer: PromptTokenizer::clip(&snapshot.component_dir(tokenizer)?, max_len)?,
                 model: load_checked_ignoring(
                     &dir,
                     "CLIP text encoder",
@@ -118,10 +118,7 @@ impl TextEncoders {
             clip_l: clip("text_encoder", "tokenizer")?,
             clip_g: clip("text_encoder_2", "tokenizer_2")?,
             t5: Encoder {
-                tokenizer: PromptTokenizer::t5(
-                    &snapshot.component_dir("tokenizer_3")?,
-                    MAX_SEQUENCE_LENGTH,
-                )?,
+                tokenizer: PromptTokenizer::t5(&snapshot.component_dir("tokenizer_3")?, max_len)?,
                 model: load_checked_ignoring(
                     &t5_dir,
                     "T5 encoder",
@@ -131,7 +128,7 @@ impl TextEncoders {
                     |vb| T5Encoder::new(&t5_cfg, vb),
                 )?,
             },
-            llama: load_llama(llama_dir, dtype, device)?,
+            llama: load_llama(llama_dir, max_len, dtype, device)?,
             device: device.clone(),
         })
     }
@@ -175,6 +172,7 @@ impl TextEncoders {
 /// tokenizer.json.
 fn load_llama(
     dir: &Path,
+    max_len: usize,
     dtype: DType,
     device: &Device,
 ) -> std::result::Result<Encoder<LlamaEncoder>, LoadError> {
@@ -187,7 +185,7 @@ fn load_llama(
     }
     let cfg: LlamaConfig = read_json(&config, "Llama config")?;
     Ok(Encoder {
-        tokenizer: PromptTokenizer::llama(dir, MAX_SEQUENCE_LENGTH)?,
+        tokenizer: PromptTokenizer::llama(dir, max_len)?,
         model: load_checked_ignoring(
             dir,
             "Llama text encoder",

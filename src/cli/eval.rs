@@ -1,0 +1,188 @@
+//! `hidream-studio eval`: ShapesEval on a Shapes model. Generates the fixed prompt set with
+//! several seeds through the same engine the window uses, reads every picture back into
+//! objects and prints accuracy per category, then one JSON line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Args;
+use hidream_studio::engine::{Engine, Event};
+use hidream_studio::pipelines::{
+    ComputeDType, DeviceChoice, GenerateJob, GenerateSettings, HiDreamBackend, JobOutput,
+    ModelSelection, Preset, find_llama,
+};
+use hidream_studio::schedulers::ShiftMode;
+use hidream_studio::shapes::{Category, Rgb, Tally, check_prompt, prompts, read};
+use hidream_studio::weights::{StudioManifest, resolve_model_path};
+
+use super::generate::bundled_shapes_model;
+
+#[derive(Args)]
+pub struct EvalArgs {
+    /// The model to evaluate. Default: the bundled Shapes model of --preset.
+    #[arg(long)]
+    pub(super) model: Option<String>,
+    /// Sampling preset (its steps, guidance and scheduler). Default: guessed from the model's
+    /// name, else full.
+    #[arg(long, value_enum)]
+    preset: Option<Preset>,
+    /// Seeds per prompt (0, 1, ...).
+    #[arg(long, default_value_t = 2)]
+    pub(super) seeds: u64,
+    /// Evaluate only the first N prompts of the fixed set.
+    #[arg(long)]
+    pub(super) limit: Option<usize>,
+    /// Override the preset's steps.
+    #[arg(long)]
+    steps: Option<usize>,
+    /// Override the preset's guidance.
+    #[arg(long)]
+    guidance: Option<f64>,
+    /// Write every generated picture here as `NNN-seed-S.png`.
+    #[arg(long)]
+    pub(super) out_dir: Option<PathBuf>,
+    /// Evaluate an editor on ShapesEval's edit set instead (default model: the bundled
+    /// shapes-e1.1).
+    #[arg(long)]
+    edits: bool,
+}
+
+pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
+    if args.edits {
+        return super::eval_edits::run(args);
+    }
+    let model = match &args.model {
+        Some(model) => resolve_model_path(model, None)?,
+        None => bundled_shapes_model(args.preset.unwrap_or(Preset::Full))?,
+    };
+    let manifest = StudioManifest::read(&model)?.with_context(|| {
+        format!(
+            "{} is not a Shapes model (it has no {}): ShapesEval checks pictures of the Shapes \
+             world, which only the bundled models draw",
+            model.display(),
+            StudioManifest::FILE
+        )
+    })?;
+    let preset = args
+        .preset
+        .or_else(|| {
+            Preset::guess_from_name(&model.file_name().unwrap_or_default().to_string_lossy())
+        })
+        .unwrap_or(Preset::Full);
+    let llama = find_llama(None, &model, None)?;
+    if let Some(dir) = &args.out_dir {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let mut set = prompts::text_to_image();
+    set.truncate(args.limit.unwrap_or(set.len()));
+    let base = manifest.base_resolution;
+    let mut engine = Engine::spawn(HiDreamBackend::default());
+    let started = Instant::now();
+    let mut jobs = Vec::new();
+    for (index, spec) in set.iter().enumerate() {
+        for seed in 0..args.seeds {
+            let settings = GenerateSettings {
+                models: ModelSelection {
+                    model: model.clone(),
+                    llama: llama.clone(),
+                    dtype: ComputeDType::F32,
+                    device: DeviceChoice::Cpu,
+                },
+                prompt: spec.caption(),
+                negative_prompt: None,
+                preset,
+                steps: args.steps,
+                guidance: args.guidance,
+                shift: None,
+                shift_mode: ShiftMode::Dynamic,
+                width: base,
+                height: base,
+                base_resolution: base,
+                seed,
+            };
+            let id = engine.submit(
+                GenerateJob {
+                    settings,
+                    noise: None,
+                }
+                .into(),
+            );
+            jobs.push((id, index, seed));
+        }
+    }
+    let mut tally = Tally::default();
+    let mut image_ms = Vec::new();
+    for &(id, index, seed) in &jobs {
+        let generation = loop {
+            let event = engine
+                .next_event_timeout(Duration::from_secs(3600))
+                .context("the engine stopped answering")?;
+            if event.id() != id {
+                continue;
+            }
+            match event {
+                Event::Finished {
+                    output: JobOutput::Generation(generation),
+                    ..
+                } => break generation,
+                Event::Failed { error, .. } => {
+                    anyhow::bail!("prompt {index}, seed {seed}: {error}")
+                }
+                Event::Cancelled { .. } => anyhow::bail!("prompt {index} was cancelled"),
+                _ => {}
+            }
+        };
+        image_ms.push(generation.record.timings.total_ms - generation.record.timings.load_ms);
+        let picture = Rgb::from_image(&generation.image);
+        tally.add(&check_prompt(&set[index], &read(&picture)));
+        if let Some(dir) = &args.out_dir {
+            let path = dir.join(format!("{index:03}-seed-{seed}.png"));
+            generation
+                .image
+                .save(&path)
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+    }
+    image_ms.sort_by(f64::total_cmp);
+    let median_ms = image_ms.get(image_ms.len() / 2).copied().unwrap_or(0.0);
+    print_table(&manifest.name, preset, &tally, jobs.len(), median_ms);
+    let scores: serde_json::Map<String, serde_json::Value> = tally
+        .accuracies()
+        .into_iter()
+        .map(|(c, acc, _)| (category_key(c), serde_json::json!(acc)))
+        .collect();
+    println!(
+        "{}",
+        serde_json::json!({
+            "model": manifest.name,
+            "preset": preset.name(),
+            "prompts": set.len(),
+            "seeds": args.seeds,
+            "images": jobs.len(),
+            "median_ms_per_image": median_ms,
+            "wall_s": started.elapsed().as_secs_f64(),
+            "scores": scores,
+        })
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn category_key(c: Category) -> String {
+    serde_json::to_value(c)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_else(|| c.name().to_string())
+}
+
+fn print_table(name: &str, preset: Preset, tally: &Tally, images: usize, median_ms: f64) {
+    println!(
+        "ShapesEval: {name}, {} preset, {images} images, {median_ms:.0} ms per image (median, CPU)",
+        preset.name()
+    );
+    println!("{:<28} {:>9} {:>7}", "category", "accuracy", "checks");
+    for (category, accuracy, n) in tally.accuracies() {
+        println!("{:<28} {:>9.3} {:>7}", category.name(), accuracy, n);
+    }
+}

@@ -1,0 +1,169 @@
+//! `hidream-studio eval --edits`: ShapesEval's EmuEdit-like edit scores. Each source scene is
+//! rendered, edited by the model with its instruction, and the result is checked against the
+//! scene the instruction asks for: carried out, and everything else kept.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use hidream_studio::engine::{Engine, Event};
+use hidream_studio::pipelines::edit::{EditSettings, RefineModel};
+use hidream_studio::pipelines::{
+    ComputeDType, DeviceChoice, EditJob, HiDreamBackend, JobOutput, find_llama,
+};
+use hidream_studio::shapes::{EditScore, Rgb, check_edit, prompts};
+use hidream_studio::weights::{StudioManifest, bundled_model, resolve_model_path};
+
+use super::eval::EvalArgs;
+
+pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
+    let model = match &args.model {
+        Some(model) => resolve_model_path(model, None)?,
+        None => bundled_model("shapes-e1.1").context(
+            "no --model given and the bundled editor shapes-e1.1 was not found in assets/models",
+        )?,
+    };
+    let manifest = StudioManifest::read(&model)?.with_context(|| {
+        format!(
+            "{} is not a Shapes model (it has no {})",
+            model.display(),
+            StudioManifest::FILE
+        )
+    })?;
+    let llama = find_llama(None, &model, None)?;
+    let size = manifest.base_resolution as usize;
+    let work = ScratchDir::new()?;
+    let out_dir = args.out_dir.clone();
+    if let Some(dir) = &out_dir {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let mut set = prompts::edits(size);
+    set.truncate(args.limit.unwrap_or(set.len()));
+    let mut engine = Engine::spawn(HiDreamBackend::default());
+    let started = Instant::now();
+    let mut jobs = Vec::new();
+    for (index, spec) in set.iter().enumerate() {
+        let source = work.path().join(format!("source-{index:03}.png"));
+        spec.source
+            .render(size)
+            .to_image()
+            .save(&source)
+            .with_context(|| format!("writing {}", source.display()))?;
+        for seed in 0..args.seeds {
+            let settings = EditSettings {
+                model: model.clone(),
+                base_model: None,
+                form: None,
+                llama: llama.clone(),
+                dtype: ComputeDType::F32,
+                device: DeviceChoice::Cpu,
+                image: source.clone(),
+                instruction: spec.instruction.clone(),
+                description: None,
+                negative_prompt: None,
+                mask: None,
+                guidance: None,
+                image_guidance: None,
+                clip_cfg_norm: true,
+                refine_strength: None,
+                refine_model: RefineModel::Reference,
+                steps: None,
+                shift: None,
+                base_resolution: Some(manifest.base_resolution),
+                seed,
+            };
+            let id = engine.submit(
+                EditJob {
+                    settings,
+                    noise: None,
+                }
+                .into(),
+            );
+            jobs.push((id, index, seed));
+        }
+    }
+    let mut by_kind: BTreeMap<&'static str, Vec<EditScore>> = BTreeMap::new();
+    for &(id, index, seed) in &jobs {
+        let edit = loop {
+            let event = engine
+                .next_event_timeout(Duration::from_secs(3600))
+                .context("the engine stopped answering")?;
+            if event.id() != id {
+                continue;
+            }
+            match event {
+                Event::Finished {
+                    output: JobOutput::Edit(edit),
+                    ..
+                } => break edit,
+                Event::Failed { error, .. } => anyhow::bail!("edit {index}, seed {seed}: {error}"),
+                Event::Cancelled { .. } => anyhow::bail!("edit {index} was cancelled"),
+                _ => {}
+            }
+        };
+        let result = Rgb::from_image(&edit.image);
+        by_kind
+            .entry(set[index].kind.name())
+            .or_default()
+            .push(check_edit(&set[index], &result));
+        if let Some(dir) = &out_dir {
+            let path = dir.join(format!("{index:03}-seed-{seed}.png"));
+            edit.image
+                .save(&path)
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+    }
+    println!(
+        "ShapesEval edits: {}, {} edits, {:.1} s",
+        manifest.name,
+        jobs.len(),
+        started.elapsed().as_secs_f64()
+    );
+    println!(
+        "{:<12} {:>8} {:>11} {:>10} {:>6}",
+        "kind", "score", "carried out", "preserved", "edits"
+    );
+    let mut json = serde_json::Map::new();
+    for (kind, scores) in &by_kind {
+        let n = scores.len() as f64;
+        let score = scores.iter().map(|s| s.score).sum::<f64>() / n;
+        let carried = scores.iter().filter(|s| s.carried_out).count() as f64 / n;
+        let preserved = scores.iter().map(|s| s.preserved).sum::<f64>() / n;
+        println!(
+            "{kind:<12} {score:>8.3} {carried:>11.3} {preserved:>10.3} {:>6}",
+            scores.len()
+        );
+        json.insert(
+            kind.to_string(),
+            serde_json::json!({"score": score, "carried_out": carried, "preserved": preserved}),
+        );
+    }
+    println!(
+        "{}",
+        serde_json::json!({"model": manifest.name, "edits": jobs.len(), "scores": json})
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A folder for the rendered sources (the edit pipeline reads its source from a file), removed
+/// when the evaluation ends.
+struct ScratchDir(std::path::PathBuf);
+
+impl ScratchDir {
+    fn new() -> anyhow::Result<Self> {
+        let dir = std::env::temp_dir().join(format!("hidream-studio-eval-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        Ok(Self(dir))
+    }
+
+    fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

@@ -1,0 +1,68 @@
+//! `studio.json`: what a model bundled with the studio adds to the real snapshot layout (the
+//! toy scale's own settings and its training record). Real snapshots have none.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::{Result, read_json};
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct StudioManifest {
+    pub name: String,
+    /// The side of the square whose area images are made at.
+    pub base_resolution: u32,
+    /// Tokens each text encoder sees (the released models use 128).
+    pub max_sequence_length: usize,
+    /// The Llama folder, relative to the snapshot.
+    #[serde(default)]
+    pub llama: Option<PathBuf>,
+    /// How the model was trained and what ShapesEval measured, as recorded by the trainer.
+    #[serde(default)]
+    pub training: serde_json::Value,
+}
+
+impl StudioManifest {
+    pub const FILE: &'static str = "studio.json";
+
+    /// The snapshot's manifest, `None` when it has none (every real snapshot).
+    pub fn read(snapshot: &Path) -> Result<Option<Self>> {
+        let path = snapshot.join(Self::FILE);
+        if !path.is_file() {
+            return Ok(None);
+        }
+        read_json(&path, "bundled model manifest").map(Some)
+    }
+
+    pub fn llama_dir(&self, snapshot: &Path) -> Option<PathBuf> {
+        self.llama.as_ref().map(|rel| snapshot.join(rel))
+    }
+}
+
+/// The folder of the models bundled with the studio: `$HIDREAM_STUDIO_MODELS`, else an
+/// `assets/models` beside the executable or up to three folders above it (an installed copy, a
+/// `cargo run`), else the source tree's.
+pub fn bundled_models_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("HIDREAM_STUDIO_MODELS") {
+        return Some(PathBuf::from(dir));
+    }
+    let beside_exe = std::env::current_exe().ok().and_then(|exe| {
+        exe.ancestors()
+            .skip(1)
+            .take(4)
+            .map(|dir| dir.join("assets").join("models"))
+            .find(|dir| dir.is_dir())
+    });
+    beside_exe.or_else(|| {
+        let source = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("assets")
+            .join("models");
+        source.is_dir().then_some(source)
+    })
+}
+
+/// The bundled snapshot of one Shapes model (`shapes-i1-full`, `shapes-e1.1`, ...), if present.
+pub fn bundled_model(name: &str) -> Option<PathBuf> {
+    let dir = bundled_models_dir()?.join(name);
+    dir.join(super::MODEL_INDEX).is_file().then_some(dir)
+}
