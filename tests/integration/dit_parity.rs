@@ -1,8 +1,7 @@
 //! The transformer against the official implementation's outputs in every fixture.
 
-
-use candle_core::{DType, Device, Tensor};
 use crate::common::{CASES, fixture_model, reference, rel_err};
+use candle_core::{DType, Device, Tensor};
 use hidream_studio::models::hidream::HiDreamTransformer;
 
 /// f32 parity bound (relative L2 error), per DEVELOPERS.md.

@@ -1,6 +1,5 @@
 //! `hidream-studio edit` refuses bad inputs with messages that say what to do.
 
-
 use std::path::Path;
 use std::process::{Command, Output};
 

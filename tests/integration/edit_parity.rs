@@ -3,12 +3,11 @@
 //! reference's noise in, final latents within 1e-4 and the image within PSNR 60 dB out. Also
 //! the brushed mask: outside it the source survives, inside it the image changes.
 
-
 use std::path::Path;
 use std::process::{Command, Output};
 
-use candle_core::Device;
 use crate::common::{case_json, fixtures, psnr, reference, rel_err};
+use candle_core::Device;
 
 const EDIT_CASES: [&str; 4] = [
     "edit-e11",

@@ -1,7 +1,6 @@
 //! Loaded editing models can run job after job: a refine stage that swapped in another
 //! transformer must not leak into the next job's editing stage.
 
-
 use crate::common::{fixtures, rel_err};
 use hidream_studio::pipelines::edit::{EditModels, EditSettings, RefineModel, edit};
 use hidream_studio::pipelines::{ComputeDType, DeviceChoice, EncoderMemory, NoiseInput, Silent};

@@ -2,8 +2,8 @@
 
 use crate::common;
 
-use candle_core::{DType, Device};
 use crate::common::{fixtures, scratch_model};
+use candle_core::{DType, Device};
 use hidream_studio::models::text::{PromptTokenizer, TextEncoders};
 use hidream_studio::weights::Snapshot;
 

@@ -1,8 +1,7 @@
 //! Tokenizers and text encoders against the reference pipeline's recorded ids and outputs.
 
-
-use candle_core::{DType, Device, Tensor};
 use crate::common::{CASES, case_json, fixture_model, fixtures, reference, rel_err};
+use candle_core::{DType, Device, Tensor};
 use hidream_studio::models::text::{PromptTokenizer, TextEncoders, Tokens};
 use hidream_studio::weights::Snapshot;
 

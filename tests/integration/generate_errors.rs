@@ -1,6 +1,5 @@
 //! `generate` refuses bad input with a message that says what to change, before loading models.
 
-
 use std::process::{Command, Output};
 
 use crate::common::{fixture_model, fixtures};

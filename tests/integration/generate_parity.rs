@@ -1,13 +1,12 @@
 //! `hidream-studio generate` end to end against every fixture: the reference's noise in, final
 //! latents within 1e-4 and the image within PSNR 60 dB out.
 
-
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;
 
-use candle_core::Device;
 use crate::common::{CASES, case_json, fixture_model, fixtures, psnr, reference, rel_err};
+use candle_core::Device;
 
 /// The preset a fixture case imitates.
 fn preset(case: &serde_json::Value) -> &'static str {

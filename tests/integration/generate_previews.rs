@@ -1,6 +1,5 @@
 //! `generate --preview-dir` writes one preview per step, drawn by the latent preview shader.
 
-
 use std::process::Command;
 
 use crate::common::{fixture_model, fixtures};

@@ -2,9 +2,8 @@
 //! a real one: step 3 of 6 of the fixture model, captured from the pipeline's progress
 //! reports (a live job would reach a different step on every run; the snapshot must not).
 
-
-use candle_core::Tensor;
 use crate::common::{fixture_model, fixtures};
+use candle_core::Tensor;
 use egui_kittest::Harness;
 use hidream_studio::app::Canvas;
 use hidream_studio::engine::Cancelled;

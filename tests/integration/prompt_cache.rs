@@ -1,7 +1,6 @@
 //! Text encoders are loaded only for prompts not yet embedded, and freed after encoding when
 //! the memory policy says so.
 
-
 use crate::common::{fixture_model, fixtures};
 use hidream_studio::pipelines::{
     ComputeDType, DeviceChoice, EncoderMemory, GenerateSettings, HiDreamModels, ModelSelection,

@@ -2,8 +2,8 @@
 
 use crate::common;
 
-use candle_core::{DType, Device};
 use crate::common::{CASES, fixture_model, fixtures, reference, rel_err};
+use candle_core::{DType, Device};
 use hidream_studio::models::vae::{AutoencoderKl, to_rgb8};
 
 #[test]

@@ -5,8 +5,8 @@ use crate::common;
 
 use std::path::Path;
 
-use candle_core::{DType, Device};
 use crate::common::{f32_bytes, scratch_model, write_safetensors};
+use candle_core::{DType, Device};
 use hidream_studio::weights::{Snapshot, TensorStore, WeightsError};
 
 fn transformer_index(model: &Path) -> std::path::PathBuf {
