@@ -5,6 +5,7 @@ use egui::{DragValue, RichText, TextEdit, Ui};
 use crate::pipelines::{GenerationRecord, OFFICIAL_RESOLUTIONS, Preset, effective_size};
 use crate::rng::fresh_seed;
 use crate::schedulers::SchedulerKind;
+use crate::weights::ManifestDefaults;
 
 /// How the seed of the next job is chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +69,13 @@ impl GeneratePanel {
         self.steps = d.steps;
         self.guidance = d.guidance;
         self.shift = d.shift;
+    }
+
+    /// Shows a bundled model's own steps, guidance and shift instead of the preset's.
+    pub fn set_model_defaults(&mut self, defaults: ManifestDefaults) {
+        self.steps = defaults.steps;
+        self.guidance = defaults.guidance;
+        self.shift = defaults.shift;
     }
 
     /// Whether the current values run classifier-free guidance (a negative prompt matters).

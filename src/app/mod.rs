@@ -39,7 +39,7 @@ use models_view::{ModelsAction, ModelsView};
 use crate::engine::{Engine, Event, JobId};
 use crate::pipelines::edit::{EditSettings, RefineModel, check_settings, read_rgb};
 use crate::pipelines::{
-    EditJob, GenerateJob, GenerateSettings, HiDreamBackend, Job, JobOutput, ModelSelection,
+    EditJob, GenerateJob, GenerateSettings, HiDreamBackend, Job, JobOutput, ModelSelection, Preset,
     find_llama,
 };
 use crate::preview::{LatentFrame, PreviewRenderer};
@@ -115,6 +115,8 @@ pub struct StudioApp {
     gpu_previews: bool,
     /// The running job's latest clean-image estimate.
     preview: Option<(JobId, LatentFrame)>,
+    /// The preset and model whose defaults the controls show (a bundled model has its own).
+    defaults_shown_for: Option<(Preset, Option<PathBuf>)>,
     preview_versions: u64,
 }
 
@@ -196,6 +198,25 @@ impl StudioApp {
             gpu_previews,
             preview: None,
             preview_versions: 0,
+            defaults_shown_for: None,
+        }
+    }
+
+    /// After a preset switch, or when the preset's model changes, shows the model's own
+    /// defaults if its manifest has them (the preset's are already shown otherwise).
+    fn show_model_defaults(&mut self) {
+        let preset = self.generate.preset;
+        let model = self.model_for(ModelSlot::for_preset(preset));
+        let key = Some((preset, model.clone()));
+        if self.defaults_shown_for == key {
+            return;
+        }
+        self.defaults_shown_for = key;
+        if let Some(defaults) = model
+            .and_then(|m| StudioManifest::read(&m).ok().flatten())
+            .and_then(|m| m.defaults)
+        {
+            self.generate.set_model_defaults(defaults);
         }
     }
 
@@ -617,6 +638,10 @@ impl StudioApp {
         match record {
             StoredRecord::Generation(r) => {
                 self.generate.apply_record(r);
+                // The record's values stand; a model's defaults must not replace them.
+                let preset = self.generate.preset;
+                self.defaults_shown_for =
+                    Some((preset, self.model_for(ModelSlot::for_preset(preset))));
                 self.mode = Mode::Generate;
             }
             StoredRecord::Edit(r) => {
@@ -927,6 +952,7 @@ impl eframe::App for StudioApp {
             tracing::debug!(target: "hidream_studio::frame", ui_ms = cpu * 1e3, preview = self.preview.is_some());
         }
         self.poll_events(&ctx);
+        self.show_model_defaults();
         self.dropped_files(&ctx);
         let submit = self.shortcuts(&ctx);
 
@@ -961,7 +987,8 @@ impl eframe::App for StudioApp {
                 let has_cache = self.cache.is_some();
                 let action = egui::ScrollArea::vertical()
                     .show(ui, |ui| {
-                        self.models_view.ui(ui, &mut self.config, has_cache)
+                        self.models_view
+                            .ui(ui, &mut self.config, &self.bundled, has_cache)
                     })
                     .inner;
                 if let Some(action) = action {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use egui::{Color32, DragValue, RichText, Ui};
 
-use super::config::{ModelSlot, StudioConfig};
+use super::config::{ModelFolders, ModelSlot, StudioConfig};
 use crate::pipelines::edit::recognise;
 use crate::pipelines::{ComputeDType, DeviceChoice};
 use crate::weights::Snapshot;
@@ -58,6 +58,7 @@ impl ModelsView {
         &mut self,
         ui: &mut Ui,
         config: &mut StudioConfig,
+        bundled: &ModelFolders,
         has_cache: bool,
     ) -> Option<ModelsAction> {
         let mut action = None;
@@ -88,6 +89,12 @@ impl ModelsView {
                     }
                     SlotStatus::Problem(problem) => {
                         ui.colored_label(ui.visuals().error_fg_color, problem);
+                    }
+                    SlotStatus::NotSet if bundled.get(slot).is_some() => {
+                        ui.weak(
+                            "using the bundled Shapes model: a small model of the same \
+                             architecture, trained on pictures of coloured shapes",
+                        );
                     }
                     SlotStatus::NotSet => {
                         ui.weak(missing_hint(slot));

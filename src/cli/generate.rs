@@ -107,10 +107,12 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
         None => bundled_shapes_model(args.preset.unwrap_or(Preset::Full))?,
     };
     let llama = find_llama(args.llama.as_deref(), &model, cache.as_ref())?;
+    let manifest = StudioManifest::read(&model)?;
     let base_resolution = match args.base_resolution {
         Some(base) => base,
-        None => StudioManifest::read(&model)?.map_or(1024, |m| m.base_resolution),
+        None => manifest.as_ref().map_or(1024, |m| m.base_resolution),
     };
+    let model_defaults = manifest.as_ref().and_then(|m| m.defaults);
     let noise = args.noise.as_deref().map(NoiseInput::read).transpose()?;
     let device = args.device;
     let dtype = args.dtype.unwrap_or(match device {
@@ -142,9 +144,9 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
         prompt: args.prompt.clone(),
         negative_prompt: args.negative_prompt.clone(),
         preset,
-        steps: args.steps,
-        guidance: args.guidance,
-        shift: args.shift,
+        steps: args.steps.or(model_defaults.map(|d| d.steps)),
+        guidance: args.guidance.or(model_defaults.map(|d| d.guidance)),
+        shift: args.shift.or(model_defaults.map(|d| d.shift)),
         shift_mode: args.shift_mode,
         width,
         height,

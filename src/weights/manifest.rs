@@ -14,12 +14,23 @@ pub struct StudioManifest {
     pub base_resolution: u32,
     /// Tokens each text encoder sees (the released models use 128).
     pub max_sequence_length: usize,
+    /// The sampling values the model was made for, where the preset's (made for the released
+    /// models) do not suit it.
+    #[serde(default)]
+    pub defaults: Option<ManifestDefaults>,
     /// The Llama folder, relative to the snapshot.
     #[serde(default)]
     pub llama: Option<PathBuf>,
     /// How the model was trained and what ShapesEval measured, as recorded by the trainer.
     #[serde(default)]
     pub training: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+pub struct ManifestDefaults {
+    pub steps: usize,
+    pub guidance: f64,
+    pub shift: f64,
 }
 
 impl StudioManifest {

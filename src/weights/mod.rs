@@ -17,7 +17,7 @@ pub use error::{Result, WeightsError};
 pub use hf_cache::{CachedModel, HubCache, is_repo_dir, resolve_repo_dir};
 pub use json::read_json;
 pub use locate::resolve_model_path;
-pub use manifest::{StudioManifest, bundled_model, bundled_models_dir};
+pub use manifest::{ManifestDefaults, StudioManifest, bundled_model, bundled_models_dir};
 pub use random::random_var_builder;
 pub use safetensors_file::{SafetensorsFile, TensorEntry, dtype_name, float_dtype};
 pub use snapshot::{ComponentSpec, MODEL_INDEX, ModelIndex, Snapshot};

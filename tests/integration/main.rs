@@ -19,6 +19,7 @@ mod preview_parity;
 mod preview_snapshot;
 mod prompt_cache;
 mod shapes_eval;
+mod shapes_models;
 mod studio_snapshots;
 mod studio_window;
 mod vae_parity;

@@ -45,8 +45,9 @@ import shapes_world as world  # noqa: E402
 SIZE = 64
 # Captions are at most ~20 tokens; text tokens dominate the transformer's cost at this width.
 MAX_SEQUENCE_LENGTH = 24
-# Full's guidance at sampling time; Dev and Fast are distilled from Full at this scale.
-GUIDANCE = 4.0
+# Full's guidance at sampling time (ShapesEval: colour is best near 2 at this scale), and the
+# guided prediction Dev is distilled from.
+GUIDANCE = 2.0
 # Flow shift used for Full's sampling and for its training noise levels.
 SHIFT = 3.0
 CAPTION_DROPOUT = 0.1
@@ -441,7 +442,9 @@ def stage_dev(run: Path, steps: int, seed: int, batch: int = 32) -> list[float]:
         with torch.no_grad():
             c_out = predict(teacher, x_t, sigma, cond)
             u_out = predict(teacher, x_t, sigma, uncond)
-            target = u_out + GUIDANCE * (c_out - u_out)
+            # The teacher runs in inference mode ([B, C, H, W]); the student's training-mode
+            # output is patchified.
+            target = patchify_target(u_out + GUIDANCE * (c_out - u_out))
         aux.losses = []
         out = predict(student, x_t, sigma, cond)
         return F.mse_loss(out, target) + aux.take()
@@ -552,7 +555,7 @@ def edit_batch(seed: int, step: int, batch: int):
     return triplets, to_t(src), to_t(tgt), changed
 
 
-def stage_editor(run: Path, steps: int, seed: int, batch: int = 24) -> list[float]:
+def stage_editor(run: Path, steps: int, seed: int, batch: int = 12) -> list[float]:
     """An E1.1-style editor fine-tuned from the Full toy: the noisy target and the clean source
     side by side on one canvas (target left), the loss on the target half only, weighted up
     where the edit changes pixels (the paper's spatially weighted loss). Text and source are
@@ -620,6 +623,15 @@ def finish_transformer(run: Path, stage: str) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
+# The commands that made the shipped models (in order, after `encoders` and
+# `vae --steps 800 --threads 1`), recorded in each manifest.
+SHIPPED_COMMANDS = {
+    "full": ["full --run RUN --steps 1600 --threads 2",
+             "full --run RUN --steps 3200 --threads 2  (resumed at 1600: warm restart)"],
+    "dev": ["dev --run RUN --steps 300 --threads 1"],
+}
+
+
 def export(run: Path, out: Path, stages: list[str]) -> None:
     from diffusers import FlowMatchLCMScheduler, UniPCMultistepScheduler
 
@@ -671,8 +683,10 @@ def export(run: Path, out: Path, stages: list[str]) -> None:
             "max_sequence_length": MAX_SEQUENCE_LENGTH,
             "llama": "../shapes-llama",
             "defaults": {k: d[k] for k in ("steps", "guidance", "shift")},
-            "training": dict(record, command=f"python tools/train-shapes/train.py {stage} --run RUN",
-                             seed=0, vae=json.loads((run / "vae" / "eval.json").read_text())),
+            "training": dict(record, seed=0, threads_note="2-core CPU, PyTorch 2.15",
+                             commands=[f"python tools/train-shapes/train.py {c}"
+                                       for c in SHIPPED_COMMANDS.get(stage, [f"{stage} --run RUN"])],
+                             vae=json.loads((run / "vae" / "eval.json").read_text())),
         }
         (dst / "studio.json").write_text(json.dumps(manifest, indent=2) + "\n")
         log("export", f"wrote {dst}")

@@ -1,0 +1,202 @@
+//! The bundled Shapes models, end to end through the Rust pipelines, checked for meaning with
+//! ShapesEval's reader: the colour and the place a prompt names are what the picture shows.
+
+use std::path::PathBuf;
+
+use hidream_studio::pipelines::{
+    ComputeDType, DeviceChoice, EncoderMemory, GenerateSettings, HiDreamModels, ModelSelection,
+    Preset, Silent, find_llama, generate,
+};
+use hidream_studio::schedulers::ShiftMode;
+use hidream_studio::shapes::{Background, Category, Colour, Layout, Place, PromptSpec, Rgb, Shape};
+use hidream_studio::shapes::{check_prompt, read};
+use hidream_studio::weights::{StudioManifest, bundled_model};
+
+fn bundled(preset: Preset) -> PathBuf {
+    let name = format!("shapes-i1-{}", preset.name().to_ascii_lowercase());
+    bundled_model(&name).unwrap_or_else(|| panic!("assets/models/{name} is missing"))
+}
+
+fn draw(preset: Preset, prompt: &str, seed: u64) -> Rgb {
+    let model = bundled(preset);
+    let base = StudioManifest::read(&model)
+        .unwrap()
+        .unwrap()
+        .base_resolution;
+    let settings = GenerateSettings {
+        models: ModelSelection {
+            llama: find_llama(None, &model, None).unwrap(),
+            model,
+            dtype: ComputeDType::F32,
+            device: DeviceChoice::Cpu,
+        },
+        prompt: prompt.to_string(),
+        negative_prompt: None,
+        preset,
+        steps: None,
+        guidance: None,
+        shift: None,
+        shift_mode: ShiftMode::Dynamic,
+        width: base,
+        height: base,
+        base_resolution: base,
+        seed,
+    };
+    let mut models = HiDreamModels::load(&settings.models, EncoderMemory::Keep).unwrap();
+    let generation = generate(&mut models, &settings, None, &mut Silent).unwrap();
+    Rgb::from_image(&generation.image)
+}
+
+/// ShapesEval's 30 single-object prompts: every colour at every place, both backgrounds.
+fn single_prompts() -> Vec<PromptSpec> {
+    hidream_studio::shapes::prompts::text_to_image()
+        .into_iter()
+        .filter(|p| matches!(p.layout, Layout::Single { .. }))
+        .collect()
+}
+
+/// Generates each prompt (seed 0) and counts the pictures whose largest object is at
+/// the named place, and those whose largest object has the named colour.
+fn place_and_colour_hits(preset: Preset) -> (usize, usize, usize, Vec<String>) {
+    let prompts = single_prompts();
+    let (mut places, mut colours, mut total) = (0, 0, 0);
+    let mut misses = Vec::new();
+    for spec in &prompts {
+        for seed in 0..1 {
+            let picture = draw(preset, &spec.caption(), seed);
+            let checks = check_prompt(spec, &read(&picture));
+            let ok = |category| checks.iter().any(|&(c, ok)| c == category && ok);
+            total += 1;
+            places += usize::from(ok(Category::SinglePosition));
+            colours += usize::from(ok(Category::SingleColour));
+            if !ok(Category::SingleColourPosition) {
+                misses.push(format!("{} (seed {seed})", spec.caption()));
+            }
+        }
+    }
+    eprintln!("{}: place {places} of {total}, colour {colours} of {total}", preset.name());
+    (places, colours, total, misses)
+}
+
+// What the shipped models measure on these prompts with seeds 0 and 1 (ShapesEval, README):
+// position 1.00 (Full) and 0.97 (Dev), colour 0.63 and 0.62. The bounds are set by chance,
+// not by those rates: a model that ignores the prompt places an object right a fifth of the
+// time and colours it right a sixth, so 20 of 30 places and 11 of 30 colours (each p < 0.01
+// by chance) show that the prompt reached the picture. They do not claim the 0.9
+// target, which the shipped models do not meet.
+
+#[test]
+fn full_draws_the_named_place_and_mostly_the_named_colour() {
+    let (places, colours, total, misses) = place_and_colour_hits(Preset::Full);
+    assert!(
+        places * 3 >= total * 2,
+        "place {places} of {total}; missed: {misses:?}"
+    );
+    assert!(
+        colours * 30 >= total * 11,
+        "colour {colours} of {total}; missed: {misses:?}"
+    );
+}
+
+#[test]
+fn dev_draws_the_named_place_and_mostly_the_named_colour() {
+    let (places, colours, total, misses) = place_and_colour_hits(Preset::Dev);
+    assert!(
+        places * 3 >= total * 2,
+        "place {places} of {total}; missed: {misses:?}"
+    );
+    assert!(
+        colours * 30 >= total * 11,
+        "colour {colours} of {total}; missed: {misses:?}"
+    );
+}
+
+/// A fresh install: no configuration, no Hugging Face cache. The window opens on the bundled
+/// models (no first-run screen) and a typed prompt becomes a picture that shows it.
+#[test]
+fn a_fresh_studio_draws_a_prompt_with_the_bundled_models() {
+    use std::time::{Duration, Instant};
+
+    use egui_kittest::Harness;
+    use egui_kittest::kittest::Queryable;
+    use hidream_studio::app::{
+        ModelFolders, ScriptedDialogs, SeedMode, StudioApp, StudioOptions, StudioPaths,
+    };
+    use hidream_studio::store::StoredRecord;
+
+    let root = tempfile::tempdir().unwrap();
+    let paths = StudioPaths {
+        config_dir: root.path().join("config"),
+        data_dir: root.path().join("data"),
+    };
+    let mut harness = Harness::builder()
+        .with_size(egui::vec2(1280.0, 800.0))
+        .build_eframe(move |cc| {
+            StudioApp::new(
+                cc,
+                StudioOptions {
+                    paths,
+                    cache: None,
+                    dialogs: Box::new(ScriptedDialogs::default()),
+                    bundled: ModelFolders::bundled(),
+                },
+            )
+        });
+    harness.run_ok();
+    let spec = PromptSpec {
+        layout: Layout::Single {
+            colour: Colour::Blue,
+            shape: Shape::Circle,
+            place: Place::Right,
+        },
+        background: Background::White,
+    };
+    harness.get_by_label("Prompt").click();
+    harness.run_ok();
+    harness.get_by_label("Prompt").type_text(&spec.caption());
+    harness.run_ok();
+    harness.state_mut().generate_panel_mut().seed_mode = SeedMode::Fixed;
+    harness.state_mut().generate_panel_mut().seed = 0;
+    harness.get_by_label("Generate").click();
+    let started = Instant::now();
+    while harness.state().history_entries().is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "no result after 300 s"
+        );
+        harness.run_ok();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let entry = harness.state().history_entries()[0].clone();
+    let StoredRecord::Generation(record) = &entry.record else {
+        panic!("expected a text-to-image record");
+    };
+    assert_eq!(record.settings.models.model, bundled(Preset::Full));
+    assert_eq!((record.resolved.width, record.resolved.height), (64, 64));
+    let picture = image::open(&entry.image_path).unwrap().to_rgb8();
+    let checks = check_prompt(&spec, &read(&Rgb::from_image(&picture)));
+    // The place is what the bundled Full gets right every time (colour: 0.63, see above).
+    assert!(
+        checks
+            .iter()
+            .any(|&(c, ok)| c == Category::SinglePosition && ok),
+        "{checks:?}"
+    );
+}
+
+/// `info` treats every bundled model like a downloaded snapshot: nothing missing or damaged.
+#[test]
+fn info_accepts_the_bundled_models() {
+    for preset in [Preset::Full, Preset::Dev] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_hidream-studio"))
+            .arg("info")
+            .arg(bundled(preset))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+}
