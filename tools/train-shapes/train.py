@@ -514,9 +514,10 @@ def stage_fast(run: Path, steps: int, seed: int, batch: int = 16) -> list[float]
         tt = tau.view(-1, 1, 1, 1)
         y = (1 - tt) * x0_gen.detach() + tt * torch.randn(x0.shape, generator=gen)
         with torch.no_grad():
-            x0_real = y + tt * unpatchify(predict(real, y, tau, cond))
+            # Models in inference mode return [B, C, H, W] already.
+            x0_real = y + tt * predict(real, y, tau, cond)
             trainer.fake.eval()
-            x0_fake = y + tt * unpatchify(predict(trainer.fake, y, tau, cond))
+            x0_fake = y + tt * predict(trainer.fake, y, tau, cond)
             trainer.fake.train()
             weight = (x0_gen - x0_real).abs().mean(dim=(1, 2, 3), keepdim=True).clamp_min(1e-4)
             grad = (x0_fake - x0_real) / weight
@@ -629,6 +630,7 @@ SHIPPED_COMMANDS = {
     "full": ["full --run RUN --steps 1600 --threads 2",
              "full --run RUN --steps 3200 --threads 2  (resumed at 1600: warm restart)"],
     "dev": ["dev --run RUN --steps 300 --threads 1"],
+    "fast": ["fast --run RUN --steps 150 --threads 1"],
 }
 
 
