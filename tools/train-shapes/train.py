@@ -51,6 +51,14 @@ GUIDANCE = 2.0
 # Flow shift used for Full's sampling and for its training noise levels.
 SHIFT = 3.0
 CAPTION_DROPOUT = 0.1
+# Where the models train (`--device`); batches are always made on the CPU, by `WORKERS`
+# processes when that is more than zero (a GPU outruns one process rendering scenes).
+DEV = torch.device("cpu")
+WORKERS = 0
+# On a GPU each batch's captions are encoded together, without a cache (one caption at a time
+# is too slow to feed it). Still a pure function of the step; an embedding then differs from
+# the one-caption encoding in the last bits (measured <= 7e-7).
+BATCHED_TEXT = False
 
 VAE = dict(in_channels=3, out_channels=3, latent_channels=16,
            down_block_types=["DownEncoderBlock2D"] * 4, up_block_types=["UpDecoderBlock2D"] * 4,
@@ -156,16 +164,79 @@ class TextEncoder:
         llama = p._get_llama3_prompt_embeds(captions, L, dev, torch.float32)
         return t5, llama, pooled
 
-    def __call__(self, captions: list[str]):
+    def table(self, captions: list[str]) -> dict:
+        if BATCHED_TEXT:
+            unique = sorted(set(captions))
+            t5, llama, pooled = self._encode(unique)
+            return {c: (t5[i], llama[:, i], pooled[i]) for i, c in enumerate(unique)}
         # One caption at a time: a batched matmul's rounding can depend on the batch, and an
         # embedding must not depend on which captions it was first met with (resuming a run
         # starts with an empty cache).
         for c in sorted({c for c in captions if c not in self.cache}):
             t5, llama, pooled = self._encode([c])
             self.cache[c] = (t5[0], llama[:, 0], pooled[0])
-        items = [self.cache[c] for c in captions]
-        return (torch.stack([t for t, _, _ in items]), torch.stack([l for _, l, _ in items], dim=1),
-                torch.stack([p for _, _, p in items]))
+        return {c: self.cache[c] for c in captions}
+
+    def __call__(self, captions: list[str]):
+        return stack_cond(self.table(captions), captions)
+
+
+def stack_cond(table: dict, captions: list[str]):
+    """The transformer's (T5, Llama, pooled) inputs for `captions`, from per-caption embeddings,
+    on the training device."""
+    items = [table[c] for c in captions]
+    return (torch.stack([t for t, _, _ in items]).to(DEV),
+            torch.stack([l for _, l, _ in items], dim=1).to(DEV),
+            torch.stack([p for _, _, p in items]).to(DEV))
+
+
+class StepData(torch.utils.data.Dataset):
+    """Item i is step start + i's batch: `fetch(step, text)`, a pure function of the step, so
+    prefetching processes give exactly what the training process would make itself. Each
+    process builds its own frozen text encoders, on the CPU."""
+
+    def __init__(self, run: Path, start: int, steps: int, fetch):
+        self.run, self.start, self.steps, self.fetch = run, start, steps, fetch
+        self.text = None
+
+    def __len__(self) -> int:
+        return self.steps - self.start
+
+    def __getitem__(self, i: int):
+        return self.fetch(self.start + i, self)
+
+    def table(self, captions: list[str]) -> dict:
+        if self.text is None:  # built on first use: the VAE stage needs no text
+            self.text = TextEncoder(self.run)
+        return self.text.table(captions)
+
+
+def _one_thread(_worker: int) -> None:
+    torch.set_num_threads(1)
+
+
+def batches(run: Path, fetch):
+    """start -> an iterator over the batches of steps start, start + 1, ..."""
+    def from_step(start: int, steps: int):
+        data = StepData(run, start, steps, fetch)
+        if WORKERS == 0:
+            return (data[i] for i in range(len(data)))
+        return iter(torch.utils.data.DataLoader(data, batch_size=None, num_workers=WORKERS,
+                                                prefetch_factor=8, worker_init_fn=_one_thread))
+    return from_step
+
+
+def fetch_scenes(seed: int, stage: str, batch: int, extra: tuple[str, ...] = ("",)):
+    def fetch(step: int, text):
+        scenes, images = scene_batch(seed, stage, step, batch)
+        captions = [sc.caption for sc in scenes]
+        return {"captions": captions, "images": images, "emb": text.table(captions + list(extra))}
+    return fetch
+
+
+def randn(shape, gen: torch.Generator) -> torch.Tensor:
+    """Noise drawn on the CPU (the same numbers whatever the device), then moved."""
+    return torch.randn(shape, generator=gen).to(DEV)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -212,7 +283,7 @@ def save_checkpoint(path: Path, step: int, model, opt, extra: dict | None = None
 def load_checkpoint(path: Path, model, opt) -> tuple[int, dict]:
     if not path.exists():
         return 0, {}
-    state = torch.load(path, weights_only=False)
+    state = torch.load(path, weights_only=False, map_location=DEV)
     model.load_state_dict(state["model"])
     opt.load_state_dict(state["opt"])
     return state["step"], state["extra"]
@@ -222,8 +293,9 @@ def load_checkpoint(path: Path, model, opt) -> tuple[int, dict]:
 STOP_AFTER: int | None = None
 
 
-def train_loop(stage: str, out: Path, model, opt, steps: int, loss_fn, every: int = 100,
+def train_loop(stage: str, out: Path, model, opt, steps: int, loss_fn, data, every: int = 100,
                lr_at=None) -> list[float]:
+    """`data(start, steps)` iterates over the batches; `loss_fn(step, batch)` gives the loss."""
     out.mkdir(parents=True, exist_ok=True)
     ckpt = out / "checkpoint.pt"
     start, extra = load_checkpoint(ckpt, model, opt)
@@ -232,11 +304,12 @@ def train_loop(stage: str, out: Path, model, opt, steps: int, loss_fn, every: in
         log(stage, f"resuming at step {start}")
     t0 = time.time()
     window = []
+    items = data(start, steps)
     for step in range(start, steps):
         if lr_at is not None:
             for g in opt.param_groups:
                 g["lr"] = lr_at(step)
-        loss = loss_fn(step)
+        loss = loss_fn(step, next(items))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -269,13 +342,16 @@ def new_vae():
 
 
 def stage_vae(run: Path, steps: int, seed: int, batch: int = 16) -> list[float]:
-    vae = new_vae()
+    vae = new_vae().to(DEV)
     opt = torch.optim.Adam(vae.parameters(), lr=2e-3)
 
-    def loss_fn(step):
-        _, images = scene_batch(seed, "vae", step, batch)
+    def fetch(step, _text):
+        return scene_batch(seed, "vae", step, batch)[1]
+
+    def loss_fn(step, images):
+        images = images.to(DEV)
         posterior = vae.encode(images).latent_dist
-        z = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=torch_gen(seed, "vae", step))
+        z = posterior.mean + posterior.std * randn(posterior.mean.shape, torch_gen(seed, "vae", step))
         recon = vae.decode(z).sample
         rec = (foreground_weight(images) * (recon - images) ** 2).mean()
         kl = posterior.kl().mean() / images[0].numel()
@@ -284,7 +360,7 @@ def stage_vae(run: Path, steps: int, seed: int, batch: int = 16) -> list[float]:
     def lr_at(step):
         return 2e-3 * min(1.0, (step + 1) / 50) * (0.1 if step > 0.8 * steps else 1.0)
 
-    losses = train_loop("vae", run / "vae", vae, opt, steps, loss_fn, lr_at=lr_at)
+    losses = train_loop("vae", run / "vae", vae, opt, steps, loss_fn, batches(run, fetch), lr_at=lr_at)
     finish_vae(run, vae, seed)
     return losses
 
@@ -296,6 +372,7 @@ def finish_vae(run: Path, vae, seed: int) -> None:
     folder."""
     vae.eval()
     _, images = scene_batch(seed + 1, "vae-eval", 0, 256)
+    images = images.to(DEV)
     z = vae.encode(images).latent_dist.mean
     shift, scale = z.mean().item(), 1.0 / z.std().item()
     vae.register_to_config(shift_factor=round(shift, 4), scaling_factor=round(scale, 4))
@@ -309,14 +386,14 @@ def finish_vae(run: Path, vae, seed: int) -> None:
 
 def load_vae(run: Path):
     from diffusers import AutoencoderKL
-    vae = AutoencoderKL.from_pretrained(run / "vae" / "model")
+    vae = AutoencoderKL.from_pretrained(run / "vae" / "model").to(DEV)
     vae.eval().requires_grad_(False)
     return vae
 
 
 @torch.no_grad()
 def to_latents(vae, images: torch.Tensor) -> torch.Tensor:
-    z = vae.encode(images).latent_dist.mean
+    z = vae.encode(images.to(DEV)).latent_dist.mean
     return (z - vae.config.shift_factor) * vae.config.scaling_factor
 
 
@@ -366,7 +443,7 @@ def sample_sigmas(gen: torch.Generator, n: int, shift: float = SHIFT) -> torch.T
     """Logit-normal noise levels moved by the sampler's flow shift, so training sees the noise
     levels sampling spends its steps on."""
     u = torch.sigmoid(torch.randn(n, generator=gen))
-    return shift * u / (1 + (shift - 1) * u)
+    return (shift * u / (1 + (shift - 1) * u)).to(DEV)
 
 
 def predict(model, x_t, sigma, cond):
@@ -386,33 +463,33 @@ def lr_schedule(peak: float, steps: int, warmup: int = 100):
 
 
 def stage_full(run: Path, steps: int, seed: int, batch: int = 32, every: int = 100) -> list[float]:
-    vae, text = load_vae(run), TextEncoder(run)
-    model = new_transformer()
+    vae = load_vae(run)
+    model = new_transformer().to(DEV)
     model.train()
     aux = AuxLoss(model)
     opt = torch.optim.AdamW(model.parameters(), lr=5e-4, weight_decay=0.0)
 
-    def loss_fn(step):
+    def loss_fn(step, item):
         aux.losses = []
-        scenes, images = scene_batch(seed, "full", step, batch)
         gen = torch_gen(seed, "full", step)
         drop = torch.rand(batch, generator=gen) < CAPTION_DROPOUT
-        captions = ["" if d else s.caption for s, d in zip(scenes, drop.tolist())]
-        x0 = to_latents(vae, images)
-        noise = torch.randn(x0.shape, generator=gen)
+        captions = ["" if d else c for c, d in zip(item["captions"], drop.tolist())]
+        x0 = to_latents(vae, item["images"])
+        noise = randn(x0.shape, gen)
         sigma = sample_sigmas(gen, batch)
         s = sigma.view(-1, 1, 1, 1)
         x_t = (1 - s) * x0 + s * noise
-        out = predict(model, x_t, sigma, text(captions))
+        out = predict(model, x_t, sigma, stack_cond(item["emb"], captions))
         return F.mse_loss(out, patchify_target(x0 - noise)) + aux.take()
 
-    return train_loop("full", run / "full", model, opt, steps, loss_fn, every=every,
+    return train_loop("full", run / "full", model, opt, steps, loss_fn,
+                      batches(run, fetch_scenes(seed, "full", batch)), every=every,
                       lr_at=lr_schedule(5e-4, steps, warmup=min(100, steps)))
 
 
 def load_transformer(path: Path, train: bool):
     from diffusers import HiDreamImageTransformer2DModel
-    model = HiDreamImageTransformer2DModel.from_pretrained(path)
+    model = HiDreamImageTransformer2DModel.from_pretrained(path).to(DEV)
     model.train(train)
     return model
 
@@ -420,25 +497,23 @@ def load_transformer(path: Path, train: bool):
 def stage_dev(run: Path, steps: int, seed: int, batch: int = 32) -> list[float]:
     """Guidance distillation (HiDream-I1-Dev's recipe at toy scale): the student, started from
     Full, learns to give in one pass what Full gives with classifier-free guidance."""
-    vae, text = load_vae(run), TextEncoder(run)
+    vae = load_vae(run)
     teacher = load_transformer(run / "full" / "model", train=False).requires_grad_(False)
     student = load_transformer(run / "full" / "model", train=True)
     aux = AuxLoss(student)
     opt = torch.optim.AdamW(student.parameters(), lr=2e-4, weight_decay=0.0)
-    empty = text([""])
 
-    def loss_fn(step):
+    def loss_fn(step, item):
         aux.losses = []
-        scenes, images = scene_batch(seed, "dev", step, batch)
         gen = torch_gen(seed, "dev", step)
-        x0 = to_latents(vae, images)
-        noise = torch.randn(x0.shape, generator=gen)
+        x0 = to_latents(vae, item["images"])
+        noise = randn(x0.shape, gen)
         # Dev samples with shift 6: train where it spends its steps.
         sigma = sample_sigmas(gen, batch, shift=6.0)
         s = sigma.view(-1, 1, 1, 1)
         x_t = (1 - s) * x0 + s * noise
-        cond = text([sc.caption for sc in scenes])
-        uncond = (empty[0].expand(batch, -1, -1), empty[1].expand(-1, batch, -1, -1), empty[2].expand(batch, -1))
+        cond = stack_cond(item["emb"], item["captions"])
+        uncond = stack_cond(item["emb"], [""] * batch)
         with torch.no_grad():
             c_out = predict(teacher, x_t, sigma, cond)
             u_out = predict(teacher, x_t, sigma, uncond)
@@ -449,7 +524,8 @@ def stage_dev(run: Path, steps: int, seed: int, batch: int = 32) -> list[float]:
         out = predict(student, x_t, sigma, cond)
         return F.mse_loss(out, target) + aux.take()
 
-    return train_loop("dev", run / "dev", student, opt, steps, loss_fn, lr_at=lr_schedule(2e-4, steps, 20))
+    return train_loop("dev", run / "dev", student, opt, steps, loss_fn,
+                      batches(run, fetch_scenes(seed, "dev", batch)), lr_at=lr_schedule(2e-4, steps, 20))
 
 
 class LatentCritic(torch.nn.Module):
@@ -481,11 +557,11 @@ def stage_fast(run: Path, steps: int, seed: int, batch: int = 16) -> list[float]
     noise levels of Fast's own 16-step Flash schedule (shift 3); the "fake" score model follows
     the generator's outputs with the flow-matching loss; the critic tells real latents from
     the generator's."""
-    vae, text = load_vae(run), TextEncoder(run)
+    vae = load_vae(run)
     real = load_transformer(run / "dev" / "model", train=False).requires_grad_(False)
     trainer = FastTrainer(load_transformer(run / "dev" / "model", train=True),
-                          load_transformer(run / "dev" / "model", train=True), LatentCritic())
-    trainer.critic(torch.zeros(1, 16, SIZE // 8, SIZE // 8))  # materialise the lazy layer
+                          load_transformer(run / "dev" / "model", train=True), LatentCritic().to(DEV))
+    trainer.critic(torch.zeros(1, 16, SIZE // 8, SIZE // 8, device=DEV))  # materialise the lazy layer
     aux = AuxLoss(trainer.generator)
     opt = torch.optim.AdamW([
         {"params": trainer.generator.parameters(), "lr": 5e-5},
@@ -496,15 +572,14 @@ def stage_fast(run: Path, steps: int, seed: int, batch: int = 16) -> list[float]
     u = torch.linspace(1.0, 1.0 / 16, 16)
     fast_sigmas = SHIFT * u / (1 + (SHIFT - 1) * u)
 
-    def loss_fn(step):
+    def loss_fn(step, item):
         aux.losses = []
-        scenes, images = scene_batch(seed, "fast", step, batch)
         gen = torch_gen(seed, "fast", step)
-        x0 = to_latents(vae, images)
-        cond = text([sc.caption for sc in scenes])
-        sigma = fast_sigmas[torch.randint(0, 16, (batch,), generator=gen)]
+        x0 = to_latents(vae, item["images"])
+        cond = stack_cond(item["emb"], item["captions"])
+        sigma = fast_sigmas[torch.randint(0, 16, (batch,), generator=gen)].to(DEV)
         s = sigma.view(-1, 1, 1, 1)
-        x_t = (1 - s) * x0 + s * torch.randn(x0.shape, generator=gen)
+        x_t = (1 - s) * x0 + s * randn(x0.shape, gen)
         # The generator's clean estimate (the Flash scheduler's x0 = x_t + sigma * output).
         out = unpatchify(predict(trainer.generator, x_t, sigma, cond))
         x0_gen = x_t + s * out
@@ -512,7 +587,7 @@ def stage_fast(run: Path, steps: int, seed: int, batch: int = 16) -> list[float]
         # DMD: re-noise the estimate and compare the real and fake models' estimates there.
         tau = sample_sigmas(gen, batch).clamp(0.02, 0.98)
         tt = tau.view(-1, 1, 1, 1)
-        y = (1 - tt) * x0_gen.detach() + tt * torch.randn(x0.shape, generator=gen)
+        y = (1 - tt) * x0_gen.detach() + tt * randn(x0.shape, gen)
         with torch.no_grad():
             # Models in inference mode return [B, C, H, W] already.
             x0_real = y + tt * predict(real, y, tau, cond)
@@ -524,7 +599,7 @@ def stage_fast(run: Path, steps: int, seed: int, batch: int = 16) -> list[float]
         dmd = 0.5 * F.mse_loss(x0_gen, (x0_gen - grad).detach())
         adv = F.softplus(-trainer.critic(x0_gen)).mean()
         # The fake model learns the generator's distribution; the critic, real from generated.
-        noise = torch.randn(x0.shape, generator=gen)
+        noise = randn(x0.shape, gen)
         tau2 = sample_sigmas(gen, batch).view(-1, 1, 1, 1)
         y2 = (1 - tau2) * x0_gen.detach() + tau2 * noise
         fake_loss = F.mse_loss(predict(trainer.fake, y2, tau2.flatten(), cond),
@@ -533,7 +608,8 @@ def stage_fast(run: Path, steps: int, seed: int, batch: int = 16) -> list[float]
                        + F.softplus(trainer.critic(x0_gen.detach())).mean())
         return dmd + 0.05 * adv + gen_aux + fake_loss + critic_loss
 
-    return train_loop("fast", run / "fast", trainer, opt, steps, loss_fn, every=25)
+    return train_loop("fast", run / "fast", trainer, opt, steps, loss_fn,
+                      batches(run, fetch_scenes(seed, "fast", batch)), every=25)
 
 
 def unpatchify(out: torch.Tensor, p: int = 2) -> torch.Tensor:
@@ -562,7 +638,7 @@ def stage_editor(run: Path, steps: int, seed: int, batch: int = 12) -> list[floa
     where the edit changes pixels (the paper's spatially weighted loss). Text and source are
     dropped at random for the editing stage's three-way guidance; a quarter of the batches are
     plain text-to-image so the model can still denoise alone (the pipeline's refine stage)."""
-    vae, text = load_vae(run), TextEncoder(run)
+    vae = load_vae(run)
     model = load_transformer(run / "full" / "model", train=True)
     # The E1.1 pipeline pads the canvas to twice the I1 model's max_seq; train with the same
     # padding, which takes part in attention.
@@ -570,28 +646,38 @@ def stage_editor(run: Path, steps: int, seed: int, batch: int = 12) -> list[floa
     aux = AuxLoss(model)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-4, weight_decay=0.0)
 
-    def loss_fn(step):
+    plain = fetch_scenes(seed, "editor-t2i", batch)
+
+    def fetch(step, text):
+        if step % 4 == 3:
+            return plain(step, text)
+        triplets, src, tgt, changed = edit_batch(seed, step, batch)
+        instructions = [t[1] for t in triplets]
+        return {"instructions": instructions, "src": src, "tgt": tgt, "changed": changed,
+                "emb": text.table(instructions + [E11_NEGATIVE, ""])}
+
+    def loss_fn(step, item):
         aux.losses = []
         gen = torch_gen(seed, "editor", step)
         if step % 4 == 3:
-            scenes, images = scene_batch(seed, "editor-t2i", step, batch)
-            x0 = to_latents(vae, images)
-            noise = torch.randn(x0.shape, generator=gen)
+            x0 = to_latents(vae, item["images"])
+            noise = randn(x0.shape, gen)
             sigma = sample_sigmas(gen, batch)
             s = sigma.view(-1, 1, 1, 1)
-            out = predict(model, (1 - s) * x0 + s * noise, sigma, text([sc.caption for sc in scenes]))
+            out = predict(model, (1 - s) * x0 + s * noise, sigma, stack_cond(item["emb"], item["captions"]))
             return F.mse_loss(out, patchify_target(x0 - noise)) + aux.take()
-        triplets, src, tgt, changed = edit_batch(seed, step, batch)
-        x_src, x0 = to_latents(vae, src), to_latents(vae, tgt)
-        noise = torch.randn(x0.shape, generator=gen)
+        x_src, x0 = to_latents(vae, item["src"]), to_latents(vae, item["tgt"])
+        changed = item["changed"].to(DEV)
+        noise = randn(x0.shape, gen)
         sigma = sample_sigmas(gen, batch)
         s = sigma.view(-1, 1, 1, 1)
         x_t = (1 - s) * x0 + s * noise
         roll = torch.rand(batch, generator=gen)
-        captions = [E11_NEGATIVE if r < 0.1 else ("" if r < 0.15 else t[1]) for r, t in zip(roll.tolist(), triplets)]
-        keep_src = (torch.rand(batch, generator=gen) >= 0.1).float().view(-1, 1, 1, 1)
+        captions = [E11_NEGATIVE if r < 0.1 else ("" if r < 0.15 else t)
+                    for r, t in zip(roll.tolist(), item["instructions"])]
+        keep_src = (torch.rand(batch, generator=gen) >= 0.1).float().view(-1, 1, 1, 1).to(DEV)
         canvas = torch.cat([x_t, x_src * keep_src], dim=-1)
-        out = predict(model, canvas, sigma, text(captions))
+        out = predict(model, canvas, sigma, stack_cond(item["emb"], captions))
         # Training-mode output: [B, C, max_seq, 4] in canvas row-major token order.
         h, w = x0.shape[-2] // 2, x0.shape[-1] // 2
         tokens = out[:, :, : h * 2 * w].reshape(out.shape[0], out.shape[1], h, 2 * w, 4)[:, :, :, :w]
@@ -601,12 +687,13 @@ def stage_editor(run: Path, steps: int, seed: int, batch: int = 12) -> list[floa
         err = (pred - patchify_target(x0 - noise)) ** 2
         return (weight * err).mean() / weight.mean() + aux.take()
 
-    return train_loop("editor", run / "editor", model, opt, steps, loss_fn, lr_at=lr_schedule(3e-4, steps, 50))
+    return train_loop("editor", run / "editor", model, opt, steps, loss_fn, batches(run, fetch),
+                      lr_at=lr_schedule(3e-4, steps, 50))
 
 
 def finish_transformer(run: Path, stage: str) -> None:
     model = new_transformer() if stage == "full" else load_transformer(run / "full" / "model", False)
-    state = torch.load(run / stage / "checkpoint.pt", weights_only=False)
+    state = torch.load(run / stage / "checkpoint.pt", weights_only=False, map_location="cpu")
     weights = state["model"]
     if stage == "fast":  # the generator's part of the FastTrainer
         weights = {k[len("generator."):]: v for k, v in weights.items() if k.startswith("generator.")}
@@ -740,12 +827,14 @@ def stage_vae_small(run: Path, steps: int) -> list[float]:
     vae = new_vae()
     opt = torch.optim.Adam(vae.parameters(), lr=2e-3)
 
-    def loss_fn(step):
-        _, images = scene_batch(0, "vae", step, 4)
+    def fetch(step, _text):
+        return scene_batch(0, "vae", step, 4)[1]
+
+    def loss_fn(_step, images):
         recon = vae(images, sample_posterior=False).sample
         return (foreground_weight(images) * (recon - images) ** 2).mean()
 
-    return train_loop("vae-selfcheck", run / "vae", vae, opt, steps, loss_fn, every=5)
+    return train_loop("vae-selfcheck", run / "vae", vae, opt, steps, loss_fn, batches(run, fetch), every=5)
 
 
 def main() -> None:
@@ -758,24 +847,39 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("assets/models"))
     parser.add_argument("--stages", default="full,dev,fast")
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda for a GPU")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="processes making batches ahead (0: the training process itself)")
+    parser.add_argument("--batch", type=int, default=0, help="batch size (0: the stage's default)")
     args = parser.parse_args()
+    global DEV, WORKERS, BATCHED_TEXT
+    DEV, WORKERS = torch.device(args.device), args.workers
+    BATCHED_TEXT = DEV.type == "cuda"
     torch.set_num_threads(args.threads)
-    torch.use_deterministic_algorithms(True)
+    if DEV.type == "cuda":
+        # Deterministic where CUDA has deterministic kernels; a run on one GPU model with one
+        # PyTorch repeats itself, but not the CPU's numbers.
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+    else:
+        torch.use_deterministic_algorithms(True)
+    batch = {"batch": args.batch} if args.batch else {}
     if args.stage == "encoders":
         stage_encoders(args.run)
     elif args.stage == "vae":
-        stage_vae(args.run, args.steps or 1500, args.seed)
+        stage_vae(args.run, args.steps or 1500, args.seed, **batch)
     elif args.stage == "full":
-        stage_full(args.run, args.steps or 1600, args.seed)
+        stage_full(args.run, args.steps or 1600, args.seed, **batch)
         finish_transformer(args.run, "full")
     elif args.stage == "dev":
-        stage_dev(args.run, args.steps or 400, args.seed)
+        stage_dev(args.run, args.steps or 400, args.seed, **batch)
         finish_transformer(args.run, "dev")
     elif args.stage == "fast":
-        stage_fast(args.run, args.steps or 150, args.seed)
+        stage_fast(args.run, args.steps or 150, args.seed, **batch)
         finish_transformer(args.run, "fast")
     elif args.stage == "editor":
-        stage_editor(args.run, args.steps or 800, args.seed)
+        stage_editor(args.run, args.steps or 800, args.seed, **batch)
         finish_transformer(args.run, "editor")
     elif args.stage == "export":
         export(args.run, args.out, args.stages.split(","))
