@@ -6,6 +6,7 @@
 #
 #   RUN=.train/run tools/train-shapes/gpu.sh a   # VAE, then Full
 #   RUN=.train/run tools/train-shapes/gpu.sh b   # Dev then Fast, beside the E1.1 editor
+#   RUN=.train/run2 INIT=.train/run/editor/model tools/train-shapes/gpu.sh c   # more editor
 #
 # RUN must hold `encoders/` (from `train.py encoders`); sitting b also needs sitting a's
 # `vae/model` and `full/model`.
@@ -68,8 +69,14 @@ case ${1:-} in
         wait $editor
         cat "$RUN/editor.log"
         ;;
+    c)
+        # A warm restart of sitting b's editor (new optimizer and schedule), with one plain
+        # batch in eight: the Shapes editor is used without the refine stage. RUN is a fresh
+        # folder holding (links to) the first run's encoders, vae and full.
+        train_for editor "$EDITOR_S" 200 --batch 64 --workers 14 --init "$INIT" --plain-every 8
+        ;;
     *)
-        echo "usage: RUN=... $0 a|b" >&2
+        echo "usage: RUN=... $0 a|b|c" >&2
         exit 2
         ;;
 esac

@@ -551,6 +551,10 @@ class FastTrainer(torch.nn.Module):
         self.generator, self.fake, self.critic = generator, fake, critic
 
 
+# Weight of the Fast stage's regression term against the distribution-matching one.
+REGRESSION = 1.0
+
+
 def stage_fast(run: Path, steps: int, seed: int, batch: int = 16) -> list[float]:
     """HiDream-I1-Fast's recipe at toy scale: distribution matching distillation (DMD) from the
     guidance-distilled Dev model, plus an adversarial term. The generator is trained at the
@@ -584,6 +588,12 @@ def stage_fast(run: Path, steps: int, seed: int, batch: int = 16) -> list[float]
         out = unpatchify(predict(trainer.generator, x_t, sigma, cond))
         x0_gen = x_t + s * out
         gen_aux = aux.take()
+        # DMD's regression term, at toy scale: the teacher's clean estimate from the same noisy
+        # input (the paper regresses onto teacher samples from the same noise). Without it the
+        # mode-seeking terms drift colours and break shapes (measured: single colour 1.0 -> 0.78).
+        with torch.no_grad():
+            x0_teacher = x_t + s * predict(real, x_t, sigma, cond)
+        regression = F.mse_loss(x0_gen, x0_teacher)
         # DMD: re-noise the estimate and compare the real and fake models' estimates there.
         tau = sample_sigmas(gen, batch).clamp(0.02, 0.98)
         tt = tau.view(-1, 1, 1, 1)
@@ -606,7 +616,7 @@ def stage_fast(run: Path, steps: int, seed: int, batch: int = 16) -> list[float]
                                patchify_target(x0_gen.detach() - noise))
         critic_loss = (F.softplus(-trainer.critic(x0)).mean()
                        + F.softplus(trainer.critic(x0_gen.detach())).mean())
-        return dmd + 0.05 * adv + gen_aux + fake_loss + critic_loss
+        return REGRESSION * regression + dmd + 0.05 * adv + gen_aux + fake_loss + critic_loss
 
     return train_loop("fast", run / "fast", trainer, opt, steps, loss_fn,
                       batches(run, fetch_scenes(seed, "fast", batch)), every=25)
@@ -632,14 +642,16 @@ def edit_batch(seed: int, step: int, batch: int):
     return triplets, to_t(src), to_t(tgt), changed
 
 
-def stage_editor(run: Path, steps: int, seed: int, batch: int = 12) -> list[float]:
+def stage_editor(run: Path, steps: int, seed: int, batch: int = 12, init: Path | None = None,
+                 plain_every: int = 4) -> list[float]:
     """An E1.1-style editor fine-tuned from the Full toy: the noisy target and the clean source
     side by side on one canvas (target left), the loss on the target half only, weighted up
     where the edit changes pixels (the paper's spatially weighted loss). Text and source are
-    dropped at random for the editing stage's three-way guidance; a quarter of the batches are
+    dropped at random for the editing stage's three-way guidance; every `plain_every`th batch is
     plain text-to-image so the model can still denoise alone (the pipeline's refine stage)."""
     vae = load_vae(run)
-    model = load_transformer(run / "full" / "model", train=True)
+    # `init`: a warm restart from an earlier editor (new optimizer and schedule).
+    model = load_transformer(init or run / "full" / "model", train=True)
     # The E1.1 pipeline pads the canvas to twice the I1 model's max_seq; train with the same
     # padding, which takes part in attention.
     model.max_seq = 2 * model.max_seq
@@ -649,7 +661,7 @@ def stage_editor(run: Path, steps: int, seed: int, batch: int = 12) -> list[floa
     plain = fetch_scenes(seed, "editor-t2i", batch)
 
     def fetch(step, text):
-        if step % 4 == 3:
+        if step % plain_every == plain_every - 1:
             return plain(step, text)
         triplets, src, tgt, changed = edit_batch(seed, step, batch)
         instructions = [t[1] for t in triplets]
@@ -659,7 +671,7 @@ def stage_editor(run: Path, steps: int, seed: int, batch: int = 12) -> list[floa
     def loss_fn(step, item):
         aux.losses = []
         gen = torch_gen(seed, "editor", step)
-        if step % 4 == 3:
+        if step % plain_every == plain_every - 1:
             x0 = to_latents(vae, item["images"])
             noise = randn(x0.shape, gen)
             sigma = sample_sigmas(gen, batch)
@@ -711,17 +723,32 @@ def finish_transformer(run: Path, stage: str) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-# The commands that made the shipped models (in order, after `encoders` and
-# `vae --steps 800 --threads 1`), recorded in each manifest.
+# The commands that made the shipped models, in order, and where they ran; recorded in each
+# manifest. `gpu.sh` chose the GPU step counts from measured speed (README.md).
+H100 = "one NVIDIA H100 (lent), PyTorch 2.11.0+cu130, diffusers 0.42.1, transformers 5.23.0"
+CPU = "2-core CPU, PyTorch 2.15.0, diffusers 0.42.1, transformers 5.23.0"
+COMMON = [("encoders --run RUN", CPU),
+          ("vae --run RUN --steps 2500 --device cuda --threads 2 --batch 64 --workers 12", H100)]
 SHIPPED_COMMANDS = {
-    "full": ["full --run RUN --steps 1600 --threads 2",
-             "full --run RUN --steps 3200 --threads 2  (resumed at 1600: warm restart)"],
-    "dev": ["dev --run RUN --steps 300 --threads 1"],
-    "fast": ["fast --run RUN --steps 150 --threads 1"],
+    "full": COMMON + [
+        ("full --run RUN --steps 2600 --device cuda --threads 2 --batch 128 --workers 14", H100)],
+    "dev": COMMON + [
+        ("full --run RUN --steps 2600 --device cuda --threads 2 --batch 128 --workers 14", H100),
+        ("dev --run RUN --steps 500 --device cuda --threads 2 --batch 128 --workers 7", H100)],
+    "fast": COMMON + [
+        ("full --run RUN --steps 2600 --device cuda --threads 2 --batch 128 --workers 14", H100),
+        ("dev --run RUN --steps 500 --device cuda --threads 2 --batch 128 --workers 7", H100),
+        ("fast --run RUN --steps 400 --batch 16 --workers 1", CPU)],
+    "editor": COMMON + [
+        ("full --run RUN --steps 2600 --device cuda --threads 2 --batch 128 --workers 14", H100),
+        ("editor --run RUN --steps 3600 --device cuda --threads 2 --batch 64 --workers 7", H100)],
 }
 
 
-def export(run: Path, out: Path, stages: list[str]) -> None:
+def export(run: Path, out: Path, stages: list[str], scores: Path | None = None) -> None:
+    """Writes each stage's model in the snapshot layout with its manifest; `scores` is a folder
+    of ShapesEval JSON lines (`hidream-studio eval --preset P`, `eval --edits`) named
+    `<stage>.json`, copied into the manifests."""
     from diffusers import FlowMatchLCMScheduler, UniPCMultistepScheduler
 
     enc = run / "encoders"
@@ -732,7 +759,9 @@ def export(run: Path, out: Path, stages: list[str]) -> None:
         "full": dict(steps=50, guidance=GUIDANCE, shift=SHIFT, scheduler="flow_unipc"),
         "dev": dict(steps=28, guidance=0.0, shift=6.0, scheduler="flash"),
         "fast": dict(steps=16, guidance=0.0, shift=3.0, scheduler="flash"),
-        "editor": dict(steps=28, guidance=3.0, shift=3.0, scheduler="flow_unipc"),
+        # No refine stage: "remove the red circle" is no description to draw from.
+        "editor": dict(steps=28, guidance=3.0, shift=3.0, scheduler="flow_unipc",
+                       image_guidance=1.5, refine_strength=0.0),
     }
     for stage in stages:
         dst = out / ("shapes-e1.1" if stage == "editor" else f"shapes-i1-{stage}")
@@ -771,12 +800,14 @@ def export(run: Path, out: Path, stages: list[str]) -> None:
             "base_resolution": SIZE,
             "max_sequence_length": MAX_SEQUENCE_LENGTH,
             "llama": "../shapes-llama",
-            "defaults": {k: d[k] for k in ("steps", "guidance", "shift")},
-            "training": dict(record, seed=0, threads_note="2-core CPU, PyTorch 2.15",
-                             commands=[f"python tools/train-shapes/train.py {c}"
-                                       for c in SHIPPED_COMMANDS.get(stage, [f"{stage} --run RUN"])],
+            "defaults": {k: v for k, v in d.items() if k != "scheduler"},
+            "training": dict(record, seed=0,
+                             commands=[{"command": f"python tools/train-shapes/train.py {c}", "ran_on": where}
+                                       for c, where in SHIPPED_COMMANDS.get(stage, [(f"{stage} --run RUN", CPU)])],
                              vae=json.loads((run / "vae" / "eval.json").read_text())),
         }
+        if scores is not None and (scores / f"{stage}.json").exists():
+            manifest["scores"] = json.loads((scores / f"{stage}.json").read_text())
         (dst / "studio.json").write_text(json.dumps(manifest, indent=2) + "\n")
         log("export", f"wrote {dst}")
 
@@ -851,6 +882,10 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=0,
                         help="processes making batches ahead (0: the training process itself)")
     parser.add_argument("--batch", type=int, default=0, help="batch size (0: the stage's default)")
+    parser.add_argument("--scores", type=Path, help="export: a folder of ShapesEval JSON lines")
+    parser.add_argument("--init", type=Path, help="editor: start from this editor's weights, not Full's")
+    parser.add_argument("--plain-every", type=int, default=4,
+                        help="editor: every Nth batch is plain text-to-image")
     args = parser.parse_args()
     global DEV, WORKERS, BATCHED_TEXT
     DEV, WORKERS = torch.device(args.device), args.workers
@@ -879,10 +914,11 @@ def main() -> None:
         stage_fast(args.run, args.steps or 150, args.seed, **batch)
         finish_transformer(args.run, "fast")
     elif args.stage == "editor":
-        stage_editor(args.run, args.steps or 800, args.seed, **batch)
+        stage_editor(args.run, args.steps or 800, args.seed, init=args.init,
+                     plain_every=args.plain_every, **batch)
         finish_transformer(args.run, "editor")
     elif args.stage == "export":
-        export(args.run, args.out, args.stages.split(","))
+        export(args.run, args.out, args.stages.split(","), args.scores)
     else:
         selfcheck()
 
