@@ -69,14 +69,25 @@ impl Detected {
     }
 }
 
+/// A connected patch of foreground, whatever its colours: what the eye counts as one thing
+/// even where a model paints it in two hues.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Blob {
+    pub area: usize,
+    pub cx: f64,
+    pub cy: f64,
+}
+
 /// What a picture shows.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reading {
     pub width: usize,
     pub height: usize,
     pub background: Background,
-    /// Largest first.
+    /// One-coloured objects, largest first.
     pub objects: Vec<Detected>,
+    /// Foreground blobs, largest first.
+    pub blobs: Vec<Blob>,
     pub classes: Vec<PaletteClass>,
 }
 
@@ -97,17 +108,40 @@ pub fn read(img: &Rgb) -> Reading {
         if seen[start] {
             continue;
         }
-        let region = flood(&classes, &mut seen, w, h, start);
+        let class = classes[start];
+        let region = flood(&mut seen, w, h, start, |j| classes[j] == class);
         if region.len() >= min_area {
             objects.push(describe(colour, &region, w));
         }
     }
     objects.sort_by_key(|o| std::cmp::Reverse(o.area));
+    let mut seen = vec![false; w * h];
+    let is_object = |j: usize| matches!(classes[j], PaletteClass::Object(_));
+    let mut blobs = Vec::new();
+    for start in 0..w * h {
+        if seen[start] || !is_object(start) {
+            continue;
+        }
+        let region = flood(&mut seen, w, h, start, is_object);
+        if region.len() >= min_area {
+            let n = region.len() as f64;
+            let sum = |f: &dyn Fn(usize) -> usize| {
+                region.iter().map(|&i| f(i) as f64 + 0.5).sum::<f64>() / n
+            };
+            blobs.push(Blob {
+                area: region.len(),
+                cx: sum(&|i| i % w),
+                cy: sum(&|i| i / w),
+            });
+        }
+    }
+    blobs.sort_by_key(|b| std::cmp::Reverse(b.area));
     Reading {
         width: w,
         height: h,
         background,
         objects,
+        blobs,
         classes,
     }
 }
@@ -131,15 +165,15 @@ fn border_background(classes: &[PaletteClass], w: usize, h: usize) -> Background
     }
 }
 
-/// The 8-connected region of `start`'s class (thin star points stay attached).
+/// The 8-connected region of pixels that `belongs` from `start` (thin star points stay
+/// attached).
 fn flood(
-    classes: &[PaletteClass],
     seen: &mut [bool],
     w: usize,
     h: usize,
     start: usize,
+    belongs: impl Fn(usize) -> bool,
 ) -> Vec<usize> {
-    let class = classes[start];
     let mut region = Vec::new();
     let mut stack = vec![start];
     seen[start] = true;
@@ -153,7 +187,7 @@ fn flood(
                     continue;
                 }
                 let j = ny as usize * w + nx as usize;
-                if !seen[j] && classes[j] == class {
+                if !seen[j] && belongs(j) {
                     seen[j] = true;
                     stack.push(j);
                 }

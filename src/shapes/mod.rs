@@ -7,7 +7,7 @@ pub mod prompts;
 pub mod score;
 pub mod world;
 
-pub use detect::{Reading, read};
+pub use detect::{Blob, Reading, read};
 pub use edits::{EditKind, EditSpec};
 pub use score::{Category, EditScore, Tally, check_edit, check_prompt};
 pub use world::{

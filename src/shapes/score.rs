@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::detect::{Detected, PaletteClass, Reading, read};
+use super::detect::{PaletteClass, Reading, read};
 use super::edits::EditSpec;
 use super::world::{Layout, PromptSpec, Relation, Rgb};
 
@@ -23,8 +23,12 @@ pub enum Category {
     SingleShape,
     /// Exactly one object.
     SingleCount,
-    /// Exactly two objects, side by side or one above the other as the relation says.
+    /// Exactly two blobs (foreground patches, whatever their colours), side by side or one
+    /// above the other as the relation says.
     PairLayout,
+    /// The same with one-coloured objects: exactly two, in that arrangement (stricter: an
+    /// object painted in two hues counts twice).
+    PairObjects,
     /// Both asked colours present.
     PairColours,
     /// The first colour's object is where the relation puts it relative to the second's.
@@ -42,6 +46,7 @@ impl Category {
             Category::SingleShape => "single shape",
             Category::SingleCount => "single count",
             Category::PairLayout => "two-object layout",
+            Category::PairObjects => "two one-colour objects",
             Category::PairColours => "two-object colours",
             Category::PairBinding => "two-object colour binding",
             Category::Background => "background",
@@ -51,8 +56,8 @@ impl Category {
 
 /// Whether `a` sits relative to `b` as the relation says: apart by more than a sixth of the
 /// side along the relation's axis, and more along it than across.
-fn related(a: &Detected, b: &Detected, relation: Relation, size: f64) -> bool {
-    let (dx, dy) = (a.cx - b.cx, a.cy - b.cy);
+fn related(a: (f64, f64), b: (f64, f64), relation: Relation, size: f64) -> bool {
+    let (dx, dy) = (a.0 - b.0, a.1 - b.1);
     let (along, across) = match relation {
         Relation::LeftOf => (-dx, dy),
         Relation::RightOf => (dx, dy),
@@ -91,17 +96,26 @@ pub fn check_prompt(spec: &PromptSpec, reading: &Reading) -> Vec<(Category, bool
             relation,
             second,
         } => {
-            let layout = objects.len() == 2
-                && (related(&objects[0], &objects[1], relation, size)
-                    || related(&objects[1], &objects[0], relation, size));
+            let arranged = |a: (f64, f64), b: (f64, f64)| {
+                related(a, b, relation, size) || related(b, a, relation, size)
+            };
+            let blobs = &reading.blobs;
+            let layout = blobs.len() == 2
+                && arranged((blobs[0].cx, blobs[0].cy), (blobs[1].cx, blobs[1].cy));
+            let one_colour = objects.len() == 2
+                && arranged(
+                    (objects[0].cx, objects[0].cy),
+                    (objects[1].cx, objects[1].cy),
+                );
             let find = |c| objects.iter().find(|o| o.colour == c);
             let (a, b) = (find(first.0), find(second.0));
             let binding = match (a, b) {
-                (Some(a), Some(b)) => related(a, b, relation, size),
+                (Some(a), Some(b)) => related((a.cx, a.cy), (b.cx, b.cy), relation, size),
                 _ => false,
             };
             out.extend([
                 (Category::PairLayout, layout),
+                (Category::PairObjects, one_colour),
                 (Category::PairColours, a.is_some() && b.is_some()),
                 (Category::PairBinding, binding),
             ]);

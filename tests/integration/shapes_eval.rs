@@ -102,7 +102,40 @@ fn wrong_pictures_fail_the_checks_they_break() {
     let checks = check_prompt(pair, &read(&scene.render(SIZE)));
     let get = |c: Category| checks.iter().find(|(k, _)| *k == c).unwrap().1;
     assert!(get(Category::PairLayout));
+    assert!(get(Category::PairObjects));
     assert!(!get(Category::PairBinding));
+
+    // One object of the pair painted in two hues: still two blobs in the arrangement, but
+    // three one-coloured regions.
+    let scene = pair.scene(SIZE);
+    let first = scene.objects[0];
+    let other = hidream_studio::shapes::Colour::ALL
+        .into_iter()
+        .find(|&c| scene.objects.iter().all(|o| o.colour != c))
+        .unwrap();
+    let mut picture = scene.render(SIZE);
+    for y in 0..SIZE {
+        for x in 0..(first.cx as usize).min(SIZE) {
+            let near = (x as f64 - first.cx).abs() <= first.r + 1.0
+                && (y as f64 - first.cy).abs() <= first.r + 1.0;
+            if near && picture.pixels[y * SIZE + x] == first.colour.rgb() {
+                picture.pixels[y * SIZE + x] = other.rgb();
+            }
+        }
+    }
+    let reading = read(&picture);
+    assert_eq!((reading.blobs.len(), reading.objects.len()), (2, 3));
+    let checks = check_prompt(pair, &reading);
+    let get = |c: Category| checks.iter().find(|(k, _)| *k == c).unwrap().1;
+    assert!(get(Category::PairLayout));
+    assert!(!get(Category::PairObjects));
+
+    // Two objects run together into one blob: no layout.
+    let mut scene = pair.scene(SIZE);
+    (scene.objects[1].cx, scene.objects[1].cy) = (scene.objects[0].cx + 4.0, scene.objects[0].cy);
+    let checks = check_prompt(pair, &read(&scene.render(SIZE)));
+    let get = |c: Category| checks.iter().find(|(k, _)| *k == c).unwrap().1;
+    assert!(!get(Category::PairLayout));
 
     // A blank picture: nothing holds but the background.
     let blank = Scene {
