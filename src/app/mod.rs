@@ -404,6 +404,12 @@ impl StudioApp {
             Ok(mask) => mask,
             Err(e) => return self.error(e),
         };
+        // A bundled editor's own steps, shift and refine share (the Shapes editor does not
+        // refine); real snapshots have no manifest and keep the form's values.
+        let model_defaults = StudioManifest::read(&model)
+            .ok()
+            .flatten()
+            .and_then(|m| m.defaults);
         let settings = EditSettings {
             model,
             base_model,
@@ -419,10 +425,10 @@ impl StudioApp {
             guidance: Some(self.edit.guidance),
             image_guidance: Some(self.edit.image_guidance),
             clip_cfg_norm: true,
-            refine_strength: None,
+            refine_strength: model_defaults.and_then(|d| d.refine_strength),
             refine_model: RefineModel::Reference,
-            steps: None,
-            shift: None,
+            steps: model_defaults.map(|d| d.steps),
+            shift: model_defaults.map(|d| d.shift),
             // The released editors have their own working sizes (E1.1 1024², E1-Full 768²);
             // a smaller base resolution marks small models, which work at that size.
             base_resolution,

@@ -12,7 +12,7 @@ use hidream_studio::pipelines::{
     ComputeDType, DeviceChoice, EditJob, HiDreamBackend, JobOutput, NoiseInput, find_llama,
 };
 use hidream_studio::store::{png_with_edit_metadata, write_atomically};
-use hidream_studio::weights::{HubCache, resolve_model_path};
+use hidream_studio::weights::{HubCache, StudioManifest, bundled_model, resolve_model_path};
 
 use super::generate::{check_writable, fresh_seed};
 use super::job::run_job;
@@ -21,9 +21,9 @@ use super::job::run_job;
 pub struct EditArgs {
     /// The editing model: a HiDream-E1.1 folder, a merged HiDream-E1-Full pipeline folder, or the
     /// E1-Full LoRA (HiDream-E1-Full.safetensors, or the folder holding it) with --base-model.
-    /// A Hugging Face id found in the local cache works too.
+    /// A Hugging Face id found in the local cache works too. Default: the bundled Shapes E1.1.
     #[arg(long)]
-    model: String,
+    model: Option<String>,
     /// HiDream-I1-Full: the base the E1-Full LoRA applies to, the text encoders and VAE for an
     /// E1.1 folder that holds only its transformer, and the refine model of --refine-model base.
     #[arg(long)]
@@ -107,7 +107,17 @@ pub fn run(args: &EditArgs) -> anyhow::Result<ExitCode> {
         check_writable(dump)?;
     }
     let cache = HubCache::from_env();
-    let model = resolve_model_path(&args.model, cache.as_ref())?;
+    let model = match &args.model {
+        Some(model) => resolve_model_path(model, cache.as_ref())?,
+        None => bundled_model("shapes-e1.1").context(
+            "no --model given and the bundled model shapes-e1.1 was not found (looked in \
+             $HIDREAM_STUDIO_MODELS and assets/models beside the executable): pass --model with \
+             a HiDream-E1.1 or E1-Full folder or Hugging Face id",
+        )?,
+    };
+    // A bundled model's own settings for what the command line leaves unset.
+    let manifest = StudioManifest::read(&model)?;
+    let model_defaults = manifest.as_ref().and_then(|m| m.defaults);
     let base_model = args
         .base_model
         .as_deref()
@@ -135,14 +145,20 @@ pub fn run(args: &EditArgs) -> anyhow::Result<ExitCode> {
         description: args.description.clone(),
         negative_prompt: args.negative_prompt.clone(),
         mask: args.mask.clone(),
-        guidance: args.guidance,
-        image_guidance: args.image_guidance,
+        guidance: args.guidance.or(model_defaults.map(|d| d.guidance)),
+        image_guidance: args
+            .image_guidance
+            .or(model_defaults.and_then(|d| d.image_guidance)),
         clip_cfg_norm: !args.no_clip_cfg_norm,
-        refine_strength: args.refine_strength,
+        refine_strength: args
+            .refine_strength
+            .or(model_defaults.and_then(|d| d.refine_strength)),
         refine_model: args.refine_model,
-        steps: args.steps,
-        shift: args.shift,
-        base_resolution: args.base_resolution,
+        steps: args.steps.or(model_defaults.map(|d| d.steps)),
+        shift: args.shift.or(model_defaults.map(|d| d.shift)),
+        base_resolution: args
+            .base_resolution
+            .or(manifest.as_ref().map(|m| m.base_resolution)),
         seed: args.seed.unwrap_or_else(fresh_seed),
     };
     check_settings(&settings).map_err(anyhow::Error::msg)?;

@@ -33,6 +33,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
     })?;
     let llama = find_llama(None, &model, None)?;
     let size = manifest.base_resolution as usize;
+    let defaults = manifest.defaults;
     let work = ScratchDir::new()?;
     let out_dir = args.out_dir.clone();
     if let Some(dir) = &out_dir {
@@ -63,13 +64,13 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
                 description: None,
                 negative_prompt: None,
                 mask: None,
-                guidance: None,
-                image_guidance: None,
+                guidance: defaults.map(|d| d.guidance),
+                image_guidance: defaults.and_then(|d| d.image_guidance),
                 clip_cfg_norm: true,
-                refine_strength: None,
+                refine_strength: defaults.and_then(|d| d.refine_strength),
                 refine_model: RefineModel::Reference,
-                steps: None,
-                shift: None,
+                steps: defaults.map(|d| d.steps),
+                shift: defaults.map(|d| d.shift),
                 base_resolution: Some(manifest.base_resolution),
                 seed,
             };
@@ -108,6 +109,21 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
             .or_default()
             .push(check_edit(&set[index], &result));
         if let Some(dir) = &out_dir {
+            if seed == 0 {
+                // The source and what the edit should give, beside the results, to look at.
+                let spec = &set[index];
+                for (name, scene) in [("source", &spec.source), ("target", &spec.target)] {
+                    let path = dir.join(format!("{index:03}-{name}.png"));
+                    scene
+                        .render(size)
+                        .to_image()
+                        .save(&path)
+                        .with_context(|| format!("writing {}", path.display()))?;
+                }
+                let path = dir.join(format!("{index:03}-instruction.txt"));
+                std::fs::write(&path, &spec.instruction)
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
             let path = dir.join(format!("{index:03}-seed-{seed}.png"));
             edit.image
                 .save(&path)

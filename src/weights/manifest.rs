@@ -21,9 +21,12 @@ pub struct StudioManifest {
     /// The Llama folder, relative to the snapshot.
     #[serde(default)]
     pub llama: Option<PathBuf>,
-    /// How the model was trained and what ShapesEval measured, as recorded by the trainer.
+    /// How the model was trained, as recorded by the trainer.
     #[serde(default)]
     pub training: serde_json::Value,
+    /// What ShapesEval measured on the shipped model (its JSON line).
+    #[serde(default)]
+    pub scores: serde_json::Value,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
@@ -31,6 +34,13 @@ pub struct ManifestDefaults {
     pub steps: usize,
     pub guidance: f64,
     pub shift: f64,
+    /// Editing models: the image guidance of the three-way guidance.
+    #[serde(default)]
+    pub image_guidance: Option<f64>,
+    /// Editing models: the share of steps refined with text alone. The Shapes editor has none:
+    /// its instructions ("remove the red circle") are no descriptions to draw from.
+    #[serde(default)]
+    pub refine_strength: Option<f64>,
 }
 
 impl StudioManifest {
