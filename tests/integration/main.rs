@@ -18,6 +18,7 @@ mod history_store;
 mod preview_parity;
 mod preview_snapshot;
 mod prompt_cache;
+mod shapes_editor;
 mod shapes_eval;
 mod shapes_models;
 mod studio_snapshots;
