@@ -30,6 +30,8 @@ const LLAMA_COMPONENTS: [&str; 2] = ["text_encoder_4", "tokenizer_4"];
 fn is_incidental_root_file(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
     name == MODEL_INDEX
+        // A bundled model's own settings and training record.
+        || name == crate::weights::StudioManifest::FILE
         || lower.starts_with("license")
         || lower.starts_with("notice")
         || lower.starts_with('.')
