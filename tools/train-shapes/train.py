@@ -741,7 +741,9 @@ SHIPPED_COMMANDS = {
         ("fast --run RUN --steps 400 --batch 16 --workers 1", CPU)],
     "editor": COMMON + [
         ("full --run RUN --steps 2600 --device cuda --threads 2 --batch 128 --workers 14", H100),
-        ("editor --run RUN --steps 3600 --device cuda --threads 2 --batch 64 --workers 7", H100)],
+        ("editor --run RUN --steps 3600 --device cuda --threads 2 --batch 64 --workers 7", H100),
+        # A warm restart in a second run folder holding RUN's encoders, vae and full.
+        ("editor --run RUN2 --steps 4500 --batch 12 --init RUN/editor/model --plain-every 8", CPU)],
 }
 
 
