@@ -8,6 +8,9 @@
 #   RUN=.train/run tools/train-shapes/gpu.sh b   # Dev then Fast, beside the E1.1 editor
 #   RUN=.train/run2 INIT=.train/run/editor/model tools/train-shapes/gpu.sh c   # more editor
 #
+# Sitting c takes EDITOR_ARGS (e.g. "--batch 256 --kinds recolour=4,remove=3 --seed 1") after
+# its own flags, so later ones win.
+#
 # RUN must hold `encoders/` (from `train.py encoders`); sitting b also needs sitting a's
 # `vae/model` and `full/model`.
 set -euo pipefail
@@ -73,7 +76,9 @@ case ${1:-} in
         # A warm restart of sitting b's editor (new optimizer and schedule), with one plain
         # batch in eight: the Shapes editor is used without the refine stage. RUN is a fresh
         # folder holding (links to) the first run's encoders, vae and full.
-        train_for editor "$EDITOR_S" 200 --batch 64 --workers 14 --init "$INIT" --plain-every 8
+        # shellcheck disable=SC2086  # EDITOR_ARGS is a list of flags
+        train_for editor "$EDITOR_S" 200 --batch 64 --workers 14 --init "$INIT" --plain-every 8 \
+            ${EDITOR_ARGS:-}
         ;;
     *)
         echo "usage: RUN=... $0 a|b|c" >&2

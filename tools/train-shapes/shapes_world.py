@@ -204,9 +204,15 @@ def move_words(place: str) -> str:
     return "to the " + PLACES[place][1].split(" ", 2)[2]
 
 
-def sample_edit(rng: np.random.Generator, size: int) -> tuple[Scene, str, Scene, str]:
-    """(source, instruction, target, kind) in the templates of `src/shapes/edits.rs`."""
-    kind = str(rng.choice(EDIT_KINDS))
+def sample_edit(rng: np.random.Generator, size: int,
+                kind_weights: list[float] | None = None) -> tuple[Scene, str, Scene, str]:
+    """(source, instruction, target, kind) in the templates of `src/shapes/edits.rs`; kinds are
+    equally likely unless `kind_weights` (in EDIT_KINDS' order) says otherwise."""
+    if kind_weights is None:  # the draw the first shipped runs were made with
+        kind = str(rng.choice(EDIT_KINDS))
+    else:
+        p = np.asarray(kind_weights, dtype=float)
+        kind = str(rng.choice(EDIT_KINDS, p=p / p.sum()))
     bg = str(rng.choice(list(BACKGROUNDS)))
     colours = [str(c) for c in rng.choice(list(COLOURS), size=3, replace=False)]
     shapes = [str(s) for s in rng.choice(SHAPES, size=2, replace=True)]

@@ -289,7 +289,8 @@ def load_checkpoint(path: Path, model, opt) -> tuple[int, dict]:
     return state["step"], state["extra"]
 
 
-# The selfcheck stops a run here, as an interruption would, to resume it afterwards.
+# A run stops here (checkpoint written), as an interruption would, to be resumed afterwards:
+# the selfcheck's test of resuming, and `--stop-after`.
 STOP_AFTER: int | None = None
 
 
@@ -632,9 +633,9 @@ def unpatchify(out: torch.Tensor, p: int = 2) -> torch.Tensor:
 E11_NEGATIVE = "low quality, blurry, distorted"
 
 
-def edit_batch(seed: int, step: int, batch: int):
+def edit_batch(seed: int, step: int, batch: int, kind_weights: list[float] | None = None):
     rng = batch_rng(seed, "editor", step)
-    triplets = [world.sample_edit(rng, SIZE) for _ in range(batch)]
+    triplets = [world.sample_edit(rng, SIZE, kind_weights) for _ in range(batch)]
     src = np.stack([world.render(s, SIZE) for s, _, _, _ in triplets])
     tgt = np.stack([world.render(t, SIZE) for _, _, t, _ in triplets])
     to_t = lambda x: torch.from_numpy(x).permute(0, 3, 1, 2).float() / 127.5 - 1.0  # noqa: E731
@@ -643,12 +644,15 @@ def edit_batch(seed: int, step: int, batch: int):
 
 
 def stage_editor(run: Path, steps: int, seed: int, batch: int = 12, init: Path | None = None,
-                 plain_every: int = 4) -> list[float]:
+                 plain_every: int = 4, kind_weights: list[float] | None = None,
+                 object_weight: float = 0.0) -> list[float]:
     """An E1.1-style editor fine-tuned from the Full toy: the noisy target and the clean source
     side by side on one canvas (target left), the loss on the target half only, weighted up
     where the edit changes pixels (the paper's spatially weighted loss). Text and source are
     dropped at random for the editing stage's three-way guidance; every `plain_every`th batch is
-    plain text-to-image so the model can still denoise alone (the pipeline's refine stage)."""
+    plain text-to-image so the model can still denoise alone (the pipeline's refine stage).
+    `object_weight` adds weight where either picture has an object: an unchanged object is a
+    small share of the unchanged pixels, yet the one a recolour most often spoils."""
     vae = load_vae(run)
     # `init`: a warm restart from an earlier editor (new optimizer and schedule).
     model = load_transformer(init or run / "full" / "model", train=True)
@@ -663,7 +667,7 @@ def stage_editor(run: Path, steps: int, seed: int, batch: int = 12, init: Path |
     def fetch(step, text):
         if step % plain_every == plain_every - 1:
             return plain(step, text)
-        triplets, src, tgt, changed = edit_batch(seed, step, batch)
+        triplets, src, tgt, changed = edit_batch(seed, step, batch, kind_weights)
         instructions = [t[1] for t in triplets]
         return {"instructions": instructions, "src": src, "tgt": tgt, "changed": changed,
                 "emb": text.table(instructions + [E11_NEGATIVE, ""])}
@@ -695,6 +699,9 @@ def stage_editor(run: Path, steps: int, seed: int, batch: int = 12, init: Path |
         tokens = out[:, :, : h * 2 * w].reshape(out.shape[0], out.shape[1], h, 2 * w, 4)[:, :, :, :w]
         pred = tokens.reshape(out.shape[0], out.shape[1], h * w, 4)
         weight = 1.0 + 4.0 * F.max_pool2d(changed, 8)  # per latent pixel, then per patch
+        if object_weight:
+            objects = ((foreground_weight(item["src"]) > 1) | (foreground_weight(item["tgt"]) > 1)).float()
+            weight = weight + object_weight * F.max_pool2d(objects.to(DEV), 8)
         weight = patchify_target(weight.expand(-1, 1, -1, -1))
         err = (pred - patchify_target(x0 - noise)) ** 2
         return (weight * err).mean() / weight.mean() + aux.take()
@@ -743,7 +750,14 @@ SHIPPED_COMMANDS = {
         ("full --run RUN --steps 2600 --device cuda --threads 2 --batch 128 --workers 14", H100),
         ("editor --run RUN --steps 3600 --device cuda --threads 2 --batch 64 --workers 7", H100),
         # A warm restart in a second run folder holding RUN's encoders, vae and full.
-        ("editor --run RUN2 --steps 4500 --batch 12 --init RUN/editor/model --plain-every 8", CPU)],
+        ("editor --run RUN2 --steps 4500 --batch 12 --init RUN/editor/model --plain-every 8", CPU),
+        # A second warm restart in RUN3 (RUN's encoders, vae and full again), weighted to the
+        # kinds still failing, then rebalanced from step 5200 when moves and adds had slipped.
+        ("editor --run RUN3 --steps 14000 --batch 12 --init RUN2/editor/model --plain-every 8 "
+         "--kinds recolour=5,remove=3,add=1,move=1,background=1 --object-weight 2 --seed 1 "
+         "--stop-after 5200", CPU),
+        ("editor --run RUN3 --steps 13000 --batch 12 --init RUN2/editor/model --plain-every 8 "
+         "--kinds recolour=4,remove=2,add=2,move=2,background=1 --object-weight 2 --seed 1", CPU)],
 }
 
 
@@ -870,6 +884,23 @@ def stage_vae_small(run: Path, steps: int) -> list[float]:
     return train_loop("vae-selfcheck", run / "vae", vae, opt, steps, loss_fn, batches(run, fetch), every=5)
 
 
+def parse_kinds(text: str) -> list[float]:
+    """`recolour=4,remove=3` -> weights in world.EDIT_KINDS' order (unnamed kinds weigh 1)."""
+    weights = dict.fromkeys(world.EDIT_KINDS, 1.0)
+    for part in text.split(","):
+        name, _, value = part.partition("=")
+        if name.strip() not in weights:
+            raise argparse.ArgumentTypeError(
+                f"unknown edit kind {name.strip()!r}; the kinds are {', '.join(world.EDIT_KINDS)}")
+        try:
+            weights[name.strip()] = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{part!r}: the weight must be a number") from None
+    if any(w < 0 for w in weights.values()) or sum(weights.values()) <= 0:
+        raise argparse.ArgumentTypeError("kind weights must be >= 0 and not all 0")
+    return [weights[k] for k in world.EDIT_KINDS]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("stage", choices=["encoders", "vae", "full", "dev", "fast", "editor", "export",
@@ -888,9 +919,18 @@ def main() -> None:
     parser.add_argument("--init", type=Path, help="editor: start from this editor's weights, not Full's")
     parser.add_argument("--plain-every", type=int, default=4,
                         help="editor: every Nth batch is plain text-to-image")
+    parser.add_argument("--stop-after", type=int,
+                        help="stop at the first checkpoint (every 100 steps) at or after this step, to "
+                             "resume later with other flags")
+    parser.add_argument("--object-weight", type=float, default=0.0,
+                        help="editor: extra loss weight on object pixels of source or target")
+    parser.add_argument("--kinds", type=parse_kinds,
+                        help="editor: relative weights of the edit kinds, e.g. recolour=4,remove=3 "
+                             "(unnamed kinds weigh 1; default: all equal)")
     args = parser.parse_args()
-    global DEV, WORKERS, BATCHED_TEXT
+    global DEV, WORKERS, BATCHED_TEXT, STOP_AFTER
     DEV, WORKERS = torch.device(args.device), args.workers
+    STOP_AFTER = args.stop_after
     BATCHED_TEXT = DEV.type == "cuda"
     torch.set_num_threads(args.threads)
     if DEV.type == "cuda":
@@ -917,7 +957,8 @@ def main() -> None:
         finish_transformer(args.run, "fast")
     elif args.stage == "editor":
         stage_editor(args.run, args.steps or 800, args.seed, init=args.init,
-                     plain_every=args.plain_every, **batch)
+                     plain_every=args.plain_every, kind_weights=args.kinds,
+                     object_weight=args.object_weight, **batch)
         finish_transformer(args.run, "editor")
     elif args.stage == "export":
         export(args.run, args.out, args.stages.split(","), args.scores)
