@@ -34,12 +34,18 @@ pub struct EvalArgs {
     /// Evaluate only the first N prompts of the fixed set.
     #[arg(long)]
     pub(super) limit: Option<usize>,
-    /// Override the preset's steps.
+    /// Override the preset's (with --edits: the editor manifest's) steps.
     #[arg(long)]
-    steps: Option<usize>,
-    /// Override the preset's guidance.
+    pub(super) steps: Option<usize>,
+    /// Override the preset's (with --edits: the editor manifest's) guidance.
     #[arg(long)]
-    guidance: Option<f64>,
+    pub(super) guidance: Option<f64>,
+    /// With --edits: override the editor manifest's image guidance.
+    #[arg(long)]
+    pub(super) image_guidance: Option<f64>,
+    /// With --edits: evaluate only these edit kinds (recolour, remove, add, move, background).
+    #[arg(long, value_delimiter = ',')]
+    pub(super) kinds: Vec<String>,
     /// Write every generated picture here as `NNN-seed-S.png`.
     #[arg(long)]
     pub(super) out_dir: Option<PathBuf>,

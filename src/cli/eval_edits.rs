@@ -12,7 +12,7 @@ use hidream_studio::pipelines::edit::{EditSettings, RefineModel};
 use hidream_studio::pipelines::{
     ComputeDType, DeviceChoice, EditJob, HiDreamBackend, JobOutput, find_llama,
 };
-use hidream_studio::shapes::{EditScore, Rgb, check_edit, prompts};
+use hidream_studio::shapes::{EditKind, EditScore, Rgb, check_edit, prompts};
 use hidream_studio::weights::{StudioManifest, bundled_model, resolve_model_path};
 
 use super::eval::EvalArgs;
@@ -39,7 +39,9 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
     if let Some(dir) = &out_dir {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
+    let kinds = selected_kinds(&args.kinds)?;
     let mut set = prompts::edits(size);
+    set.retain(|spec| kinds.contains(&spec.kind));
     set.truncate(args.limit.unwrap_or(set.len()));
     let mut engine = Engine::spawn(HiDreamBackend::default());
     let started = Instant::now();
@@ -64,12 +66,14 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
                 description: None,
                 negative_prompt: None,
                 mask: None,
-                guidance: defaults.map(|d| d.guidance),
-                image_guidance: defaults.and_then(|d| d.image_guidance),
+                guidance: args.guidance.or(defaults.map(|d| d.guidance)),
+                image_guidance: args
+                    .image_guidance
+                    .or(defaults.and_then(|d| d.image_guidance)),
                 clip_cfg_norm: true,
                 refine_strength: defaults.and_then(|d| d.refine_strength),
                 refine_model: RefineModel::Reference,
-                steps: defaults.map(|d| d.steps),
+                steps: args.steps.or(defaults.map(|d| d.steps)),
                 shift: defaults.map(|d| d.shift),
                 base_resolution: Some(manifest.base_resolution),
                 seed,
@@ -160,6 +164,25 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
         serde_json::json!({"model": manifest.name, "edits": jobs.len(), "scores": json})
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The kinds named by `--kinds`; all of them when none is named.
+fn selected_kinds(names: &[String]) -> anyhow::Result<Vec<EditKind>> {
+    if names.is_empty() {
+        return Ok(EditKind::ALL.to_vec());
+    }
+    names
+        .iter()
+        .map(|name| {
+            EditKind::from_name(name.trim()).with_context(|| {
+                let known: Vec<_> = EditKind::ALL.iter().map(|k| k.name()).collect();
+                format!(
+                    "--kinds: unknown edit kind {name:?}; the kinds are {}",
+                    known.join(", ")
+                )
+            })
+        })
+        .collect()
 }
 
 /// A folder for the rendered sources (the edit pipeline reads its source from a file), removed

@@ -16,6 +16,19 @@ pub enum EditKind {
 }
 
 impl EditKind {
+    pub const ALL: [EditKind; 5] = [
+        EditKind::Recolour,
+        EditKind::Remove,
+        EditKind::Add,
+        EditKind::Move,
+        EditKind::Background,
+    ];
+
+    /// The kind named `name` (as `name()` spells it).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.name() == name)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             EditKind::Recolour => "recolour",

@@ -48,14 +48,7 @@ pub fn text_to_image() -> Vec<PromptSpec> {
 /// 30 edits: six of each kind.
 pub fn edits(size: usize) -> Vec<EditSpec> {
     let mut out = Vec::new();
-    let kinds = [
-        EditKind::Recolour,
-        EditKind::Remove,
-        EditKind::Add,
-        EditKind::Move,
-        EditKind::Background,
-    ];
-    for (i, kind) in kinds
+    for (i, kind) in EditKind::ALL
         .iter()
         .flat_map(|k| std::iter::repeat_n(*k, 6))
         .enumerate()
