@@ -41,10 +41,10 @@ pub struct EvalArgs {
     #[arg(long)]
     pub(super) guidance: Option<f64>,
     /// With --edits: override the editor manifest's image guidance.
-    #[arg(long)]
+    #[arg(long, requires = "edits")]
     pub(super) image_guidance: Option<f64>,
     /// With --edits: evaluate only these edit kinds (recolour, remove, add, move, background).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', requires = "edits")]
     pub(super) kinds: Vec<String>,
     /// Write every generated picture here as `NNN-seed-S.png`.
     #[arg(long)]
