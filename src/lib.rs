@@ -5,7 +5,9 @@
 //! ([`engine`]).
 
 pub mod app;
+pub mod device_memory;
 pub mod engine;
+pub mod host_reads;
 pub mod info;
 pub mod kernels;
 pub mod models;

@@ -199,6 +199,8 @@ fn write_outputs(args: &EditArgs, result: &Edit) -> anyhow::Result<()> {
                 "warnings": record.warnings,
                 "prompt_truncated": record.prompt_truncated,
                 "timings": record.timings,
+                // Peak device memory per stage and how the result was decoded (null on the CPU).
+                "gpu_memory": record.gpu_memory,
             })
         );
     } else {

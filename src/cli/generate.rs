@@ -207,6 +207,8 @@ fn write_outputs(args: &GenerateArgs, generation: &Generation) -> anyhow::Result
                 "noise": record.noise,
                 "prompt_truncated": record.prompt_truncated,
                 "timings": record.timings,
+                // Peak device memory per stage and how the result was decoded (null on the CPU).
+                "gpu_memory": record.gpu_memory,
             })
         );
     } else {

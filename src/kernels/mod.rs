@@ -8,6 +8,8 @@
 
 mod adaln;
 mod conv;
+#[cfg(feature = "cuda")]
+mod cuda_attention;
 mod exp;
 mod image_ops;
 mod silu_mul;
@@ -15,6 +17,8 @@ mod softmax;
 
 pub use adaln::{gated_residual, modulated_layer_norm};
 pub use conv::{conv2d, conv2d_module};
+#[cfg(feature = "cuda")]
+pub use cuda_attention::{FUSED_ATTENTION_HEAD_DIMS, fused_attention, fused_attention_supported};
 pub use image_ops::{group_norm, upsample_nearest_2x};
 pub use silu_mul::silu_mul;
 pub use softmax::{softmax_last_dim_scaled, softmax_numerators};

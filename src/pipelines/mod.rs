@@ -1,7 +1,9 @@
 //! The pipelines that turn requests into images, and the engine backend that runs them.
 
 mod backend;
+mod decode;
 pub mod edit;
+mod gpu_memory;
 mod llama;
 mod models;
 mod noise;
@@ -12,6 +14,8 @@ mod settings;
 mod text_to_image;
 
 pub use backend::{EditJob, GenerateJob, HiDreamBackend, Job, JobOutput, ModelKey};
+pub use decode::DecodeMode;
+pub use gpu_memory::GpuMemoryRecord;
 pub use llama::{LLAMA_REPOS, find_llama};
 pub use models::{EncodedPrompt, EncoderMemory, HiDreamModels};
 pub use noise::NoiseInput;

@@ -7,6 +7,8 @@ use std::time::Instant;
 use candle_core::{DType, Tensor};
 use serde::{Deserialize, Serialize};
 
+use super::decode::decode;
+use super::gpu_memory::{GpuMemoryRecord, StageMemory};
 use super::models::HiDreamModels;
 use super::noise::{NoiseInput, NoiseSource};
 use super::progress::Progress;
@@ -37,6 +39,9 @@ pub struct GenerationRecord {
     /// Whether a prompt was longer than the encoders' 128 tokens and lost its end.
     pub prompt_truncated: bool,
     pub timings: Timings,
+    /// Peak GPU memory per stage; absent on the CPU.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_memory: Option<GpuMemoryRecord>,
     pub app: String,
 }
 
@@ -69,6 +74,7 @@ pub fn generate(
         resolved.latent_width,
     ];
 
+    let mut memory = StageMemory::new(&device);
     progress.stage("encoding the prompt")?;
     let t = Instant::now();
     let cfg = resolved.uses_cfg();
@@ -84,7 +90,9 @@ pub fn generate(
         models
             .transformer
             .encode_prompt(&encoding.t5, &encoding.llama, &encoding.pooled)?;
+    device.synchronize()?;
     let encode_ms = ms(t);
+    memory.encoded();
 
     let mut scheduler = Scheduler::new(
         resolved.scheduler,
@@ -125,7 +133,11 @@ pub fn generate(
             None
         };
         x = scheduler.step(&v, &x, step_noise.as_ref())?;
+        // A GPU runs the step's kernels after the host has queued them: wait for it at the
+        // step's end (not inside it) so the step time is the device's.
+        device.synchronize()?;
         step_ms.push(ms(t));
+        memory.sample();
         progress.step(i + 1, resolved.steps, Some(x0))?;
     }
     // Steps whose model output the scheduler ignores (Flash's last keeps its input): the
@@ -135,11 +147,13 @@ pub fn generate(
         progress.step(i + 1, resolved.steps, Some(x.clone()))?;
     }
 
+    memory.denoised();
     progress.stage("decoding")?;
     let t = Instant::now();
-    let decoded = models.vae.decode(&x)?;
+    let (decoded, decode_mode) = decode(&models.vae, &x)?;
     let image = to_rgb8(&decoded)?;
     let decode_ms = ms(t);
+    memory.decoded(decode_mode);
     Ok(Generation {
         image,
         decoded,
@@ -156,6 +170,7 @@ pub fn generate(
                 decode_ms,
                 total_ms: ms(started),
             },
+            gpu_memory: memory.into_record(),
             app: format!("hidream-studio {}", env!("CARGO_PKG_VERSION")),
         },
     })

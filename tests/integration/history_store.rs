@@ -46,6 +46,7 @@ fn record(prompt: &str, seed: u64) -> StoredRecord {
             total_ms: 1234.5678901234,
             ..Timings::default()
         },
+        gpu_memory: None,
         app: "test".into(),
     }))
 }

@@ -14,9 +14,41 @@ use crate::kernels;
 
 /// RMSNorm epsilon of the Q/K norms (the reference's `HiDreamAttention(eps=1e-5)`).
 const QK_NORM_EPS: f32 = 1e-5;
-/// Attention scores computed at once (elements), so the [B, H, S, S] matrix of a 1024² image
-/// never exists in memory at once (4 MB blocks measured fastest on the medium benchmark).
-const SCORE_BLOCK_ELEMENTS: usize = 1 << 20;
+/// Attention scores computed at once (elements) on the CPU, so the [B, H, S, S] matrix of a
+/// 1024² image never exists in memory at once (4 MB blocks measured fastest on the medium
+/// benchmark).
+const CPU_SCORE_BLOCK_ELEMENTS: usize = 1 << 20;
+/// The same on a GPU, where each block is a kernel launch and small blocks starve the device:
+/// 256 MiB of f32 scores, a fifth of one CFG row's [20, 4224, 4224] at 1024².
+const GPU_SCORE_BLOCK_ELEMENTS: usize = 1 << 26;
+
+/// Which attention runs on CUDA: the fused kernel (scores never leave on-chip memory) or the
+/// blocked path every device has. A process-wide knob, so benchmarks and the GPU check can
+/// compare the two.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CudaAttention {
+    Fused,
+    Blocked,
+}
+
+static CUDA_ATTENTION_BLOCKED: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// Chooses the attention for CUDA devices (fused by default).
+pub fn set_cuda_attention(kind: CudaAttention) {
+    CUDA_ATTENTION_BLOCKED.store(
+        kind == CudaAttention::Blocked,
+        std::sync::atomic::Ordering::Relaxed,
+    );
+}
+
+pub fn cuda_attention() -> CudaAttention {
+    if CUDA_ATTENTION_BLOCKED.load(std::sync::atomic::Ordering::Relaxed) {
+        CudaAttention::Blocked
+    } else {
+        CudaAttention::Fused
+    }
+}
 
 /// The projections of one token stream.
 #[derive(Debug, Clone)]
@@ -135,7 +167,7 @@ impl Attention {
     /// softmax(q·kᵀ/√Dh)·v with RoPE on q and k, queries being a prefix of the key positions.
     /// q: [B, Sq, H, Dh], k, v: [B, Sk, H, Dh] → [B, Sq, H·Dh].
     ///
-    /// Scores, softmax and the weighted sum are computed in f32 whatever the model dtype, as
+    /// Scores, softmax and the weighted sum are accumulated in f32 whatever the model dtype, as
     /// PyTorch's fused attention does: rounding scores to bf16 before the softmax alone
     /// quadruples the error of a bf16 forward.
     fn attend(&self, q: &Tensor, k: &Tensor, v: &Tensor, rope: &RopeTable) -> Result<Tensor> {
@@ -143,33 +175,65 @@ impl Attention {
         let sk = k.dim(1)?;
         let dtype = q.dtype();
         let to_heads = |t: &Tensor| t.transpose(1, 2)?.contiguous();
-        let q = rope.apply(&to_heads(q)?)?;
-        let k = rope.apply(&to_heads(k)?)?;
-        let v = to_heads(v)?.to_dtype(DType::F32)?;
+        // RoPE rotates in f32.
+        let q = rope.apply(&to_heads(q)?)?.reshape((b * h, sq, dh))?;
+        let k = rope.apply(&to_heads(k)?)?.reshape((b * h, sk, dh))?;
+        let v = to_heads(v)?.reshape((b * h, sk, dh))?;
         let scale = 1.0 / (self.head_dim as f64).sqrt();
-        let bh = b * h;
-        let (q, k, v) = (
-            q.reshape((bh, sq, dh))?,
-            k.reshape((bh, sk, dh))?,
-            v.reshape((bh, sk, dh))?,
-        );
-        let kt = k.t()?;
-        let rows = (SCORE_BLOCK_ELEMENTS / (bh * sk)).clamp(8, sq);
-        let mut outs = Vec::with_capacity(sq.div_ceil(rows));
-        for start in (0..sq).step_by(rows) {
-            let n = rows.min(sq - start);
-            let scores = q.narrow(1, start, n)?.matmul(&kt)?;
-            // exp(scale·(s − max)) and its row sums; dividing the [n, Dh] result instead of the
-            // [n, Sk] probabilities saves a pass over the scores.
-            let (weights, sums) = kernels::softmax_numerators(&scores, scale)?;
-            outs.push(weights.matmul(&v)?.broadcast_div(&sums)?);
-        }
-        Tensor::cat(&outs, 1)?
-            .reshape((b, h, sq, dh))?
+        let out = match fused(&q, &k, &v, dtype, scale)? {
+            Some(out) => out,
+            None => blocked(&q, &k, &v.to_dtype(DType::F32)?, scale)?,
+        };
+        out.reshape((b, h, sq, dh))?
             .transpose(1, 2)?
             .reshape((b, sq, h * dh))?
             .to_dtype(dtype)
     }
+}
+
+/// The fused CUDA kernel, where it applies: q and k go back to the model dtype after RoPE and v
+/// stays in it, as the reference hands them to PyTorch's attention on a GPU; the kernel
+/// accumulates in f32. `None` elsewhere.
+#[cfg(feature = "cuda")]
+fn fused(q: &Tensor, k: &Tensor, v: &Tensor, dtype: DType, scale: f64) -> Result<Option<Tensor>> {
+    if !q.device().is_cuda() || cuda_attention() != CudaAttention::Fused {
+        return Ok(None);
+    }
+    let q = q.to_dtype(dtype)?;
+    if !kernels::fused_attention_supported(&q) {
+        return Ok(None);
+    }
+    let out = kernels::fused_attention(&q, &k.to_dtype(dtype)?, &v.to_dtype(dtype)?, scale as f32)?;
+    Ok(Some(out))
+}
+
+#[cfg(not(feature = "cuda"))]
+fn fused(_: &Tensor, _: &Tensor, _: &Tensor, _: DType, _: f64) -> Result<Option<Tensor>> {
+    Ok(None)
+}
+
+/// Attention in blocks of query rows, all f32: q [BH, Sq, Dh], k and v [BH, Sk, Dh] →
+/// [BH, Sq, Dh]. Only one block of scores exists at a time.
+fn blocked(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> Result<Tensor> {
+    let (bh, sq, _) = q.dims3()?;
+    let sk = k.dim(1)?;
+    let block = if q.device().is_cpu() {
+        CPU_SCORE_BLOCK_ELEMENTS
+    } else {
+        GPU_SCORE_BLOCK_ELEMENTS
+    };
+    let kt = k.t()?;
+    let rows = (block / (bh * sk)).clamp(8, sq.max(8));
+    let mut outs = Vec::with_capacity(sq.div_ceil(rows));
+    for start in (0..sq).step_by(rows) {
+        let n = rows.min(sq - start);
+        let scores = q.narrow(1, start, n)?.matmul(&kt)?;
+        // exp(scale·(s − max)) and its row sums; dividing the [n, Dh] result instead of the
+        // [n, Sk] probabilities saves a pass over the scores.
+        let (weights, sums) = kernels::softmax_numerators(&scores, scale)?;
+        outs.push(weights.matmul(v)?.broadcast_div(&sums)?);
+    }
+    Tensor::cat(&outs, 1)
 }
 
 fn mask_keys(k: Tensor, key_mask: Option<&Tensor>) -> Result<Tensor> {

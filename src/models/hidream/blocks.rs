@@ -5,7 +5,7 @@ use candle_nn::{Linear, VarBuilder, linear};
 
 use super::attention::Attention;
 use super::embeddings::RopeTable;
-use super::moe::{ImageFeedForward, SwiGlu};
+use super::moe::{ExpertRouting, ImageFeedForward, SwiGlu};
 use crate::kernels;
 
 /// LayerNorm epsilon of every block norm and the final layer's (no affine parameters).
@@ -56,8 +56,8 @@ pub struct DoubleStreamBlock {
 }
 
 impl DoubleStreamBlock {
-    pub fn prepare_for_device(&mut self) -> Result<()> {
-        self.ff_i.prepare_for_device()
+    pub fn set_expert_routing(&mut self, routing: ExpertRouting) -> Result<()> {
+        self.ff_i.set_routing(routing)
     }
 
     pub fn new(
@@ -115,8 +115,8 @@ pub struct SingleStreamBlock {
 }
 
 impl SingleStreamBlock {
-    pub fn prepare_for_device(&mut self) -> Result<()> {
-        self.ff_i.prepare_for_device()
+    pub fn set_expert_routing(&mut self, routing: ExpertRouting) -> Result<()> {
+        self.ff_i.set_routing(routing)
     }
 
     pub fn new(

@@ -13,7 +13,9 @@ mod moe;
 mod moe_cuda;
 mod transformer;
 
+pub use attention::{CudaAttention, cuda_attention, set_cuda_attention};
 pub use config::{Config, swiglu_hidden};
 pub use embeddings::{RopeTable, timestep_sinusoid};
 pub use lora::{LoraError, LoraUse, LoraWeights};
+pub use moe::ExpertRouting;
 pub use transformer::{HiDreamTransformer, PromptEmbeds, patchify, unpatchify};

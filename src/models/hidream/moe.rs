@@ -1,10 +1,10 @@
 //! SwiGLU feed-forwards and the mixture of experts of the image stream.
 
-use candle_core::{D, Module, Result, Tensor};
+use candle_core::{D, DType, Device, Module, Result, Tensor};
 use candle_nn::{Linear, VarBuilder, linear_no_bias};
 
 use super::config::swiglu_hidden;
-use crate::kernels;
+use crate::{host_reads, kernels};
 
 /// `w2(SiLU(w1·x) ⊙ w3·x)`, no biases.
 #[derive(Debug, Clone)]
@@ -17,8 +17,18 @@ pub struct SwiGlu {
 impl SwiGlu {
     /// (w1, w3, w2) weights, [H, D], [H, D], [D, H].
     #[cfg(feature = "cuda")]
-    pub fn weights(&self) -> (&Tensor, &Tensor, &Tensor) {
+    fn weights(&self) -> (&Tensor, &Tensor, &Tensor) {
         (self.w1.weight(), self.w3.weight(), self.w2.weight())
+    }
+
+    /// From (w1, w3, w2), [H, D], [H, D], [D, H].
+    #[cfg(feature = "cuda")]
+    fn from_weights(w1: Tensor, w3: Tensor, w2: Tensor) -> Self {
+        Self {
+            w1: Linear::new(w1, None),
+            w2: Linear::new(w2, None),
+            w3: Linear::new(w3, None),
+        }
     }
 
     /// `hidden` is the nominal width; the real one is [`swiglu_hidden`] of it.
@@ -41,6 +51,41 @@ impl Module for SwiGlu {
     }
 }
 
+/// How the routed experts find their tokens. Every variant computes the same sum; they differ
+/// in where the routing table lives and so in what a GPU must wait for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpertRouting {
+    /// The routing table is read on the host and each expert runs on its own tokens only: on
+    /// the CPU that read is free and the experts do no wasted work. On a GPU the read would
+    /// stall every block until the device caught up.
+    HostGather,
+    /// Every expert runs on every token and the outputs are weighted by a dense [N, E] routing
+    /// matrix that is zero outside each token's top-k, so nothing leaves the device; the
+    /// experts do E/k times the work. The f32 (checking) path on GPUs, where candle has no
+    /// grouped GEMM.
+    DeviceDense,
+    /// candle's grouped GEMM over a routing table sorted on the device (CUDA, bf16 and f16):
+    /// nothing leaves the device and no work is wasted.
+    #[cfg(feature = "cuda")]
+    DeviceGrouped,
+}
+
+impl ExpertRouting {
+    /// The fastest routing that keeps the device busy: host gathering on the CPU, grouped
+    /// GEMMs on CUDA in bf16/f16, dense weighting elsewhere.
+    pub fn for_device(device: &Device, dtype: DType) -> Self {
+        if device.is_cpu() {
+            return Self::HostGather;
+        }
+        #[cfg(feature = "cuda")]
+        if super::moe_cuda::supported(device, dtype) {
+            return Self::DeviceGrouped;
+        }
+        let _ = dtype;
+        Self::DeviceDense
+    }
+}
+
 /// Routed SwiGLU experts with a softmax gate and top-k selection **without** renormalising the
 /// selected weights, plus an always-on shared expert.
 #[derive(Debug, Clone)]
@@ -48,11 +93,13 @@ pub struct MixtureOfExperts {
     /// [experts, dim]
     gate: Tensor,
     experts: Vec<SwiGlu>,
-    /// The experts' weights stacked for the grouped GEMM on CUDA (replaces `experts`).
+    /// The experts' weights stacked for the grouped GEMM (only with
+    /// [`ExpertRouting::DeviceGrouped`]).
     #[cfg(feature = "cuda")]
     stacked: Option<super::moe_cuda::StackedExperts>,
     shared: SwiGlu,
     top_k: usize,
+    routing: ExpertRouting,
 }
 
 impl MixtureOfExperts {
@@ -63,8 +110,10 @@ impl MixtureOfExperts {
         top_k: usize,
         vb: VarBuilder,
     ) -> Result<Self> {
-        Ok(Self {
-            gate: vb.get((experts, dim), "gate.weight")?,
+        let gate = vb.get((experts, dim), "gate.weight")?;
+        let routing = ExpertRouting::for_device(gate.device(), gate.dtype());
+        let mut moe = Self {
+            gate,
             experts: (0..experts)
                 .map(|e| SwiGlu::new(dim, hidden, vb.pp(format!("experts.{e}"))))
                 .collect::<Result<_>>()?,
@@ -72,23 +121,43 @@ impl MixtureOfExperts {
             stacked: None,
             shared: SwiGlu::new(dim, hidden / 2, vb.pp("shared_experts"))?,
             top_k,
-        })
+            routing: ExpertRouting::HostGather,
+        };
+        moe.set_routing(routing)?;
+        Ok(moe)
     }
 
-    /// On CUDA in bf16/f16, replaces the per-expert weights by stacked ones so routing, expert
-    /// matmuls and the weighted sum all stay on the device (no host sync per block).
-    pub fn prepare_for_device(&mut self) -> Result<()> {
+    /// Switches the routing; grouped routing stacks the experts' weights (once).
+    pub fn set_routing(&mut self, routing: ExpertRouting) -> Result<()> {
         #[cfg(feature = "cuda")]
-        {
-            if super::moe_cuda::supported(&self.gate) && self.stacked.is_none() {
-                self.stacked = Some(super::moe_cuda::StackedExperts::new(&self.experts)?);
-                self.experts.clear();
+        if routing == ExpertRouting::DeviceGrouped && self.stacked.is_none() {
+            if !super::moe_cuda::supported(self.gate.device(), self.gate.dtype()) {
+                candle_core::bail!(
+                    "grouped expert routing needs a CUDA device and bf16 or f16 weights, not {:?} \
+                     on {:?}",
+                    self.gate.dtype(),
+                    self.gate.device()
+                );
             }
+            let weights: Vec<_> = self.experts.iter().map(SwiGlu::weights).collect();
+            let stacked = super::moe_cuda::StackedExperts::new(&weights)?;
+            // The experts become views into the stacked weights, so the model holds its
+            // expert weights once (they are most of its 17B parameters) and can still switch
+            // to another routing.
+            self.experts = (0..self.experts.len())
+                .map(|e| {
+                    let (w1, w3, w2) = stacked.expert(e)?;
+                    Ok(SwiGlu::from_weights(w1, w3, w2))
+                })
+                .collect::<Result<_>>()?;
+            self.stacked = Some(stacked);
         }
+        self.routing = routing;
         Ok(())
     }
 
-    /// Which experts each token goes to and with what weight: ([N, k] u32, [N, k]).
+    /// Which experts each token goes to and with what weight: ([N, k] u32, [N, k]) in the
+    /// gate's dtype, softmax over all experts, the top k kept unrenormalised.
     fn route(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
         let logits = x.matmul(&self.gate.t()?)?;
         let probs = candle_nn::ops::softmax_last_dim(&logits)?;
@@ -104,12 +173,10 @@ impl MixtureOfExperts {
     /// each expert runs once on its contiguous slice, and the weighted outputs are added back
     /// in expert-index order (lower index first), then the shared expert, as the reference
     /// accumulates.
-    fn routed(&self, x: &Tensor) -> Result<Tensor> {
+    fn routed_host_gather(&self, x: &Tensor) -> Result<Tensor> {
         let (tokens, dim) = x.dims2()?;
         let (chosen, weights) = self.route(x)?;
-        // The routing table is tiny (tokens × k); reading it on the host costs nothing on the
-        // CPU and one small copy per block on a GPU.
-        let chosen = chosen.to_vec2::<u32>()?;
+        let chosen = host_reads::to_vec2::<u32>(&chosen)?;
         let mut by_expert: Vec<Vec<u32>> = vec![Vec::new(); self.experts.len()];
         for (token, slots) in chosen.iter().enumerate() {
             for (slot, &expert) in slots.iter().enumerate() {
@@ -140,6 +207,34 @@ impl MixtureOfExperts {
         let weighted = expert_out.broadcast_mul(&slot_weights)?;
         Tensor::zeros((tokens, dim), x.dtype(), device)?.index_add(&token_of, &weighted, 0)
     }
+
+    /// Every expert on every token, weighted by the dense routing matrix. The sum runs in
+    /// expert-index order from zero, like [`Self::routed_host_gather`]: an unchosen expert
+    /// adds an exact zero, so both give the same values.
+    fn routed_device_dense(&self, x: &Tensor) -> Result<Tensor> {
+        let (tokens, dim) = x.dims2()?;
+        let (chosen, weights) = self.route(x)?;
+        let dense = Tensor::zeros((tokens, self.experts.len()), weights.dtype(), x.device())?
+            .scatter(&chosen, &weights, 1)?;
+        let mut sum = Tensor::zeros((tokens, dim), x.dtype(), x.device())?;
+        for (e, expert) in self.experts.iter().enumerate() {
+            let weighted = expert.forward(x)?.broadcast_mul(&dense.narrow(1, e, 1)?)?;
+            sum = (sum + weighted)?;
+        }
+        Ok(sum)
+    }
+
+    fn routed(&self, x: &Tensor) -> Result<Tensor> {
+        match self.routing {
+            ExpertRouting::HostGather => self.routed_host_gather(x),
+            ExpertRouting::DeviceDense => self.routed_device_dense(x),
+            #[cfg(feature = "cuda")]
+            ExpertRouting::DeviceGrouped => match &self.stacked {
+                Some(stacked) => stacked.forward(x, &self.gate, self.top_k),
+                None => candle_core::bail!("grouped expert routing without stacked experts"),
+            },
+        }
+    }
 }
 
 impl Module for MixtureOfExperts {
@@ -147,12 +242,6 @@ impl Module for MixtureOfExperts {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let shape = x.shape().clone();
         let flat = x.reshape(((), shape.dims()[shape.rank() - 1]))?;
-        #[cfg(feature = "cuda")]
-        let routed = match &self.stacked {
-            Some(stacked) => stacked.forward(&flat, &self.gate, self.top_k)?,
-            None => self.routed(&flat)?,
-        };
-        #[cfg(not(feature = "cuda"))]
         let routed = self.routed(&flat)?;
         (routed + self.shared.forward(&flat)?)?.reshape(shape)
     }
@@ -167,9 +256,9 @@ pub enum ImageFeedForward {
 }
 
 impl ImageFeedForward {
-    pub fn prepare_for_device(&mut self) -> Result<()> {
+    pub fn set_routing(&mut self, routing: ExpertRouting) -> Result<()> {
         match self {
-            Self::Moe(moe) => moe.prepare_for_device(),
+            Self::Moe(moe) => moe.set_routing(routing),
             Self::Dense(_) => Ok(()),
         }
     }

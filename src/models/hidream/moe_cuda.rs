@@ -5,13 +5,13 @@
 //! Differences from the CPU path, all within bf16 rounding: the gate softmax runs in f32, and
 //! each token's expert outputs are added in order of routing weight rather than expert index.
 
-use candle_core::{D, DType, Result, Tensor};
+use candle_core::{D, DType, Device, Result, Tensor};
 
-use super::moe::SwiGlu;
 use crate::kernels;
 
-pub fn supported(gate: &Tensor) -> bool {
-    gate.device().is_cuda() && matches!(gate.dtype(), DType::BF16 | DType::F16)
+/// Whether candle has grouped-GEMM kernels for this device and dtype.
+pub fn supported(device: &Device, dtype: DType) -> bool {
+    device.is_cuda() && matches!(dtype, DType::BF16 | DType::F16)
 }
 
 #[derive(Debug, Clone)]
@@ -24,17 +24,17 @@ pub struct StackedExperts {
 }
 
 impl StackedExperts {
-    pub fn new(experts: &[SwiGlu]) -> Result<Self> {
+    /// `experts`: each expert's (w1, w3, w2), [H, D], [H, D], [D, H].
+    pub fn new(experts: &[(&Tensor, &Tensor, &Tensor)]) -> Result<Self> {
         let mut gate_up = Vec::with_capacity(experts.len());
         let mut down = Vec::with_capacity(experts.len());
-        for expert in experts {
-            let (w1, w3, w2) = expert.weights();
-            gate_up.push(Tensor::cat(&[w1, w3], 0)?);
-            down.push(w2.clone());
+        for (w1, w3, w2) in experts {
+            gate_up.push(Tensor::cat(&[*w1, *w3], 0)?);
+            down.push((*w2).clone());
         }
         let hidden = experts
             .first()
-            .map(|e| e.weights().0.dim(0))
+            .map(|(w1, _, _)| w1.dim(0))
             .transpose()?
             .unwrap_or(0);
         Ok(Self {
@@ -42,6 +42,17 @@ impl StackedExperts {
             down: Tensor::stack(&down, 0)?,
             hidden,
         })
+    }
+
+    /// Expert `e`'s (w1, w3, w2) as views into the stacked weights (no copy).
+    pub fn expert(&self, e: usize) -> Result<(Tensor, Tensor, Tensor)> {
+        let h = self.hidden;
+        let gate_up = self.gate_up.get(e)?;
+        Ok((
+            gate_up.narrow(0, 0, h)?,
+            gate_up.narrow(0, h, h)?,
+            self.down.get(e)?,
+        ))
     }
 
     /// `x`: [N, D] → Σ over the top-k experts of weight · expert(x), [N, D].

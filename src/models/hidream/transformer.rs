@@ -11,6 +11,7 @@ use super::blocks::{DoubleStreamBlock, NORM_EPS, SingleStreamBlock};
 use super::config::Config;
 use super::embeddings::{MlpEmbedder, RopeTable, TIMESTEP_FEATURES, timestep_sinusoid};
 use super::lora::{LoraUse, LoraWeights, merged_var_builder};
+use super::moe::ExpertRouting;
 use crate::kernels;
 use crate::models::{LoadError, load_checked, load_checked_through};
 
@@ -125,17 +126,9 @@ impl HiDreamTransformer {
     /// `dtype` on `device`, after checking every tensor name and shape.
     pub fn load(dir: &Path, dtype: DType, device: &Device) -> std::result::Result<Self, LoadError> {
         let cfg = Config::from_file(&dir.join("config.json"))?;
-        let mut model = load_checked(dir, "HiDream transformer", dtype, device, |vb| {
+        load_checked(dir, "HiDream transformer", dtype, device, |vb| {
             Self::new(&cfg, vb)
-        })?;
-        model
-            .prepare_for_device()
-            .map_err(|source| LoadError::Build {
-                what: "HiDream transformer",
-                dir: dir.to_path_buf(),
-                source: Box::new(source),
-            })?;
-        Ok(model)
+        })
     }
 
     /// Loads `transformer/` of a base snapshot with a LoRA file merged into its weights (see
@@ -148,7 +141,7 @@ impl HiDreamTransformer {
         device: &Device,
     ) -> std::result::Result<Self, LoadError> {
         let cfg = Config::from_file(&dir.join("config.json"))?;
-        let mut model = load_checked_through(
+        load_checked_through(
             dir,
             "HiDream transformer",
             |store| {
@@ -162,24 +155,18 @@ impl HiDreamTransformer {
                 ))
             },
             |vb| Self::new(&cfg, vb),
-        )?;
-        model
-            .prepare_for_device()
-            .map_err(|source| LoadError::Build {
-                what: "HiDream transformer",
-                dir: dir.to_path_buf(),
-                source: Box::new(source),
-            })?;
-        Ok(model)
+        )
     }
 
-    /// Rearranges weights for the device the model lives on (stacked experts on CUDA).
-    pub fn prepare_for_device(&mut self) -> Result<()> {
+    /// How the mixture-of-experts blocks route tokens. Each model starts with
+    /// [`ExpertRouting::for_device`] of its device and dtype; tests switch it to check that the
+    /// device-resident routings compute what the host one does.
+    pub fn set_expert_routing(&mut self, routing: ExpertRouting) -> Result<()> {
         for block in &mut self.double_blocks {
-            block.prepare_for_device()?;
+            block.set_expert_routing(routing)?;
         }
         for block in &mut self.single_blocks {
-            block.prepare_for_device()?;
+            block.set_expert_routing(routing)?;
         }
         Ok(())
     }

@@ -5,6 +5,7 @@
 mod blocks;
 mod coder;
 mod config;
+mod tiled;
 
 use std::path::Path;
 
@@ -13,6 +14,7 @@ use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::{Conv2d, Conv2dConfig, VarBuilder, conv2d};
 
 pub use config::VaeConfig;
+pub use tiled::{Tiling, whole_decode_bytes};
 
 use super::{LoadError, load_checked};
 use crate::weights::{WeightsError, read_json};
@@ -109,12 +111,10 @@ pub fn to_rgb8(image: &Tensor) -> Result<image::RgbImage> {
     if c != 3 {
         candle_core::bail!("expected an RGB image, got {c} channels");
     }
-    let values = image
-        .get(0)?
-        .permute((1, 2, 0))?
-        .to_dtype(DType::F32)?
-        .flatten_all()?
-        .to_vec1::<f32>()?;
+    // The finished image, read once after the last step.
+    let values = crate::host_reads::to_vec1::<f32>(
+        &image.get(0)?.permute((1, 2, 0))?.to_dtype(DType::F32)?,
+    )?;
     let pixels = values
         .iter()
         .map(|&v| ((v / 2.0 + 0.5).clamp(0.0, 1.0) * 255.0).round_ties_even() as u8)

@@ -22,6 +22,8 @@ pub use form::{EditForm, EditModelPaths, FormError, RefineModel, recognise};
 pub use mask::{Mask, MaskError, feather, feather_sigma};
 pub use source::{Fit, MAX_SIDE, SourceError, read_rgb};
 
+use super::decode::decode;
+use super::gpu_memory::{GpuMemoryRecord, StageMemory};
 use super::models::{EncoderMemory, HiDreamModels};
 use super::noise::{NoiseInput, NoiseSource};
 use super::progress::Progress;
@@ -122,6 +124,9 @@ pub struct EditRecord {
     pub prompt_truncated: bool,
     pub warnings: Vec<String>,
     pub timings: Timings,
+    /// Peak GPU memory per stage; absent on the CPU.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_memory: Option<GpuMemoryRecord>,
     pub app: String,
 }
 
@@ -393,6 +398,7 @@ pub fn edit(
         .unwrap_or_else(|| d.negative.to_string());
     let cfg = guidance > 1.0;
 
+    let mut memory = StageMemory::new(&device);
     progress.stage("encoding the prompt")?;
     let t = Instant::now();
     let mut texts: Vec<&str> = vec![&prompt, &target];
@@ -422,7 +428,9 @@ pub fn edit(
     progress.stage("encoding the image")?;
     let pixels = source::to_tensor(&working, &device)?;
     let src = models.vae.encode(&pixels)?;
+    device.synchronize()?;
     let encode_ms = ms(t);
+    memory.encoded();
 
     let latent_shape = [1, models.transformer.config().in_channels, h, w];
     let mut noise_source = NoiseSource::new(settings.seed, noise, latent_shape, steps, &device)?;
@@ -502,13 +510,18 @@ pub fn edit(
             let kept = ((&src * (1.0 - sigma))? + (&initial_noise * sigma)?)?;
             x = (m.broadcast_mul(&x)? + m.affine(-1.0, 1.0)?.broadcast_mul(&kept)?)?;
         }
+        // Wait for the device at the step's end (not inside it) so the step time is its own.
+        device.synchronize()?;
         step_ms.push(ms(t));
+        memory.sample();
         progress.step(i + 1, steps, Some(x0))?;
     }
 
+    memory.denoised();
     progress.stage("decoding")?;
     let t = Instant::now();
-    let decoded = models.vae.decode(&x)?;
+    let (decoded, decode_mode) = decode(&models.vae, &x)?;
+    memory.decoded(decode_mode);
     let result = to_rgb8(&decoded)?;
     let result = if result.dimensions() == source.dimensions() {
         result
@@ -560,6 +573,7 @@ pub fn edit(
                 decode_ms,
                 total_ms: ms(started),
             },
+            gpu_memory: memory.into_record(),
             app: format!("hidream-studio {}", env!("CARGO_PKG_VERSION")),
         },
     })
