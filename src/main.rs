@@ -68,6 +68,12 @@ enum Command {
     ///
     /// Set RAYON_NUM_THREADS to fix the number of CPU threads.
     Bench(cli::bench::BenchArgs),
+    /// Run the reference fixtures (tests/fixtures/CASE) on a device and dtype and compare the
+    /// final latents with the reference's.
+    ///
+    /// Prints each case's relative error and pass or fail against a per-dtype tolerance; exits
+    /// with status 1 when any case fails. With CUDA in f32, TF32 is off.
+    Parity(cli::parity::ParityArgs),
 }
 
 /// The folders the window uses: the given ones, the platform's for the rest.
@@ -114,6 +120,7 @@ fn main() -> ExitCode {
         }
         Some(Command::Info(args)) => cli::info::run(&args),
         Some(Command::Bench(args)) => cli::bench::run(&args),
+        Some(Command::Parity(args)) => cli::parity::run(&args),
         Some(Command::Generate(args)) => cli::generate::run(&args),
         Some(Command::Edit(args)) => cli::edit::run(&args),
         Some(Command::Eval(args)) => cli::eval::run(&args),

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use candle_core::{DType, Device, Tensor};
 use clap::{Args, Subcommand};
+use hidream_studio::device_memory::PeakTracker;
 use hidream_studio::models::hidream::{Config, HiDreamTransformer};
 use hidream_studio::rng::Rng;
 use hidream_studio::weights::random_var_builder;
@@ -25,8 +26,10 @@ enum BenchTarget {
     /// One forward of the HiDream transformer.
     ///
     /// Each --config is a transformer folder (its weights are loaded) or a config.json (seeded
-    /// random weights). The input is one square latent of the config's max_resolution, 128 T5
-    /// and 128 Llama tokens, t = 500.
+    /// random weights, drawn on the GPU with --device cuda). The input is --batch square
+    /// latents of the config's max_resolution (128×128 for the real model: a 1024² image),
+    /// --text-tokens T5 and as many Llama tokens, t = 500. A forward includes the 49 caption
+    /// projections, as the reference's does.
     Dit(DitArgs),
     /// One prompt through a text encoder (CLIP, T5 or Llama, from the config's
     /// `architectures`), with seeded random weights: 20 prompt tokens padded to 128, as HiDream
@@ -72,7 +75,16 @@ struct DitArgs {
     /// Untimed runs first.
     #[arg(long, default_value_t = 1)]
     warmup: usize,
-    /// Print one JSON object per config instead of a table row.
+    /// Images per forward: 1 (Dev, Fast) or 2 (Full: classifier-free guidance runs the
+    /// negative and the positive prompt together). A list (1,2) times each on one load.
+    #[arg(long, value_delimiter = ',', default_value = "1",
+          value_parser = clap::value_parser!(u16).range(1..))]
+    batch: Vec<u16>,
+    /// T5 tokens, and as many Llama tokens (the pipelines always pad to 128).
+    #[arg(long, default_value_t = TEXT_TOKENS as u16, value_parser = clap::value_parser!(u16).range(1..))]
+    text_tokens: u16,
+    /// Print one JSON object per config instead of a table row (with load time and, on CUDA,
+    /// GPU memory).
     #[arg(long)]
     json: bool,
 }
@@ -126,67 +138,107 @@ fn bench_dit(args: &DitArgs) -> anyhow::Result<ExitCode> {
     let device = args.device.device()?;
     let dtype = args.dtype.dtype();
     let threads = candle_core::utils::get_num_threads();
+    let text = usize::from(args.text_tokens);
     if !args.json {
-        println!("config                          image tokens  dtype  threads  median ms  min ms");
+        println!(
+            "config                          image tokens  batch  dtype  threads  median ms  min ms"
+        );
     }
     for path in &args.configs {
+        let mut memory = PeakTracker::new(&device);
+        let baseline = memory.peak_bytes();
+        let loading = Instant::now();
         let (cfg, model) = load_or_randomise(path, dtype, &device)?;
-        let side = cfg.max_resolution[0];
-        let mut rng = Rng::new(0);
-        let mut randn = |shape: &[usize]| -> anyhow::Result<Tensor> {
-            let n = shape.iter().product();
-            Ok(Tensor::from_vec(rng.normals(n), shape, &Device::Cpu)?.to_device(&device)?)
-        };
-        let latents = randn(&[1, cfg.in_channels, side, side])?;
-        let t5 = randn(&[1, TEXT_TOKENS, cfg.caption_channels[0]])?;
-        let llama = randn(&[
-            cfg.llama_layers_needed(),
-            1,
-            TEXT_TOKENS,
-            cfg.caption_channels[1],
-        ])?;
-        let pooled = randn(&[1, cfg.text_emb_dim])?;
-        let t = Tensor::new(&[500f32], &device)?;
-
-        let forward = || -> anyhow::Result<()> {
-            let prompt = model.encode_prompt(&t5, &llama, &pooled)?;
-            let out = model.forward(&latents, &t, &prompt)?;
-            device.synchronize()?;
-            drop(out);
-            Ok(())
-        };
-        for _ in 0..args.warmup {
-            forward()?;
-        }
-        let mut times = Vec::with_capacity(args.iters);
-        for _ in 0..args.iters.max(1) {
-            let start = Instant::now();
-            forward()?;
-            times.push(start.elapsed());
-        }
-        times.sort();
-        let median = times[times.len() / 2];
-        let tokens = (side / cfg.patch_size).pow(2);
-        let name = display_name(path);
-        if args.json {
-            println!(
-                "{}",
-                serde_json::json!({
-                    "bench": "dit", "config": name, "image_tokens": tokens, "dtype": args.dtype.name(),
-                    "threads": threads, "median_ms": ms(median), "min_ms": ms(times[0]),
-                    "iters": times.len(),
-                })
-            );
-        } else {
-            println!(
-                "{name:<32}{tokens:>12}  {:<5}  {threads:>7}  {:>9.1}  {:>6.1}",
-                args.dtype.name(),
-                ms(median),
-                ms(times[0])
-            );
+        device.synchronize()?;
+        let load_ms = ms(loading.elapsed());
+        let weights = memory.sample();
+        for &batch in &args.batch {
+            let batch = usize::from(batch);
+            memory.reset();
+            let timing = time_dit(&model, &cfg, batch, text, args, &device, &mut memory)?;
+            let tokens = (cfg.max_resolution[0] / cfg.patch_size).pow(2);
+            let name = display_name(path);
+            let (median, min) = (ms(timing.median), ms(timing.min));
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "bench": "dit", "config": name, "image_tokens": tokens, "batch": batch,
+                        "text_tokens": text, "device": args.device.name(),
+                        "dtype": args.dtype.name(), "threads": threads, "median_ms": median,
+                        "min_ms": min, "iters": timing.iters, "load_ms": load_ms,
+                        "gpu_baseline_bytes": baseline, "gpu_after_load_bytes": weights,
+                        "gpu_peak_bytes": memory.peak_bytes(),
+                    })
+                );
+            } else {
+                println!(
+                    "{name:<32}{tokens:>12}  {batch:>5}  {:<5}  {threads:>7}  {median:>9.1}  {min:>6.1}",
+                    args.dtype.name(),
+                );
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+struct DitTiming {
+    median: Duration,
+    min: Duration,
+    iters: usize,
+}
+
+/// Times `model`'s forward on `batch` seeded random inputs; `memory` sees every forward's
+/// high-water mark.
+fn time_dit(
+    model: &HiDreamTransformer,
+    cfg: &Config,
+    batch: usize,
+    text: usize,
+    args: &DitArgs,
+    device: &Device,
+    memory: &mut PeakTracker,
+) -> anyhow::Result<DitTiming> {
+    let side = cfg.max_resolution[0];
+    let mut rng = Rng::new(0);
+    let mut randn = |shape: &[usize]| -> anyhow::Result<Tensor> {
+        let n = shape.iter().product();
+        Ok(Tensor::from_vec(rng.normals(n), shape, &Device::Cpu)?.to_device(device)?)
+    };
+    let latents = randn(&[batch, cfg.in_channels, side, side])?;
+    let t5 = randn(&[batch, text, cfg.caption_channels[0]])?;
+    let llama = randn(&[
+        cfg.llama_layers_needed(),
+        batch,
+        text,
+        cfg.caption_channels[1],
+    ])?;
+    let pooled = randn(&[batch, cfg.text_emb_dim])?;
+    let t = Tensor::full(500f32, batch, device)?;
+
+    let mut forward = || -> anyhow::Result<()> {
+        let prompt = model.encode_prompt(&t5, &llama, &pooled)?;
+        let out = model.forward(&latents, &t, &prompt)?;
+        device.synchronize()?;
+        memory.sample();
+        drop(out);
+        Ok(())
+    };
+    for _ in 0..args.warmup {
+        forward()?;
+    }
+    let mut times = Vec::with_capacity(args.iters);
+    for _ in 0..args.iters.max(1) {
+        let start = Instant::now();
+        forward()?;
+        times.push(start.elapsed());
+    }
+    times.sort();
+    Ok(DitTiming {
+        median: times[times.len() / 2],
+        min: times[0],
+        iters: times.len(),
+    })
 }
 
 /// The token ids every encoder benchmark uses: a start token, 20 prompt tokens, an end token,

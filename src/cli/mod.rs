@@ -7,5 +7,6 @@ mod eval_edits;
 pub mod generate;
 pub mod info;
 mod job;
+pub mod parity;
 mod previews;
 mod progress_bar;

@@ -13,6 +13,7 @@ mod engine;
 mod generate_errors;
 mod generate_parity;
 mod generate_previews;
+mod gpu_check;
 mod hf_cache;
 mod history_store;
 mod host_reads;
