@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use hidream_studio::models::hidream::{CudaAttention, set_cuda_attention};
 
 mod cli;
 
@@ -40,6 +41,16 @@ struct Cli {
     /// ~/.config/hidream-studio on Linux.
     #[arg(long, global = false)]
     config_dir: Option<std::path::PathBuf>,
+    /// The attention on CUDA devices: the fused kernel, or the blocked path every device has
+    /// (to compare the two, or if the fused kernel misbehaves on a GPU). No effect on the CPU.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value_t = CudaAttention::Fused,
+        env = "HIDREAM_CUDA_ATTENTION"
+    )]
+    cuda_attention: CudaAttention,
 }
 
 #[derive(Subcommand)]
@@ -114,6 +125,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    set_cuda_attention(cli.cuda_attention);
     let result = match cli.command {
         None => {
             window_paths(cli.data_dir, cli.config_dir).and_then(hidream_studio::app::run_window)

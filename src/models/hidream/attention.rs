@@ -42,7 +42,8 @@ pub fn set_cuda_attention(kind: CudaAttention) {
     );
 }
 
-pub fn cuda_attention() -> CudaAttention {
+#[cfg(feature = "cuda")]
+fn cuda_attention() -> CudaAttention {
     if CUDA_ATTENTION_BLOCKED.load(std::sync::atomic::Ordering::Relaxed) {
         CudaAttention::Blocked
     } else {

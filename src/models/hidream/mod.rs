@@ -13,7 +13,7 @@ mod moe;
 mod moe_cuda;
 mod transformer;
 
-pub use attention::{CudaAttention, cuda_attention, set_cuda_attention};
+pub use attention::{CudaAttention, set_cuda_attention};
 pub use config::{Config, swiglu_hidden};
 pub use embeddings::{RopeTable, timestep_sinusoid};
 pub use lora::{LoraError, LoraUse, LoraWeights};
