@@ -16,12 +16,6 @@ pub enum DecodeMode {
     Tiled,
 }
 
-impl DecodeMode {
-    pub fn is_whole(&self) -> bool {
-        *self == Self::Whole
-    }
-}
-
 /// Whole decodes need headroom beyond the estimate for the allocator's rounding and cuBLAS
 /// workspaces.
 const HEADROOM: f64 = 1.5;
