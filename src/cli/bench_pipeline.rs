@@ -284,3 +284,33 @@ fn random_encoders(
 fn ms(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1e3
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hidream_studio::weights::requested_tensors;
+
+    fn parameters(tensors: &[(String, Vec<usize>)]) -> usize {
+        tensors.iter().map(|(_, s)| s.iter().product::<usize>()).sum()
+    }
+
+    /// The built-in configurations build models of the released checkpoints' sizes
+    /// (shared/reference/hidream-i1.md §1–§2).
+    #[test]
+    fn the_built_in_configs_are_the_released_models() {
+        let c = Configs::released().unwrap();
+        let transformer = requested_tensors(|vb| HiDreamTransformer::new(&c.transformer, vb));
+        let transformer = transformer.unwrap();
+        assert_eq!(transformer.len(), 1615);
+        assert_eq!(parameters(&transformer), 17_105_733_184);
+        let t5 = requested_tensors(|vb| T5Encoder::new(&c.t5, vb)).unwrap();
+        // 4.762 B in the checkpoint, which also holds the shared embedding once more.
+        assert_eq!(parameters(&t5) / 1_000_000, 4_762);
+        let llama = requested_tensors(|vb| LlamaEncoder::new(&c.llama, vb)).unwrap();
+        // 8.03 B less the 0.525 B LM head, which the encoder never reads.
+        assert_eq!(parameters(&llama) / 10_000_000, 750);
+        let clip_g = requested_tensors(|vb| ClipTextEncoder::new(&c.clip_g, vb)).unwrap();
+        assert_eq!(parameters(&clip_g) / 10_000_000, 69);
+        assert_eq!(c.vae.scale_factor(), 8);
+    }
+}
