@@ -35,6 +35,11 @@ enum BenchTarget {
     /// `architectures`), with seeded random weights: 20 prompt tokens padded to 128, as HiDream
     /// encodes a short prompt.
     Encoder(EncoderArgs),
+    /// The whole HiDream-I1 pipeline at the released sizes (CLIP-L, CLIP-G, T5-XXL,
+    /// Llama-3.1-8B, the 17 B transformer, the FLUX autoencoder) with seeded random weights
+    /// (drawn on the GPU with --device cuda), through the library's `generate`: encode, per
+    /// step, decode, total, and the peak GPU memory of each stage.
+    Pipeline(super::bench_pipeline::PipelineArgs),
     /// One latent preview: a seeded random [16, h, w] latent to RGB at 8× its size, by the
     /// wgpu compute pass (upload, dispatch, read back) and by the CPU reference.
     Preview(PreviewArgs),
@@ -94,6 +99,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         BenchTarget::Dit(dit) => bench_dit(dit),
         BenchTarget::Encoder(args) => bench_encoders(args),
         BenchTarget::Preview(args) => bench_preview(args),
+        BenchTarget::Pipeline(args) => super::bench_pipeline::run(args),
     }
 }
 

@@ -291,7 +291,10 @@ mod tests {
     use hidream_studio::weights::requested_tensors;
 
     fn parameters(tensors: &[(String, Vec<usize>)]) -> usize {
-        tensors.iter().map(|(_, s)| s.iter().product::<usize>()).sum()
+        tensors
+            .iter()
+            .map(|(_, s)| s.iter().product::<usize>())
+            .sum()
     }
 
     /// The built-in configurations build models of the released checkpoints' sizes

@@ -1,6 +1,7 @@
 //! The command-line tools; each subcommand in its own file.
 
 pub mod bench;
+mod bench_pipeline;
 pub mod edit;
 pub mod eval;
 mod eval_edits;

@@ -105,6 +105,32 @@ impl HiDreamModels {
         })
     }
 
+    /// Models built elsewhere (seeded random weights for `bench pipeline`) around the snapshot
+    /// `selection.model`, which only provides the tokenizers' folder here. `encoders` serve the
+    /// first prompts; under [`EncoderMemory::Drop`] they are freed after encoding as loaded ones
+    /// are, and a later new prompt loads the snapshot's.
+    pub fn from_parts(
+        selection: &ModelSelection,
+        memory: EncoderMemory,
+        transformer: HiDreamTransformer,
+        vae: AutoencoderKl,
+        encoders: TextEncoders,
+    ) -> anyhow::Result<Self> {
+        Ok(Self {
+            selection: selection.clone(),
+            snapshot: Snapshot::open(&selection.model)?,
+            // The models' own device handle: a second `Device::new_cuda` would make every
+            // transfer between the two go through the host.
+            device: transformer.device().clone(),
+            transformer,
+            vae,
+            encoders: Some(encoders),
+            memory,
+            cache: VecDeque::new(),
+            encoder_loads: 0,
+        })
+    }
+
     pub fn snapshot(&self) -> &Snapshot {
         &self.snapshot
     }

@@ -72,3 +72,40 @@ fn parity_fails_above_the_tolerance_and_names_bad_folders() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("holds no fixture"), "{stderr}");
 }
+
+/// `bench pipeline` on the tiny fixtures' configs: every stage runs through `generate` and is
+/// reported, for each preset asked.
+#[test]
+fn bench_pipeline_runs_every_preset_on_random_weights() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = parity()
+        .args(["bench", "pipeline", "--preset", "dev", "--preset", "full"])
+        .args(["--size", "64", "--snapshot-configs", "--json"])
+        .arg("--tokenizers")
+        .arg(fixtures().join("full-square/model"))
+        .arg("--llama-tokenizer")
+        .arg(fixtures().join("llama-3.1-tiny"))
+        .current_dir(root)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 2);
+    for (row, (preset, steps)) in rows.iter().zip([("dev", 28), ("full", 50)]) {
+        assert_eq!(row["preset"], preset);
+        assert_eq!(row["steps"], steps);
+        assert_eq!(row["step_ms"].as_array().unwrap().len(), steps);
+        assert!(row["median_step_ms"].as_f64().unwrap() > 0.0, "{row}");
+        assert!(row["encode_ms"].as_f64().unwrap() > 0.0, "{row}");
+        assert!(row["decode_ms"].as_f64().unwrap() > 0.0, "{row}");
+        // No GPU memory on the CPU.
+        assert!(row["gpu_memory"].is_null(), "{row}");
+    }
+}

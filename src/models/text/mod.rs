@@ -133,6 +133,36 @@ impl TextEncoders {
         })
     }
 
+    /// Encoders built from weights other than a snapshot's (seeded random ones for `bench
+    /// pipeline`), each with its tokenizer.
+    pub fn from_parts(
+        clip_l: (PromptTokenizer, ClipTextEncoder),
+        clip_g: (PromptTokenizer, ClipTextEncoder),
+        t5: (PromptTokenizer, T5Encoder),
+        llama: (PromptTokenizer, LlamaEncoder),
+        device: &Device,
+    ) -> Self {
+        Self {
+            clip_l: Encoder {
+                tokenizer: clip_l.0,
+                model: clip_l.1,
+            },
+            clip_g: Encoder {
+                tokenizer: clip_g.0,
+                model: clip_g.1,
+            },
+            t5: Encoder {
+                tokenizer: t5.0,
+                model: t5.1,
+            },
+            llama: Encoder {
+                tokenizer: llama.0,
+                model: llama.1,
+            },
+            device: device.clone(),
+        }
+    }
+
     pub fn tokenize(&self, prompt: &str) -> std::result::Result<PromptTokens, WeightsError> {
         Ok(PromptTokens {
             clip_l: self.clip_l.tokenizer.encode(prompt)?,
