@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::models::ComponentKind;
 use crate::weights::{self, ComponentSpec, MODEL_INDEX, Snapshot, TensorStore, WeightsError};
 
 /// Components every HiDream pipeline needs in its own folder.
@@ -246,6 +247,14 @@ fn inspect_weights(report: &mut ComponentReport, dir: &Path) {
             report.status = ComponentStatus::Broken(e.to_string())
         }
         Err(_) => {}
+    }
+    // What loading will do: the config read into the model's own settings, then every tensor
+    // name, shape and dtype compared with what the model asks for.
+    if report.status == ComponentStatus::Ok
+        && let Some(kind) = ComponentKind::from_class(&report.class)
+        && let Err(e) = kind.check(dir)
+    {
+        report.status = ComponentStatus::Broken(e.to_string());
     }
 }
 

@@ -4,6 +4,8 @@ pub mod hidream;
 pub mod text;
 pub mod vae;
 
+mod component;
 mod load;
 
+pub use component::ComponentKind;
 pub use load::{LoadError, load_checked, load_checked_ignoring, load_checked_through};

@@ -9,6 +9,7 @@ use candle_nn::var_builder::SimpleBackend;
 use candle_nn::{Init, VarBuilder};
 
 use super::error::{Result, WeightsError};
+use super::safetensors_file::{dtype_name, float_dtype};
 use super::tensor_store::TensorStore;
 
 /// How many differences a mismatch error lists before summarising the rest.
@@ -65,7 +66,8 @@ pub fn requested_tensors<T>(
 }
 
 /// Compares what a model asks for with what `store` holds: tensors missing from the
-/// checkpoint, tensors of another shape, and checkpoint tensors the model never reads.
+/// checkpoint, tensors of another shape or of a dtype that cannot be converted to floats, and
+/// checkpoint tensors the model never reads.
 pub fn check_tensors(
     store: &TensorStore,
     requested: &[(String, Vec<usize>)],
@@ -73,14 +75,20 @@ pub fn check_tensors(
 ) -> Result<()> {
     let mut missing = Vec::new();
     let mut wrong_shape = Vec::new();
+    let mut wrong_dtype = Vec::new();
     for (name, shape) in requested {
-        match store.entry(name) {
-            None => missing.push(name.clone()),
-            Some((entry, _)) if &entry.shape != shape => wrong_shape.push(format!(
+        let Some((entry, _)) = store.entry(name) else {
+            missing.push(name.clone());
+            continue;
+        };
+        if &entry.shape != shape {
+            wrong_shape.push(format!(
                 "{name}: checkpoint {:?}, config {:?}",
                 entry.shape, shape
-            )),
-            Some(_) => {}
+            ));
+        }
+        if float_dtype(entry.dtype).is_none() {
+            wrong_dtype.push(format!("{name}: {}", dtype_name(entry.dtype)));
         }
     }
     let wanted: HashSet<&str> = requested.iter().map(|(n, _)| n.as_str()).collect();
@@ -95,12 +103,20 @@ pub fn check_tensors(
         .map(str::to_string)
         .collect();
     unexpected.sort();
-    if missing.is_empty() && wrong_shape.is_empty() && unexpected.is_empty() {
+    if missing.is_empty()
+        && wrong_shape.is_empty()
+        && wrong_dtype.is_empty()
+        && unexpected.is_empty()
+    {
         return Ok(());
     }
     let mut groups = BTreeMap::new();
     groups.insert("missing from the checkpoint", missing);
     groups.insert("shape differs", wrong_shape);
+    groups.insert(
+        "stored as integers or another non-float dtype (float32, float16 or bfloat16 expected)",
+        wrong_dtype,
+    );
     groups.insert("in the checkpoint but not used by this model", unexpected);
     let mut details = String::new();
     for (what, items) in groups.iter().filter(|(_, items)| !items.is_empty()) {

@@ -17,6 +17,7 @@ mod gpu_check;
 mod hf_cache;
 mod history_store;
 mod host_reads;
+mod info_checks;
 mod preview_parity;
 mod preview_snapshot;
 mod prompt_cache;

@@ -20,6 +20,12 @@ pub use t5::{T5Config, T5Encoder, relative_bucket};
 pub use tokenize::{PromptTokenizer, Tokens};
 
 use super::{LoadError, load_checked_ignoring};
+
+/// Checkpoint tensors each encoder knowingly leaves unread: CLIP's position-id buffer, T5's
+/// unshared copy of the shared embedding, Llama's language-model head.
+pub(crate) const CLIP_UNREAD: &[&str] = &["text_model.embeddings.position_ids"];
+pub(crate) const T5_UNREAD: &[&str] = &["encoder.embed_tokens.weight"];
+pub(crate) const LLAMA_UNREAD: &[&str] = &["lm_head.weight"];
 use crate::weights::{Snapshot, StudioManifest, WeightsError, read_json};
 
 /// Tokens every encoder sees (the pipelines' `max_sequence_length`) unless a bundled model's
@@ -107,7 +113,7 @@ impl TextEncoders {
                     "CLIP text encoder",
                     dtype,
                     device,
-                    &["text_model.embeddings.position_ids"],
+                    CLIP_UNREAD,
                     |vb| ClipTextEncoder::new(&cfg, vb),
                 )?,
             })
@@ -124,7 +130,7 @@ impl TextEncoders {
                     "T5 encoder",
                     dtype,
                     device,
-                    &["encoder.embed_tokens.weight"],
+                    T5_UNREAD,
                     |vb| T5Encoder::new(&t5_cfg, vb),
                 )?,
             },
@@ -221,7 +227,7 @@ fn load_llama(
             "Llama text encoder",
             dtype,
             device,
-            &["lm_head.weight"],
+            LLAMA_UNREAD,
             |vb| LlamaEncoder::new(&cfg, vb),
         )?,
     })

@@ -1,4 +1,8 @@
+use std::path::Path;
+
 use serde::Deserialize;
+
+use crate::weights::{self, WeightsError};
 
 /// `vae/config.json` of a diffusers `AutoencoderKL` (the FLUX.1 autoencoder for HiDream).
 #[derive(Debug, Clone, Deserialize)]
@@ -41,6 +45,17 @@ fn yes() -> bool {
 }
 
 impl VaeConfig {
+    /// Reads and checks `vae/config.json`.
+    pub fn from_file(path: &Path) -> weights::Result<Self> {
+        let cfg: Self = weights::read_json(path, "autoencoder config")?;
+        cfg.validate().map_err(|problem| WeightsError::JsonField {
+            path: path.to_path_buf(),
+            field: "block_out_channels".into(),
+            problem,
+        })?;
+        Ok(cfg)
+    }
+
     /// Pixels per latent pixel along each side: 2^(blocks − 1), 8 for the FLUX autoencoder.
     pub fn scale_factor(&self) -> usize {
         1 << self.block_out_channels.len().saturating_sub(1)

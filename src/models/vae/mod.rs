@@ -17,7 +17,6 @@ pub use config::VaeConfig;
 pub use tiled::{Tiling, whole_decode_bytes};
 
 use super::{LoadError, load_checked};
-use crate::weights::{WeightsError, read_json};
 use coder::{Decoder, Encoder};
 
 #[derive(Debug, Clone)]
@@ -52,13 +51,7 @@ impl AutoencoderKl {
 
     /// Loads `vae/` of a snapshot.
     pub fn load(dir: &Path, dtype: DType, device: &Device) -> std::result::Result<Self, LoadError> {
-        let path = dir.join("config.json");
-        let cfg: VaeConfig = read_json(&path, "autoencoder config")?;
-        cfg.validate().map_err(|problem| WeightsError::JsonField {
-            path,
-            field: "block_out_channels".into(),
-            problem,
-        })?;
+        let cfg = VaeConfig::from_file(&dir.join("config.json"))?;
         load_checked(dir, "autoencoder", dtype, device, |vb| Self::new(&cfg, vb))
     }
 
