@@ -49,6 +49,7 @@ pub struct EditArgs {
     #[arg(long)]
     negative_prompt: Option<String>,
     /// Only change where this image is white (any size; resized to the image with a warning).
+    /// Transparent pixels count as black: what they cover is kept.
     #[arg(long)]
     mask: Option<PathBuf>,
     /// Instruction following (E1.1 3, E1-Full 5); 1 or less turns guidance off.

@@ -98,6 +98,38 @@ fn mask_of_another_size_is_resized_with_a_warning() {
 }
 
 #[test]
+fn transparent_mask_pixels_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let mask = dir.path().join("mask.png");
+    let src = image::open(source()).unwrap().into_rgb8();
+    let (w, h) = src.dimensions();
+    // White everywhere; the left half transparent, so only the right half may change.
+    image::RgbaImage::from_fn(w, h, |x, _| {
+        image::Rgba([255, 255, 255, if x < w / 2 { 0 } else { 255 }])
+    })
+    .save(&mask)
+    .unwrap();
+    let out = edit(dir.path(), &source(), &["--mask", mask.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let e = stderr(&out);
+    assert!(
+        e.contains("warning") && e.contains("transparent pixels") && e.contains("kept"),
+        "{e}"
+    );
+    let result = image::open(dir.path().join("out.png")).unwrap().into_rgb8();
+    // The feather reaches 3σ = 3 px into the kept half; beyond it the source is untouched.
+    for y in 0..h {
+        for x in 0..w / 2 - 4 {
+            assert_eq!(result.get_pixel(x, y), src.get_pixel(x, y), "({x}, {y})");
+        }
+    }
+    assert!(
+        (w / 2 + 4..w).any(|x| (0..h).any(|y| result.get_pixel(x, y) != src.get_pixel(x, y))),
+        "the painted half did not change at all"
+    );
+}
+
+#[test]
 fn bad_numbers_and_missing_base() {
     let dir = tempfile::tempdir().unwrap();
     let out = edit(dir.path(), &source(), &["--refine-strength", "1.5"]);

@@ -45,27 +45,36 @@ pub struct Mask {
 
 impl Mask {
     /// Reads any image as luminance; one of another size than the source is resized to it
-    /// (with a warning, since a mask for another image is usually a mistake).
+    /// (with a warning, since a mask for another image is usually a mistake). A transparent
+    /// pixel counts as black (kept): luminance is multiplied by alpha, so "white = may change"
+    /// holds for whatever is visibly painted, and the warning says so.
     pub fn read(path: &Path, source_size: (u32, u32)) -> Result<Self, MaskError> {
-        let grey: GrayImage = image::ImageReader::open(path)
-            .map_err(|e| MaskError::Read {
-                path: path.to_path_buf(),
-                detail: e.to_string(),
-            })?
+        let read_error = |detail: String| MaskError::Read {
+            path: path.to_path_buf(),
+            detail,
+        };
+        let decoded = image::ImageReader::open(path)
+            .map_err(|e| read_error(e.to_string()))?
             .with_guessed_format()
-            .map_err(|e| MaskError::Read {
-                path: path.to_path_buf(),
-                detail: e.to_string(),
-            })?
+            .map_err(|e| read_error(e.to_string()))?
             .decode()
-            .map_err(|e| MaskError::Read {
-                path: path.to_path_buf(),
-                detail: e.to_string(),
-            })?
-            .into_luma8();
-        let mut warning = None;
+            .map_err(|e| read_error(e.to_string()))?;
+        let mut warnings = Vec::new();
+        let grey = if decoded.color().has_alpha() {
+            let (grey, transparent) = luminance_times_alpha(&decoded.into_luma_alpha8());
+            if transparent {
+                warnings.push(format!(
+                    "{}: the mask has transparent pixels; they count as black, so what they \
+                     cover is kept",
+                    path.display()
+                ));
+            }
+            grey
+        } else {
+            decoded.into_luma8()
+        };
         let grey = if grey.dimensions() != source_size {
-            warning = Some(format!(
+            warnings.push(format!(
                 "{}: the mask is {}×{} but the image is {}×{}; it was stretched to fit",
                 path.display(),
                 grey.width(),
@@ -90,6 +99,7 @@ impl Mask {
         let coverage = Coverage::from_fn(grey.width(), grey.height(), |x, y| {
             Luma([f32::from(grey.get_pixel(x, y).0[0]) / 255.0])
         });
+        let warning = (!warnings.is_empty()).then(|| warnings.join("; "));
         Ok(Self { coverage, warning })
     }
 
@@ -124,6 +134,17 @@ impl Mask {
             }))
         })
     }
+}
+
+/// Luminance scaled by opacity (rounded), and whether any pixel was less than opaque.
+fn luminance_times_alpha(image: &image::GrayAlphaImage) -> (GrayImage, bool) {
+    let mut transparent = false;
+    let grey = GrayImage::from_fn(image.width(), image.height(), |x, y| {
+        let [l, a] = image.get_pixel(x, y).0;
+        transparent |= a < u8::MAX;
+        Luma([((u16::from(l) * u16::from(a) + 127) / 255) as u8])
+    });
+    (grey, transparent)
 }
 
 /// The feather's Gaussian σ in pixels: 1 % of the shorter side, at least 1.
@@ -162,6 +183,20 @@ pub fn feather(mask: &Coverage) -> Coverage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn transparent_pixels_count_as_black() {
+        let image = image::GrayAlphaImage::from_fn(4, 1, |x, _| {
+            image::LumaA([255, [255, 128, 0, 255][x as usize]])
+        });
+        let (grey, transparent) = luminance_times_alpha(&image);
+        assert_eq!(grey.as_raw(), &[255, 128, 0, 255]);
+        assert!(transparent);
+        let opaque = image::GrayAlphaImage::from_pixel(2, 2, image::LumaA([200, 255]));
+        let (grey, transparent) = luminance_times_alpha(&opaque);
+        assert_eq!(grey.as_raw(), &[200; 4]);
+        assert!(!transparent);
+    }
 
     #[test]
     fn feather_keeps_far_pixels_and_mass() {
