@@ -3,6 +3,7 @@
 mod backend;
 mod decode;
 pub mod edit;
+mod finite;
 mod gpu_memory;
 mod llama;
 mod models;
@@ -15,6 +16,7 @@ mod text_to_image;
 
 pub use backend::{EditJob, GenerateJob, HiDreamBackend, Job, JobOutput, ModelKey};
 pub use decode::DecodeMode;
+pub use finite::{FiniteWatch, NonFiniteLatents};
 pub use gpu_memory::GpuMemoryRecord;
 pub use llama::{LLAMA_REPOS, find_llama};
 pub use models::{EncodedPrompt, EncoderMemory, HiDreamModels};

@@ -8,6 +8,7 @@ use candle_core::{DType, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::decode::decode;
+use super::finite::FiniteWatch;
 use super::gpu_memory::{GpuMemoryRecord, StageMemory};
 use super::models::HiDreamModels;
 use super::noise::{NoiseInput, NoiseSource};
@@ -106,6 +107,7 @@ pub fn generate(
     let schedule = scheduler.schedule().clone();
     let batch = if cfg { 2 } else { 1 };
     let mut step_ms = Vec::with_capacity(resolved.steps);
+    let mut finite = FiniteWatch::default();
     for i in 0..scheduler.model_steps() {
         let t = Instant::now();
         let x_in = if cfg {
@@ -133,6 +135,7 @@ pub fn generate(
             None
         };
         x = scheduler.step(&v, &x, step_noise.as_ref())?;
+        finite.record(&x)?;
         // A GPU runs the step's kernels after the host has queued them: wait for it at the
         // step's end (not inside it) so the step time is the device's.
         device.synchronize()?;
@@ -149,6 +152,7 @@ pub fn generate(
 
     memory.denoised();
     progress.stage("decoding")?;
+    finite.check(resolved.steps)?;
     let t = Instant::now();
     let (decoded, decode_mode) = decode(&models.vae, &x)?;
     let image = to_rgb8(&decoded)?;

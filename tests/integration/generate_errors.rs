@@ -70,6 +70,27 @@ fn unreadable_noise_file() {
 }
 
 #[test]
+fn latents_that_stop_being_finite_fail_with_the_step_instead_of_a_black_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("noise.safetensors");
+    let mut values = vec![0.5f32; 16 * 8 * 8];
+    values[77] = f32::NAN;
+    let latents =
+        candle_core::Tensor::from_vec(values, (1, 16, 8, 8), &candle_core::Device::Cpu).unwrap();
+    // This fixture's preset samples with fresh noise between steps: one draw for two steps.
+    let step_noise = latents.zeros_like().unwrap();
+    let tensors = std::collections::HashMap::from([
+        ("latents".to_string(), latents),
+        ("step_noise".to_string(), step_noise),
+    ]);
+    candle_core::safetensors::save(&tensors, &path).unwrap();
+    fails_with(
+        &["--noise", path.to_str().unwrap(), "--steps", "2"],
+        &["step 1 of 2", "NaN", "noise file"],
+    );
+}
+
+#[test]
 fn noise_of_the_wrong_shape() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("noise.safetensors");
