@@ -156,10 +156,10 @@ impl MixtureOfExperts {
         Ok(())
     }
 
-    /// Which experts each token goes to and with what weight: ([N, k] u32, [N, k]) in the
-    /// gate's dtype, softmax over all experts, the top k kept unrenormalised.
-    fn route(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
-        let logits = x.matmul(&self.gate.t()?)?;
+    /// Which experts each token goes to and with what weight: ([N, k] u32, [N, k]) in
+    /// `softmax_dtype`, softmax over all experts, the top k kept unrenormalised.
+    fn route(&self, x: &Tensor, softmax_dtype: DType) -> Result<(Tensor, Tensor)> {
+        let logits = x.matmul(&self.gate.t()?)?.to_dtype(softmax_dtype)?;
         let probs = candle_nn::ops::softmax_last_dim(&logits)?;
         let chosen = probs
             .arg_sort_last_dim(false)?
@@ -175,7 +175,7 @@ impl MixtureOfExperts {
     /// accumulates.
     fn routed_host_gather(&self, x: &Tensor) -> Result<Tensor> {
         let (tokens, dim) = x.dims2()?;
-        let (chosen, weights) = self.route(x)?;
+        let (chosen, weights) = self.route(x, self.gate.dtype())?;
         let chosen = host_reads::to_vec2::<u32>(&chosen)?;
         let mut by_expert: Vec<Vec<u32>> = vec![Vec::new(); self.experts.len()];
         for (token, slots) in chosen.iter().enumerate() {
@@ -213,7 +213,7 @@ impl MixtureOfExperts {
     /// adds an exact zero, so both give the same values.
     fn routed_device_dense(&self, x: &Tensor) -> Result<Tensor> {
         let (tokens, dim) = x.dims2()?;
-        let (chosen, weights) = self.route(x)?;
+        let (chosen, weights) = self.route(x, self.gate.dtype())?;
         let dense = Tensor::zeros((tokens, self.experts.len()), weights.dtype(), x.device())?
             .scatter(&chosen, &weights, 1)?;
         let mut sum = Tensor::zeros((tokens, dim), x.dtype(), x.device())?;
@@ -230,7 +230,11 @@ impl MixtureOfExperts {
             ExpertRouting::DeviceDense => self.routed_device_dense(x),
             #[cfg(feature = "cuda")]
             ExpertRouting::DeviceGrouped => match &self.stacked {
-                Some(stacked) => stacked.forward(x, &self.gate, self.top_k),
+                // bf16/f16 weights: the softmax runs in f32 so near-tied experts keep their order.
+                Some(stacked) => {
+                    let (chosen, weights) = self.route(x, DType::F32)?;
+                    stacked.forward(x, &chosen, weights)
+                }
                 None => candle_core::bail!("grouped expert routing without stacked experts"),
             },
         }

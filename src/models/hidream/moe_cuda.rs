@@ -2,8 +2,9 @@
 //! and candle's grouped GEMM (`candle_nn::moe::moe_gemm`) reads the per-expert token counts
 //! from device memory. Only bf16 and f16 have kernels; other dtypes keep the gather/scatter path.
 //!
-//! Differences from the CPU path, all within bf16 rounding: the gate softmax runs in f32, and
-//! each token's expert outputs are added in order of routing weight rather than expert index.
+//! Differences from the CPU path, all within bf16 rounding: the gate softmax runs in f32 (the
+//! caller routes, see `MixtureOfExperts::route`), and each token's expert outputs are added in
+//! order of routing weight rather than expert index.
 
 use candle_core::{D, DType, Device, Result, Tensor};
 
@@ -55,16 +56,12 @@ impl StackedExperts {
         ))
     }
 
-    /// `x`: [N, D] → Σ over the top-k experts of weight · expert(x), [N, D].
-    pub fn forward(&self, x: &Tensor, gate: &Tensor, top_k: usize) -> Result<Tensor> {
+    /// `x`: [N, D] → Σ over each token's chosen experts of weight · expert(x), [N, D].
+    /// `chosen` ([N, k] u32) and `weights` ([N, k]) are the gate's routing; the kernel reads
+    /// the weights as f32.
+    pub fn forward(&self, x: &Tensor, chosen: &Tensor, weights: Tensor) -> Result<Tensor> {
         let (tokens, dim) = x.dims2()?;
-        let logits = x.matmul(&gate.t()?)?.to_dtype(DType::F32)?;
-        let probs = candle_nn::ops::softmax_last_dim(&logits)?;
-        let chosen = probs
-            .arg_sort_last_dim(false)?
-            .narrow(D::Minus1, 0, top_k)?
-            .contiguous()?;
-        let weights = probs.gather(&chosen, D::Minus1)?;
+        let top_k = chosen.dim(1)?;
         let (expert_ids, sorted_slots) = chosen.flatten_all()?.sort_last_dim(true)?;
         let h = self.hidden;
         let gate_up = candle_nn::moe::moe_gemm(
@@ -83,7 +80,7 @@ impl StackedExperts {
         candle_nn::moe::moe_gemm(
             &act.reshape(((), h))?,
             &self.down,
-            &Some(weights),
+            &Some(weights.to_dtype(DType::F32)?),
             &sorted_slots,
             &expert_ids,
             top_k,
