@@ -27,7 +27,8 @@ use hidream_studio::pipelines::{
 use hidream_studio::schedulers::ShiftMode;
 use hidream_studio::weights::{Snapshot, random_var_builder, read_json};
 
-/// The released models' configurations (shared/reference/hidream-i1.md §1–§2; CLIP's 248
+/// The released models' configurations (the config.json files of
+/// https://huggingface.co/HiDream-ai/HiDream-I1-Full and of Llama-3.1-8B-Instruct; CLIP's 248
 /// positions are Long-CLIP's, any count ≥ 128 costs the same at 128 tokens).
 const TRANSFORMER: &str = include_str!("../../tools/gpu/hidream-i1-transformer.json");
 const CLIP_L: &str = r#"{"vocab_size": 49408, "hidden_size": 768, "intermediate_size": 3072,
@@ -298,7 +299,7 @@ mod tests {
     }
 
     /// The built-in configurations build models of the released checkpoints' sizes
-    /// (shared/reference/hidream-i1.md §1–§2).
+    /// (their published config.json files).
     #[test]
     fn the_built_in_configs_are_the_released_models() {
         let c = Configs::released().unwrap();

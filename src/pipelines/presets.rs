@@ -1,4 +1,5 @@
-//! The three HiDream-I1 variants' sampling settings (shared/reference/hidream-i1.md §4.5).
+//! The three HiDream-I1 variants' sampling settings, as `MODEL_CONFIGS` in
+//! https://github.com/HiDream-ai/HiDream-I1/blob/9b42dd606fecf8f78b974adb7e4d10331c91371a/inference.py#L16-L38.
 
 use serde::{Deserialize, Serialize};
 

@@ -1,5 +1,6 @@
 //! HiDream-I1 text-to-image, step for step as the official `HiDreamImagePipeline`
-//! (shared/reference/hidream-i1.md §4): encode the prompt (and the negative one under CFG),
+//! (https://github.com/HiDream-ai/HiDream-I1/blob/9b42dd606fecf8f78b974adb7e4d10331c91371a/hi_diffusers/pipelines/hidream_image/pipeline_hidream_image.py):
+//! encode the prompt (and the negative one under CFG),
 //! denoise with the preset's scheduler, decode with the VAE.
 
 use std::time::Instant;

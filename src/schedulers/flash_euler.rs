@@ -3,8 +3,10 @@
 //! LCM-style step, not an ODE step).
 //!
 //! The official code's last step returns the sample it was given: it computes x0 and then
-//! discards it (shared/reference/hidream-i1.md §5.3 says x_N = x0, but its own test vectors,
-//! like the fixtures, come from the code). So the last model evaluation changes nothing, and
+//! discards it (`step` in
+//! https://github.com/HiDream-ai/HiDream-I1/blob/9b42dd606fecf8f78b974adb7e4d10331c91371a/hi_diffusers/schedulers/flash_flow_match.py#L329-L345;
+//! ending at x_N = x0, as the scheduler is usually described, is not what runs, and the
+//! fixtures come from the code). So the last model evaluation changes nothing, and
 //! [`FlashEuler::model_steps`] lets the pipeline skip it.
 
 use candle_core::{Result, Tensor};

@@ -1,6 +1,7 @@
 //! The samplers of the HiDream-I1 variants, with the exact schedules of the official code
-//! (shared/reference/hidream-i1.md §5). Latents are kept in f32 between steps whatever the
-//! model dtype: the reference's bf16 scheduler arithmetic visibly drifts (§7.9).
+//! (https://github.com/HiDream-ai/HiDream-I1/blob/9b42dd606fecf8f78b974adb7e4d10331c91371a/hi_diffusers/schedulers/).
+//! Latents are kept in f32 between steps whatever the model dtype: the official pipeline's
+//! scheduler arithmetic in bf16 drifts visibly from the same steps in f32.
 
 mod flash_euler;
 mod flow_unipc;
@@ -107,7 +108,8 @@ mod tests {
 
     use super::*;
 
-    /// The toy problem of §5.4: v(x, σ) = 0.8·x − 0.3·σ + 0.05 from x = [0.5, −1, 0.25, 2].
+    /// A toy problem whose trajectories were computed with the official scheduler classes:
+    /// v(x, σ) = 0.8·x − 0.3·σ + 0.05 from x = [0.5, −1, 0.25, 2].
     fn run(
         mut s: Scheduler,
         dtype: DType,

@@ -80,7 +80,8 @@ pub fn flow_unipc(init_shift: f64, set_shift: f64, steps: usize) -> Schedule {
 /// diffusers' `UniPCMultistepScheduler` with `use_flow_sigmas` (the scheduler of the
 /// HiDream-I1-Full snapshot, which the E1 editing pipeline uses): `steps` points of
 /// linspace(1, 1/1000) shifted once in f64, the first nudged below 1 by 1e-6, timesteps
-/// truncated to integers (shared/reference/hidream-e1.md §2.4).
+/// truncated to integers (`set_timesteps` in
+/// https://github.com/huggingface/diffusers/blob/v0.42.1/src/diffusers/schedulers/scheduling_unipc_multistep.py).
 pub fn diffusers_flow_unipc(shift: f64, steps: usize) -> Schedule {
     let grid = linspace(1.0, 1.0 / TRAIN_STEPS as f64, steps + 1);
     let mut shifted: Vec<f64> = grid[..steps].iter().map(|&s| shift_f64(s, shift)).collect();
@@ -124,7 +125,7 @@ pub fn flash(shift: f64, steps: usize) -> Schedule {
 mod tests {
     use super::*;
 
-    /// shared/reference/hidream-i1.md §5.4, from running the real classes.
+    /// Values from running the official scheduler classes.
     #[test]
     fn full_official_schedule() {
         let s = flow_unipc(3.0, calculate_shift(4096).exp(), 50);
@@ -175,7 +176,8 @@ mod tests {
         assert_eq!(*fast.sigmas.last().unwrap(), 0.0);
     }
 
-    /// shared/reference/hidream-e1.md §2.4: N = 28 gives 999, 987, 975, …, 587 (i = 19), …, 102.
+    /// diffusers 0.42.1's UniPC with flow sigmas, shift 3, N = 28, gives 999, 987, 975, …,
+    /// 587 (i = 19), …, 102.
     #[test]
     fn diffusers_unipc_schedule_of_the_editing_pipeline() {
         let s = diffusers_flow_unipc(3.0, 28);

@@ -8,7 +8,7 @@ use hidream_studio::models::LoadError;
 use hidream_studio::models::hidream::{Config, HiDreamTransformer};
 use hidream_studio::weights::{WeightsError, requested_tensors};
 
-/// transformer/config.json of HiDream-I1-Full (shared/reference/hidream-i1.md §2.1).
+/// transformer/config.json of https://huggingface.co/HiDream-ai/HiDream-I1-Full.
 fn real_config() -> Config {
     let mut llama_layers: Vec<usize> = (0..32).collect();
     llama_layers.extend(std::iter::repeat_n(31, 16));

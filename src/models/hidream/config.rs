@@ -174,7 +174,8 @@ pub fn swiglu_hidden(hidden: usize) -> usize {
 pub(crate) mod tests {
     use super::*;
 
-    /// The configuration of the released HiDream-I1 checkpoints (shared/reference §2.1).
+    /// The configuration of the released HiDream-I1 checkpoints (transformer/config.json of
+    /// https://huggingface.co/HiDream-ai/HiDream-I1-Full).
     pub fn real() -> Config {
         let mut llama_layers: Vec<usize> = (0..32).collect();
         llama_layers.extend(std::iter::repeat_n(31, 16));

@@ -1,6 +1,7 @@
 //! A PEFT LoRA file such as `HiDream-E1-Full.safetensors`, merged into the transformer's weights
 //! as they are loaded: `W' = W + scale · B·A` for every adapted linear, plus the plain tensors
-//! the file replaces outright (shared/reference/hidream-e1.md §3).
+//! the file replaces outright (how https://github.com/HiDream-ai/HiDream-E1/blob/f6f0631e9b621fa113f74d3b2e2cf2bc5314ef10/inference.py#L28-L45
+//! loads it: PEFT adapters, then `load_state_dict(strict=False)` for the non-LoRA keys).
 //!
 //! Names follow PEFT's wrapped-module layout: `<module>.lora_A.default.weight` [r, in],
 //! `<module>.lora_B.default.weight` [out, r] (the `.default` adapter name may be absent), and

@@ -1,5 +1,6 @@
-//! HiDream-I1's sparse diffusion transformer (`HiDreamImageTransformer2DModel`), as
-//! shared/reference/hidream-i1.md §2–§3 describes it. One module per concept: config,
+//! HiDream-I1's sparse diffusion transformer (`HiDreamImageTransformer2DModel` in
+//! https://github.com/HiDream-ai/HiDream-I1/blob/9b42dd606fecf8f78b974adb7e4d10331c91371a/hi_diffusers/models/transformers/transformer_hidream_image.py
+//! and `moe.py` beside it). One module per concept: config,
 //! embeddings (timestep, pooled text, patches, RoPE), attention, mixture of experts, blocks, and
 //! the model that strings them together.
 

@@ -1,4 +1,6 @@
-//! HiDream-I1's four text encoders and their tokenizers (shared/reference/hidream-i1.md §4.1):
+//! HiDream-I1's four text encoders and their tokenizers (`_get_*_prompt_embeds` and
+//! `encode_prompt` in
+//! https://github.com/HiDream-ai/HiDream-I1/blob/9b42dd606fecf8f78b974adb7e4d10331c91371a/hi_diffusers/pipelines/hidream_image/pipeline_hidream_image.py):
 //! CLIP-L and CLIP-G give the pooled vector, T5-XXL and every layer of Llama-3.1-8B-Instruct
 //! give the token sequences.
 
