@@ -4,7 +4,7 @@
 use candle_core::{CpuStorage, CustomOp3, D, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::{LANES, lane_fold, multiversion};
+use super::{LANES, contiguous_f32, lane_fold, multiversion};
 
 /// `LayerNorm(x)·(1 + scale) + shift` over the last dim, LayerNorm without affine parameters
 /// and with a two-pass variance in f32 (as PyTorch computes it). `x`: [B, S, D]; `scale`,
@@ -56,14 +56,6 @@ fn row_shapes(l1: &Layout, l2: &Layout, l3: &Layout) -> Result<(usize, usize, us
     Ok((b, s, d))
 }
 
-/// The contiguous f32 data of an input, from its layout.
-fn data<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
-    match (storage, layout.contiguous_offsets()) {
-        (CpuStorage::F32(v), Some((start, end))) => Ok(&v[start..end]),
-        _ => candle_core::bail!("adaLN kernels expect contiguous f32 inputs"),
-    }
-}
-
 struct ModulatedLayerNorm {
     eps: f32,
 }
@@ -83,7 +75,11 @@ impl CustomOp3 for ModulatedLayerNorm {
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let (_, s, d) = row_shapes(l1, l2, l3)?;
-        let (x, scale, shift) = (data(s1, l1)?, data(s2, l2)?, data(s3, l3)?);
+        let (x, scale, shift) = (
+            contiguous_f32(self.name(), s1, l1)?,
+            contiguous_f32(self.name(), s2, l2)?,
+            contiguous_f32(self.name(), s3, l3)?,
+        );
         let mut out = vec![0f32; x.len()];
         let row = pick_norm_row();
         let eps = self.eps;
@@ -146,7 +142,11 @@ impl CustomOp3 for GatedResidual {
                 l2.shape()
             )
         }
-        let (x, f, gate) = (data(s1, l1)?, data(s2, l2)?, data(s3, l3)?);
+        let (x, f, gate) = (
+            contiguous_f32(self.name(), s1, l1)?,
+            contiguous_f32(self.name(), s2, l2)?,
+            contiguous_f32(self.name(), s3, l3)?,
+        );
         let mut out = vec![0f32; x.len()];
         let row = pick_gated_row();
         out.par_chunks_mut(d)
@@ -174,17 +174,6 @@ multiversion!(
 mod tests {
 
     use super::*;
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap()
-    }
 
     #[test]
     fn fused_steps_equal_the_composite_ones() {
@@ -215,21 +204,14 @@ mod tests {
         // 300 seeds the worst case was 3.6 such units; 8 leaves room without hiding a wrong
         // variance (the offset makes a one-pass variance wrong by orders of magnitude more).
         let ulp_of_offset = 30f32.next_up() - 30.0;
-        let gain = (&scale + 1.0)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let gain = crate::kernels::max_abs(&(&scale + 1.0).unwrap());
         let bound = 8.0 * ulp_of_offset * gain;
-        let error = max_diff(&fused, &composite);
+        let error = crate::kernels::max_abs_diff(&fused, &composite);
         assert!(error < bound, "max error {error:e}, bound {bound:e}");
 
         let f = crate::kernels::seeded_randn(4, 0.0, 1.0, (2, 5, 48));
         let fused = gated_residual(&x, &f, &scale).unwrap();
         let composite = (&x + f.broadcast_mul(&scale).unwrap()).unwrap();
-        assert!(max_diff(&fused, &composite) < 1e-5);
+        assert!(crate::kernels::max_abs_diff(&fused, &composite) < 1e-5);
     }
 }

@@ -8,6 +8,8 @@ use candle_core::{CpuStorage, CustomOp1, DType, Layout, Module, Result, Shape, T
 use candle_nn::Conv2d;
 use rayon::prelude::*;
 
+use super::contiguous_f32;
+
 /// Elements of one band's patch matrix: 4 Mi f32 = 16 MB.
 const BAND_ELEMENTS: usize = 1 << 22;
 
@@ -105,15 +107,10 @@ impl CustomOp1 for Im2Col {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let CpuStorage::F32(data) = storage else {
-            candle_core::bail!("im2col expects f32")
-        };
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("im2col expects a contiguous input")
-        };
+        let data = contiguous_f32(self.name(), storage, layout)?;
         let (_, _, c) = layout.shape().dims3()?;
         let (h, w) = (self.in_h, self.in_w);
-        let image = &data[start..end][self.batch * h * w * c..][..h * w * c];
+        let image = &data[self.batch * h * w * c..][..h * w * c];
         let k = c * self.kh * self.kw;
         let mut out = vec![0f32; self.rows * self.out_w * k];
         out.par_chunks_mut(self.out_w * k)
@@ -158,14 +155,8 @@ impl CustomOp1 for Transpose {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let CpuStorage::F32(data) = storage else {
-            candle_core::bail!("transpose expects f32")
-        };
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("transpose expects a contiguous input")
-        };
+        let src = contiguous_f32(self.name(), storage, layout)?;
         let (b, r, c) = layout.shape().dims3()?;
-        let src = &data[start..end];
         let mut out = vec![0f32; src.len()];
         // Per image, parallel over bands of TILE output rows (input columns).
         out.par_chunks_mut(r * c)
@@ -211,14 +202,7 @@ mod tests {
                 theirs.dims(),
                 "stride {stride} padding {padding}"
             );
-            let diff = (ours - theirs)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
+            let diff = crate::kernels::max_abs_diff(&ours, &theirs);
             assert!(diff < 1e-4, "stride {stride} padding {padding}: {diff}");
         }
     }

@@ -7,7 +7,7 @@ use candle_nn::GroupNorm;
 use rayon::prelude::*;
 
 use super::exp::exp_f32;
-use super::{lane_fold, multiversion};
+use super::{contiguous_f32, lane_fold, multiversion};
 
 /// GroupNorm of `x` [B, C, …] with per-channel `weight` and `bias` [C], then SiLU when `silu`
 /// is set. Statistics are computed in f32 with a two-pass variance.
@@ -63,25 +63,20 @@ impl CustomOp3 for FusedGroupNorm {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (x, weight, bias) = match (s1, s2, s3) {
-            (CpuStorage::F32(x), CpuStorage::F32(w), CpuStorage::F32(b)) => (x, w, b),
-            _ => candle_core::bail!("group-norm expects f32"),
-        };
-        let (Some((x0, x1)), Some((w0, _)), Some((b0, _))) = (
-            l1.contiguous_offsets(),
-            l2.contiguous_offsets(),
-            l3.contiguous_offsets(),
-        ) else {
-            candle_core::bail!("group-norm expects contiguous inputs")
-        };
-        let x = &x[x0..x1];
+        let x = contiguous_f32(self.name(), s1, l1)?;
+        let weight = contiguous_f32(self.name(), s2, l2)?;
+        let bias = contiguous_f32(self.name(), s3, l3)?;
         let dims = l1.dims();
         let channels = dims.get(1).copied().unwrap_or(1);
         if channels % self.groups != 0 {
             candle_core::bail!("group-norm: {channels} channels in {} groups", self.groups);
         }
+        if weight.len() != channels || bias.len() != channels {
+            candle_core::bail!(
+                "group-norm: weight and bias need one value per channel ({channels})"
+            );
+        }
         let plane: usize = dims.iter().skip(2).product();
-        let (weight, bias) = (&weight[w0..w0 + channels], &bias[b0..b0 + channels]);
         let group_len = channels / self.groups * plane;
         let mut out = vec![0f32; x.len()];
         let row = pick_group();
@@ -173,14 +168,8 @@ impl CustomOp1 for Upsample2x {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let CpuStorage::F32(data) = storage else {
-            candle_core::bail!("upsample expects f32")
-        };
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("upsample expects a contiguous input")
-        };
+        let src = contiguous_f32(self.name(), storage, layout)?;
         let (b, c, h, w) = layout.shape().dims4()?;
-        let src = &data[start..end];
         let mut out = vec![0f32; src.len() * 4];
         // Each source row becomes two identical rows of doubled pixels.
         out.par_chunks_mut(4 * w)
@@ -202,17 +191,6 @@ mod tests {
 
     use super::*;
 
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap()
-    }
-
     #[test]
     fn fused_group_norm_equals_candle() {
         let x = (crate::kernels::seeded_randn(1, 0.0, 2.0, (2, 8, 5, 3)) + 3.0).unwrap();
@@ -224,9 +202,17 @@ mod tests {
             .unwrap()
             .forward(&x)
             .unwrap();
-        assert!(max_diff(&group_norm(&x, &w, &b, 4, 1e-6, false).unwrap(), &plain) < 1e-5);
+        assert!(
+            crate::kernels::max_abs_diff(&group_norm(&x, &w, &b, 4, 1e-6, false).unwrap(), &plain)
+                < 1e-5
+        );
         let with_silu = candle_nn::ops::silu(&plain).unwrap();
-        assert!(max_diff(&group_norm(&x, &w, &b, 4, 1e-6, true).unwrap(), &with_silu) < 1e-5);
+        assert!(
+            crate::kernels::max_abs_diff(
+                &group_norm(&x, &w, &b, 4, 1e-6, true).unwrap(),
+                &with_silu
+            ) < 1e-5
+        );
     }
 
     #[test]
@@ -234,6 +220,9 @@ mod tests {
         let x = crate::kernels::seeded_randn(4, 0.0, 1.0, (2, 3, 4, 5));
         let ours = upsample_nearest_2x(&x).unwrap();
         assert_eq!(ours.dims(), &[2, 3, 8, 10]);
-        assert_eq!(max_diff(&ours, &x.upsample_nearest2d(8, 10).unwrap()), 0.0);
+        assert_eq!(
+            crate::kernels::max_abs_diff(&ours, &x.upsample_nearest2d(8, 10).unwrap()),
+            0.0
+        );
     }
 }

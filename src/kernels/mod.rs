@@ -23,6 +23,21 @@ pub use image_ops::{group_norm, upsample_nearest_2x};
 pub use silu_mul::silu_mul;
 pub use softmax::{softmax_last_dim_scaled, softmax_numerators};
 
+/// The contiguous f32 data of a custom op's input; `op` names the kernel in the error.
+fn contiguous_f32<'a>(
+    op: &str,
+    storage: &'a candle_core::CpuStorage,
+    layout: &candle_core::Layout,
+) -> candle_core::Result<&'a [f32]> {
+    match (storage, layout.contiguous_offsets()) {
+        (candle_core::CpuStorage::F32(v), Some((start, end))) => Ok(&v[start..end]),
+        (candle_core::CpuStorage::F32(_), None) => {
+            candle_core::bail!("{op} expects a contiguous input")
+        }
+        _ => candle_core::bail!("{op} expects f32"),
+    }
+}
+
 /// Accumulators folded side by side, so reductions vectorise.
 const LANES: usize = 8;
 
@@ -73,6 +88,23 @@ macro_rules! multiversion {
     };
 }
 pub(crate) use multiversion;
+
+/// The largest absolute value of a tensor, for the kernels' tests.
+#[cfg(test)]
+fn max_abs(t: &candle_core::Tensor) -> f32 {
+    t.abs()
+        .and_then(|a| a.flatten_all())
+        .and_then(|a| a.max(0))
+        .and_then(|a| a.to_dtype(candle_core::DType::F32))
+        .and_then(|a| a.to_scalar::<f32>())
+        .expect("a non-empty tensor")
+}
+
+/// The largest absolute difference between two tensors of one shape, for the kernels' tests.
+#[cfg(test)]
+fn max_abs_diff(a: &candle_core::Tensor, b: &candle_core::Tensor) -> f32 {
+    max_abs(&(a - b).expect("tensors of one shape"))
+}
 
 /// Seeded random inputs for the kernels' tests, so a failure reproduces.
 #[cfg(test)]

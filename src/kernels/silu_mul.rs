@@ -2,7 +2,7 @@ use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::exp::exp_f32;
-use super::multiversion;
+use super::{contiguous_f32, multiversion};
 
 /// `SiLU(a) ⊙ b`, the gating of a SwiGLU, in one pass on the CPU in f32.
 pub fn silu_mul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
@@ -33,14 +33,10 @@ impl CustomOp2 for SiluMul {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (CpuStorage::F32(a), CpuStorage::F32(b)) = (s1, s2) else {
-            candle_core::bail!("silu-mul expects f32")
-        };
-        let (Some((a0, a1)), Some((b0, b1))) = (l1.contiguous_offsets(), l2.contiguous_offsets())
-        else {
-            candle_core::bail!("silu-mul expects contiguous inputs")
-        };
-        let (a, b) = (&a[a0..a1], &b[b0..b1]);
+        let (a, b) = (
+            contiguous_f32(self.name(), s1, l1)?,
+            contiguous_f32(self.name(), s2, l2)?,
+        );
         let mut out = vec![0f32; a.len()];
         let kernel = pick_kernel();
         out.par_chunks_mut(CHUNK)
@@ -74,28 +70,14 @@ mod tests {
         let b = crate::kernels::seeded_randn(2, 0.0, 1.0, (7, 33));
         let ours = silu_mul(&a, &b).unwrap();
         let theirs = (candle_nn::ops::silu(&a).unwrap() * &b).unwrap();
-        let diff = (ours - theirs)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let diff = crate::kernels::max_abs_diff(&ours, &theirs);
         assert!(diff < 1e-5, "{diff}");
         // Strided views are made contiguous first.
         let at = a.t().unwrap();
         let bt = b.t().unwrap();
         let ours = silu_mul(&at, &bt).unwrap();
         let theirs = (candle_nn::ops::silu(&at).unwrap() * &bt).unwrap();
-        let diff = (ours - theirs)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let diff = crate::kernels::max_abs_diff(&ours, &theirs);
         assert!(diff < 1e-5, "{diff}");
     }
 }

@@ -2,7 +2,7 @@ use candle_core::{CpuStorage, CustomOp1, D, DType, Layout, Result, Shape, Tensor
 use rayon::prelude::*;
 
 use super::exp::exp_f32;
-use super::{lane_fold, multiversion};
+use super::{contiguous_f32, lane_fold, multiversion};
 
 /// `softmax(scale · x)` over the last dim (scale > 0). Rows are independent; on the CPU in f32
 /// this is one fused pass per row instead of candle's scale, max, exp, sum and divide.
@@ -49,13 +49,7 @@ impl CustomOp1 for Numerators {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let CpuStorage::F32(data) = storage else {
-            candle_core::bail!("softmax-numerators expects f32")
-        };
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("softmax-numerators expects a contiguous input")
-        };
-        let src = &data[start..end];
+        let src = contiguous_f32(self.name(), storage, layout)?;
         let mut dims = layout.dims().to_vec();
         let Some(cols) = dims.last_mut() else {
             candle_core::bail!("softmax-numerators needs at least one dim")
@@ -94,13 +88,7 @@ impl CustomOp1 for ScaledSoftmax {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let CpuStorage::F32(data) = storage else {
-            candle_core::bail!("scaled-softmax expects f32")
-        };
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("scaled-softmax expects a contiguous input")
-        };
-        let src = &data[start..end];
+        let src = contiguous_f32(self.name(), storage, layout)?;
         let cols = layout.dims().last().copied().unwrap_or(1).max(1);
         let mut dst = vec![0f32; src.len()];
         let row = pick_row();
@@ -148,26 +136,12 @@ mod tests {
         let x = crate::kernels::seeded_randn(1, 0.0, 3.0, (3, 5, 37));
         let ours = softmax_last_dim_scaled(&x, 0.125).unwrap();
         let theirs = candle_nn::ops::softmax_last_dim(&(&x * 0.125).unwrap()).unwrap();
-        let diff = (ours - &theirs)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let diff = crate::kernels::max_abs_diff(&ours, &theirs);
         assert!(diff < 1e-6, "{diff}");
 
         let (numerators, sums) = softmax_numerators(&x, 0.125).unwrap();
         let ours = numerators.broadcast_div(&sums).unwrap();
-        let diff = (ours - &theirs)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let diff = crate::kernels::max_abs_diff(&ours, &theirs);
         assert!(diff < 1e-6, "{diff}");
     }
 }
