@@ -48,15 +48,9 @@ pub fn load_checked_ignoring<T>(
     ignored: &[&str],
     build: impl Fn(VarBuilder<'_>) -> candle_core::Result<T>,
 ) -> Result<T, LoadError> {
-    let build_error = |source| LoadError::Build {
-        what,
-        dir: dir.to_path_buf(),
-        source: Box::new(source),
-    };
-    let store = TensorStore::open_dir(dir)?;
-    let requested = requested_tensors(&build).map_err(build_error)?;
-    check_tensors(&store, &requested, ignored)?;
-    build(store.into_var_builder(dtype, device)).map_err(build_error)
+    load_checked_with(dir, what, ignored, build, |store| {
+        Ok(store.into_var_builder(dtype, device))
+    })
 }
 
 /// As [`load_checked`], with the weights read through `backend` (a LoRA merge, say), which is
@@ -67,6 +61,16 @@ pub fn load_checked_through<T>(
     backend: impl FnOnce(TensorStore) -> Result<VarBuilder<'static>, LoadError>,
     build: impl Fn(VarBuilder<'_>) -> candle_core::Result<T>,
 ) -> Result<T, LoadError> {
+    load_checked_with(dir, what, &[], build, backend)
+}
+
+fn load_checked_with<T>(
+    dir: &Path,
+    what: &'static str,
+    ignored: &[&str],
+    build: impl Fn(VarBuilder<'_>) -> candle_core::Result<T>,
+    backend: impl FnOnce(TensorStore) -> Result<VarBuilder<'static>, LoadError>,
+) -> Result<T, LoadError> {
     let build_error = |source| LoadError::Build {
         what,
         dir: dir.to_path_buf(),
@@ -74,6 +78,6 @@ pub fn load_checked_through<T>(
     };
     let store = TensorStore::open_dir(dir)?;
     let requested = requested_tensors(&build).map_err(build_error)?;
-    check_tensors(&store, &requested, &[])?;
+    check_tensors(&store, &requested, ignored)?;
     build(backend(store)?).map_err(build_error)
 }
