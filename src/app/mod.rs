@@ -9,6 +9,7 @@ mod canvas;
 mod config;
 mod dialogs;
 mod edit_panel;
+mod editor;
 mod export;
 mod first_run;
 mod generate_panel;
@@ -25,7 +26,8 @@ use image::RgbImage;
 pub use brush::{Brush, BrushMask};
 pub use config::{ModelFolders, ModelSlot, StudioConfig, StudioPaths};
 pub use dialogs::{Dialogs, NativeDialogs, ScriptedDialogs};
-pub use edit_panel::{EditPanel, EditVariant};
+pub use edit_panel::EditPanel;
+pub use editor::Editor;
 pub use export::{ExportFormat, export_entry};
 pub use generate_panel::{GeneratePanel, SeedMode, SizeChoice, preset_summary};
 pub use jobs::{JobPhase, PendingJob};
@@ -382,10 +384,7 @@ impl StudioApp {
             return self
                 .error("Pick the image to edit first: select it in the history or open a file.");
         };
-        let slot = match self.edit.variant {
-            EditVariant::E1_1 => ModelSlot::E1_1,
-            EditVariant::E1Full => ModelSlot::E1Full,
-        };
+        let slot = ModelSlot::Editor(self.edit.editor);
         let Some(model) = self.model_for(slot) else {
             return self.error(format!(
                 "No folder is set for {}: open Models and choose it.",

@@ -40,7 +40,7 @@ impl ModelsView {
         let Some(folder) = config.models.get(slot) else {
             return SlotStatus::NotSet;
         };
-        let base = matches!(slot, ModelSlot::E1Full | ModelSlot::E1_1)
+        let base = matches!(slot, ModelSlot::Editor(_))
             .then(|| config.models.i1_full.clone())
             .flatten();
         self.checked
@@ -185,7 +185,7 @@ fn check(slot: ModelSlot, folder: &Path, base: Option<&Path>) -> SlotStatus {
         ModelSlot::I1Full | ModelSlot::I1Dev | ModelSlot::I1Fast => {
             Snapshot::open(folder).err().map(|e| e.to_string())
         }
-        ModelSlot::E1Full | ModelSlot::E1_1 => recognise(folder, base, None).err().map(|e| {
+        ModelSlot::Editor(_) => recognise(folder, base, None).err().map(|e| {
             format!("{e} (E1 models take their text encoders and VAE from HiDream-I1-Full)")
         }),
         ModelSlot::Llama => ["config.json", "tokenizer.json"]

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT as _, Queryable as _};
 use hidream_studio::app::{
-    Mode, ModelFolders, ModelSlot, ScriptedDialogs, SeedMode, StudioApp, StudioConfig,
+    Editor, Mode, ModelFolders, ModelSlot, ScriptedDialogs, SeedMode, StudioApp, StudioConfig,
     StudioOptions, StudioPaths,
 };
 use hidream_studio::pipelines::Preset;
@@ -35,9 +35,10 @@ fn dirs_with_models() -> Dirs {
         ModelSlot::I1Full,
         Some(fixtures().join("full-square/model")),
     );
-    config
-        .models
-        .set(ModelSlot::E1_1, Some(fixtures().join("edit-e11/model")));
+    config.models.set(
+        ModelSlot::Editor(Editor::E1_1),
+        Some(fixtures().join("edit-e11/model")),
+    );
     config
         .models
         .set(ModelSlot::Llama, Some(fixtures().join("llama-3.1-tiny")));
