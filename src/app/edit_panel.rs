@@ -2,17 +2,10 @@
 
 use egui::{RichText, Slider, TextEdit, Ui};
 
+use super::actions::Action;
 use super::brush::{Brush, BrushMask};
 use super::editor::Editor;
 use crate::pipelines::edit::EditRecord;
-
-/// What the user asked for in the panel this frame.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EditAction {
-    None,
-    Edit,
-    OpenImage,
-}
 
 pub struct EditPanel {
     pub instruction: String,
@@ -58,8 +51,8 @@ impl EditPanel {
         source: Option<&str>,
         mask: Option<&mut BrushMask>,
         can_edit: bool,
-    ) -> EditAction {
-        let mut action = EditAction::None;
+    ) -> Option<Action> {
+        let mut action = None;
         ui.horizontal(|ui| {
             ui.label("Image");
             match source {
@@ -68,7 +61,7 @@ impl EditPanel {
             };
         });
         if ui.button("Open image…").clicked() {
-            action = EditAction::OpenImage;
+            action = Some(Action::OpenImage);
         }
         ui.add_space(6.0);
 
@@ -134,7 +127,7 @@ impl EditPanel {
             )
             .on_hover_text("Ctrl+Enter");
         if edit.clicked() {
-            action = EditAction::Edit;
+            action = Some(Action::Edit);
         }
         action
     }
