@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::editor::Editor;
 use crate::pipelines::{ComputeDType, DeviceChoice, Preset};
 use crate::store::write_atomically;
 use crate::weights::HubCache;
@@ -52,8 +53,7 @@ pub enum ModelSlot {
     I1Full,
     I1Dev,
     I1Fast,
-    E1Full,
-    E1_1,
+    Editor(Editor),
     Llama,
 }
 
@@ -62,8 +62,8 @@ impl ModelSlot {
         Self::I1Full,
         Self::I1Dev,
         Self::I1Fast,
-        Self::E1Full,
-        Self::E1_1,
+        Self::Editor(Editor::E1Full),
+        Self::Editor(Editor::E1_1),
         Self::Llama,
     ];
 
@@ -72,8 +72,7 @@ impl ModelSlot {
             Self::I1Full => "HiDream-I1-Full",
             Self::I1Dev => "HiDream-I1-Dev",
             Self::I1Fast => "HiDream-I1-Fast",
-            Self::E1Full => "HiDream-E1-Full",
-            Self::E1_1 => "HiDream-E1.1",
+            Self::Editor(editor) => editor.label(),
             Self::Llama => "Llama-3.1-8B-Instruct",
         }
     }
@@ -84,8 +83,7 @@ impl ModelSlot {
             Self::I1Full => "HiDream-ai/HiDream-I1-Full",
             Self::I1Dev => "HiDream-ai/HiDream-I1-Dev",
             Self::I1Fast => "HiDream-ai/HiDream-I1-Fast",
-            Self::E1Full => "HiDream-ai/HiDream-E1-Full",
-            Self::E1_1 => "HiDream-ai/HiDream-E1-1",
+            Self::Editor(editor) => editor.repo_id(),
             Self::Llama => "meta-llama/Llama-3.1-8B-Instruct",
         }
     }
@@ -105,8 +103,8 @@ impl ModelFolders {
             ModelSlot::I1Full => self.i1_full.as_deref(),
             ModelSlot::I1Dev => self.i1_dev.as_deref(),
             ModelSlot::I1Fast => self.i1_fast.as_deref(),
-            ModelSlot::E1Full => self.e1_full.as_deref(),
-            ModelSlot::E1_1 => self.e1_1.as_deref(),
+            ModelSlot::Editor(Editor::E1Full) => self.e1_full.as_deref(),
+            ModelSlot::Editor(Editor::E1_1) => self.e1_1.as_deref(),
             ModelSlot::Llama => self.llama.as_deref(),
         }
     }
@@ -116,8 +114,8 @@ impl ModelFolders {
             ModelSlot::I1Full => &mut self.i1_full,
             ModelSlot::I1Dev => &mut self.i1_dev,
             ModelSlot::I1Fast => &mut self.i1_fast,
-            ModelSlot::E1Full => &mut self.e1_full,
-            ModelSlot::E1_1 => &mut self.e1_1,
+            ModelSlot::Editor(Editor::E1Full) => &mut self.e1_full,
+            ModelSlot::Editor(Editor::E1_1) => &mut self.e1_1,
             ModelSlot::Llama => &mut self.llama,
         };
         *field = folder;
@@ -280,5 +278,19 @@ mod tests {
         config.base_resolution = 64;
         config.save(&paths).unwrap();
         assert_eq!(StudioConfig::load(&paths), (config, None));
+    }
+
+    #[test]
+    fn editor_slots_keep_their_config_keys() {
+        let mut folders = ModelFolders::default();
+        folders.set(ModelSlot::Editor(Editor::E1_1), Some("/m/e11".into()));
+        folders.set(ModelSlot::Editor(Editor::E1Full), Some("/m/e1full".into()));
+        assert_eq!(folders.e1_1.as_deref(), Some(Path::new("/m/e11")));
+        assert_eq!(folders.e1_full.as_deref(), Some(Path::new("/m/e1full")));
+        assert_eq!(
+            ModelSlot::Editor(Editor::E1_1).label(),
+            "HiDream-E1.1",
+            "the models view names the slot as before"
+        );
     }
 }

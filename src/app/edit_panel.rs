@@ -2,44 +2,14 @@
 
 use egui::{RichText, Slider, TextEdit, Ui};
 
+use super::actions::Action;
 use super::brush::{Brush, BrushMask};
-use crate::pipelines::edit::{EditForm, EditRecord};
-
-/// Which editing model runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EditVariant {
-    E1Full,
-    E1_1,
-}
-
-impl EditVariant {
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::E1Full => "E1-Full",
-            Self::E1_1 => "E1.1",
-        }
-    }
-
-    /// The official scripts' (instruction, image) guidance.
-    pub fn default_guidance(self) -> (f64, f64) {
-        match self {
-            Self::E1Full => (5.0, 4.0),
-            Self::E1_1 => (3.0, 1.5),
-        }
-    }
-}
-
-/// What the user asked for in the panel this frame.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EditAction {
-    None,
-    Edit,
-    OpenImage,
-}
+use super::editor::Editor;
+use crate::pipelines::edit::EditRecord;
 
 pub struct EditPanel {
     pub instruction: String,
-    pub variant: EditVariant,
+    pub editor: Editor,
     /// "Instruction following".
     pub guidance: f64,
     /// "Image preservation".
@@ -49,11 +19,11 @@ pub struct EditPanel {
 
 impl Default for EditPanel {
     fn default() -> Self {
-        let variant = EditVariant::E1_1;
-        let (guidance, image_guidance) = variant.default_guidance();
+        let editor = Editor::E1_1;
+        let (guidance, image_guidance) = editor.default_guidance();
         Self {
             instruction: String::new(),
-            variant,
+            editor,
             guidance,
             image_guidance,
             brush: Brush::default(),
@@ -62,17 +32,14 @@ impl Default for EditPanel {
 }
 
 impl EditPanel {
-    pub fn set_variant(&mut self, variant: EditVariant) {
-        self.variant = variant;
-        (self.guidance, self.image_guidance) = variant.default_guidance();
+    pub fn set_editor(&mut self, editor: Editor) {
+        self.editor = editor;
+        (self.guidance, self.image_guidance) = editor.default_guidance();
     }
 
     pub fn apply_record(&mut self, record: &EditRecord) {
         self.instruction = record.settings.instruction.clone();
-        self.variant = match record.resolved.form {
-            EditForm::E1_1 => EditVariant::E1_1,
-            _ => EditVariant::E1Full,
-        };
+        self.editor = record.resolved.form.into();
         self.guidance = record.resolved.guidance;
         self.image_guidance = record.resolved.image_guidance;
     }
@@ -84,8 +51,8 @@ impl EditPanel {
         source: Option<&str>,
         mask: Option<&mut BrushMask>,
         can_edit: bool,
-    ) -> EditAction {
-        let mut action = EditAction::None;
+    ) -> Option<Action> {
+        let mut action = None;
         ui.horizontal(|ui| {
             ui.label("Image");
             match source {
@@ -94,7 +61,7 @@ impl EditPanel {
             };
         });
         if ui.button("Open image…").clicked() {
-            action = EditAction::OpenImage;
+            action = Some(Action::OpenImage);
         }
         ui.add_space(6.0);
 
@@ -109,13 +76,13 @@ impl EditPanel {
 
         ui.horizontal(|ui| {
             ui.label("Model");
-            for variant in [EditVariant::E1_1, EditVariant::E1Full] {
+            for editor in [Editor::E1_1, Editor::E1Full] {
                 if ui
-                    .selectable_label(self.variant == variant, variant.name())
+                    .selectable_label(self.editor == editor, editor.name())
                     .clicked()
-                    && self.variant != variant
+                    && self.editor != editor
                 {
-                    self.set_variant(variant);
+                    self.set_editor(editor);
                 }
             }
         });
@@ -160,7 +127,7 @@ impl EditPanel {
             )
             .on_hover_text("Ctrl+Enter");
         if edit.clicked() {
-            action = EditAction::Edit;
+            action = Some(Action::Edit);
         }
         action
     }

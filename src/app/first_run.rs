@@ -1,13 +1,7 @@
 use egui::{RichText, Ui};
 
+use super::actions::Action;
 use crate::weights::{CachedModel, HubCache};
-
-/// What the user chose on the first-run screen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FirstRunAction {
-    UseCache,
-    ChooseFolders,
-}
 
 /// What the window shows before any model is configured: which HiDream snapshots are already
 /// in the Hugging Face cache and how to get the rest.
@@ -32,7 +26,7 @@ impl FirstRunView {
         }
     }
 
-    pub fn ui(&mut self, ui: &mut Ui) -> Option<FirstRunAction> {
+    pub fn ui(&mut self, ui: &mut Ui) -> Option<Action> {
         let mut action = None;
         ui.heading("Welcome to HiDream Studio");
         ui.add_space(8.0);
@@ -55,7 +49,7 @@ impl FirstRunView {
                     ));
                 }
                 if !self.found.is_empty() && ui.button("Use the models from the cache").clicked() {
-                    action = Some(FirstRunAction::UseCache);
+                    action = Some(Action::StartFromCache);
                 }
             }
             None => {
@@ -72,7 +66,7 @@ impl FirstRunView {
         );
         ui.add_space(8.0);
         if ui.button("Choose model folders…").clicked() {
-            action = Some(FirstRunAction::ChooseFolders);
+            action = Some(Action::ShowModels);
         }
         action
     }

@@ -2,6 +2,7 @@
 
 use egui::{DragValue, RichText, TextEdit, Ui};
 
+use super::actions::Action;
 use crate::pipelines::{GenerationRecord, OFFICIAL_RESOLUTIONS, Preset, effective_size};
 use crate::rng::fresh_seed;
 use crate::schedulers::SchedulerKind;
@@ -130,8 +131,8 @@ impl GeneratePanel {
         self.seed_mode = SeedMode::Fixed;
     }
 
-    /// Draws the controls; returns true when Generate was clicked.
-    pub fn ui(&mut self, ui: &mut Ui, base_resolution: u32, can_generate: bool) -> bool {
+    /// Draws the controls; asks to generate when Generate is clicked.
+    pub fn ui(&mut self, ui: &mut Ui, base_resolution: u32, can_generate: bool) -> Option<Action> {
         let label = ui.label("Prompt");
         ui.add(
             TextEdit::multiline(&mut self.prompt)
@@ -188,7 +189,7 @@ impl GeneratePanel {
                     .min_size(egui::vec2(ui.available_width(), 28.0)),
             )
             .on_hover_text("Ctrl+Enter");
-        generate.clicked()
+        generate.clicked().then_some(Action::Generate)
     }
 
     fn size_ui(&mut self, ui: &mut Ui, base_resolution: u32) {

@@ -4,20 +4,11 @@ use std::collections::HashMap;
 
 use egui::{ColorImage, TextureHandle, TextureOptions, Ui};
 
+use super::actions::Action;
 use crate::store::{EntryKind, HistoryEntry};
 
 /// Thumbnails are drawn at most this many points wide.
 const THUMB_POINTS: f32 = 72.0;
-
-/// What the user did in the panel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HistoryAction {
-    Select(i64),
-    ReuseSettings(i64),
-    EditThis(i64),
-    Export(i64),
-    Delete(i64),
-}
 
 #[derive(Default)]
 pub struct HistoryPanel {
@@ -35,7 +26,7 @@ impl HistoryPanel {
         ui: &mut Ui,
         entries: &[HistoryEntry],
         selected: Option<i64>,
-    ) -> Option<HistoryAction> {
+    ) -> Option<Action> {
         ui.heading("History");
         if entries.is_empty() {
             ui.weak("Results appear here.");
@@ -55,12 +46,7 @@ impl HistoryPanel {
         action
     }
 
-    fn entry_ui(
-        &mut self,
-        ui: &mut Ui,
-        entry: &HistoryEntry,
-        selected: bool,
-    ) -> Option<HistoryAction> {
+    fn entry_ui(&mut self, ui: &mut Ui, entry: &HistoryEntry, selected: bool) -> Option<Action> {
         let mut action = None;
         let texture = self
             .thumbnails
@@ -92,7 +78,7 @@ impl HistoryPanel {
                 );
             }
             if response.clicked() {
-                action = Some(HistoryAction::Select(entry.id));
+                action = Some(Action::Select(entry.id));
             }
             ui.vertical(|ui| {
                 let kind = match entry.kind {
@@ -105,21 +91,21 @@ impl HistoryPanel {
                     .on_hover_text(&entry.prompt)
                     .clicked()
                 {
-                    action = Some(HistoryAction::Select(entry.id));
+                    action = Some(Action::Select(entry.id));
                 }
                 ui.weak(format!("seed {}", entry.seed()));
                 ui.horizontal_wrapped(|ui| {
                     if ui.small_button("Reuse settings").clicked() {
-                        action = Some(HistoryAction::ReuseSettings(entry.id));
+                        action = Some(Action::ReuseSettings(entry.id));
                     }
                     if ui.small_button("Edit this").clicked() {
-                        action = Some(HistoryAction::EditThis(entry.id));
+                        action = Some(Action::EditThis(entry.id));
                     }
                     if ui.small_button("Export…").clicked() {
-                        action = Some(HistoryAction::Export(entry.id));
+                        action = Some(Action::Export(entry.id));
                     }
                     if ui.small_button("Delete").clicked() {
-                        action = Some(HistoryAction::Delete(entry.id));
+                        action = Some(Action::Delete(entry.id));
                     }
                 });
             });

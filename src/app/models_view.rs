@@ -6,20 +6,11 @@ use std::path::{Path, PathBuf};
 
 use egui::{Color32, DragValue, RichText, Ui};
 
+use super::actions::Action;
 use super::config::{ModelFolders, ModelSlot, StudioConfig};
 use crate::pipelines::edit::recognise;
 use crate::pipelines::{ComputeDType, DeviceChoice};
 use crate::weights::Snapshot;
-
-/// What the user asked for in the view.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ModelsAction {
-    Choose(ModelSlot),
-    Clear(ModelSlot),
-    FindInCache,
-    /// Device, dtype or base resolution changed.
-    Changed,
-}
 
 /// Whether a slot's folder can be used.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,7 +31,7 @@ impl ModelsView {
         let Some(folder) = config.models.get(slot) else {
             return SlotStatus::NotSet;
         };
-        let base = matches!(slot, ModelSlot::E1Full | ModelSlot::E1_1)
+        let base = matches!(slot, ModelSlot::Editor(_))
             .then(|| config.models.i1_full.clone())
             .flatten();
         self.checked
@@ -60,7 +51,7 @@ impl ModelsView {
         config: &mut StudioConfig,
         bundled: &ModelFolders,
         has_cache: bool,
-    ) -> Option<ModelsAction> {
+    ) -> Option<Action> {
         let mut action = None;
         ui.label(
             "Choose the folder of each model you have downloaded. Every HiDream model also \
@@ -73,10 +64,10 @@ impl ModelsView {
                 ui.horizontal(|ui| {
                     ui.label(RichText::new(slot.label()).strong());
                     if ui.button("Choose…").clicked() {
-                        action = Some(ModelsAction::Choose(slot));
+                        action = Some(Action::ChooseModel(slot));
                     }
                     if config.models.get(slot).is_some() && ui.button("Clear").clicked() {
-                        action = Some(ModelsAction::Clear(slot));
+                        action = Some(Action::ClearModel(slot));
                     }
                 });
                 match config.models.get(slot) {
@@ -109,7 +100,7 @@ impl ModelsView {
                 .on_hover_text("Fills every empty slot whose model is in the local cache")
                 .clicked()
         {
-            action = Some(ModelsAction::FindInCache);
+            action = Some(Action::FindInCache);
         }
         ui.add_space(10.0);
         ui.horizontal(|ui| {
@@ -141,7 +132,7 @@ impl ModelsView {
                     .changed();
             }
             if changed {
-                action = Some(ModelsAction::Changed);
+                action = Some(Action::ModelSettingsChanged);
             }
         });
         ui.horizontal(|ui| {
@@ -156,7 +147,7 @@ impl ModelsView {
                 .on_hover_text("The models' native size: 1024 for the released HiDream models")
                 .changed()
             {
-                action = Some(ModelsAction::Changed);
+                action = Some(Action::ModelSettingsChanged);
             }
         });
         action
@@ -185,7 +176,7 @@ fn check(slot: ModelSlot, folder: &Path, base: Option<&Path>) -> SlotStatus {
         ModelSlot::I1Full | ModelSlot::I1Dev | ModelSlot::I1Fast => {
             Snapshot::open(folder).err().map(|e| e.to_string())
         }
-        ModelSlot::E1Full | ModelSlot::E1_1 => recognise(folder, base, None).err().map(|e| {
+        ModelSlot::Editor(_) => recognise(folder, base, None).err().map(|e| {
             format!("{e} (E1 models take their text encoders and VAE from HiDream-I1-Full)")
         }),
         ModelSlot::Llama => ["config.json", "tokenizer.json"]

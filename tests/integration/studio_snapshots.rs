@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable as _;
 use hidream_studio::app::{
-    ModelFolders, ModelSlot, ScriptedDialogs, SeedMode, StudioApp, StudioConfig, StudioOptions,
-    StudioPaths,
+    Editor, ModelFolders, ModelSlot, ScriptedDialogs, SeedMode, StudioApp, StudioConfig,
+    StudioOptions, StudioPaths,
 };
 
 fn fixtures() -> PathBuf {
@@ -51,9 +51,10 @@ fn with_fixture_models(paths: &StudioPaths) {
         ModelSlot::I1Full,
         Some(fixtures().join("full-square/model")),
     );
-    config
-        .models
-        .set(ModelSlot::E1_1, Some(fixtures().join("edit-e11/model")));
+    config.models.set(
+        ModelSlot::Editor(Editor::E1_1),
+        Some(fixtures().join("edit-e11/model")),
+    );
     config
         .models
         .set(ModelSlot::Llama, Some(fixtures().join("llama-3.1-tiny")));

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT as _, Queryable as _};
 use hidream_studio::app::{
-    Mode, ModelFolders, ModelSlot, ScriptedDialogs, SeedMode, StudioApp, StudioConfig,
+    Editor, Mode, ModelFolders, ModelSlot, ScriptedDialogs, SeedMode, StudioApp, StudioConfig,
     StudioOptions, StudioPaths,
 };
 use hidream_studio::pipelines::Preset;
@@ -35,9 +35,10 @@ fn dirs_with_models() -> Dirs {
         ModelSlot::I1Full,
         Some(fixtures().join("full-square/model")),
     );
-    config
-        .models
-        .set(ModelSlot::E1_1, Some(fixtures().join("edit-e11/model")));
+    config.models.set(
+        ModelSlot::Editor(Editor::E1_1),
+        Some(fixtures().join("edit-e11/model")),
+    );
     config
         .models
         .set(ModelSlot::Llama, Some(fixtures().join("llama-3.1-tiny")));
@@ -473,4 +474,59 @@ fn a_failing_job_is_reported_and_the_window_keeps_working() {
     harness.run_ok();
     generate_one(&mut harness, 9);
     assert_eq!(harness.state().history_entries().len(), 1);
+}
+
+#[test]
+fn ctrl_enter_on_the_models_view_is_not_submitted_later() {
+    let dirs = dirs_with_models();
+    let mut harness = harness(&dirs.paths, ScriptedDialogs::default());
+    harness.state_mut().generate_panel_mut().steps = 2;
+    type_prompt(&mut harness, "Prompt", "a green star");
+    harness.get_by_label("Models").click();
+    harness.run_ok();
+    harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Enter);
+    harness.run_ok();
+    harness.get_by_label("Done").click();
+    harness.run_ok();
+    assert!(
+        harness.state().pending_jobs().is_empty(),
+        "a shortcut pressed where nothing can be submitted must not submit on return"
+    );
+
+    // Back among the controls, the same shortcut submits.
+    harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Enter);
+    harness.run_ok();
+    assert_eq!(harness.state().pending_jobs().len(), 1);
+    harness.state_mut().clear_messages();
+    harness.key_press(egui::Key::Escape);
+    run_until(&mut harness, Duration::from_secs(60), "the cancel", |app| {
+        app.pending_jobs().is_empty()
+    });
+}
+
+#[test]
+fn a_drop_is_handled_once_when_the_window_is_hidden_afterwards() {
+    let dirs = dirs_with_models();
+    let mut harness = harness(&dirs.paths, ScriptedDialogs::default());
+    harness.run_ok();
+    let notes = dirs.paths.data_dir.join("notes.txt");
+    std::fs::write(&notes, "not an image").unwrap();
+    harness
+        .input_mut()
+        .dropped_files
+        .push(Arc::new(DroppedPath(notes)));
+    harness.step();
+    assert_eq!(harness.state().messages().len(), 1, "the drop is reported");
+    // While the window is hidden eframe calls `logic` alone, on the last shown frame's input.
+    let ctx = harness.ctx.clone();
+    let mut frame = eframe::Frame::_new_kittest();
+    for _ in 0..2 {
+        eframe::App::logic(harness.state_mut(), &ctx, &mut frame);
+    }
+    assert_eq!(
+        harness.state().messages().len(),
+        1,
+        "the drop was handled again: {:?}",
+        harness.state().messages()
+    );
 }

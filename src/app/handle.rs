@@ -1,0 +1,188 @@
+//! What each [`Action`] does: the one place where the panels' requests change the window,
+//! the history, the configuration or the engine.
+
+use std::path::PathBuf;
+
+use super::actions::Action;
+use super::brush::BrushMask;
+use super::config::ModelSlot;
+use super::export::{self, export_entry};
+use super::generate_panel::SeedMode;
+use super::{EditSource, EditView, Mode, StudioApp};
+use crate::pipelines::edit::read_rgb;
+use crate::store::{HistoryEntry, StoredRecord};
+
+impl StudioApp {
+    /// Carries out what a panel asked for this frame.
+    pub(super) fn handle(&mut self, ctx: &egui::Context, action: Action) {
+        match action {
+            Action::Generate => self.submit_generate(),
+            Action::Edit => self.submit_edit(),
+            Action::OpenImage => {
+                if let Some(path) = self.dialogs.pick_image() {
+                    self.set_edit_source(path, None);
+                }
+            }
+            Action::Cancel(id) => {
+                self.engine.cancel(id);
+            }
+            Action::CancelAll => {
+                self.engine.cancel_all();
+            }
+            Action::Dismiss(index) => {
+                if index < self.messages.len() {
+                    self.messages.remove(index);
+                }
+            }
+            Action::Select(id) => self.select(ctx, id),
+            Action::ReuseSettings(id) => {
+                if let Some(record) = self.entry(id).map(|e| e.record.clone()) {
+                    self.apply_record(&record);
+                }
+            }
+            Action::EditThis(id) => {
+                if let Some(path) = self.entry(id).map(|e| e.image_path.clone()) {
+                    self.set_edit_source(path, Some(id));
+                }
+            }
+            Action::Export(id) => self.export(id),
+            Action::Delete(id) => self.delete(id),
+            Action::ChooseModel(slot) => {
+                if let Some(folder) = self
+                    .dialogs
+                    .pick_folder(&format!("Choose the {} folder", slot.label()))
+                {
+                    self.config.models.set(slot, Some(folder));
+                    self.save_config();
+                }
+            }
+            Action::ClearModel(slot) => {
+                self.config.models.set(slot, None);
+                self.save_config();
+            }
+            Action::FindInCache => self.fill_from_cache(),
+            Action::ModelSettingsChanged => self.save_config(),
+            Action::ShowModels => self.show_models = true,
+            Action::StartFromCache => {
+                self.fill_from_cache();
+                self.show_models = true;
+            }
+        }
+    }
+
+    fn entry(&self, id: i64) -> Option<&HistoryEntry> {
+        self.entries.iter().find(|e| e.id == id)
+    }
+
+    pub(super) fn select(&mut self, ctx: &egui::Context, id: i64) {
+        let Some(path) = self.entry(id).map(|e| e.image_path.clone()) else {
+            return;
+        };
+        match read_rgb(&path) {
+            Ok(image) => {
+                self.selected = Some(id);
+                self.canvas.show(ctx, &format!("entry:{id}"), &image);
+                if self.mode == Mode::Edit {
+                    self.edit_view = EditView::Selected;
+                }
+            }
+            Err(e) => self.error(format!("Cannot show this result: {e}")),
+        }
+    }
+
+    pub(super) fn set_edit_source(&mut self, path: PathBuf, entry: Option<i64>) {
+        match read_rgb(&path) {
+            Ok(image) => {
+                self.mask = Some(BrushMask::new(image.width(), image.height()));
+                self.edit_source = Some(EditSource { path, entry, image });
+                self.mode = Mode::Edit;
+                self.edit_view = EditView::Source;
+            }
+            Err(e) => self.error(format!("Cannot edit this image: {e}")),
+        }
+    }
+
+    pub(super) fn apply_record(&mut self, record: &StoredRecord) {
+        match record {
+            StoredRecord::Generation(r) => {
+                self.generate.apply_record(r);
+                // The record's values stand; a model's defaults must not replace them.
+                let preset = self.generate.preset;
+                self.defaults_shown_for =
+                    Some((preset, self.model_for(ModelSlot::for_preset(preset))));
+                self.mode = Mode::Generate;
+            }
+            StoredRecord::Edit(r) => {
+                self.edit.apply_record(r);
+                self.generate.seed = r.settings.seed;
+                self.generate.seed_mode = SeedMode::Fixed;
+                let source = r.settings.image.clone();
+                if source.is_file() {
+                    let parent = self
+                        .entries
+                        .iter()
+                        .find(|e| e.image_path == source)
+                        .map(|e| e.id);
+                    self.set_edit_source(source, parent);
+                }
+                self.mode = Mode::Edit;
+            }
+        }
+    }
+
+    fn export(&mut self, id: i64) {
+        let Some(entry) = self.entry(id).cloned() else {
+            return;
+        };
+        let Some(path) = self.dialogs.save_image(&export::suggested_name(&entry)) else {
+            return;
+        };
+        match export_entry(&entry, &path) {
+            Ok(written) => self.info(format!("Exported to {}.", written.display())),
+            Err(e) => self.error(format!("Export failed: {e:#}")),
+        }
+    }
+
+    fn delete(&mut self, id: i64) {
+        let Some(history) = self.history.as_mut() else {
+            return;
+        };
+        match history.delete(id) {
+            Ok(()) => {
+                self.entries.retain(|e| e.id != id);
+                self.history_panel.forget(id);
+                for e in &mut self.entries {
+                    if e.parent == Some(id) {
+                        e.parent = None;
+                    }
+                }
+                if self.selected == Some(id) {
+                    self.selected = None;
+                    self.canvas.clear();
+                }
+            }
+            Err(e) => self.error(format!("Could not delete: {e}")),
+        }
+    }
+
+    fn save_config(&mut self) {
+        if let Err(e) = self.config.save(&self.paths) {
+            self.error(format!("{e:#}"));
+        }
+        self.models_view.recheck();
+    }
+
+    fn fill_from_cache(&mut self) {
+        let Some(cache) = self.cache.clone() else {
+            return;
+        };
+        let filled = self.config.models.fill_from_cache(&cache);
+        if filled.is_empty() {
+            self.info("No further models were found in the Hugging Face cache.");
+        } else {
+            let names: Vec<_> = filled.iter().map(|s| s.label()).collect();
+            self.info(format!("From the cache: {}.", names.join(", ")));
+            self.save_config();
+        }
+    }
+}

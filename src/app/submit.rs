@@ -1,0 +1,241 @@
+//! Turning the controls into jobs: which model folders a job uses, the settings it runs with
+//! (the model's own defaults, then the controls' values), their validation, and handing the
+//! job to the engine.
+
+use std::path::{Path, PathBuf};
+
+use super::config::ModelSlot;
+use super::jobs::PendingJob;
+use super::{Mode, StudioApp};
+use crate::pipelines::edit::{EditSettings, RefineModel, check_settings};
+use crate::pipelines::{EditJob, GenerateJob, GenerateSettings, Job, ModelSelection, find_llama};
+use crate::schedulers::ShiftMode;
+use crate::store::write_atomically;
+use crate::weights::StudioManifest;
+
+impl StudioApp {
+    /// Submits what the shown controls describe.
+    pub(super) fn submit(&mut self) {
+        match self.mode {
+            Mode::Generate => self.submit_generate(),
+            Mode::Edit => self.submit_edit(),
+        }
+    }
+
+    pub(super) fn submit_generate(&mut self) {
+        let settings = match self.generate_settings() {
+            Ok(settings) => settings,
+            Err(e) => return self.error(e),
+        };
+        let title = format!("Generate: {}", short(&settings.prompt));
+        let id = self.engine.submit(Job::Generate(GenerateJob {
+            settings,
+            noise: None,
+        }));
+        self.jobs.push(PendingJob::new(id, title, None));
+    }
+
+    /// The text-to-image settings the controls describe, on the preset's model, validated.
+    /// Takes the seed (it advances in increment mode). The error is the status line.
+    fn generate_settings(&mut self) -> Result<GenerateSettings, String> {
+        let slot = ModelSlot::for_preset(self.generate.preset);
+        let Some(model) = self.model_for(slot) else {
+            return Err(format!(
+                "No folder is set for {}: open Models and choose it (or pick another preset).",
+                slot.label()
+            ));
+        };
+        let llama = self.llama_for(&model)?;
+        let (width, height) = self.generate.requested_size();
+        let base_resolution = self.base_resolution_for(&model);
+        let uses_guidance = self.generate.uses_guidance();
+        let settings = GenerateSettings {
+            models: ModelSelection {
+                model,
+                llama,
+                dtype: self.config.dtype(),
+                device: self.config.device,
+            },
+            prompt: self.generate.prompt.clone(),
+            negative_prompt: uses_guidance.then(|| self.generate.negative_prompt.clone()),
+            preset: self.generate.preset,
+            steps: Some(self.generate.steps),
+            guidance: Some(self.generate.guidance),
+            shift: Some(self.generate.shift),
+            shift_mode: ShiftMode::Dynamic,
+            width,
+            height,
+            base_resolution,
+            seed: self.generate.take_seed(),
+        };
+        settings
+            .resolve(8)
+            .map_err(|e| format!("Cannot generate: {e}"))?;
+        Ok(settings)
+    }
+
+    pub(super) fn submit_edit(&mut self) {
+        let settings = match self.edit_settings() {
+            Ok(settings) => settings,
+            Err(e) => return self.error(e),
+        };
+        let parent = self.edit_source.as_ref().and_then(|s| s.entry);
+        let title = format!("Edit: {}", short(&settings.instruction));
+        let id = self.engine.submit(Job::Edit(EditJob {
+            settings,
+            noise: None,
+        }));
+        self.jobs.push(PendingJob::new(id, title, parent));
+    }
+
+    /// The edit settings the controls describe, on the chosen editor, validated. Writes the
+    /// brushed mask (the settings name its file) and takes the seed. The error is the status
+    /// line.
+    fn edit_settings(&mut self) -> Result<EditSettings, String> {
+        let Some(source) = &self.edit_source else {
+            return Err(
+                "Pick the image to edit first: select it in the history or open a file.".into(),
+            );
+        };
+        let image = source.path.clone();
+        let slot = ModelSlot::Editor(self.edit.editor);
+        let Some(model) = self.model_for(slot) else {
+            return Err(format!(
+                "No folder is set for {}: open Models and choose it.",
+                slot.label()
+            ));
+        };
+        let base_model = self.model_for(ModelSlot::I1Full);
+        let base_resolution = Some(self.base_resolution_for(&model)).filter(|&base| base != 1024);
+        let llama = self.llama_for(base_model.as_deref().unwrap_or(&model))?;
+        let mask = self.write_mask()?;
+        // A bundled editor's own steps, shift and refine share (the Shapes editor does not
+        // refine); real snapshots have no manifest and keep the form's values.
+        let model_defaults = StudioManifest::read(&model)
+            .ok()
+            .flatten()
+            .and_then(|m| m.defaults);
+        let settings = EditSettings {
+            model,
+            base_model,
+            form: None,
+            llama,
+            dtype: self.config.dtype(),
+            device: self.config.device,
+            image,
+            instruction: self.edit.instruction.clone(),
+            description: None,
+            negative_prompt: None,
+            mask,
+            guidance: Some(self.edit.guidance),
+            image_guidance: Some(self.edit.image_guidance),
+            clip_cfg_norm: true,
+            refine_strength: model_defaults.and_then(|d| d.refine_strength),
+            refine_model: RefineModel::Reference,
+            steps: model_defaults.map(|d| d.steps),
+            shift: model_defaults.map(|d| d.shift),
+            // The released editors have their own working sizes (E1.1 1024², E1-Full 768²);
+            // a smaller base resolution marks small models, which work at that size.
+            base_resolution,
+            seed: self.generate.take_seed(),
+        };
+        check_settings(&settings).map_err(|e| format!("Cannot edit: {e}"))?;
+        Ok(settings)
+    }
+
+    /// After a preset switch, or when the preset's model changes, shows the model's own
+    /// defaults if its manifest has them (the preset's are already shown otherwise).
+    pub(super) fn show_model_defaults(&mut self) {
+        let preset = self.generate.preset;
+        let model = self.model_for(ModelSlot::for_preset(preset));
+        let key = Some((preset, model.clone()));
+        if self.defaults_shown_for == key {
+            return;
+        }
+        self.defaults_shown_for = key;
+        if let Some(defaults) = model
+            .and_then(|m| StudioManifest::read(&m).ok().flatten())
+            .and_then(|m| m.defaults)
+        {
+            self.generate.set_model_defaults(defaults);
+        }
+    }
+
+    /// The folder for a slot: the configured one, else the bundled one.
+    pub(super) fn model_for(&self, slot: ModelSlot) -> Option<PathBuf> {
+        self.config
+            .models
+            .get(slot)
+            .or_else(|| self.bundled.get(slot))
+            .map(Path::to_path_buf)
+    }
+
+    /// A bundled model's own base resolution (its manifest's), else the configured one.
+    fn base_resolution_for(&self, model: &Path) -> u32 {
+        StudioManifest::read(model)
+            .ok()
+            .flatten()
+            .map_or(self.config.base_resolution, |m| m.base_resolution)
+    }
+
+    /// The Llama folder: a bundled model's own, else the configured one, else next to the
+    /// model or in the cache.
+    fn llama_for(&self, model: &Path) -> Result<PathBuf, String> {
+        if let Some(own) = StudioManifest::read(model)
+            .ok()
+            .flatten()
+            .and_then(|m| m.llama_dir(model))
+        {
+            return Ok(own);
+        }
+        match &self.config.models.llama {
+            Some(llama) => Ok(llama.clone()),
+            None => find_llama(None, model, self.cache.as_ref())
+                .map_err(|e| format!("{e:#}. Choose the Llama-3.1-8B-Instruct folder in Models.")),
+        }
+    }
+
+    /// Writes the brushed mask as a PNG in the data folder (kept: the edit's record names it);
+    /// `None` when nothing is painted.
+    fn write_mask(&self) -> Result<Option<PathBuf>, String> {
+        let Some(mask) = self.mask.as_ref().filter(|m| !m.is_empty()) else {
+            return Ok(None);
+        };
+        let dir = self.paths.data_dir.join("masks");
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("could not create {}: {e}", dir.display()))?;
+        let Some(image) = mask.to_image() else {
+            return Err("internal error: the mask has the wrong size".into());
+        };
+        let mut bytes = Vec::new();
+        image
+            .write_to(
+                &mut std::io::Cursor::new(&mut bytes),
+                image::ImageFormat::Png,
+            )
+            .map_err(|e| format!("could not encode the mask: {e}"))?;
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        let path = dir.join(format!("{stamp}-{}.png", self.jobs.len()));
+        write_atomically(&path, &bytes)
+            .map_err(|e| format!("could not write the mask {}: {e}", path.display()))?;
+        Ok(Some(path))
+    }
+
+    pub(super) fn cancel_running(&mut self) {
+        if let Some(job) = self.jobs.iter().find(|j| j.is_running()) {
+            self.engine.cancel(job.id);
+        }
+    }
+}
+
+/// The first line of a prompt, shortened for lists.
+pub(super) fn short(text: &str) -> String {
+    let line = text.lines().next().unwrap_or("");
+    if line.chars().count() > 48 {
+        format!("{}…", line.chars().take(48).collect::<String>())
+    } else {
+        line.to_string()
+    }
+}

@@ -1,0 +1,222 @@
+//! Drawing the window: the top bar, the status area, the history, the controls and the
+//! canvas. Each part answers with at most one [`Action`], carried out once it is drawn.
+
+use egui::{RichText, Ui};
+
+use super::actions::Action;
+use super::submit::short;
+use super::{EditView, Mode, StudioApp};
+
+impl StudioApp {
+    /// Draws the whole window. Returns whether the studio itself (history, controls, canvas)
+    /// was shown, rather than the first-run screen or the models view.
+    pub(super) fn window_ui(&mut self, ui: &mut Ui) -> bool {
+        let ctx = ui.ctx().clone();
+        egui::Panel::top("top-bar").show(ui, |ui| self.top_bar_ui(ui));
+        let action = egui::Panel::bottom("status")
+            .resizable(false)
+            .show(ui, |ui| self.status_ui(ui))
+            .inner;
+        self.handle_some(&ctx, action);
+
+        if !self.config.models.any_image_model()
+            && !self.bundled.any_image_model()
+            && !self.show_models
+        {
+            let action = egui::CentralPanel::default()
+                .show(ui, |ui| self.first_run.ui(ui))
+                .inner;
+            self.handle_some(&ctx, action);
+            return false;
+        }
+        if self.show_models {
+            let action = egui::CentralPanel::default()
+                .show(ui, |ui| self.models_ui(ui))
+                .inner;
+            self.handle_some(&ctx, action);
+            return false;
+        }
+
+        let action = egui::Panel::left("history")
+            .default_size(300.0)
+            .min_size(260.0)
+            .show(ui, |ui| {
+                self.history_panel.ui(ui, &self.entries, self.selected)
+            })
+            .inner;
+        self.handle_some(&ctx, action);
+        let action = egui::Panel::right("controls")
+            .default_size(340.0)
+            .min_size(300.0)
+            .max_size(420.0)
+            .show(ui, |ui| self.controls_ui(ui))
+            .inner;
+        self.handle_some(&ctx, action);
+        egui::CentralPanel::default().show(ui, |ui| self.canvas_ui(ui));
+        true
+    }
+
+    fn handle_some(&mut self, ctx: &egui::Context, action: Option<Action>) {
+        if let Some(action) = action {
+            self.handle(ctx, action);
+        }
+    }
+
+    fn top_bar_ui(&mut self, ui: &mut Ui) {
+        ui.horizontal(|ui| {
+            ui.heading("HiDream Studio");
+            ui.separator();
+            ui.selectable_value(&mut self.mode, Mode::Generate, "Text to image");
+            ui.selectable_value(&mut self.mode, Mode::Edit, "Edit image");
+            ui.separator();
+            if ui.selectable_label(self.show_models, "Models").clicked() {
+                self.show_models = !self.show_models;
+            }
+        });
+    }
+
+    fn status_ui(&self, ui: &mut Ui) -> Option<Action> {
+        let mut action = None;
+        if let Some(job) = self.jobs.iter().find(|j| j.is_running()) {
+            ui.horizontal(|ui| {
+                ui.label(&job.title);
+                ui.add(
+                    egui::ProgressBar::new(job.fraction())
+                        .text(job.status_line())
+                        .desired_width(ui.available_width() - 90.0),
+                );
+                if ui.button("Cancel").on_hover_text("Esc").clicked() {
+                    action = Some(Action::Cancel(job.id));
+                }
+            });
+        }
+        for (i, message) in self.messages.iter().enumerate() {
+            ui.horizontal(|ui| {
+                if ui.small_button("×").on_hover_text("Dismiss").clicked() {
+                    action = Some(Action::Dismiss(i));
+                }
+                if message.is_error {
+                    ui.colored_label(ui.visuals().error_fg_color, &message.text);
+                } else {
+                    ui.label(&message.text);
+                }
+            });
+        }
+        action
+    }
+
+    fn models_ui(&mut self, ui: &mut Ui) -> Option<Action> {
+        ui.horizontal(|ui| {
+            ui.heading("Models");
+            if ui.button("Done").clicked() {
+                self.show_models = false;
+            }
+        });
+        ui.add_space(6.0);
+        let has_cache = self.cache.is_some();
+        egui::ScrollArea::vertical()
+            .show(ui, |ui| {
+                self.models_view
+                    .ui(ui, &mut self.config, &self.bundled, has_cache)
+            })
+            .inner
+    }
+
+    fn controls_ui(&mut self, ui: &mut Ui) -> Option<Action> {
+        egui::ScrollArea::vertical()
+            .show(ui, |ui| {
+                let action = match self.mode {
+                    Mode::Generate => {
+                        self.generate
+                            .ui(ui, self.config.base_resolution, self.history.is_some())
+                    }
+                    Mode::Edit => {
+                        let name = self.edit_source.as_ref().map(|s| {
+                            s.path.file_name().map_or_else(
+                                || s.path.display().to_string(),
+                                |n| n.to_string_lossy().into_owned(),
+                            )
+                        });
+                        let action = self.edit.ui(
+                            ui,
+                            name.as_deref(),
+                            self.mask.as_mut(),
+                            self.history.is_some(),
+                        );
+                        ui.add_space(4.0);
+                        ui.collapsing("Seed", |ui| self.generate.seed_ui(ui));
+                        action
+                    }
+                };
+                action.or(self.queue_ui(ui))
+            })
+            .inner
+    }
+
+    fn queue_ui(&self, ui: &mut Ui) -> Option<Action> {
+        if self.jobs.is_empty() {
+            return None;
+        }
+        let mut action = None;
+        ui.separator();
+        ui.horizontal(|ui| {
+            ui.label(RichText::new(format!("Queue ({})", self.jobs.len())).strong());
+            if ui.small_button("Cancel all").clicked() {
+                action = Some(Action::CancelAll);
+            }
+        });
+        for job in &self.jobs {
+            ui.horizontal(|ui| {
+                if ui
+                    .small_button("×")
+                    .on_hover_text("Cancel this job")
+                    .clicked()
+                {
+                    action = Some(Action::Cancel(job.id));
+                }
+                ui.label(short(&job.title));
+                ui.weak(job.status_line());
+            });
+        }
+        action
+    }
+
+    fn canvas_ui(&mut self, ui: &mut Ui) {
+        let running = self.jobs.iter().find(|j| j.is_running());
+        let status = running.map(|j| format!("{} · {}", j.title, j.status_line()));
+        let preview = self
+            .preview
+            .as_ref()
+            .filter(|(id, _)| running.is_some_and(|j| j.id == *id))
+            .map(|(_, frame)| frame.clone());
+        if self.mode == Mode::Edit && self.edit_source.is_some() {
+            ui.horizontal(|ui| {
+                ui.selectable_value(&mut self.edit_view, EditView::Source, "Source and mask");
+                ui.add_enabled_ui(self.selected.is_some(), |ui| {
+                    ui.selectable_value(&mut self.edit_view, EditView::Selected, "Result");
+                });
+            });
+        }
+        let brushing = self.mode == Mode::Edit && self.edit_view == EditView::Source;
+        if brushing && let Some(source) = &self.edit_source {
+            let key = format!("source:{}", source.path.display());
+            self.canvas.show(ui.ctx(), &key, &source.image);
+            let brush = self.edit.brush;
+            self.canvas.ui(
+                ui,
+                self.mask.as_mut().map(|m| (m, brush)),
+                status.as_deref(),
+                None,
+            );
+            return;
+        }
+        // Back from the source view: show the selection again.
+        if let Some(id) = self.selected
+            && self.canvas.shown_key() != Some(format!("entry:{id}").as_str())
+        {
+            self.select(ui.ctx(), id);
+        }
+        self.canvas
+            .ui(ui, None, status.as_deref(), preview.as_ref());
+    }
+}
