@@ -4,6 +4,7 @@ use egui::{RichText, Slider, TextEdit, Ui};
 
 use super::brush::{Brush, BrushMask};
 use crate::pipelines::edit::{EditForm, EditRecord};
+use crate::settings::FormDefaults;
 
 /// Which editing model runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,12 +21,14 @@ impl EditVariant {
         }
     }
 
-    /// The official scripts' (instruction, image) guidance.
+    /// The official scripts' (instruction, image) guidance, as the pipeline applies them.
     pub fn default_guidance(self) -> (f64, f64) {
-        match self {
-            Self::E1Full => (5.0, 4.0),
-            Self::E1_1 => (3.0, 1.5),
-        }
+        let form = match self {
+            Self::E1Full => EditForm::E1FullLora,
+            Self::E1_1 => EditForm::E1_1,
+        };
+        let d = FormDefaults::of(form);
+        (d.guidance, d.image_guidance)
     }
 }
 
@@ -163,5 +166,25 @@ impl EditPanel {
             action = EditAction::Edit;
         }
         action
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_panel_starts_from_the_pipeline_defaults() {
+        let e1_1 = FormDefaults::of(EditForm::E1_1);
+        let full = FormDefaults::of(EditForm::E1FullLora);
+        assert_eq!(EditVariant::E1_1.default_guidance(), (3.0, 1.5));
+        assert_eq!(
+            EditVariant::E1_1.default_guidance(),
+            (e1_1.guidance, e1_1.image_guidance)
+        );
+        assert_eq!(
+            EditVariant::E1Full.default_guidance(),
+            (full.guidance, full.image_guidance)
+        );
     }
 }

@@ -37,13 +37,14 @@ use history_panel::{HistoryAction, HistoryPanel};
 use models_view::{ModelsAction, ModelsView};
 
 use crate::engine::{Engine, Event, JobId};
-use crate::pipelines::edit::{EditSettings, RefineModel, check_settings, read_rgb};
+use crate::pipelines::edit::{EditSettings, RefineModel, read_rgb};
 use crate::pipelines::{
     EditJob, GenerateJob, GenerateSettings, HiDreamBackend, Job, JobOutput, ModelSelection, Preset,
     find_llama,
 };
 use crate::preview::{LatentFrame, PreviewRenderer};
 use crate::schedulers::ShiftMode;
+use crate::settings::{DEFAULT_BASE_RESOLUTION, UserValues};
 use crate::store::{History, HistoryEntry, StoredRecord, read_stored_record, write_atomically};
 use crate::weights::{HubCache, StudioManifest};
 
@@ -367,7 +368,7 @@ impl StudioApp {
             seed: self.generate.take_seed(),
         };
         if let Err(e) = settings.resolve(8) {
-            return self.error(format!("Cannot generate: {e}"));
+            return self.error(format!("Cannot generate: {}", e.for_window()));
         }
         let title = format!("Generate: {}", short(&settings.prompt));
         let id = self.engine.submit(Job::Generate(GenerateJob {
@@ -393,7 +394,6 @@ impl StudioApp {
             ));
         };
         let base_model = self.model_for(ModelSlot::I1Full);
-        let base_resolution = Some(self.base_resolution_for(&model)).filter(|&base| base != 1024);
         let llama = match self.llama_for(base_model.as_deref().unwrap_or(&model)) {
             Ok(llama) => llama,
             Err(e) => return self.error(e),
@@ -405,11 +405,19 @@ impl StudioApp {
             Err(e) => return self.error(e),
         };
         // A bundled editor's own steps, shift and refine share (the Shapes editor does not
-        // refine); real snapshots have no manifest and keep the form's values.
-        let model_defaults = StudioManifest::read(&model)
-            .ok()
-            .flatten()
-            .and_then(|m| m.defaults);
+        // refine); real snapshots have no manifest and keep the form's values. The released
+        // editors have their own working sizes (E1.1 1024², E1-Full 768²): a configured base
+        // resolution other than 1024 marks small models, which work at that size.
+        let values = UserValues {
+            guidance: Some(self.edit.guidance),
+            image_guidance: Some(self.edit.image_guidance),
+            ..UserValues::default()
+        }
+        .over(StudioManifest::read(&model).ok().flatten().as_ref());
+        let base_resolution = values
+            .base_resolution
+            .or(Some(self.config.base_resolution))
+            .filter(|&base| base != DEFAULT_BASE_RESOLUTION);
         let settings = EditSettings {
             model,
             base_model,
@@ -422,20 +430,18 @@ impl StudioApp {
             description: None,
             negative_prompt: None,
             mask,
-            guidance: Some(self.edit.guidance),
-            image_guidance: Some(self.edit.image_guidance),
+            guidance: values.guidance,
+            image_guidance: values.image_guidance,
             clip_cfg_norm: true,
-            refine_strength: model_defaults.and_then(|d| d.refine_strength),
+            refine_strength: values.refine_strength,
             refine_model: RefineModel::Reference,
-            steps: model_defaults.map(|d| d.steps),
-            shift: model_defaults.map(|d| d.shift),
-            // The released editors have their own working sizes (E1.1 1024², E1-Full 768²);
-            // a smaller base resolution marks small models, which work at that size.
+            steps: values.steps,
+            shift: values.shift,
             base_resolution,
             seed: self.generate.take_seed(),
         };
-        if let Err(e) = check_settings(&settings) {
-            return self.error(format!("Cannot edit: {e}"));
+        if let Err(e) = settings.validate() {
+            return self.error(format!("Cannot edit: {}", e.for_window()));
         }
         let title = format!("Edit: {}", short(&settings.instruction));
         let id = self.engine.submit(Job::Edit(EditJob {
