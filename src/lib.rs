@@ -15,6 +15,7 @@ pub mod pipelines;
 pub mod preview;
 pub mod rng;
 pub mod schedulers;
+pub mod settings;
 pub mod shapes;
 pub mod store;
 pub mod weights;

@@ -6,6 +6,7 @@
 //! into this enum and not the other way.
 
 use crate::pipelines::edit::EditForm;
+use crate::settings::FormDefaults;
 
 /// One of the released editing models.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -39,12 +40,14 @@ impl Editor {
         }
     }
 
-    /// The official scripts' (instruction, image) guidance.
+    /// The official scripts' (instruction, image) guidance, as the pipeline applies them.
     pub fn default_guidance(self) -> (f64, f64) {
-        match self {
-            Self::E1_1 => (3.0, 1.5),
-            Self::E1Full => (5.0, 4.0),
-        }
+        let form = match self {
+            Self::E1_1 => EditForm::E1_1,
+            Self::E1Full => EditForm::E1FullLora,
+        };
+        let defaults = FormDefaults::of(form);
+        (defaults.guidance, defaults.image_guidance)
     }
 }
 
@@ -66,5 +69,16 @@ mod tests {
         assert_eq!(Editor::from(EditForm::E1_1), Editor::E1_1);
         assert_eq!(Editor::from(EditForm::E1FullLora), Editor::E1Full);
         assert_eq!(Editor::from(EditForm::E1FullMerged), Editor::E1Full);
+    }
+
+    #[test]
+    fn the_panel_starts_from_the_pipeline_defaults() {
+        assert_eq!(Editor::E1_1.default_guidance(), (3.0, 1.5));
+        assert_eq!(Editor::E1Full.default_guidance(), (5.0, 4.0));
+        let merged = FormDefaults::of(EditForm::E1FullMerged);
+        assert_eq!(
+            Editor::E1Full.default_guidance(),
+            (merged.guidance, merged.image_guidance)
+        );
     }
 }

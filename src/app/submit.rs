@@ -7,9 +7,10 @@ use std::path::{Path, PathBuf};
 use super::config::ModelSlot;
 use super::jobs::PendingJob;
 use super::{Mode, StudioApp};
-use crate::pipelines::edit::{EditSettings, RefineModel, check_settings};
+use crate::pipelines::edit::{EditSettings, RefineModel};
 use crate::pipelines::{EditJob, GenerateJob, GenerateSettings, Job, ModelSelection, find_llama};
 use crate::schedulers::ShiftMode;
+use crate::settings::{DEFAULT_BASE_RESOLUTION, UserValues};
 use crate::store::write_atomically;
 use crate::weights::StudioManifest;
 
@@ -70,7 +71,7 @@ impl StudioApp {
         };
         settings
             .resolve(8)
-            .map_err(|e| format!("Cannot generate: {e}"))?;
+            .map_err(|e| format!("Cannot generate: {}", e.for_window()))?;
         Ok(settings)
     }
 
@@ -106,15 +107,22 @@ impl StudioApp {
             ));
         };
         let base_model = self.model_for(ModelSlot::I1Full);
-        let base_resolution = Some(self.base_resolution_for(&model)).filter(|&base| base != 1024);
         let llama = self.llama_for(base_model.as_deref().unwrap_or(&model))?;
         let mask = self.write_mask()?;
         // A bundled editor's own steps, shift and refine share (the Shapes editor does not
-        // refine); real snapshots have no manifest and keep the form's values.
-        let model_defaults = StudioManifest::read(&model)
-            .ok()
-            .flatten()
-            .and_then(|m| m.defaults);
+        // refine); real snapshots have no manifest and keep the form's values. The released
+        // editors have their own working sizes (E1.1 1024², E1-Full 768²): a configured base
+        // resolution other than 1024 marks small models, which work at that size.
+        let values = UserValues {
+            guidance: Some(self.edit.guidance),
+            image_guidance: Some(self.edit.image_guidance),
+            ..UserValues::default()
+        }
+        .over(StudioManifest::read(&model).ok().flatten().as_ref());
+        let base_resolution = values
+            .base_resolution
+            .or(Some(self.config.base_resolution))
+            .filter(|&base| base != DEFAULT_BASE_RESOLUTION);
         let settings = EditSettings {
             model,
             base_model,
@@ -127,19 +135,19 @@ impl StudioApp {
             description: None,
             negative_prompt: None,
             mask,
-            guidance: Some(self.edit.guidance),
-            image_guidance: Some(self.edit.image_guidance),
+            guidance: values.guidance,
+            image_guidance: values.image_guidance,
             clip_cfg_norm: true,
-            refine_strength: model_defaults.and_then(|d| d.refine_strength),
+            refine_strength: values.refine_strength,
             refine_model: RefineModel::Reference,
-            steps: model_defaults.map(|d| d.steps),
-            shift: model_defaults.map(|d| d.shift),
-            // The released editors have their own working sizes (E1.1 1024², E1-Full 768²);
-            // a smaller base resolution marks small models, which work at that size.
+            steps: values.steps,
+            shift: values.shift,
             base_resolution,
             seed: self.generate.take_seed(),
         };
-        check_settings(&settings).map_err(|e| format!("Cannot edit: {e}"))?;
+        settings
+            .validate()
+            .map_err(|e| format!("Cannot edit: {}", e.for_window()))?;
         Ok(settings)
     }
 

@@ -7,14 +7,15 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use hidream_studio::pipelines::edit::{Edit, EditForm, EditSettings, RefineModel, check_settings};
+use hidream_studio::pipelines::edit::{Edit, EditForm, EditSettings, RefineModel};
 use hidream_studio::pipelines::{
     ComputeDType, DeviceChoice, EditJob, HiDreamBackend, JobOutput, NoiseInput, find_llama,
 };
+use hidream_studio::settings::UserValues;
 use hidream_studio::store::{png_with_edit_metadata, write_atomically};
 use hidream_studio::weights::{HubCache, StudioManifest, bundled_model, resolve_model_path};
 
-use super::generate::{check_writable, fresh_seed};
+use super::generate::{check_outputs, fresh_seed};
 use super::job::run_job;
 
 #[derive(Args)]
@@ -52,10 +53,10 @@ pub struct EditArgs {
     /// Transparent pixels count as black: what they cover is kept.
     #[arg(long)]
     mask: Option<PathBuf>,
-    /// Instruction following (E1.1 3, E1-Full 5); 1 or less turns guidance off.
+    /// Instruction following, 0 to 20 (E1.1 3, E1-Full 5); 1 or less turns guidance off.
     #[arg(long)]
     guidance: Option<f64>,
-    /// Image preservation (E1.1 1.5, E1-Full 4).
+    /// Image preservation, 0 to 20 (E1.1 1.5, E1-Full 4).
     #[arg(long)]
     image_guidance: Option<f64>,
     /// Use the InstructPix2Pix guidance of the first E1 release instead of the rescaled
@@ -73,11 +74,11 @@ pub struct EditArgs {
     /// Denoising steps (28).
     #[arg(long)]
     steps: Option<usize>,
-    /// Scheduler time shift (default: the model's scheduler config, 3).
+    /// Scheduler time shift, above 0 and at most 20 (default: the model's scheduler config, 3).
     #[arg(long)]
     shift: Option<f64>,
     /// Working size: E1.1 works at about this side squared (1024), E1-Full at this square
-    /// (768). Tiny test models need less.
+    /// (768). Tiny test models need less. A multiple of 16 from 16 to 2048.
     #[arg(long)]
     base_resolution: Option<u32>,
     /// Random seed. Default: a new one, printed.
@@ -91,7 +92,7 @@ pub struct EditArgs {
     dtype: Option<ComputeDType>,
     #[arg(long, value_enum, default_value_t = DeviceChoice::Cpu)]
     device: DeviceChoice,
-    /// Where to write the PNG (it carries the settings as text chunks).
+    /// Where to write the PNG, a name ending in .png (it carries the settings as text chunks).
     #[arg(long)]
     out: PathBuf,
     /// Also write `final_latents` and `image` (f32, about [−1, 1], NCHW, working size).
@@ -103,10 +104,7 @@ pub struct EditArgs {
 }
 
 pub fn run(args: &EditArgs) -> anyhow::Result<ExitCode> {
-    check_writable(&args.out)?;
-    if let Some(dump) = &args.dump {
-        check_writable(dump)?;
-    }
+    check_outputs(&args.out, args.dump.as_deref())?;
     let cache = HubCache::from_env();
     let model = match &args.model {
         Some(model) => resolve_model_path(model, cache.as_ref())?,
@@ -118,7 +116,15 @@ pub fn run(args: &EditArgs) -> anyhow::Result<ExitCode> {
     };
     // A bundled model's own settings for what the command line leaves unset.
     let manifest = StudioManifest::read(&model)?;
-    let model_defaults = manifest.as_ref().and_then(|m| m.defaults);
+    let values = UserValues {
+        steps: args.steps,
+        guidance: args.guidance,
+        image_guidance: args.image_guidance,
+        shift: args.shift,
+        refine_strength: args.refine_strength,
+        base_resolution: args.base_resolution,
+    }
+    .over(manifest.as_ref());
     let base_model = args
         .base_model
         .as_deref()
@@ -146,23 +152,19 @@ pub fn run(args: &EditArgs) -> anyhow::Result<ExitCode> {
         description: args.description.clone(),
         negative_prompt: args.negative_prompt.clone(),
         mask: args.mask.clone(),
-        guidance: args.guidance.or(model_defaults.map(|d| d.guidance)),
-        image_guidance: args
-            .image_guidance
-            .or(model_defaults.and_then(|d| d.image_guidance)),
+        guidance: values.guidance,
+        image_guidance: values.image_guidance,
         clip_cfg_norm: !args.no_clip_cfg_norm,
-        refine_strength: args
-            .refine_strength
-            .or(model_defaults.and_then(|d| d.refine_strength)),
+        refine_strength: values.refine_strength,
         refine_model: args.refine_model,
-        steps: args.steps.or(model_defaults.map(|d| d.steps)),
-        shift: args.shift.or(model_defaults.map(|d| d.shift)),
-        base_resolution: args
-            .base_resolution
-            .or(manifest.as_ref().map(|m| m.base_resolution)),
+        steps: values.steps,
+        shift: values.shift,
+        base_resolution: values.base_resolution,
         seed: args.seed.unwrap_or_else(fresh_seed),
     };
-    check_settings(&settings).map_err(anyhow::Error::msg)?;
+    settings
+        .validate()
+        .map_err(|e| anyhow::anyhow!(e.for_cli()))?;
     let job = EditJob { settings, noise };
     let JobOutput::Edit(result) = run_job(HiDreamBackend::default(), job.into(), args.json, None)?
     else {

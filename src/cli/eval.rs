@@ -14,6 +14,7 @@ use hidream_studio::pipelines::{
     ModelSelection, Preset, find_llama,
 };
 use hidream_studio::schedulers::ShiftMode;
+use hidream_studio::settings::UserValues;
 use hidream_studio::shapes::{Category, Rgb, Tally, check_prompt, prompts, read};
 use hidream_studio::weights::{StudioManifest, resolve_model_path};
 
@@ -83,6 +84,12 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
     }
     let mut set = prompts::text_to_image();
     set.truncate(args.limit.unwrap_or(set.len()));
+    let values = UserValues {
+        steps: args.steps,
+        guidance: args.guidance,
+        ..UserValues::default()
+    }
+    .over(Some(&manifest));
     let base = manifest.base_resolution;
     let mut engine = Engine::spawn(HiDreamBackend::default());
     let started = Instant::now();
@@ -99,9 +106,9 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
                 prompt: spec.caption(),
                 negative_prompt: None,
                 preset,
-                steps: args.steps.or(manifest.defaults.map(|d| d.steps)),
-                guidance: args.guidance.or(manifest.defaults.map(|d| d.guidance)),
-                shift: manifest.defaults.map(|d| d.shift),
+                steps: values.steps,
+                guidance: values.guidance,
+                shift: values.shift,
                 shift_mode: ShiftMode::Dynamic,
                 width: base,
                 height: base,

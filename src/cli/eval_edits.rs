@@ -12,6 +12,7 @@ use hidream_studio::pipelines::edit::{EditSettings, RefineModel};
 use hidream_studio::pipelines::{
     ComputeDType, DeviceChoice, EditJob, HiDreamBackend, JobOutput, find_llama,
 };
+use hidream_studio::settings::UserValues;
 use hidream_studio::shapes::{EditKind, EditScore, Rgb, check_edit, prompts};
 use hidream_studio::weights::{StudioManifest, bundled_model, resolve_model_path};
 
@@ -33,7 +34,13 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
     })?;
     let llama = find_llama(None, &model, None)?;
     let size = manifest.base_resolution as usize;
-    let defaults = manifest.defaults;
+    let values = UserValues {
+        steps: args.steps,
+        guidance: args.guidance,
+        image_guidance: args.image_guidance,
+        ..UserValues::default()
+    }
+    .over(Some(&manifest));
     let work = ScratchDir::new()?;
     let out_dir = args.out_dir.clone();
     if let Some(dir) = &out_dir {
@@ -66,16 +73,14 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
                 description: None,
                 negative_prompt: None,
                 mask: None,
-                guidance: args.guidance.or(defaults.map(|d| d.guidance)),
-                image_guidance: args
-                    .image_guidance
-                    .or(defaults.and_then(|d| d.image_guidance)),
+                guidance: values.guidance,
+                image_guidance: values.image_guidance,
                 clip_cfg_norm: true,
-                refine_strength: defaults.and_then(|d| d.refine_strength),
+                refine_strength: values.refine_strength,
                 refine_model: RefineModel::Reference,
-                steps: args.steps.or(defaults.map(|d| d.steps)),
-                shift: defaults.map(|d| d.shift),
-                base_resolution: Some(manifest.base_resolution),
+                steps: values.steps,
+                shift: values.shift,
+                base_resolution: values.base_resolution,
                 seed,
             };
             let id = engine.submit(

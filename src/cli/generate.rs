@@ -12,6 +12,7 @@ use hidream_studio::pipelines::{
     find_llama, parse_size,
 };
 use hidream_studio::schedulers::ShiftMode;
+use hidream_studio::settings::{DEFAULT_BASE_RESOLUTION, UserValues};
 use hidream_studio::store::{model_display_name, png_with_metadata, write_atomically};
 use hidream_studio::weights::{HubCache, StudioManifest, bundled_model, resolve_model_path};
 
@@ -41,10 +42,11 @@ pub struct GenerateArgs {
     /// Denoising steps (Full 50, Dev 28, Fast 16).
     #[arg(long)]
     steps: Option<usize>,
-    /// Classifier-free guidance scale; above 1 turns guidance on (Full 5, Dev and Fast 0).
+    /// Classifier-free guidance scale, 0 to 20; above 1 turns guidance on (Full 5, Dev and
+    /// Fast 0).
     #[arg(long)]
     guidance: Option<f64>,
-    /// Scheduler time shift (Full 3, Dev 6, Fast 3).
+    /// Scheduler time shift, above 0 and at most 20 (Full 3, Dev 6, Fast 3).
     #[arg(long)]
     shift: Option<f64>,
     /// How the Full sampler's schedule is shifted a second time: `dynamic` as the official
@@ -61,7 +63,8 @@ pub struct GenerateArgs {
     #[arg(long, conflicts_with_all = ["width", "height"])]
     resolution: Option<String>,
     /// The side of the square whose area every image is rescaled to. Default: the bundled
-    /// model's own (64 for the Shapes models), else 1024 (the released models).
+    /// model's own (64 for the Shapes models), else 1024 (the released models). A multiple of
+    /// 16 from 16 to 2048.
     #[arg(long)]
     base_resolution: Option<u32>,
     /// Random seed. Default: a new one, printed.
@@ -80,7 +83,7 @@ pub struct GenerateArgs {
     /// (default on CUDA).
     #[arg(long, value_parser = clap::builder::BoolishValueParser::new())]
     keep_encoders: Option<bool>,
-    /// Where to write the PNG (it carries the settings as text chunks).
+    /// Where to write the PNG, a name ending in .png (it carries the settings as text chunks).
     #[arg(long)]
     out: PathBuf,
     /// Also write `final_latents` and `image` (f32, about [−1, 1], NCHW) as safetensors.
@@ -96,11 +99,7 @@ pub struct GenerateArgs {
 }
 
 pub fn run(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
-    // Fail on an unwritable output before minutes of work, not after.
-    check_writable(&args.out)?;
-    if let Some(dump) = &args.dump {
-        check_writable(dump)?;
-    }
+    check_outputs(&args.out, args.dump.as_deref())?;
     let cache = HubCache::from_env();
     let model = match &args.model {
         Some(model) => resolve_model_path(model, cache.as_ref())?,
@@ -108,11 +107,15 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
     };
     let llama = find_llama(args.llama.as_deref(), &model, cache.as_ref())?;
     let manifest = StudioManifest::read(&model)?;
-    let base_resolution = match args.base_resolution {
-        Some(base) => base,
-        None => manifest.as_ref().map_or(1024, |m| m.base_resolution),
-    };
-    let model_defaults = manifest.as_ref().and_then(|m| m.defaults);
+    let values = UserValues {
+        steps: args.steps,
+        guidance: args.guidance,
+        shift: args.shift,
+        base_resolution: args.base_resolution,
+        ..UserValues::default()
+    }
+    .over(manifest.as_ref());
+    let base_resolution = values.base_resolution.unwrap_or(DEFAULT_BASE_RESOLUTION);
     let noise = args.noise.as_deref().map(NoiseInput::read).transpose()?;
     let device = args.device;
     let dtype = args.dtype.unwrap_or(match device {
@@ -144,9 +147,9 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
         prompt: args.prompt.clone(),
         negative_prompt: args.negative_prompt.clone(),
         preset,
-        steps: args.steps.or(model_defaults.map(|d| d.steps)),
-        guidance: args.guidance.or(model_defaults.map(|d| d.guidance)),
-        shift: args.shift.or(model_defaults.map(|d| d.shift)),
+        steps: values.steps,
+        guidance: values.guidance,
+        shift: values.shift,
         shift_mode: args.shift_mode,
         width,
         height,
@@ -155,7 +158,9 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
     };
     // The FLUX autoencoder's 8× is checked again against the real config when the job runs;
     // checking here reports bad values before any model is loaded.
-    settings.resolve(8).map_err(anyhow::Error::msg)?;
+    settings
+        .resolve(8)
+        .map_err(|e| anyhow::anyhow!(e.for_cli()))?;
     let backend = HiDreamBackend {
         encoder_memory: args.keep_encoders.map(|keep| {
             if keep {
@@ -236,8 +241,49 @@ fn write_outputs(args: &GenerateArgs, generation: &Generation) -> anyhow::Result
     Ok(())
 }
 
+/// Refuses, before minutes of work, outputs that would fail or lose data: an unwritable
+/// path, a name that does not end in .png (the bytes are PNG whatever the name says), and a
+/// --dump that would overwrite the image.
+pub(super) fn check_outputs(out: &Path, dump: Option<&Path>) -> anyhow::Result<()> {
+    check_writable(out)?;
+    if !out
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("png"))
+    {
+        anyhow::bail!(
+            "--out {}: the image is written as a PNG (with its settings embedded); give a name \
+             ending in .png",
+            out.display()
+        );
+    }
+    if let Some(dump) = dump {
+        if same_file(out, dump) {
+            anyhow::bail!(
+                "--dump {}: is the --out image itself and would replace it; give the tensors \
+                 their own name, such as {}",
+                dump.display(),
+                out.with_extension("safetensors").display()
+            );
+        }
+        check_writable(dump)?;
+    }
+    Ok(())
+}
+
+/// Whether two output paths name the same file (they need not exist yet).
+fn same_file(a: &Path, b: &Path) -> bool {
+    let absolute = |p: &Path| -> Option<PathBuf> {
+        let dir = p
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        Some(dir.canonicalize().ok()?.join(p.file_name()?))
+    };
+    a == b || matches!((absolute(a), absolute(b)), (Some(x), Some(y)) if x == y)
+}
+
 /// Creates and removes a file beside `path` to prove it can be written.
-pub(super) fn check_writable(path: &Path) -> anyhow::Result<()> {
+fn check_writable(path: &Path) -> anyhow::Result<()> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())

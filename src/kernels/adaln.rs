@@ -204,14 +204,14 @@ mod tests {
         // 300 seeds the worst case was 3.6 such units; 8 leaves room without hiding a wrong
         // variance (the offset makes a one-pass variance wrong by orders of magnitude more).
         let ulp_of_offset = 30f32.next_up() - 30.0;
-        let gain = crate::kernels::max_abs(&(&scale + 1.0).unwrap());
+        let gain = crate::kernels::test_support::max_abs(&(&scale + 1.0).unwrap());
         let bound = 8.0 * ulp_of_offset * gain;
-        let error = crate::kernels::max_abs_diff(&fused, &composite);
+        let error = crate::kernels::test_support::max_abs_diff(&fused, &composite);
         assert!(error < bound, "max error {error:e}, bound {bound:e}");
 
         let f = crate::kernels::seeded_randn(4, 0.0, 1.0, (2, 5, 48));
         let fused = gated_residual(&x, &f, &scale).unwrap();
         let composite = (&x + f.broadcast_mul(&scale).unwrap()).unwrap();
-        assert!(crate::kernels::max_abs_diff(&fused, &composite) < 1e-5);
+        assert!(crate::kernels::test_support::max_abs_diff(&fused, &composite) < 1e-5);
     }
 }

@@ -202,7 +202,7 @@ mod tests {
                 theirs.dims(),
                 "stride {stride} padding {padding}"
             );
-            let diff = crate::kernels::max_abs_diff(&ours, &theirs);
+            let diff = crate::kernels::test_support::max_abs_diff(&ours, &theirs);
             assert!(diff < 1e-4, "stride {stride} padding {padding}: {diff}");
         }
     }

@@ -203,12 +203,14 @@ mod tests {
             .forward(&x)
             .unwrap();
         assert!(
-            crate::kernels::max_abs_diff(&group_norm(&x, &w, &b, 4, 1e-6, false).unwrap(), &plain)
-                < 1e-5
+            crate::kernels::test_support::max_abs_diff(
+                &group_norm(&x, &w, &b, 4, 1e-6, false).unwrap(),
+                &plain
+            ) < 1e-5
         );
         let with_silu = candle_nn::ops::silu(&plain).unwrap();
         assert!(
-            crate::kernels::max_abs_diff(
+            crate::kernels::test_support::max_abs_diff(
                 &group_norm(&x, &w, &b, 4, 1e-6, true).unwrap(),
                 &with_silu
             ) < 1e-5
@@ -221,7 +223,10 @@ mod tests {
         let ours = upsample_nearest_2x(&x).unwrap();
         assert_eq!(ours.dims(), &[2, 3, 8, 10]);
         assert_eq!(
-            crate::kernels::max_abs_diff(&ours, &x.upsample_nearest2d(8, 10).unwrap()),
+            crate::kernels::test_support::max_abs_diff(
+                &ours,
+                &x.upsample_nearest2d(8, 10).unwrap()
+            ),
             0.0
         );
     }

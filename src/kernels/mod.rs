@@ -89,23 +89,6 @@ macro_rules! multiversion {
 }
 pub(crate) use multiversion;
 
-/// The largest absolute value of a tensor, for the kernels' tests.
-#[cfg(test)]
-fn max_abs(t: &candle_core::Tensor) -> f32 {
-    t.abs()
-        .and_then(|a| a.flatten_all())
-        .and_then(|a| a.max(0))
-        .and_then(|a| a.to_dtype(candle_core::DType::F32))
-        .and_then(|a| a.to_scalar::<f32>())
-        .expect("a non-empty tensor")
-}
-
-/// The largest absolute difference between two tensors of one shape, for the kernels' tests.
-#[cfg(test)]
-fn max_abs_diff(a: &candle_core::Tensor, b: &candle_core::Tensor) -> f32 {
-    max_abs(&(a - b).expect("tensors of one shape"))
-}
-
 /// Seeded random inputs for the kernels' tests, so a failure reproduces.
 #[cfg(test)]
 fn seeded_randn(
@@ -123,4 +106,24 @@ fn seeded_randn(
         .collect();
     candle_core::Tensor::from_vec(values, shape, &candle_core::Device::Cpu)
         .expect("the shape holds exactly these values")
+}
+
+/// Comparisons for the kernels' tests (a module of its own: reading values back is fine in
+/// tests, and the host-read audit skips test modules).
+#[cfg(test)]
+mod test_support {
+    /// The largest absolute value of a tensor, for the kernels' tests.
+    pub(super) fn max_abs(t: &candle_core::Tensor) -> f32 {
+        t.abs()
+            .and_then(|a| a.flatten_all())
+            .and_then(|a| a.max(0))
+            .and_then(|a| a.to_dtype(candle_core::DType::F32))
+            .and_then(|a| a.to_scalar::<f32>())
+            .expect("a non-empty tensor")
+    }
+
+    /// The largest absolute difference between two tensors of one shape, for the kernels' tests.
+    pub(super) fn max_abs_diff(a: &candle_core::Tensor, b: &candle_core::Tensor) -> f32 {
+        max_abs(&(a - b).expect("tensors of one shape"))
+    }
 }

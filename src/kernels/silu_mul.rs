@@ -70,14 +70,14 @@ mod tests {
         let b = crate::kernels::seeded_randn(2, 0.0, 1.0, (7, 33));
         let ours = silu_mul(&a, &b).unwrap();
         let theirs = (candle_nn::ops::silu(&a).unwrap() * &b).unwrap();
-        let diff = crate::kernels::max_abs_diff(&ours, &theirs);
+        let diff = crate::kernels::test_support::max_abs_diff(&ours, &theirs);
         assert!(diff < 1e-5, "{diff}");
         // Strided views are made contiguous first.
         let at = a.t().unwrap();
         let bt = b.t().unwrap();
         let ours = silu_mul(&at, &bt).unwrap();
         let theirs = (candle_nn::ops::silu(&at).unwrap() * &bt).unwrap();
-        let diff = crate::kernels::max_abs_diff(&ours, &theirs);
+        let diff = crate::kernels::test_support::max_abs_diff(&ours, &theirs);
         assert!(diff < 1e-5, "{diff}");
     }
 }

@@ -136,12 +136,12 @@ mod tests {
         let x = crate::kernels::seeded_randn(1, 0.0, 3.0, (3, 5, 37));
         let ours = softmax_last_dim_scaled(&x, 0.125).unwrap();
         let theirs = candle_nn::ops::softmax_last_dim(&(&x * 0.125).unwrap()).unwrap();
-        let diff = crate::kernels::max_abs_diff(&ours, &theirs);
+        let diff = crate::kernels::test_support::max_abs_diff(&ours, &theirs);
         assert!(diff < 1e-6, "{diff}");
 
         let (numerators, sums) = softmax_numerators(&x, 0.125).unwrap();
         let ours = numerators.broadcast_div(&sums).unwrap();
-        let diff = crate::kernels::max_abs_diff(&ours, &theirs);
+        let diff = crate::kernels::test_support::max_abs_diff(&ours, &theirs);
         assert!(diff < 1e-6, "{diff}");
     }
 }

@@ -5,9 +5,9 @@ use std::time::Instant;
 use super::edit::{Edit, EditModelChoice, EditModels, EditSettings, edit};
 use super::models::{EncoderMemory, HiDreamModels};
 use super::noise::NoiseInput;
-use super::settings::{DeviceChoice, GenerateSettings, ModelSelection};
 use super::text_to_image::{Generation, generate};
 use crate::engine::{Backend, JobContext, JobError};
+use crate::settings::{DeviceChoice, GenerateSettings, ModelSelection};
 
 /// A text-to-image job: settings, and noise to replay instead of the seed's.
 #[derive(Debug, Clone)]

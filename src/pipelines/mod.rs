@@ -11,9 +11,9 @@ mod noise;
 mod presets;
 mod progress;
 mod resolution;
-mod settings;
 mod text_to_image;
 
+pub use crate::settings::{ComputeDType, DeviceChoice, GenerateSettings, ModelSelection, Resolved};
 pub use backend::{EditJob, GenerateJob, HiDreamBackend, Job, JobOutput, ModelKey};
 pub use decode::DecodeMode;
 pub use finite::{FiniteWatch, NonFiniteLatents};
@@ -24,5 +24,4 @@ pub use noise::NoiseInput;
 pub use presets::{Preset, PresetDefaults};
 pub use progress::{Progress, Silent};
 pub use resolution::{NamedResolution, OFFICIAL_RESOLUTIONS, effective_size, parse_size};
-pub use settings::{ComputeDType, DeviceChoice, GenerateSettings, ModelSelection, Resolved};
 pub use text_to_image::{Generation, GenerationRecord, Timings, generate};

@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use candle_core::{DType, Device};
 
-use super::settings::{DeviceChoice, ModelSelection};
 use crate::models::hidream::HiDreamTransformer;
 use crate::models::text::{PromptEncoding, TextEncoders};
 use crate::models::vae::AutoencoderKl;
+use crate::settings::{DeviceChoice, ModelSelection};
 use crate::weights::Snapshot;
 
 /// Prompts whose embeddings are kept. One prompt is about 67 MB in f32 for the real encoders

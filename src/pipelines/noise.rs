@@ -27,14 +27,30 @@ impl NoiseInput {
                 path.display()
             )
         })?;
+        let step_noise = tensors.get("step_noise");
+        float_noise(path, "latents", &latents)?;
+        if let Some(t) = step_noise {
+            float_noise(path, "step_noise", t)?;
+        }
         Ok(Self {
             latents: latents.to_dtype(DType::F32)?,
-            step_noise: tensors
-                .get("step_noise")
-                .map(|t| t.to_dtype(DType::F32))
-                .transpose()?,
+            step_noise: step_noise.map(|t| t.to_dtype(DType::F32)).transpose()?,
         })
     }
+}
+
+/// Noise is Gaussian: an integer tensor is a wrong file (or a wrong tensor saved), and casting
+/// it would start from whole numbers without a word.
+fn float_noise(path: &Path, name: &str, tensor: &Tensor) -> anyhow::Result<()> {
+    if !tensor.dtype().is_float() {
+        anyhow::bail!(
+            "{}: the `{name}` tensor is {:?}, not floating point; noise files hold Gaussian \
+             noise in f32, f16 or bf16: save it from a float tensor",
+            path.display(),
+            tensor.dtype()
+        );
+    }
+    Ok(())
 }
 
 pub(super) enum NoiseSource<'a> {
@@ -120,5 +136,34 @@ impl<'a> NoiseSource<'a> {
                 all.get(i)?.unsqueeze(0)?.to_device(device)?
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integer_noise_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("noise.safetensors");
+        let ints = Tensor::zeros((1, 16, 8, 8), DType::I64, &Device::Cpu).unwrap();
+        candle_core::safetensors::save(
+            &std::collections::HashMap::from([("latents", ints)]),
+            &path,
+        )
+        .unwrap();
+        let e = NoiseInput::read(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("`latents`") && e.contains("not floating point"),
+            "{e}"
+        );
+        let floats = Tensor::zeros((1, 16, 8, 8), DType::F16, &Device::Cpu).unwrap();
+        candle_core::safetensors::save(
+            &std::collections::HashMap::from([("latents", floats)]),
+            &path,
+        )
+        .unwrap();
+        assert!(NoiseInput::read(&path).is_ok());
     }
 }

@@ -14,10 +14,10 @@ use super::gpu_memory::{GpuMemoryRecord, StageMemory};
 use super::models::HiDreamModels;
 use super::noise::{NoiseInput, NoiseSource};
 use super::progress::Progress;
-use super::settings::{GenerateSettings, Resolved};
 use crate::models::text::PromptEncoding;
 use crate::models::vae::to_rgb8;
 use crate::schedulers::Scheduler;
+use crate::settings::{GenerateSettings, Resolved};
 
 /// Where the time went, in milliseconds.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -64,9 +64,7 @@ pub fn generate(
     progress: &mut dyn Progress,
 ) -> anyhow::Result<Generation> {
     let started = Instant::now();
-    let resolved = settings
-        .resolve(models.vae.config().scale_factor())
-        .map_err(anyhow::Error::msg)?;
+    let resolved = settings.resolve(models.vae.config().scale_factor())?;
     check_fits(&resolved, models)?;
     let device = models.device().clone();
     let latent_shape = [

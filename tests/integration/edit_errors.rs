@@ -174,3 +174,41 @@ fn bad_numbers_and_missing_base() {
     let e = stderr(&out);
     assert!(e.contains("LoRA") && e.contains("--base-model"), "{e}");
 }
+
+#[test]
+fn settings_are_refused_in_flag_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_hidream-studio"))
+        .arg("edit")
+        .arg("--model")
+        .arg(fixtures().join("edit-e11/model"))
+        .arg("--base-model")
+        .arg(fixtures().join("full-square/model"))
+        .arg("--llama")
+        .arg(fixtures().join("llama-3.1-tiny"))
+        .arg("--image")
+        .arg(source())
+        .args(["--instruction", " ", "--out"])
+        .arg(dir.path().join("out.png"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("--instruction is empty; say what to change"),
+        "{}",
+        stderr(&out)
+    );
+    let out = edit(dir.path(), &source(), &["--shift", "1000"]);
+    assert!(
+        stderr(&out).contains("--shift must be positive, at most 20"),
+        "{}",
+        stderr(&out)
+    );
+    let out = edit(dir.path(), &source(), &["--guidance", "1e6"]);
+    assert!(
+        stderr(&out).contains("--guidance must be 0 or more, at most 20"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!dir.path().join("out.png").exists());
+}

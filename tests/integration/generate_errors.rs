@@ -171,3 +171,83 @@ fn unwritable_output() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("is a folder"), "{err}");
 }
+
+#[test]
+fn unbounded_or_late_failures_are_refused_up_front() {
+    // The helper gives --base-resolution 64 already: this run names the model alone.
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_hidream-studio"))
+        .arg("generate")
+        .arg("--model")
+        .arg(fixture_model("dev-mixed-dtypes"))
+        .arg("--llama")
+        .arg(fixtures().join("llama-3.1-tiny"))
+        .args(["--prompt", "a red circle", "--base-resolution", "100000"])
+        .arg("--out")
+        .arg(dir.path().join("out.png"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("--base-resolution must be") && err.contains("at most 2048"),
+        "{err}"
+    );
+    fails_with(
+        &["--dtype", "bf16"],
+        &["--dtype bf16 does not run on the CPU"],
+    );
+    fails_with(
+        &["--guidance", "1e6"],
+        &["--guidance must be 0 or more, at most"],
+    );
+    fails_with(&["--shift", "inf"], &["--shift must be positive"]);
+}
+
+#[test]
+fn outputs_that_would_lose_data_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let llama = fixtures().join("llama-3.1-tiny");
+    let out = dir.path().join("out.png");
+    let same = out.to_str().unwrap();
+    let run = generate(&["--llama", llama.to_str().unwrap(), "--dump", same], &out);
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("--dump") && err.contains("would replace it"),
+        "{err}"
+    );
+    assert!(!out.exists(), "no output on failure");
+    for name in ["out.jpg", "out.bmp", "out"] {
+        let path = dir.path().join(name);
+        let run = generate(&["--llama", llama.to_str().unwrap()], &path);
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(1), "{name}: {err}");
+        assert!(
+            err.contains("--out") && err.contains(".png"),
+            "{name}: {err}"
+        );
+        assert!(!path.exists(), "{name}: no output on failure");
+    }
+}
+
+#[test]
+fn integer_noise_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let noise = dir.path().join("noise.safetensors");
+    let ints = candle_core::Tensor::zeros(
+        (1, 16, 8, 8),
+        candle_core::DType::U32,
+        &candle_core::Device::Cpu,
+    )
+    .unwrap();
+    candle_core::safetensors::save(
+        &std::collections::HashMap::from([("latents", ints)]),
+        &noise,
+    )
+    .unwrap();
+    fails_with(
+        &["--noise", noise.to_str().unwrap()],
+        &["`latents`", "not floating point"],
+    );
+}

@@ -414,6 +414,33 @@ fn ctrl_enter_submits_what_was_typed_in_the_same_frame() {
 }
 
 #[test]
+fn an_edit_without_instruction_is_refused_in_the_window_words() {
+    let dirs = dirs_with_models();
+    let dialogs = ScriptedDialogs {
+        images: vec![fixtures().join("edit-e11/source.png")],
+        ..Default::default()
+    };
+    let mut harness = harness(&dirs.paths, dialogs);
+    harness.get_by_label("Edit image").click();
+    harness.run_ok();
+    harness.get_by_label("Open image…").click();
+    harness.run_ok();
+    harness.get_by_label("Apply edit").click();
+    harness.run_ok();
+    let messages = harness.state().messages().to_vec();
+    let refusal = messages
+        .iter()
+        .find(|m| m.is_error)
+        .unwrap_or_else(|| panic!("no error shown: {messages:?}"));
+    assert!(
+        refusal.text.contains("Instruction is empty") && !refusal.text.contains("--"),
+        "the message names the label, not a flag: {}",
+        refusal.text
+    );
+    assert!(harness.state().pending_jobs().is_empty());
+}
+
+#[test]
 fn an_edit_of_a_history_entry_is_linked_to_it() {
     let dirs = dirs_with_models();
     let mut harness = harness(&dirs.paths, ScriptedDialogs::default());

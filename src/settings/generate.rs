@@ -5,8 +5,9 @@ use std::path::PathBuf;
 use candle_core::{DType, Device};
 use serde::{Deserialize, Serialize};
 
-use super::presets::Preset;
-use super::resolution::effective_size;
+use super::checks;
+use super::error::{Field, SettingsError};
+use crate::pipelines::{Preset, effective_size};
 use crate::schedulers::{SchedulerKind, ShiftMode};
 
 /// The dtype the models compute in.
@@ -105,7 +106,7 @@ fn dynamic() -> ShiftMode {
 }
 
 fn default_base() -> u32 {
-    1024
+    super::DEFAULT_BASE_RESOLUTION
 }
 
 /// The settings a job actually ran with, every default filled in.
@@ -131,49 +132,28 @@ impl Resolved {
 }
 
 impl GenerateSettings {
-    /// Fills in the preset's values and the output size; every invalid value is an error that
-    /// says which option to change. `vae_scale` is 8 for the FLUX autoencoder.
-    pub fn resolve(&self, vae_scale: usize) -> Result<Resolved, String> {
+    /// Fills in the preset's values and the output size; every invalid value is an error
+    /// naming its field. `vae_scale` is 8 for the FLUX autoencoder.
+    pub fn resolve(&self, vae_scale: usize) -> Result<Resolved, SettingsError> {
         let d = self.preset.defaults();
-        let steps = self.steps.unwrap_or(d.steps);
-        let guidance = self.guidance.unwrap_or(d.guidance);
-        let shift = self.shift.unwrap_or(d.shift);
-        if steps == 0 {
-            return Err("--steps must be at least 1".into());
-        }
-        if steps > 1000 {
-            return Err(format!(
-                "--steps {steps} is more than the 1000 training timesteps"
-            ));
-        }
-        if !guidance.is_finite() || guidance < 0.0 {
-            return Err(format!(
-                "--guidance must be 0 or more (got {guidance}); 0 and 1 turn guidance off"
-            ));
-        }
-        if !shift.is_finite() || shift <= 0.0 {
-            return Err(format!("--shift must be positive (got {shift})"));
-        }
-        if self.base_resolution < 16 || !self.base_resolution.is_multiple_of(16) {
-            return Err(format!(
-                "--base-resolution must be a multiple of 16, at least 16 (got {})",
-                self.base_resolution
-            ));
-        }
+        let steps = checks::steps(self.steps.unwrap_or(d.steps))?;
+        let guidance = checks::guidance(Field::Guidance, self.guidance.unwrap_or(d.guidance))?;
+        let shift = checks::shift(self.shift.unwrap_or(d.shift))?;
+        let base_resolution = checks::base_resolution(self.base_resolution)?;
+        checks::dtype_on_device(self.models.dtype, self.models.device)?;
         let multiple = (vae_scale * 2) as u32;
-        let (width, height) = effective_size(
-            self.width,
-            self.height,
-            self.base_resolution,
-            multiple,
-        )
-        .ok_or_else(|| {
-            format!(
-                "a {}×{} image cannot be made: rescaled to about {}² pixels its shorter side would \
-                 be under {multiple} pixels; use a less extreme aspect ratio",
-                self.width, self.height, self.base_resolution
-            )
-        })?;
+        let (width, height) = effective_size(self.width, self.height, base_resolution, multiple)
+            .ok_or_else(|| {
+                SettingsError::new(
+                    Field::Size,
+                    format!(
+                        "{}×{}: the image cannot be made: rescaled to about {base_resolution}² \
+                         pixels its shorter side would be under {multiple} pixels; use a less \
+                         extreme aspect ratio",
+                        self.width, self.height
+                    ),
+                )
+            })?;
         Ok(Resolved {
             steps,
             guidance,
@@ -184,5 +164,62 @@ impl GenerateSettings {
             latent_height: 2 * (height as usize / (vae_scale * 2)),
             latent_width: 2 * (width as usize / (vae_scale * 2)),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request() -> GenerateSettings {
+        GenerateSettings {
+            models: ModelSelection {
+                model: "model".into(),
+                llama: "llama".into(),
+                dtype: ComputeDType::F32,
+                device: DeviceChoice::Cpu,
+            },
+            prompt: "a red circle".into(),
+            negative_prompt: None,
+            preset: Preset::Dev,
+            steps: None,
+            guidance: None,
+            shift: None,
+            shift_mode: ShiftMode::Dynamic,
+            width: 1024,
+            height: 1024,
+            base_resolution: 1024,
+            seed: 1,
+        }
+    }
+
+    #[test]
+    fn the_preset_fills_what_is_unset() {
+        let r = request().resolve(8).unwrap();
+        assert_eq!((r.steps, r.guidance, r.shift), (28, 0.0, 6.0));
+        assert_eq!((r.width, r.height, r.latent_height), (1024, 1024, 128));
+    }
+
+    #[test]
+    fn unbounded_or_late_failures_are_refused_up_front() {
+        let mut s = request();
+        s.base_resolution = 100_000;
+        assert_eq!(s.resolve(8).unwrap_err().field, Field::BaseResolution);
+        let mut s = request();
+        s.models.dtype = ComputeDType::Bf16;
+        let e = s.resolve(8).unwrap_err();
+        assert_eq!(e.field, Field::Dtype);
+        assert!(e.for_window().starts_with("Precision bf16"), "{e:?}");
+        let mut s = request();
+        s.guidance = Some(f64::NAN);
+        assert_eq!(s.resolve(8).unwrap_err().field, Field::Guidance);
+        let mut s = request();
+        s.shift = Some(1e9);
+        assert_eq!(s.resolve(8).unwrap_err().field, Field::Shift);
+        let mut s = request();
+        (s.width, s.height) = (10_000, 1);
+        let e = s.resolve(8).unwrap_err();
+        assert_eq!(e.field, Field::Size);
+        assert!(e.for_cli().contains("10000×1"), "{e:?}");
     }
 }
