@@ -130,6 +130,27 @@ fn transparent_mask_pixels_are_kept() {
 }
 
 #[test]
+fn latents_that_stop_being_finite_fail_with_the_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let noise = dir.path().join("noise.safetensors");
+    // The source's working size at base resolution 64 is 6×10 latent pixels.
+    let mut values = vec![0.5f32; 16 * 6 * 10];
+    values[3] = f32::INFINITY;
+    let latents =
+        candle_core::Tensor::from_vec(values, (1, 16, 6, 10), &candle_core::Device::Cpu).unwrap();
+    candle_core::safetensors::save(
+        &std::collections::HashMap::from([("latents".to_string(), latents)]),
+        &noise,
+    )
+    .unwrap();
+    let out = edit(dir.path(), &source(), &["--noise", noise.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let e = stderr(&out);
+    assert!(e.contains("step 1 of 2") && e.contains("noise file"), "{e}");
+    assert!(!dir.path().join("out.png").exists(), "no image on failure");
+}
+
+#[test]
 fn bad_numbers_and_missing_base() {
     let dir = tempfile::tempdir().unwrap();
     let out = edit(dir.path(), &source(), &["--refine-strength", "1.5"]);

@@ -9,6 +9,7 @@ use candle_core::{DType, Tensor};
 use super::{EditModels, RefineModel, form, guidance};
 use crate::models::hidream::PromptEmbeds;
 use crate::models::text::PromptEncoding;
+use crate::pipelines::finite::FiniteWatch;
 use crate::pipelines::gpu_memory::StageMemory;
 use crate::pipelines::progress::Progress;
 use crate::schedulers::{Scheduler, diffusers_flow_unipc};
@@ -35,6 +36,8 @@ pub(super) struct Denoised {
     /// f32 [1, C, h, w].
     pub latents: Tensor,
     pub step_ms: Vec<f64>,
+    /// Whether every step's latents stayed finite, read once before decoding.
+    pub finite: FiniteWatch,
 }
 
 pub(super) fn denoise(
@@ -61,6 +64,7 @@ pub(super) fn denoise(
     let mut x = inputs.noise.clone();
     let mut refining = false;
     let mut step_ms = Vec::with_capacity(r.steps);
+    let mut finite = FiniteWatch::default();
     for i in 0..r.steps {
         let t = Instant::now();
         if i == r.refine_from_step && !refining {
@@ -94,6 +98,7 @@ pub(super) fn denoise(
             let kept = ((inputs.source * (1.0 - sigma))? + (&inputs.noise * sigma)?)?;
             x = (m.broadcast_mul(&x)? + m.affine(-1.0, 1.0)?.broadcast_mul(&kept)?)?;
         }
+        finite.record(&x)?;
         // Wait for the device at the step's end (not inside it) so the step time is its own.
         device.synchronize()?;
         step_ms.push(super::ms(t));
@@ -103,6 +108,7 @@ pub(super) fn denoise(
     Ok(Denoised {
         latents: x,
         step_ms,
+        finite,
     })
 }
 

@@ -220,6 +220,7 @@ pub fn edit(
 
     memory.denoised();
     progress.stage("decoding")?;
+    denoised.finite.check(resolved.steps)?;
     let t = Instant::now();
     let (decoded, decode_mode) = decode(&models.vae, &x)?;
     memory.decoded(decode_mode);
