@@ -1,6 +1,7 @@
 //! Which HiDream-E1 release a `--model` path holds, and loading its transformers.
 //!
-//! The three forms (shared/reference/hidream-e1.md §3):
+//! The three forms (how https://github.com/HiDream-ai/HiDream-E1/blob/f6f0631e9b621fa113f74d3b2e2cf2bc5314ef10/inference.py
+//! and inference_e1_1.py load them):
 //! * **E1.1**: a fine-tuned transformer with exactly I1's tensors. A folder with `transformer/`;
 //!   the other components come from the folder when it is a full snapshot, else from
 //!   `--base-model` (the official script reads only the transformer from the E1-1 folder).

@@ -1,5 +1,6 @@
-//! The editing pipeline's guidance formulas (shared/reference/hidream-e1.md §2.3). Inputs are
-//! velocities already cropped to the target half and negated, rows stacked on dim 0.
+//! The editing pipeline's guidance formulas
+//! (https://github.com/HiDream-ai/HiDream-E1/blob/f6f0631e9b621fa113f74d3b2e2cf2bc5314ef10/pipeline_hidream_image_editing.py#L1140-L1160).
+//! Inputs are velocities already cropped to the target half and negated, rows stacked on dim 0.
 
 use candle_core::{Result, Tensor};
 

@@ -1,5 +1,7 @@
 //! Instruction editing with HiDream-E1-Full and E1.1, step for step as the official
-//! `HiDreamImageEditingPipeline` (shared/reference/hidream-e1.md), plus brushed masks.
+//! `HiDreamImageEditingPipeline`
+//! (https://github.com/HiDream-ai/HiDream-E1/blob/f6f0631e9b621fa113f74d3b2e2cf2bc5314ef10/pipeline_hidream_image_editing.py),
+//! plus brushed masks.
 //!
 //! The model edits in context: the noisy target latent and the clean source latent sit side by
 //! side on one h × 2w canvas, the transformer predicts over all of it and the left half is

@@ -118,7 +118,8 @@ impl Fit {
     }
 
     /// E1.1's `resize_image`: about `image_size`² pixels, sides multiples of 16, aspect kept
-    /// by a centred crop (shared/reference/hidream-e1.md §2.5, with Python's rounding).
+    /// by a centred crop, with Python's rounding
+    /// (https://github.com/HiDream-ai/HiDream-E1/blob/f6f0631e9b621fa113f74d3b2e2cf2bc5314ef10/inference_e1_1.py#L25-L60).
     pub fn e1_1(width: u32, height: u32, image_size: u32) -> Self {
         let (mut w, mut h) = (width, height);
         let mut halvings = 0;
@@ -245,7 +246,7 @@ mod tests {
         );
     }
 
-    /// The worked examples of shared/reference/hidream-e1.md §2.5.
+    /// Worked examples of the official `resize_image`.
     #[test]
     fn e1_1_sizes_as_the_reference() {
         for ((w, h), (ow, oh)) in [
