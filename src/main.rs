@@ -135,6 +135,7 @@ fn main() -> ExitCode {
         Some(Command::Parity(args)) => cli::parity::run(&args),
         Some(Command::Generate(args)) => cli::generate::run(&args),
         Some(Command::Edit(args)) => cli::edit::run(&args),
+        Some(Command::Eval(args)) if args.edits => cli::eval_edits::run(&args),
         Some(Command::Eval(args)) => cli::eval::run(&args),
     };
     match result {

@@ -4,11 +4,11 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context;
 use clap::Args;
-use hidream_studio::engine::{Engine, Event};
+use hidream_studio::engine::Engine;
 use hidream_studio::pipelines::{
     ComputeDType, DeviceChoice, GenerateJob, GenerateSettings, HiDreamBackend, JobOutput,
     ModelSelection, Preset, find_llama,
@@ -19,6 +19,7 @@ use hidream_studio::shapes::{Category, Rgb, Tally, check_prompt, prompts, read};
 use hidream_studio::weights::{StudioManifest, resolve_model_path};
 
 use super::generate::bundled_shapes_model;
+use super::job::wait_for;
 
 #[derive(Args)]
 pub struct EvalArgs {
@@ -53,13 +54,10 @@ pub struct EvalArgs {
     /// Evaluate an editor on ShapesEval's edit set instead (default model: the bundled
     /// shapes-e1.1).
     #[arg(long)]
-    edits: bool,
+    pub(crate) edits: bool,
 }
 
 pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
-    if args.edits {
-        return super::eval_edits::run(args);
-    }
     let model = match &args.model {
         Some(model) => resolve_model_path(model, None)?,
         None => bundled_shapes_model(args.preset.unwrap_or(Preset::Full))?,
@@ -128,24 +126,11 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
     let mut tally = Tally::default();
     let mut image_ms = Vec::new();
     for &(id, index, seed) in &jobs {
-        let generation = loop {
-            let event = engine
-                .next_event_timeout(Duration::from_secs(3600))
-                .context("the engine stopped answering")?;
-            if event.id() != id {
-                continue;
-            }
-            match event {
-                Event::Finished {
-                    output: JobOutput::Generation(generation),
-                    ..
-                } => break generation,
-                Event::Failed { error, .. } => {
-                    anyhow::bail!("prompt {index}, seed {seed}: {error}")
-                }
-                Event::Cancelled { .. } => anyhow::bail!("prompt {index} was cancelled"),
-                _ => {}
-            }
+        let generation = match wait_for(&mut engine, id, |_| Ok(()))
+            .with_context(|| format!("prompt {index}, seed {seed}"))?
+        {
+            JobOutput::Generation(generation) => generation,
+            JobOutput::Edit(_) => anyhow::bail!("prompt {index}: the engine answered with an edit"),
         };
         image_ms.push(generation.record.timings.total_ms - generation.record.timings.load_ms);
         let picture = Rgb::from_image(&generation.image);

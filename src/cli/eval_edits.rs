@@ -4,10 +4,10 @@
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context;
-use hidream_studio::engine::{Engine, Event};
+use hidream_studio::engine::Engine;
 use hidream_studio::pipelines::edit::{EditSettings, RefineModel};
 use hidream_studio::pipelines::{
     ComputeDType, DeviceChoice, EditJob, HiDreamBackend, JobOutput, find_llama,
@@ -17,6 +17,7 @@ use hidream_studio::shapes::{EditKind, EditScore, Rgb, check_edit, prompts};
 use hidream_studio::weights::{StudioManifest, bundled_model, resolve_model_path};
 
 use super::eval::EvalArgs;
+use super::job::wait_for;
 
 pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
     let model = match &args.model {
@@ -95,21 +96,12 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
     }
     let mut by_kind: BTreeMap<&'static str, Vec<EditScore>> = BTreeMap::new();
     for &(id, index, seed) in &jobs {
-        let edit = loop {
-            let event = engine
-                .next_event_timeout(Duration::from_secs(3600))
-                .context("the engine stopped answering")?;
-            if event.id() != id {
-                continue;
-            }
-            match event {
-                Event::Finished {
-                    output: JobOutput::Edit(edit),
-                    ..
-                } => break edit,
-                Event::Failed { error, .. } => anyhow::bail!("edit {index}, seed {seed}: {error}"),
-                Event::Cancelled { .. } => anyhow::bail!("edit {index} was cancelled"),
-                _ => {}
+        let edit = match wait_for(&mut engine, id, |_| Ok(()))
+            .with_context(|| format!("edit {index}, seed {seed}"))?
+        {
+            JobOutput::Edit(edit) => edit,
+            JobOutput::Generation(_) => {
+                anyhow::bail!("edit {index}: the engine answered with a generation")
             }
         };
         let result = Rgb::from_image(&edit.image);

@@ -3,7 +3,7 @@
 use std::io::IsTerminal;
 use std::time::Duration;
 
-use hidream_studio::engine::{Engine, Event};
+use hidream_studio::engine::{Engine, Event, JobId};
 use hidream_studio::pipelines::{HiDreamBackend, Job, JobOutput};
 
 use super::previews::PreviewWriter;
@@ -21,6 +21,36 @@ pub fn run_job(
     let mut engine = Engine::spawn(backend);
     let id = engine.submit(job);
     let mut bar = ProgressBar::new(std::io::stderr().is_terminal() && !quiet);
+    let output = wait_for(&mut engine, id, |event| {
+        match event {
+            Event::Loading { what, .. } => bar.message(&format!("loading {what}")),
+            Event::Stage { stage, .. } => bar.message(stage),
+            Event::Step {
+                step,
+                total,
+                preview,
+                ..
+            } => {
+                bar.step(*step, *total);
+                if let (Some(writer), Some(x0)) = (previews, preview) {
+                    writer.write(*step, x0)?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    });
+    bar.finish();
+    output
+}
+
+/// Follows the engine's events until job `id` ends: its output, or its failure as the error.
+/// Every other event of the job is handed to `on_event` first.
+pub fn wait_for(
+    engine: &mut Engine<HiDreamBackend>,
+    id: JobId,
+    mut on_event: impl FnMut(&Event<JobOutput>) -> anyhow::Result<()>,
+) -> anyhow::Result<JobOutput> {
     loop {
         let Some(event) = engine.next_event_timeout(Duration::from_secs(3600)) else {
             anyhow::bail!("the engine stopped answering");
@@ -29,29 +59,10 @@ pub fn run_job(
             continue;
         }
         match event {
-            Event::Loading { what, .. } => bar.message(&format!("loading {what}")),
-            Event::Stage { stage, .. } => bar.message(&stage),
-            Event::Step {
-                step,
-                total,
-                preview,
-                ..
-            } => {
-                bar.step(step, total);
-                if let (Some(writer), Some(x0)) = (previews, preview) {
-                    writer.write(step, &x0)?;
-                }
-            }
-            Event::Finished { output, .. } => {
-                bar.finish();
-                return Ok(output);
-            }
-            Event::Failed { error, .. } => {
-                bar.finish();
-                anyhow::bail!("{error}");
-            }
+            Event::Finished { output, .. } => return Ok(output),
+            Event::Failed { error, .. } => anyhow::bail!("{error}"),
             Event::Cancelled { .. } => anyhow::bail!("the job was cancelled"),
-            Event::Queued { .. } | Event::Started { .. } => {}
+            other => on_event(&other)?,
         }
     }
 }

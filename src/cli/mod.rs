@@ -4,7 +4,7 @@ pub mod bench;
 mod bench_pipeline;
 pub mod edit;
 pub mod eval;
-mod eval_edits;
+pub mod eval_edits;
 pub mod generate;
 pub mod info;
 mod job;
