@@ -12,9 +12,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use image::RgbImage;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::png_metadata::{
-    StoredRecord, png_with_edit_metadata, png_with_metadata, write_atomically,
-};
+use super::atomic_file::{WriteError, remove_stale_temporaries, write_atomically};
+use super::png_metadata::{StoredRecord, png_with_edit_metadata, png_with_metadata};
 
 /// Longest side of a thumbnail, in pixels.
 pub const THUMBNAIL_SIDE: u32 = 192;
@@ -38,11 +37,8 @@ pub enum HistoryError {
     NewerSchema { path: PathBuf, found: i64 },
     #[error("the history database failed: {0}")]
     Database(#[from] rusqlite::Error),
-    #[error("could not write {path}: {source}")]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Write(#[from] WriteError),
     #[error("could not create the history folder {path}: {source}")]
     Folder {
         path: PathBuf,
@@ -157,7 +153,9 @@ impl History {
             images,
             thumbnails,
         };
-        history.remove_leftover_temporaries();
+        // What a crash left: writes also do this, but a crash may be followed by no write.
+        remove_stale_temporaries(&history.images);
+        remove_stale_temporaries(&history.thumbnails);
         Ok(history)
     }
 
@@ -308,29 +306,10 @@ impl History {
         }
         stem
     }
-
-    /// Temporary files of writes a crash interrupted.
-    fn remove_leftover_temporaries(&self) {
-        for dir in [&self.images, &self.thumbnails] {
-            let Ok(read) = std::fs::read_dir(dir) else {
-                continue;
-            };
-            for entry in read.flatten() {
-                let name = entry.file_name();
-                let name = name.to_string_lossy();
-                if name.starts_with('.') && name.ends_with(".tmp") {
-                    let _ = std::fs::remove_file(entry.path());
-                }
-            }
-        }
-    }
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<(), HistoryError> {
-    write_atomically(path, bytes).map_err(|source| HistoryError::Write {
-        path: path.to_path_buf(),
-        source,
-    })
+    Ok(write_atomically(path, bytes)?)
 }
 
 fn thumbnail_png(image: &RgbImage) -> Result<Vec<u8>, HistoryError> {

@@ -117,7 +117,9 @@ fn what_a_crash_leaves_is_cleaned_up_and_never_listed() {
     drop(history);
     // A crash while writing a file leaves its temporary; a crash after the file was renamed
     // but before the row was committed leaves an unreferenced image.
-    let temporary = dir.path().join("images/.123.png.999.tmp");
+    let temporary = dir
+        .path()
+        .join(format!("images/.123.png.{}.tmp", finished_pid()));
     std::fs::write(&temporary, b"half a png").unwrap();
     std::fs::write(dir.path().join("images/999.png"), b"unreferenced").unwrap();
 
@@ -156,4 +158,33 @@ fn unusable_databases_are_reported_with_their_path_and_left_alone() {
 fn set_user_version(dir: &std::path::Path, version: i64) {
     let conn = rusqlite::Connection::open(dir.join("history.sqlite3")).unwrap();
     conn.pragma_update(None, "user_version", version).unwrap();
+}
+
+/// The id of a process that has exited, as a crashed writer's has.
+fn finished_pid() -> u32 {
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    pid
+}
+
+#[test]
+fn a_write_in_progress_in_another_window_is_left_alone() {
+    // Two windows may share a data folder: opening the history in one must not remove the
+    // temporary the other is writing.
+    let dir = tempfile::tempdir().unwrap();
+    drop(History::open(dir.path()).unwrap());
+    let mut other_window = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .unwrap();
+    let writing = dir
+        .path()
+        .join(format!("images/.5.png.{}.tmp", other_window.id()));
+    std::fs::write(&writing, b"half a png, still being written").unwrap();
+    let history = History::open(dir.path());
+    let _ = other_window.kill();
+    let _ = other_window.wait();
+    assert!(history.is_ok());
+    assert!(writing.exists());
 }

@@ -10,6 +10,7 @@ mod edit_reuse;
 mod encoder_errors;
 mod encoder_parity;
 mod engine;
+mod file_writes;
 mod generate_errors;
 mod generate_parity;
 mod generate_previews;
