@@ -9,7 +9,7 @@ use hidream_studio::schedulers::{SchedulerKind, ShiftMode};
 use hidream_studio::store::{EntryKind, History, HistoryError, StoredRecord, read_stored_record};
 use image::RgbImage;
 
-fn record(prompt: &str, seed: u64) -> StoredRecord {
+pub(crate) fn record(prompt: &str, seed: u64) -> StoredRecord {
     StoredRecord::Generation(Box::new(GenerationRecord {
         settings: GenerateSettings {
             models: ModelSelection {
@@ -51,7 +51,7 @@ fn record(prompt: &str, seed: u64) -> StoredRecord {
     }))
 }
 
-fn image(shade: u8) -> RgbImage {
+pub(crate) fn image(shade: u8) -> RgbImage {
     RgbImage::from_fn(40, 24, |x, y| {
         image::Rgb([shade, x as u8 * 6, y as u8 * 10])
     })
