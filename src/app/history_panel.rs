@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use egui::{ColorImage, TextureHandle, TextureOptions, Ui};
 
-use crate::store::{EntryKind, HistoryEntry};
+use crate::store::{EntryKind, HistoryEntry, UnreadableEntry};
 
 /// Thumbnails are drawn at most this many points wide.
 const THUMB_POINTS: f32 = 72.0;
@@ -126,6 +126,27 @@ impl HistoryPanel {
         });
         action
     }
+}
+
+/// The note shown when rows of the history cannot be read: which, why, and that they are kept.
+pub fn unreadable_note(unreadable: &[UnreadableEntry]) -> Option<String> {
+    let first = unreadable.first()?;
+    let count = match unreadable.len() {
+        1 => "1 history entry".to_string(),
+        n => format!("{n} history entries"),
+    };
+    Some(format!(
+        "{count} could not be read and {} not shown in History (entry {}: {}{}). They stay in \
+         the database untouched; a newer HiDream Studio may read them.",
+        if unreadable.len() == 1 { "is" } else { "are" },
+        first.id,
+        first.reason,
+        if unreadable.len() > 1 {
+            "; and others"
+        } else {
+            ""
+        },
+    ))
 }
 
 fn load_thumbnail(ctx: &egui::Context, entry: &HistoryEntry) -> Option<TextureHandle> {

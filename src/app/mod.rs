@@ -33,7 +33,7 @@ pub use jobs::{JobPhase, PendingJob};
 pub use canvas::Canvas;
 use edit_panel::EditAction;
 use first_run::{FirstRunAction, FirstRunView};
-use history_panel::{HistoryAction, HistoryPanel};
+use history_panel::{HistoryAction, HistoryPanel, unreadable_note};
 use models_view::{ModelsAction, ModelsView};
 
 use crate::engine::{Engine, Event, JobId};
@@ -149,13 +149,24 @@ impl StudioApp {
         }
         let (history, entries) = match History::open(&paths.data_dir) {
             Ok(history) => {
-                let entries = history.entries().unwrap_or_else(|e| {
-                    messages.push(Message {
-                        text: format!("could not read the history: {e}"),
-                        is_error: true,
-                    });
-                    Vec::new()
-                });
+                let entries = match history.listing() {
+                    Ok(listing) => {
+                        if let Some(text) = unreadable_note(&listing.unreadable) {
+                            messages.push(Message {
+                                text,
+                                is_error: true,
+                            });
+                        }
+                        listing.entries
+                    }
+                    Err(e) => {
+                        messages.push(Message {
+                            text: format!("could not read the history: {e}"),
+                            is_error: true,
+                        });
+                        Vec::new()
+                    }
+                };
                 (Some(history), entries)
             }
             Err(e) => {

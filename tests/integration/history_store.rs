@@ -188,3 +188,86 @@ fn a_write_in_progress_in_another_window_is_left_alone() {
     assert!(history.is_ok());
     assert!(writing.exists());
 }
+
+#[test]
+fn a_database_with_a_damaged_page_is_refused_and_never_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut history = History::open(dir.path()).unwrap();
+    for i in 0..12 {
+        history
+            .add(&image(i), &record("kept", i.into()), None)
+            .unwrap();
+    }
+    drop(history);
+    let db = dir.path().join("history.sqlite3");
+    let (root, page_size) = {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        let root: i64 = conn
+            .query_row(
+                "SELECT rootpage FROM sqlite_master WHERE name = 'entries'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let page_size: i64 = conn
+            .pragma_query_value(None, "page_size", |r| r.get(0))
+            .unwrap();
+        (root as usize, page_size as usize)
+    };
+    assert!(
+        root > 1,
+        "the table's b-tree is not on the file's first page"
+    );
+    // Garbage over the start of the table's root page: its b-tree page header and cell
+    // pointers, as a torn write or a failing disk leaves them.
+    let mut bytes = std::fs::read(&db).unwrap();
+    let page = (root - 1) * page_size;
+    bytes[page..page + 64].fill(0xEE);
+    std::fs::write(&db, &bytes).unwrap();
+
+    let Err(error) = History::open(dir.path()) else {
+        panic!("a damaged database must not open (it would take new rows into damaged pages)");
+    };
+    assert!(matches!(error, HistoryError::Damaged { .. }), "{error:?}");
+    let message = error.to_string();
+    assert!(message.contains("history.sqlite3 is damaged"), "{message}");
+    assert!(message.contains("move it away"), "{message}");
+    assert_eq!(
+        std::fs::read(&db).unwrap(),
+        bytes,
+        "the damaged database is not written to"
+    );
+}
+
+#[test]
+fn a_row_that_does_not_parse_is_set_apart_and_hides_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut history = History::open(dir.path()).unwrap();
+    let first = history.add(&image(1), &record("first", 1), None).unwrap();
+    let second = history.add(&image(2), &record("second", 2), None).unwrap();
+    let third = history.add(&image(3), &record("third", 3), None).unwrap();
+    drop(history);
+    let conn = rusqlite::Connection::open(dir.path().join("history.sqlite3")).unwrap();
+    conn.execute(
+        "UPDATE entries SET record_json = '{\"written by\": \"a newer version\"}' WHERE id = ?1",
+        [second.id],
+    )
+    .unwrap();
+    drop(conn);
+
+    let history = History::open(dir.path()).unwrap();
+    let listing = history.listing().unwrap();
+    assert_eq!(listing.entries, vec![third, first]);
+    assert_eq!(listing.unreadable.len(), 1);
+    assert_eq!(listing.unreadable[0].id, second.id);
+    let reason = &listing.unreadable[0].reason;
+    assert!(
+        reason.contains("newer version of HiDream Studio"),
+        "{reason}"
+    );
+    // Asked for every entry, the history names the row it cannot give.
+    match history.entries() {
+        Err(HistoryError::Record { id, .. }) if id == second.id => {}
+        other => panic!("expected entry {} to be named, got {other:?}", second.id),
+    }
+}

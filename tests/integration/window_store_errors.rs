@@ -1,4 +1,5 @@
-//! What the window says when what it reads from disk is damaged: a dropped PNG's settings.
+//! What the window says when what it reads from disk is damaged: a dropped PNG's settings,
+//! the history database, a row of it.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -7,9 +8,9 @@ use egui_kittest::Harness;
 use hidream_studio::app::{
     Mode, ModelFolders, ScriptedDialogs, StudioApp, StudioOptions, StudioPaths,
 };
-use hidream_studio::store::png_with_texts;
+use hidream_studio::store::{History, png_with_texts};
 
-use super::history_store::image;
+use super::history_store::{image, record};
 
 fn paths(root: &Path) -> StudioPaths {
     StudioPaths {
@@ -93,9 +94,61 @@ fn a_png_with_unreadable_settings_says_so_and_is_not_taken_for_editing() {
         "{errors:?}"
     );
 
-    // A PNG without studio settings is still the image to edit.
+    // A PNG without studio settings, or an image of another format, is still the image to
+    // edit.
     let plain = root.path().join("plain.png");
     image(6).save(&plain).unwrap();
     drop_file(&mut harness, &plain);
     assert_eq!(harness.state().mode(), Mode::Edit);
+    harness.state_mut().clear_messages();
+    let jpeg = root.path().join("photo.jpg");
+    image::RgbImage::new(48, 32).save(&jpeg).unwrap();
+    drop_file(&mut harness, &jpeg);
+    assert_eq!(shown_errors(&harness), Vec::<String>::new());
+    let mask = harness.state().mask().map(|m| m.size());
+    assert_eq!(mask, Some((48, 32)), "the photo is the image to edit");
+}
+
+#[test]
+fn a_damaged_history_is_refused_with_advice_and_readable_rows_are_shown_with_a_note() {
+    let root = tempfile::tempdir().unwrap();
+    let paths = paths(root.path());
+    let mut history = History::open(&paths.data_dir).unwrap();
+    let good = history.add(&image(1), &record("good", 1), None).unwrap();
+    let bad = history.add(&image(2), &record("bad", 2), None).unwrap();
+    drop(history);
+    let db = paths.data_dir.join("history.sqlite3");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute(
+        "UPDATE entries SET record_json = 'not json' WHERE id = ?1",
+        [bad.id],
+    )
+    .unwrap();
+    drop(conn);
+
+    let harness = window(&paths);
+    assert_eq!(harness.state().history_entries(), &[good]);
+    let errors = shown_errors(&harness);
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("1 history entry could not be read")
+                && e.contains(&format!("entry {}", bad.id))),
+        "{errors:?}"
+    );
+    drop(harness);
+
+    // A file that is not a database at all (or lost its pages) is refused, and said so.
+    std::fs::write(&db, vec![0x5A; 8192]).unwrap();
+    let harness = window(&paths);
+    assert!(harness.state().history_entries().is_empty());
+    let errors = shown_errors(&harness);
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("history.sqlite3 is damaged")
+                && e.contains("Results will not be kept this session")),
+        "{errors:?}"
+    );
+    assert_eq!(std::fs::read(&db).unwrap(), vec![0x5A; 8192]);
 }
