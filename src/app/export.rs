@@ -69,8 +69,8 @@ pub fn export_entry(entry: &HistoryEntry, path: &Path) -> anyhow::Result<PathBuf
             bytes
         }
     };
-    write_atomically(&path, &bytes)
-        .with_context(|| format!("could not write {}", path.display()))?;
+    // The error names the path and what is there (a folder, a device…) itself.
+    write_atomically(&path, &bytes)?;
     Ok(path)
 }
 

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use egui::{ColorImage, TextureHandle, TextureOptions, Ui};
 
 use super::actions::Action;
-use crate::store::{EntryKind, HistoryEntry};
+use crate::store::{EntryKind, HistoryEntry, UnreadableEntry};
 
 /// Thumbnails are drawn at most this many points wide.
 const THUMB_POINTS: f32 = 72.0;
@@ -114,6 +114,22 @@ impl HistoryPanel {
     }
 }
 
+/// The note shown when rows of the history cannot be read: which, why, and that they are kept.
+pub fn unreadable_note(unreadable: &[UnreadableEntry]) -> Option<String> {
+    let first = unreadable.first()?;
+    let why = format!("entry {}: {}", first.id, first.reason);
+    Some(match unreadable.len() {
+        1 => format!(
+            "1 history entry could not be read and is not shown in History ({why}). It stays \
+             in the database untouched; a newer HiDream Studio may read it."
+        ),
+        n => format!(
+            "{n} history entries could not be read and are not shown in History (the first, \
+             {why}). They stay in the database untouched; a newer HiDream Studio may read them."
+        ),
+    })
+}
+
 fn load_thumbnail(ctx: &egui::Context, entry: &HistoryEntry) -> Option<TextureHandle> {
     let image = image::open(&entry.thumbnail_path).ok()?.to_rgb8();
     let size = [image.width() as usize, image.height() as usize];
@@ -132,5 +148,32 @@ fn shorten(text: &str, max_chars: usize) -> String {
     } else {
         let cut: String = line.chars().take(max_chars).collect();
         format!("{cut}…")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_note_counts_the_unreadable_rows_and_names_the_first() {
+        assert_eq!(unreadable_note(&[]), None);
+        let rows = [
+            UnreadableEntry {
+                id: 7,
+                reason: "its row is damaged".into(),
+            },
+            UnreadableEntry {
+                id: 3,
+                reason: "its settings record does not parse".into(),
+            },
+        ];
+        let note = unreadable_note(&rows).unwrap_or_default();
+        assert!(
+            note.starts_with("2 history entries could not be read and are not shown"),
+            "{note}"
+        );
+        assert!(note.contains("entry 7: its row is damaged"), "{note}");
+        assert!(note.contains("They stay in the database"), "{note}");
     }
 }

@@ -148,15 +148,18 @@ impl StudioApp {
                     self.apply_record(&record);
                     self.info(format!("Loaded the settings of {}.", path.display()));
                 }
-                Ok(None) | Err(_) if image::guess_format(&bytes).is_ok() => {
+                Ok(None) if image::guess_format(&bytes).is_ok() => {
                     self.set_edit_source(path, None);
                 }
                 Ok(None) => self.error(format!(
                     "{} is not an image HiDream Studio can use.",
                     path.display()
                 )),
+                // Said, never silently turned into the image to edit: the user dropped it for
+                // its settings.
                 Err(e) => self.error(format!(
-                    "{} carries damaged settings: {e:#}",
+                    "The settings in {} cannot be read, so nothing was loaded: {e:#}. To edit \
+                     the picture itself, choose it with Open image… in Edit.",
                     path.display()
                 )),
             }

@@ -44,7 +44,7 @@ pub use generate_panel::{GeneratePanel, SeedMode, SizeChoice, preset_summary};
 pub use jobs::{JobPhase, PendingJob};
 
 use first_run::FirstRunView;
-use history_panel::HistoryPanel;
+use history_panel::{HistoryPanel, unreadable_note};
 use models_view::ModelsView;
 
 use crate::engine::{Engine, JobId};
@@ -157,13 +157,24 @@ impl StudioApp {
         }
         let (history, entries) = match History::open(&paths.data_dir) {
             Ok(history) => {
-                let entries = history.entries().unwrap_or_else(|e| {
-                    messages.push(Message {
-                        text: format!("could not read the history: {e}"),
-                        is_error: true,
-                    });
-                    Vec::new()
-                });
+                let entries = match history.listing() {
+                    Ok(listing) => {
+                        if let Some(text) = unreadable_note(&listing.unreadable) {
+                            messages.push(Message {
+                                text,
+                                is_error: true,
+                            });
+                        }
+                        listing.entries
+                    }
+                    Err(e) => {
+                        messages.push(Message {
+                            text: format!("could not read the history: {e}"),
+                            is_error: true,
+                        });
+                        Vec::new()
+                    }
+                };
                 (Some(history), entries)
             }
             Err(e) => {

@@ -177,7 +177,7 @@ pub fn run(args: &EditArgs) -> anyhow::Result<ExitCode> {
 fn write_outputs(args: &EditArgs, result: &Edit) -> anyhow::Result<()> {
     let record = &result.record;
     let png = png_with_edit_metadata(&result.image, record)?;
-    write_atomically(&args.out, &png).with_context(|| format!("writing {}", args.out.display()))?;
+    write_atomically(&args.out, &png).with_context(|| format!("--out {}", args.out.display()))?;
     if let Some(dump) = &args.dump {
         let tensors = HashMap::from([
             ("final_latents".to_string(), result.final_latents.clone()),

@@ -187,7 +187,7 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
 
 fn write_outputs(args: &GenerateArgs, generation: &Generation) -> anyhow::Result<()> {
     let png = png_with_metadata(&generation.image, &generation.record)?;
-    write_atomically(&args.out, &png).with_context(|| format!("writing {}", args.out.display()))?;
+    write_atomically(&args.out, &png).with_context(|| format!("--out {}", args.out.display()))?;
     if let Some(dump) = &args.dump {
         let tensors = HashMap::from([
             (

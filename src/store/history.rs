@@ -10,11 +10,10 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use image::RgbImage;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 
-use super::png_metadata::{
-    StoredRecord, png_with_edit_metadata, png_with_metadata, write_atomically,
-};
+use super::atomic_file::{WriteError, remove_stale_temporaries, write_atomically};
+use super::png_metadata::{StoredRecord, png_with_edit_metadata, png_with_metadata};
 
 /// Longest side of a thumbnail, in pixels.
 pub const THUMBNAIL_SIDE: u32 = 192;
@@ -36,13 +35,23 @@ pub enum HistoryError {
          version knows {SCHEMA_VERSION}); update HiDream Studio"
     )]
     NewerSchema { path: PathBuf, found: i64 },
+    #[error(
+        "the history database {} is damaged ({problem}). HiDream Studio neither reads nor writes \
+         it, so nothing more is lost. To start a new history, close HiDream Studio and move it \
+         away (for example to history.damaged.sqlite3); your images stay in {}. The \
+         sqlite3 tool's `.recover` command can rescue entries from the moved file",
+        path.display(),
+        images.display()
+    )]
+    Damaged {
+        path: PathBuf,
+        images: PathBuf,
+        problem: String,
+    },
     #[error("the history database failed: {0}")]
     Database(#[from] rusqlite::Error),
-    #[error("could not write {path}: {source}")]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Write(#[from] WriteError),
     #[error("could not create the history folder {path}: {source}")]
     Folder {
         path: PathBuf,
@@ -50,8 +59,8 @@ pub enum HistoryError {
     },
     #[error("could not encode the image: {0}")]
     Encode(String),
-    #[error("history entry {id} has a damaged record: {source}")]
-    Record { id: i64, source: serde_json::Error },
+    #[error("history entry {id} cannot be read: {reason}")]
+    Record { id: i64, reason: String },
 }
 
 /// What kind of job made an entry.
@@ -96,6 +105,23 @@ impl HistoryEntry {
     }
 }
 
+/// A row of the history that cannot be read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnreadableEntry {
+    pub id: i64,
+    /// Why, in a user's words: "its settings record does not parse (…)".
+    pub reason: String,
+}
+
+/// The history as it can be shown.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HistoryListing {
+    /// Newest first.
+    pub entries: Vec<HistoryEntry>,
+    /// Rows left in the database, untouched, but not shown.
+    pub unreadable: Vec<UnreadableEntry>,
+}
+
 /// The database and the folders it points into.
 pub struct History {
     db: Connection,
@@ -124,6 +150,15 @@ impl History {
         // Two studio windows may share a data folder; let one wait for the other's write.
         db.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(open_err)?;
+        // Before anything is written: a damaged database would otherwise take new rows into
+        // damaged pages (and show as an empty history).
+        if let Some(problem) = damage(&db).map_err(open_err)? {
+            return Err(HistoryError::Damaged {
+                path: db_path,
+                images,
+                problem,
+            });
+        }
         db.pragma_update(None, "foreign_keys", true)
             .map_err(open_err)?;
         let found: i64 = db
@@ -157,7 +192,9 @@ impl History {
             images,
             thumbnails,
         };
-        history.remove_leftover_temporaries();
+        // What a crash left: writes also do this, but a crash may be followed by no write.
+        remove_stale_temporaries(&history.images);
+        remove_stale_temporaries(&history.thumbnails);
         Ok(history)
     }
 
@@ -232,13 +269,38 @@ impl History {
         })
     }
 
-    /// Every entry, newest first.
-    pub fn entries(&self) -> Result<Vec<HistoryEntry>, HistoryError> {
+    /// The entries that can be read, newest first, and the rows that cannot (damaged, or
+    /// written by a newer version): one bad row never hides the others.
+    pub fn listing(&self) -> Result<HistoryListing, HistoryError> {
         let mut statement = self.db.prepare(
             "SELECT id, created_ms, kind, prompt, image_file, thumbnail_file, parent_id, \
              record_json FROM entries ORDER BY id DESC",
         )?;
-        let rows = statement.query_map([], |row| {
+        // The id always reads (an INTEGER PRIMARY KEY); a failure to step through the table is
+        // an error of the whole history, a failure within a row is that row's.
+        let rows = statement.query_map([], |row| Ok((row.get::<_, i64>(0)?, self.entry(row))))?;
+        let mut listing = HistoryListing::default();
+        for row in rows {
+            match row? {
+                (_, Ok(entry)) => listing.entries.push(entry),
+                (id, Err(reason)) => listing.unreadable.push(UnreadableEntry { id, reason }),
+            }
+        }
+        Ok(listing)
+    }
+
+    /// Every entry, newest first; an error names the first row that cannot be read.
+    pub fn entries(&self) -> Result<Vec<HistoryEntry>, HistoryError> {
+        let listing = self.listing()?;
+        match listing.unreadable.into_iter().next() {
+            Some(UnreadableEntry { id, reason }) => Err(HistoryError::Record { id, reason }),
+            None => Ok(listing.entries),
+        }
+    }
+
+    /// The entry a row of `listing`'s query holds, or why it cannot be read.
+    fn entry(&self, row: &rusqlite::Row<'_>) -> Result<HistoryEntry, String> {
+        let columns = || -> rusqlite::Result<_> {
             Ok((
                 row.get::<_, i64>(0)?,
                 row.get::<_, i64>(1)?,
@@ -249,31 +311,31 @@ impl History {
                 row.get::<_, Option<i64>>(6)?,
                 row.get::<_, String>(7)?,
             ))
+        };
+        let (id, created_ms, kind, prompt, image_file, thumbnail_file, parent, json) =
+            columns().map_err(|e| format!("its row is damaged ({e})"))?;
+        let record = if kind == "edit" {
+            serde_json::from_str(&json).map(|r| (EntryKind::Edit, StoredRecord::Edit(Box::new(r))))
+        } else {
+            serde_json::from_str(&json)
+                .map(|r| (EntryKind::Generate, StoredRecord::Generation(Box::new(r))))
+        };
+        let (kind, record) = record.map_err(|e| {
+            format!(
+                "its settings record does not parse ({e}); it is damaged or comes from a newer \
+                 version of HiDream Studio"
+            )
         })?;
-        let mut entries = Vec::new();
-        for row in rows {
-            let (id, created_ms, kind, prompt, image_file, thumbnail_file, parent, json) = row?;
-            let (kind, record) = if kind == "edit" {
-                let r = serde_json::from_str(&json)
-                    .map_err(|source| HistoryError::Record { id, source })?;
-                (EntryKind::Edit, StoredRecord::Edit(Box::new(r)))
-            } else {
-                let r = serde_json::from_str(&json)
-                    .map_err(|source| HistoryError::Record { id, source })?;
-                (EntryKind::Generate, StoredRecord::Generation(Box::new(r)))
-            };
-            entries.push(HistoryEntry {
-                id,
-                created_ms,
-                kind,
-                prompt,
-                image_path: self.images.join(image_file),
-                thumbnail_path: self.thumbnails.join(thumbnail_file),
-                parent,
-                record,
-            });
-        }
-        Ok(entries)
+        Ok(HistoryEntry {
+            id,
+            created_ms,
+            kind,
+            prompt,
+            image_path: self.images.join(image_file),
+            thumbnail_path: self.thumbnails.join(thumbnail_file),
+            parent,
+            record,
+        })
     }
 
     /// Deletes an entry and its files. Edits made from it keep their own images and lose the
@@ -308,29 +370,34 @@ impl History {
         }
         stem
     }
-
-    /// Temporary files of writes a crash interrupted.
-    fn remove_leftover_temporaries(&self) {
-        for dir in [&self.images, &self.thumbnails] {
-            let Ok(read) = std::fs::read_dir(dir) else {
-                continue;
-            };
-            for entry in read.flatten() {
-                let name = entry.file_name();
-                let name = name.to_string_lossy();
-                if name.starts_with('.') && name.ends_with(".tmp") {
-                    let _ = std::fs::remove_file(entry.path());
-                }
-            }
-        }
-    }
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<(), HistoryError> {
-    write_atomically(path, bytes).map_err(|source| HistoryError::Write {
-        path: path.to_path_buf(),
-        source,
-    })
+    Ok(write_atomically(path, bytes)?)
+}
+
+/// What `PRAGMA quick_check` finds wrong, if anything: every page of every b-tree is read and
+/// checked for structure (what `integrity_check` also does, less the comparison of indexes with
+/// their tables, which makes it fast enough for every start).
+fn damage(db: &Connection) -> Result<Option<String>, rusqlite::Error> {
+    let lines: Result<Vec<String>, rusqlite::Error> = db
+        .prepare("PRAGMA quick_check(3)")
+        .and_then(|mut check| check.query_map([], |row| row.get(0))?.collect());
+    match lines {
+        Ok(lines) if lines.len() == 1 && lines[0] == "ok" => Ok(None),
+        Ok(lines) => Ok(Some(lines.join("; "))),
+        // Damage bad enough that SQLite cannot even check; anything else (a lock held too
+        // long, a full disk) is not damage and is reported as it is.
+        Err(e)
+            if matches!(
+                e.sqlite_error_code(),
+                Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase)
+            ) =>
+        {
+            Ok(Some(e.to_string()))
+        }
+        Err(e) => Err(e),
+    }
 }
 
 fn thumbnail_png(image: &RgbImage) -> Result<Vec<u8>, HistoryError> {

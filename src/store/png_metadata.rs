@@ -12,6 +12,8 @@ use crate::schedulers::SchedulerKind;
 pub const RECORD_KEY: &str = "hidream-studio";
 /// The key A1111 and compatible tools read.
 pub const PARAMETERS_KEY: &str = "parameters";
+/// The first bytes of every PNG file.
+const PNG_SIGNATURE: &[u8] = b"\x89PNG\r\n\x1a\n";
 
 /// A readable name for a model folder: the repository name for a Hugging Face cache snapshot
 /// (`…/models--HiDream-ai--HiDream-I1-Dev/snapshots/…` → `HiDream-I1-Dev`), else the folder name.
@@ -142,24 +144,69 @@ fn add_text<W: std::io::Write>(
     Ok(())
 }
 
-/// The text chunks of a PNG, by key.
+/// The most text a PNG's compressed text chunks may inflate to, all together. A studio record
+/// is a few KiB and a prompt of a whole chapter still fits; without a bound, a 1 MB file of
+/// zlib "bombs" inflates to gigabytes.
+pub const MAX_INFLATED_TEXT: usize = 1 << 20;
+
+/// What reading a PNG's header and text chunks (as stored, before inflating) may allocate.
+const MAX_STORED_TEXT: usize = 8 << 20;
+
+/// The text chunks of a PNG, by key. Compressed chunks are inflated up to
+/// [`MAX_INFLATED_TEXT`] bytes in all; beyond that the PNG is refused.
 pub fn png_texts(bytes: &[u8]) -> anyhow::Result<Vec<(String, String)>> {
-    let mut decoder = png::Decoder::new(Cursor::new(bytes));
+    let mut decoder = png::Decoder::new_with_limits(
+        Cursor::new(bytes),
+        png::Limits {
+            bytes: MAX_STORED_TEXT,
+        },
+    );
     decoder.set_ignore_text_chunk(false);
-    let reader = decoder.read_info()?;
+    // The colour profile is not needed here, and is compressed too.
+    decoder.set_ignore_iccp_chunk(true);
+    let reader = match decoder.read_info() {
+        Err(png::DecodingError::LimitsExceeded) => anyhow::bail!(
+            "its text chunks take more than {} MiB; HiDream Studio's settings take a few KiB, so              this file is damaged or was not made by HiDream Studio",
+            MAX_STORED_TEXT >> 20
+        ),
+        other => other?,
+    };
     let info = reader.info();
     let mut texts: Vec<(String, String)> = info
         .uncompressed_latin1_text
         .iter()
         .map(|t| (t.keyword.clone(), t.text.clone()))
         .collect();
+    // Inflated here, within what is left of the budget: `get_text` alone inflates without
+    // any bound.
+    let mut budget = MAX_INFLATED_TEXT;
     for t in &info.utf8_text {
-        texts.push((t.keyword.clone(), t.get_text()?));
+        let mut t = t.clone();
+        let text = t
+            .decompress_text_with_limit(budget)
+            .and_then(|()| t.get_text())
+            .map_err(|e| unreadable_text(&t.keyword, e))?;
+        budget = budget.saturating_sub(text.len());
+        texts.push((t.keyword, text));
     }
     for t in &info.compressed_latin1_text {
-        texts.push((t.keyword.clone(), t.get_text()?));
+        let mut t = t.clone();
+        let text = t
+            .decompress_text_with_limit(budget)
+            .and_then(|()| t.get_text())
+            .map_err(|e| unreadable_text(&t.keyword, e))?;
+        budget = budget.saturating_sub(text.len());
+        texts.push((t.keyword, text));
     }
     Ok(texts)
+}
+
+fn unreadable_text(keyword: &str, error: png::DecodingError) -> anyhow::Error {
+    anyhow::anyhow!(
+        "its `{keyword}` text cannot be read within {} MiB ({error}); HiDream Studio's settings \
+         take a few KiB, so this file is damaged or was not made by HiDream Studio",
+        MAX_INFLATED_TEXT >> 20
+    )
 }
 
 /// The generation record a PNG made by HiDream Studio carries, if any.
@@ -179,8 +226,13 @@ pub enum StoredRecord {
     Edit(Box<EditRecord>),
 }
 
-/// The record (text-to-image or edit) a PNG made by HiDream Studio carries, if any.
+/// The record (text-to-image or edit) a PNG made by HiDream Studio carries, if any. Any other
+/// image (not a PNG, or a PNG without the record) carries none; a record that is there but
+/// does not parse is an error, never `None`.
 pub fn read_stored_record(bytes: &[u8]) -> anyhow::Result<Option<StoredRecord>> {
+    if !bytes.starts_with(PNG_SIGNATURE) {
+        return Ok(None);
+    }
     let Some((_, json)) = png_texts(bytes)?.into_iter().find(|(k, _)| k == RECORD_KEY) else {
         return Ok(None);
     };
@@ -194,31 +246,6 @@ pub fn read_stored_record(bytes: &[u8]) -> anyhow::Result<Option<StoredRecord>> 
         )
     })?;
     Ok(Some(StoredRecord::Edit(Box::new(record))))
-}
-
-/// Writes a file so that a crash never leaves half of it: into a temporary file beside it,
-/// flushed to disk, then renamed over the target.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map_or_else(|| "output".into(), |n| n.to_string_lossy().into_owned());
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let written = (|| {
-        let mut file = std::fs::File::create(&tmp)?;
-        std::io::Write::write_all(&mut file, bytes)?;
-        file.sync_all()
-    })();
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
-    }
-    std::fs::rename(&tmp, path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use hidream_studio::schedulers::{SchedulerKind, ShiftMode};
 use hidream_studio::store::{EntryKind, History, HistoryError, StoredRecord, read_stored_record};
 use image::RgbImage;
 
-fn record(prompt: &str, seed: u64) -> StoredRecord {
+pub(crate) fn record(prompt: &str, seed: u64) -> StoredRecord {
     StoredRecord::Generation(Box::new(GenerationRecord {
         settings: GenerateSettings {
             models: ModelSelection {
@@ -51,7 +51,7 @@ fn record(prompt: &str, seed: u64) -> StoredRecord {
     }))
 }
 
-fn image(shade: u8) -> RgbImage {
+pub(crate) fn image(shade: u8) -> RgbImage {
     RgbImage::from_fn(40, 24, |x, y| {
         image::Rgb([shade, x as u8 * 6, y as u8 * 10])
     })
@@ -117,7 +117,9 @@ fn what_a_crash_leaves_is_cleaned_up_and_never_listed() {
     drop(history);
     // A crash while writing a file leaves its temporary; a crash after the file was renamed
     // but before the row was committed leaves an unreferenced image.
-    let temporary = dir.path().join("images/.123.png.999.tmp");
+    let temporary = dir
+        .path()
+        .join(format!("images/.123.png.{}.tmp", finished_pid()));
     std::fs::write(&temporary, b"half a png").unwrap();
     std::fs::write(dir.path().join("images/999.png"), b"unreferenced").unwrap();
 
@@ -156,4 +158,116 @@ fn unusable_databases_are_reported_with_their_path_and_left_alone() {
 fn set_user_version(dir: &std::path::Path, version: i64) {
     let conn = rusqlite::Connection::open(dir.join("history.sqlite3")).unwrap();
     conn.pragma_update(None, "user_version", version).unwrap();
+}
+
+/// The id of a process that has exited, as a crashed writer's has.
+fn finished_pid() -> u32 {
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    pid
+}
+
+#[test]
+fn a_write_in_progress_in_another_window_is_left_alone() {
+    // Two windows may share a data folder: opening the history in one must not remove the
+    // temporary the other is writing.
+    let dir = tempfile::tempdir().unwrap();
+    drop(History::open(dir.path()).unwrap());
+    let mut other_window = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .unwrap();
+    let writing = dir
+        .path()
+        .join(format!("images/.5.png.{}.tmp", other_window.id()));
+    std::fs::write(&writing, b"half a png, still being written").unwrap();
+    let history = History::open(dir.path());
+    let _ = other_window.kill();
+    let _ = other_window.wait();
+    assert!(history.is_ok());
+    assert!(writing.exists());
+}
+
+#[test]
+fn a_database_with_a_damaged_page_is_refused_and_never_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut history = History::open(dir.path()).unwrap();
+    for i in 0..12 {
+        history
+            .add(&image(i), &record("kept", i.into()), None)
+            .unwrap();
+    }
+    drop(history);
+    let db = dir.path().join("history.sqlite3");
+    let (root, page_size) = {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        let root: i64 = conn
+            .query_row(
+                "SELECT rootpage FROM sqlite_master WHERE name = 'entries'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let page_size: i64 = conn
+            .pragma_query_value(None, "page_size", |r| r.get(0))
+            .unwrap();
+        (root as usize, page_size as usize)
+    };
+    assert!(
+        root > 1,
+        "the table's b-tree is not on the file's first page"
+    );
+    // Garbage over the start of the table's root page: its b-tree page header and cell
+    // pointers, as a torn write or a failing disk leaves them.
+    let mut bytes = std::fs::read(&db).unwrap();
+    let page = (root - 1) * page_size;
+    bytes[page..page + 64].fill(0xEE);
+    std::fs::write(&db, &bytes).unwrap();
+
+    let Err(error) = History::open(dir.path()) else {
+        panic!("a damaged database must not open (it would take new rows into damaged pages)");
+    };
+    assert!(matches!(error, HistoryError::Damaged { .. }), "{error:?}");
+    let message = error.to_string();
+    assert!(message.contains("history.sqlite3 is damaged"), "{message}");
+    assert!(message.contains("move it away"), "{message}");
+    assert_eq!(
+        std::fs::read(&db).unwrap(),
+        bytes,
+        "the damaged database is not written to"
+    );
+}
+
+#[test]
+fn a_row_that_does_not_parse_is_set_apart_and_hides_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut history = History::open(dir.path()).unwrap();
+    let first = history.add(&image(1), &record("first", 1), None).unwrap();
+    let second = history.add(&image(2), &record("second", 2), None).unwrap();
+    let third = history.add(&image(3), &record("third", 3), None).unwrap();
+    drop(history);
+    let conn = rusqlite::Connection::open(dir.path().join("history.sqlite3")).unwrap();
+    conn.execute(
+        "UPDATE entries SET record_json = '{\"written by\": \"a newer version\"}' WHERE id = ?1",
+        [second.id],
+    )
+    .unwrap();
+    drop(conn);
+
+    let history = History::open(dir.path()).unwrap();
+    let listing = history.listing().unwrap();
+    assert_eq!(listing.entries, vec![third, first]);
+    assert_eq!(listing.unreadable.len(), 1);
+    assert_eq!(listing.unreadable[0].id, second.id);
+    let reason = &listing.unreadable[0].reason;
+    assert!(
+        reason.contains("newer version of HiDream Studio"),
+        "{reason}"
+    );
+    // Asked for every entry, the history names the row it cannot give.
+    match history.entries() {
+        Err(HistoryError::Record { id, .. }) if id == second.id => {}
+        other => panic!("expected entry {} to be named, got {other:?}", second.id),
+    }
 }
