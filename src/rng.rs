@@ -83,8 +83,12 @@ mod tests {
     #[test]
     fn normals_have_unit_variance() {
         let v = Rng::new(1).normals(200_000);
-        let mean = v.iter().map(|&x| x as f64).sum::<f64>() / v.len() as f64;
-        let var = v.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / v.len() as f64;
+        let mean = v.iter().map(|&x| f64::from(x)).sum::<f64>() / v.len() as f64;
+        let var = v
+            .iter()
+            .map(|&x| (f64::from(x) - mean).powi(2))
+            .sum::<f64>()
+            / v.len() as f64;
         assert!(mean.abs() < 0.01, "{mean}");
         assert!((var - 1.0).abs() < 0.01, "{var}");
     }

@@ -64,16 +64,15 @@ impl BrushMask {
     /// Paints from the previous point of the stroke to `point` (image pixels); the first call
     /// of a stroke saves the undo state.
     pub fn paint(&mut self, point: Pos2, brush: Brush) {
-        let from = match self.last_point {
-            Some(p) => p,
-            None => {
-                self.undo.push(self.pixels.clone());
-                if self.undo.len() > UNDO_DEPTH {
-                    self.undo.remove(0);
-                }
-                self.redo.clear();
-                point
+        let from = if let Some(p) = self.last_point {
+            p
+        } else {
+            self.undo.push(self.pixels.clone());
+            if self.undo.len() > UNDO_DEPTH {
+                self.undo.remove(0);
             }
+            self.redo.clear();
+            point
         };
         let value = if brush.eraser { 0 } else { 255 };
         // Dabs half a radius apart make a continuous line at any drag speed.

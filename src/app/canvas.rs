@@ -104,7 +104,7 @@ impl Canvas {
                 },
             ));
             if let Some(status) = status {
-                self.status_ui(ui, &painter, rect, status);
+                Self::status_ui(ui, &painter, rect, status);
             }
             return;
         }
@@ -153,11 +153,11 @@ impl Canvas {
             }
         }
         if let Some(status) = status {
-            self.status_ui(ui, &painter, rect, status);
+            Self::status_ui(ui, &painter, rect, status);
         }
     }
 
-    fn status_ui(&self, ui: &Ui, painter: &egui::Painter, rect: Rect, status: &str) {
+    fn status_ui(ui: &Ui, painter: &egui::Painter, rect: Rect, status: &str) {
         painter.text(
             rect.center_top() + Vec2::new(0.0, 12.0),
             egui::Align2::CENTER_TOP,

@@ -38,7 +38,7 @@ impl EditPanel {
     }
 
     pub fn apply_record(&mut self, record: &EditRecord) {
-        self.instruction = record.settings.instruction.clone();
+        self.instruction.clone_from(&record.settings.instruction);
         self.editor = record.resolved.form.into();
         self.guidance = record.resolved.guidance;
         self.image_guidance = record.resolved.image_guidance;

@@ -115,7 +115,7 @@ impl GeneratePanel {
     pub fn apply_record(&mut self, record: &GenerationRecord) {
         let s = &record.settings;
         let r = &record.resolved;
-        self.prompt = s.prompt.clone();
+        self.prompt.clone_from(&s.prompt);
         self.negative_prompt = s.negative_prompt.clone().unwrap_or_default();
         self.preset = s.preset;
         self.steps = r.steps;

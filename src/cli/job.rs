@@ -52,7 +52,7 @@ pub fn wait_for(
     mut on_event: impl FnMut(&Event<JobOutput>) -> anyhow::Result<()>,
 ) -> anyhow::Result<JobOutput> {
     loop {
-        let Some(event) = engine.next_event_timeout(Duration::from_secs(3600)) else {
+        let Some(event) = engine.next_event_timeout(Duration::from_hours(1)) else {
             anyhow::bail!("the engine stopped answering");
         };
         if event.id() != id {

@@ -114,7 +114,7 @@ pub enum ComponentStatus {
 /// transformers/diffusers model folder (config.json), such as Llama-3.1-8B-Instruct.
 pub fn inspect(path: &Path) -> weights::Result<FolderReport> {
     if path.join(MODEL_INDEX).is_file() {
-        return inspect_pipeline(&Snapshot::open(path)?);
+        return Ok(inspect_pipeline(&Snapshot::open(path)?));
     }
     if path.join("config.json").is_file() {
         return inspect_model_folder(path);
@@ -124,7 +124,7 @@ pub fn inspect(path: &Path) -> weights::Result<FolderReport> {
     })
 }
 
-fn inspect_pipeline(snapshot: &Snapshot) -> weights::Result<FolderReport> {
+fn inspect_pipeline(snapshot: &Snapshot) -> FolderReport {
     let index = snapshot.index();
     let mut problems = Vec::new();
     let mut notes = Vec::new();
@@ -166,7 +166,7 @@ fn inspect_pipeline(snapshot: &Snapshot) -> weights::Result<FolderReport> {
         }
     }
     notes.extend(unexpected_entries(snapshot.root(), &index.components));
-    Ok(FolderReport {
+    FolderReport {
         path: snapshot.root().to_path_buf(),
         kind: "diffusers pipeline",
         class_name: index.class_name.clone(),
@@ -177,7 +177,7 @@ fn inspect_pipeline(snapshot: &Snapshot) -> weights::Result<FolderReport> {
         components,
         problems,
         notes,
-    })
+    }
 }
 
 fn inspect_component(root: &Path, name: &str, spec: &ComponentSpec) -> ComponentReport {
@@ -221,16 +221,15 @@ fn tokenizer_files(class: &str) -> &'static [&'static [&'static str]] {
 
 fn check_files(report: &mut ComponentReport, dir: &Path, alternatives: &[&[&str]]) {
     let present = |f: &&str| dir.join(f).is_file();
-    match alternatives.iter().find(|set| set.iter().all(present)) {
-        Some(set) => report.files = set.iter().map(|s| s.to_string()).collect(),
-        None => {
-            let wanted: Vec<String> = alternatives.iter().map(|set| set.join(" + ")).collect();
-            report.status = ComponentStatus::Broken(format!(
-                "no {} files: expected {}",
-                report.class,
-                wanted.join(" or ")
-            ));
-        }
+    if let Some(set) = alternatives.iter().find(|set| set.iter().all(present)) {
+        report.files = set.iter().map(std::string::ToString::to_string).collect();
+    } else {
+        let wanted: Vec<String> = alternatives.iter().map(|set| set.join(" + ")).collect();
+        report.status = ComponentStatus::Broken(format!(
+            "no {} files: expected {}",
+            report.class,
+            wanted.join(" or ")
+        ));
     }
 }
 
@@ -244,7 +243,7 @@ fn inspect_weights(report: &mut ComponentReport, dir: &Path) {
     match TensorStore::open_dir(dir) {
         Ok(store) => report.weights = Some(summarise(&store)),
         Err(e) if report.status == ComponentStatus::Ok => {
-            report.status = ComponentStatus::Broken(e.to_string())
+            report.status = ComponentStatus::Broken(e.to_string());
         }
         Err(_) => {}
     }

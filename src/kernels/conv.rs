@@ -41,12 +41,10 @@ pub fn conv2d(
     }
     let out_h = (h + 2 * padding)
         .checked_sub(kh)
-        .map(|v| v / stride + 1)
-        .unwrap_or(0);
+        .map_or(0, |v| v / stride + 1);
     let out_w = (w + 2 * padding)
         .checked_sub(kw)
-        .map(|v| v / stride + 1)
-        .unwrap_or(0);
+        .map_or(0, |v| v / stride + 1);
     if out_h == 0 || out_w == 0 {
         candle_core::bail!("conv2d: a {h}×{w} input is smaller than the {kh}×{kw} kernel");
     }

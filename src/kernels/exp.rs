@@ -48,13 +48,13 @@ mod tests {
         let mut worst = 0f64;
         let mut x = -87.0f32;
         while x < 88.3 {
-            let ours = exp_f32(x) as f64;
-            let exact = (x as f64).exp();
+            let ours = f64::from(exp_f32(x));
+            let exact = f64::from(x).exp();
             worst = worst.max(((ours - exact) / exact).abs());
             x += 0.001_7;
         }
         assert!(
-            worst < 3.0 * f32::EPSILON as f64,
+            worst < 3.0 * f64::from(f32::EPSILON),
             "worst relative error {worst:e}"
         );
         assert_eq!(exp_f32(0.0), 1.0);

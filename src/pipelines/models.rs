@@ -171,18 +171,17 @@ impl HiDreamModels {
                 out.push(hit);
                 continue;
             }
-            let encoders = match &self.encoders {
-                Some(e) => e,
-                None => {
-                    let loaded = TextEncoders::load(
-                        &self.snapshot,
-                        &self.selection.llama,
-                        self.dtype(),
-                        &self.device,
-                    )?;
-                    self.encoder_loads += 1;
-                    self.encoders.insert(loaded)
-                }
+            let encoders = if let Some(e) = &self.encoders {
+                e
+            } else {
+                let loaded = TextEncoders::load(
+                    &self.snapshot,
+                    &self.selection.llama,
+                    self.dtype(),
+                    &self.device,
+                )?;
+                self.encoder_loads += 1;
+                self.encoders.insert(loaded)
             };
             let tokens = encoders.tokenize(prompt)?;
             let encoded = Arc::new(EncodedPrompt {

@@ -61,8 +61,10 @@ pub fn effective_size(width: u32, height: u32, base: u32, multiple: u32) -> Opti
     if width == 0 || height == 0 || multiple == 0 {
         return None;
     }
-    let scale = ((base as f64 * base as f64) / (width as f64 * height as f64)).sqrt();
-    let fit = |side: u32| ((side as f64 * scale) / multiple as f64).floor() as u32 * multiple;
+    let scale =
+        ((f64::from(base) * f64::from(base)) / (f64::from(width) * f64::from(height))).sqrt();
+    let fit =
+        |side: u32| ((f64::from(side) * scale) / f64::from(multiple)).floor() as u32 * multiple;
     let (w, h) = (fit(width), fit(height));
     (w > 0 && h > 0).then_some((w, h))
 }

@@ -127,7 +127,7 @@ pub fn generate(
         } else {
             v
         };
-        let x0 = (&x - (&v * schedule.sigmas[i] as f64)?)?;
+        let x0 = (&x - (&v * f64::from(schedule.sigmas[i]))?)?;
         let step_noise = if scheduler.needs_noise() {
             Some(source.step_noise(i)?)
         } else {

@@ -86,7 +86,7 @@ impl Pipelines {
                 layout: Some(&pipeline_layout),
                 module,
                 entry_point: Some(entry_point),
-                compilation_options: Default::default(),
+                compilation_options: wgpu::PipelineCompilationOptions::default(),
                 cache: None,
             })
         };
@@ -180,8 +180,8 @@ impl GpuPreview {
         (w, h): (u32, u32),
         (out_w, out_h): (u32, u32),
     ) -> Result<RgbaImage, PreviewGpuError> {
-        check_sizes(latent.len(), (w, h), (out_w, out_h))?;
         use wgpu::util::DeviceExt as _;
+        check_sizes(latent.len(), (w, h), (out_w, out_h))?;
         // The shader reads finite values only; the CPU reference treats the rest as 0 too.
         let clean: Vec<f32> = latent
             .iter()

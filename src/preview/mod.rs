@@ -193,7 +193,7 @@ mod tests {
         // A latent that is zero everywhere shows the bias: (−0.0329, −0.0718, −0.0851) mapped
         // from [−1, 1] to [0, 255].
         let image = render_cpu(&vec![0.0; 16 * 6], (3, 2), (24, 16)).unwrap();
-        let expected = FLUX_RGB_BIAS.map(|b| ((b + 1.0) / 2.0 * 255.0).round() as u8);
+        let expected = FLUX_RGB_BIAS.map(|b| (f64::midpoint(b, 1.0) * 255.0).round() as u8);
         for p in image.pixels() {
             assert_eq!(
                 [p[0], p[1], p[2], p[3]],

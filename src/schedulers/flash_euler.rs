@@ -49,8 +49,8 @@ impl FlashEuler {
             let Some(noise) = noise else {
                 candle_core::bail!("the Flash scheduler needs fresh noise at step {}", i + 1)
             };
-            let x0 = (x - (v * self.schedule.sigmas[i] as f64)?)?;
-            let sigma = self.schedule.sigmas[i + 1] as f64;
+            let x0 = (x - (v * f64::from(self.schedule.sigmas[i]))?)?;
+            let sigma = f64::from(self.schedule.sigmas[i + 1]);
             ((noise * sigma)? + (x0 * (1.0 - sigma))?)?
         } else {
             x.clone()

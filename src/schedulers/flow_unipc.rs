@@ -38,7 +38,7 @@ impl FlowUniPc {
     }
 
     fn sigma(&self, i: usize) -> f64 {
-        self.schedule.sigmas[i] as f64
+        f64::from(self.schedule.sigmas[i])
     }
 
     /// λ = ln α − ln σ with α = 1 − σ (+∞ at σ = 0).

@@ -124,7 +124,7 @@ mod tests {
         let noise = noise.map(|n| Tensor::new(&n, &dev).unwrap().to_dtype(dtype).unwrap());
         let steps = s.schedule().steps();
         for i in 0..stop_after.map_or(steps, |k| k + 1) {
-            let sigma = s.schedule().sigmas[i] as f64;
+            let sigma = f64::from(s.schedule().sigmas[i]);
             let v = ((&x * 0.8).unwrap() + (0.05 - 0.3 * sigma)).unwrap();
             x = s.step(&v, &x, noise.as_ref()).unwrap();
         }

@@ -61,7 +61,10 @@ pub fn calculate_shift(image_seq_len: usize) -> f64 {
 pub fn flow_unipc(init_shift: f64, set_shift: f64, steps: usize) -> Schedule {
     // alphas = linspace(1, 1/1000, 1000)[::-1]; sigmas = 1 − alphas; σ_max is the first.
     let alphas = linspace(1.0, 1.0 / TRAIN_STEPS as f64, TRAIN_STEPS);
-    let sigma_max = shift_f32((1.0 - alphas[TRAIN_STEPS - 1]) as f32, init_shift) as f64;
+    let sigma_max = f64::from(shift_f32(
+        (1.0 - alphas[TRAIN_STEPS - 1]) as f32,
+        init_shift,
+    ));
     let sigma_min = 0.0;
     let grid = linspace(sigma_max, sigma_min, steps + 1);
     let shifted: Vec<f64> = grid[..steps]
@@ -105,8 +108,8 @@ pub fn diffusers_flow_unipc(shift: f64, steps: usize) -> Schedule {
 pub fn flash(shift: f64, steps: usize) -> Schedule {
     let train = TRAIN_STEPS as f32;
     // linspace(1, 1000, 1000, dtype=f32)[::-1] / 1000, shifted in f32.
-    let sigma_max = shift_f32(1000.0 / train, shift) as f64;
-    let sigma_min = shift_f32(1.0 / train, shift) as f64;
+    let sigma_max = f64::from(shift_f32(1000.0 / train, shift));
+    let sigma_min = f64::from(shift_f32(1.0 / train, shift));
     let t = linspace(
         sigma_max * TRAIN_STEPS as f64,
         sigma_min * TRAIN_STEPS as f64,

@@ -16,7 +16,7 @@ const MAX_LINKS: usize = 40;
 
 /// A temporary whose process id runs again (another program reused it) is still removed once
 /// it is this old: no write of an image takes a day.
-const STALE_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
+const STALE_AFTER: Duration = Duration::from_hours(24);
 
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {

@@ -1,6 +1,7 @@
 //! PNG files that carry their generation settings: an A1111-style `parameters` text (read by
 //! most image tools) and the full JSON record, so an image can be reproduced from itself.
 
+use std::fmt::Write as _;
 use std::io::Cursor;
 use std::path::Path;
 
@@ -36,16 +37,18 @@ pub fn parameters_text(record: &GenerationRecord) -> String {
     let r = &record.resolved;
     let mut text = s.prompt.clone();
     if r.uses_cfg() {
-        text.push_str(&format!(
+        let _ = write!(
+            text,
             "\nNegative prompt: {}",
             s.negative_prompt.as_deref().unwrap_or("")
-        ));
+        );
     }
     let sampler = match r.scheduler {
         SchedulerKind::FlowUnipc => "FlowUniPC",
         SchedulerKind::Flash => "Flash Euler",
     };
-    text.push_str(&format!(
+    let _ = write!(
+        text,
         "\nSteps: {}, Sampler: {sampler}, CFG scale: {}, Seed: {}, Size: {}x{}, Model: {}, Preset: {}, Shift: {}, Version: {}",
         r.steps,
         r.guidance,
@@ -56,7 +59,7 @@ pub fn parameters_text(record: &GenerationRecord) -> String {
         s.preset.name(),
         r.shift,
         record.app,
-    ));
+    );
     text
 }
 

@@ -2,6 +2,7 @@
 //! a mismatched checkpoint fails with a list of what differs instead of at the first tensor.
 
 use std::collections::{BTreeMap, HashSet};
+use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use candle_core::{DType, Device, Shape, Tensor};
@@ -120,12 +121,12 @@ pub fn check_tensors(
     groups.insert("in the checkpoint but not used by this model", unexpected);
     let mut details = String::new();
     for (what, items) in groups.iter().filter(|(_, items)| !items.is_empty()) {
-        details.push_str(&format!("\n  {} {what}:", items.len()));
+        let _ = write!(details, "\n  {} {what}:", items.len());
         for item in items.iter().take(LISTED) {
-            details.push_str(&format!("\n    {item}"));
+            let _ = write!(details, "\n    {item}");
         }
         if items.len() > LISTED {
-            details.push_str(&format!("\n    … and {} more", items.len() - LISTED));
+            let _ = write!(details, "\n    … and {} more", items.len() - LISTED);
         }
     }
     Err(WeightsError::Mismatch {

@@ -39,7 +39,7 @@ impl std::fmt::Debug for SafetensorsFile {
         f.debug_struct("SafetensorsFile")
             .field("path", &self.path)
             .field("tensors", &self.tensors.len())
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -170,8 +170,7 @@ fn describe_header_error(path: &Path, bytes: &[u8], err: SafeTensorError) -> Wei
             let declared = bytes
                 .get(..8)
                 .and_then(|b| b.try_into().ok())
-                .map(u64::from_le_bytes)
-                .unwrap_or(0);
+                .map_or(0, u64::from_le_bytes);
             if declared > 100_000_000 {
                 corrupt(format!(
                     "the header claims to be {declared} bytes long, which no safetensors file \

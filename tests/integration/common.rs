@@ -115,7 +115,7 @@ pub fn psnr(a: &image::RgbImage, b: &image::RgbImage) -> f64 {
         .as_raw()
         .iter()
         .zip(b.as_raw())
-        .map(|(&x, &y)| (x as f64 - y as f64).powi(2))
+        .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
         .sum::<f64>()
         / a.as_raw().len() as f64;
     if mse == 0.0 {

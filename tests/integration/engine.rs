@@ -107,7 +107,7 @@ impl<'a> Events<'a> {
     fn new(engine: &'a Engine<FakeBackend>) -> Self {
         Self {
             engine,
-            by_job: Default::default(),
+            by_job: std::collections::HashMap::default(),
         }
     }
 
@@ -324,7 +324,7 @@ fn load_and_run_errors_are_reported_readably() {
     let bad_load = engine.submit(Request::new("broken", 1));
     match events_of(&engine, bad_load).last() {
         Some(Event::Failed { error, .. }) => {
-            assert!(error.contains("config.json does not parse"), "{error}")
+            assert!(error.contains("config.json does not parse"), "{error}");
         }
         other => panic!("{other:?}"),
     }

@@ -153,7 +153,7 @@ fn temporaries_of_killed_writers_are_removed_by_the_next_write() {
         .write(true)
         .open(&ancient)
         .unwrap()
-        .set_modified(SystemTime::now() - Duration::from_secs(2 * 24 * 60 * 60))
+        .set_modified(SystemTime::now() - Duration::from_hours(48))
         .unwrap();
     // Not a name this writer makes.
     let someone_elses = dir.path().join("notes.1.tmp");

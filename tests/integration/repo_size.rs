@@ -36,7 +36,7 @@ fn tracked_files_fit_the_trip_to_a_gpu_machine() {
     let top: Vec<String> = largest
         .iter()
         .take(10)
-        .map(|(size, name)| format!("{:>9} {name}", size))
+        .map(|(size, name)| format!("{size:>9} {name}"))
         .collect();
     assert!(
         total <= BUDGET_BYTES,

@@ -29,7 +29,7 @@ fn python_and_rust_renderers_draw_the_same_pixels() {
 }
 
 /// The prompt's scene with each object nudged and resized as the training data does.
-fn jittered(spec: &PromptSpec, rng: &mut Rng) -> Scene {
+fn jittered(spec: PromptSpec, rng: &mut Rng) -> Scene {
     let mut scene = spec.scene(SIZE);
     for o in &mut scene.objects {
         o.cx += (rng.next_u64() % 5) as f64 - 2.0;
@@ -48,8 +48,8 @@ fn ground_truth_renders_pass_every_check() {
     for spec in &set {
         for scene in [
             spec.scene(SIZE),
-            jittered(spec, &mut rng),
-            jittered(spec, &mut rng),
+            jittered(*spec, &mut rng),
+            jittered(*spec, &mut rng),
         ] {
             let checks = check_prompt(spec, &read(&scene.render(SIZE)));
             for (category, ok) in &checks {

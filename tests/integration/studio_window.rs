@@ -103,7 +103,7 @@ fn generate_one(harness: &mut Harness<'_, StudioApp>, seed: u64) {
     let before = harness.state().history_entries().len();
     harness.get_by_label("Generate").click();
     harness.run_ok();
-    run_until(harness, Duration::from_secs(300), "the result", |app| {
+    run_until(harness, Duration::from_mins(5), "the result", |app| {
         app.history_entries().len() > before
     });
 }
@@ -226,7 +226,7 @@ fn cancel_stops_a_running_job() {
     harness.run_ok();
     run_until(
         &mut harness,
-        Duration::from_secs(120),
+        Duration::from_mins(2),
         "the first step",
         |app| {
             app.pending_jobs()
@@ -237,7 +237,7 @@ fn cancel_stops_a_running_job() {
     harness.get_by_label("Cancel").click();
     run_until(
         &mut harness,
-        Duration::from_secs(60),
+        Duration::from_mins(1),
         "the cancellation",
         |app| app.pending_jobs().is_empty(),
     );
@@ -294,7 +294,7 @@ fn brushing_and_an_instruction_send_an_edit_job_with_that_mask() {
     type_prompt(&mut harness, "Instruction", "make the circle blue");
     harness.get_by_label("Apply edit").click();
     harness.run_ok();
-    run_until(&mut harness, Duration::from_secs(300), "the edit", |app| {
+    run_until(&mut harness, Duration::from_mins(5), "the edit", |app| {
         !app.history_entries().is_empty()
     });
     let entry = harness.state().history_entries()[0].clone();
@@ -367,12 +367,9 @@ fn export_writes_a_file_whose_metadata_reproduces_the_settings() {
     assert_eq!(panel.steps, 6);
     harness.get_by_label("Generate").click();
     harness.run_ok();
-    run_until(
-        &mut harness,
-        Duration::from_secs(300),
-        "the result",
-        |app| !app.history_entries().is_empty(),
-    );
+    run_until(&mut harness, Duration::from_mins(5), "the result", |app| {
+        !app.history_entries().is_empty()
+    });
     let again = harness.state().history_entries()[0].clone();
     let a = image::open(&original.image_path).unwrap().to_rgb8();
     let b = image::open(&again.image_path).unwrap().to_rgb8();
@@ -402,12 +399,9 @@ fn ctrl_enter_submits_what_was_typed_in_the_same_frame() {
     // Text and shortcut arrive in one frame, as from a fast typist or a script.
     harness.get_by_label("Prompt").type_text("a green star");
     harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Enter);
-    run_until(
-        &mut harness,
-        Duration::from_secs(300),
-        "the result",
-        |app| !app.history_entries().is_empty(),
-    );
+    run_until(&mut harness, Duration::from_mins(5), "the result", |app| {
+        !app.history_entries().is_empty()
+    });
     let record = generation_record(harness.state());
     assert_eq!(record.settings.prompt, "a green star");
     assert_eq!(harness.state().generate_panel().prompt, "a green star");
@@ -452,7 +446,7 @@ fn an_edit_of_a_history_entry_is_linked_to_it() {
     type_prompt(&mut harness, "Instruction", "make the square green");
     harness.get_by_label("Apply edit").click();
     harness.run_ok();
-    run_until(&mut harness, Duration::from_secs(300), "the edit", |app| {
+    run_until(&mut harness, Duration::from_mins(5), "the edit", |app| {
         app.history_entries().len() == 2
     });
     let edit = harness.state().history_entries()[0].clone();
@@ -478,12 +472,9 @@ fn a_failing_job_is_reported_and_the_window_keeps_working() {
     harness.run_ok();
     harness.get_by_label("Generate").click();
     harness.run_ok();
-    run_until(
-        &mut harness,
-        Duration::from_secs(60),
-        "the failure",
-        |app| app.pending_jobs().is_empty(),
-    );
+    run_until(&mut harness, Duration::from_mins(1), "the failure", |app| {
+        app.pending_jobs().is_empty()
+    });
     let messages = harness.state().messages().to_vec();
     let failure = messages
         .iter()
@@ -526,7 +517,7 @@ fn ctrl_enter_on_the_models_view_is_not_submitted_later() {
     assert_eq!(harness.state().pending_jobs().len(), 1);
     harness.state_mut().clear_messages();
     harness.key_press(egui::Key::Escape);
-    run_until(&mut harness, Duration::from_secs(60), "the cancel", |app| {
+    run_until(&mut harness, Duration::from_mins(1), "the cancel", |app| {
         app.pending_jobs().is_empty()
     });
 }

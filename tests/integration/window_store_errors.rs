@@ -105,7 +105,10 @@ fn a_png_with_unreadable_settings_says_so_and_is_not_taken_for_editing() {
     image::RgbImage::new(48, 32).save(&jpeg).unwrap();
     drop_file(&mut harness, &jpeg);
     assert_eq!(shown_errors(&harness), Vec::<String>::new());
-    let mask = harness.state().mask().map(|m| m.size());
+    let mask = harness
+        .state()
+        .mask()
+        .map(hidream_studio::app::BrushMask::size);
     assert_eq!(mask, Some((48, 32)), "the photo is the image to edit");
 }
 

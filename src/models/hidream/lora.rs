@@ -80,9 +80,7 @@ pub struct LoraWeights {
 impl LoraWeights {
     /// Whether `path` is a safetensors file with LoRA tensors (for recognising `--model`).
     pub fn is_lora_file(path: &Path) -> bool {
-        TensorStore::open_file(path)
-            .map(|s| s.names().any(|n| split_lora_name(n).is_some()))
-            .unwrap_or(false)
+        TensorStore::open_file(path).is_ok_and(|s| s.names().any(|n| split_lora_name(n).is_some()))
     }
 
     /// Reads the file. PEFT state dicts do not carry `lora_alpha`; HiDream-E1-Full was trained

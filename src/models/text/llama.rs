@@ -250,7 +250,7 @@ impl LlamaEncoder {
         let mut sin = Vec::with_capacity(s * half);
         for pos in 0..s {
             for &f in &self.inv_freq {
-                let angle = (pos as f32 * f) as f64;
+                let angle = f64::from(pos as f32 * f);
                 cos.push(angle.cos() as f32);
                 sin.push(angle.sin() as f32);
             }

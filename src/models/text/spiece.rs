@@ -41,7 +41,7 @@ pub fn t5_tokenizer(bytes: &[u8], extra_ids: usize) -> Result<Tokenizer, String>
     let mut vocab: Vec<(String, f64)> = model
         .pieces
         .iter()
-        .map(|p| (p.text.clone(), p.score as f64))
+        .map(|p| (p.text.clone(), f64::from(p.score)))
         .collect();
     let sentinels: Vec<String> = (0..extra_ids)
         .rev()
@@ -63,7 +63,7 @@ pub fn t5_tokenizer(bytes: &[u8], extra_ids: usize) -> Result<Tokenizer, String>
     let eos_id = tokenizer.token_to_id("</s>").ok_or("has no `</s>` piece")?;
     let post = TemplateProcessing::builder()
         .try_single("$A </s>")
-        .map_err(|e| e.to_string())?
+        .map_err(|e| e.clone())?
         .special_tokens(vec![("</s>".to_string(), eos_id)])
         .build()
         .map_err(|e| e.to_string())?;
@@ -108,7 +108,8 @@ fn parse_piece(bytes: &[u8]) -> Result<Piece, String> {
     for field in Fields::new(bytes) {
         match field? {
             (1, Value::Bytes(text)) => {
-                piece.text = String::from_utf8(text.to_vec()).map_err(|_| "a piece is not UTF-8")?
+                piece.text =
+                    String::from_utf8(text.to_vec()).map_err(|_| "a piece is not UTF-8")?;
             }
             (2, Value::Fixed32(bits)) => piece.score = f32::from_bits(bits),
             (3, Value::Varint(kind)) => piece.kind = kind,

@@ -57,7 +57,7 @@ impl PromptTokenizer {
     pub fn clip(dir: &Path, max_len: usize) -> Result<Self, WeightsError> {
         let json = dir.join("tokenizer.json");
         if json.is_file() {
-            return Self::from_json(&json, max_len, &special_token(dir, "pad_token")?);
+            return Self::from_json(&json, max_len, special_token(dir, "pad_token")?.as_ref());
         }
         let (vocab, merges) = (dir.join("vocab.json"), dir.join("merges.txt"));
         for file in [&vocab, &merges] {
@@ -124,7 +124,7 @@ impl PromptTokenizer {
         let json = dir.join("tokenizer.json");
         let pad = special_token(dir, "pad_token")?.unwrap_or_else(|| "<pad>".into());
         if json.is_file() {
-            return Self::from_json(&json, max_len, &Some(pad));
+            return Self::from_json(&json, max_len, Some(&pad));
         }
         let model = dir.join("spiece.model");
         if !model.is_file() {
@@ -134,7 +134,7 @@ impl PromptTokenizer {
             ));
         }
         let extra_ids = tokenizer_config(dir)?
-            .and_then(|c| c.get("extra_ids").and_then(|v| v.as_u64()))
+            .and_then(|c| c.get("extra_ids").and_then(serde_json::Value::as_u64))
             .unwrap_or(100) as usize;
         let bytes = std::fs::read(&model).map_err(|e| WeightsError::io(&model, e))?;
         let tokenizer =
@@ -146,16 +146,16 @@ impl PromptTokenizer {
     /// (HiDream sets pad := eos).
     pub fn llama(dir: &Path, max_len: usize) -> Result<Self, WeightsError> {
         let eos = special_token(dir, "eos_token")?.unwrap_or_else(|| "<|eot_id|>".into());
-        Self::from_json(&dir.join("tokenizer.json"), max_len, &Some(eos))
+        Self::from_json(&dir.join("tokenizer.json"), max_len, Some(&eos))
     }
 
-    fn from_json(path: &Path, max_len: usize, pad: &Option<String>) -> Result<Self, WeightsError> {
+    fn from_json(path: &Path, max_len: usize, pad: Option<&String>) -> Result<Self, WeightsError> {
         if !path.is_file() {
             return Err(tokenizer_error(path, "is missing"));
         }
         let tokenizer = Tokenizer::from_file(path)
             .map_err(|e| tokenizer_error(path, format!("does not parse as a tokenizer: {e}")))?;
-        let pad = pad.clone().ok_or_else(|| {
+        let pad = pad.cloned().ok_or_else(|| {
             tokenizer_error(
                 path,
                 "has no pad token in special_tokens_map.json or tokenizer_config.json",

@@ -67,7 +67,9 @@ impl ResnetBlock {
             conv1: conv3x3(cin, cout, 1, 1, vb.pp("conv1"))?,
             norm2: Norm::new(groups, cout, vb.pp("norm2"))?,
             conv2: conv3x3(cout, cout, 1, 1, vb.pp("conv2"))?,
-            shortcut: if cin != cout {
+            shortcut: if cin == cout {
+                None
+            } else {
                 Some(conv2d(
                     cin,
                     cout,
@@ -75,8 +77,6 @@ impl ResnetBlock {
                     Conv2dConfig::default(),
                     vb.pp("conv_shortcut"),
                 )?)
-            } else {
-                None
             },
         })
     }

@@ -166,9 +166,9 @@ pub fn recognise(
             }),
         };
     }
-    let canvas_shaped = Config::from_file(&transformer.join("config.json"))
-        .map(|c| c.max_resolution.len() == 2 && c.max_resolution[1] == 2 * c.max_resolution[0])
-        .unwrap_or(false);
+    let canvas_shaped = Config::from_file(&transformer.join("config.json")).is_ok_and(|c| {
+        c.max_resolution.len() == 2 && c.max_resolution[1] == 2 * c.max_resolution[0]
+    });
     let form = forced.unwrap_or(if has_index && canvas_shaped {
         EditForm::E1FullMerged
     } else {

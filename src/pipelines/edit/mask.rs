@@ -73,7 +73,9 @@ impl Mask {
         } else {
             decoded.into_luma8()
         };
-        let grey = if grey.dimensions() != source_size {
+        let grey = if grey.dimensions() == source_size {
+            grey
+        } else {
             warnings.push(format!(
                 "{}: the mask is {}×{} but the image is {}×{}; it was stretched to fit",
                 path.display(),
@@ -88,8 +90,6 @@ impl Mask {
                 source_size.1,
                 image::imageops::FilterType::Triangle,
             )
-        } else {
-            grey
         };
         if grey.pixels().all(|p| p.0[0] == 0) {
             return Err(MaskError::Empty {
@@ -161,16 +161,16 @@ pub fn feather(mask: &Coverage) -> Coverage {
         .collect();
     let total: f32 = weights.iter().sum();
     let weights: Vec<f32> = weights.iter().map(|w| w / total).collect();
-    let (w, h) = (mask.width() as i64, mask.height() as i64);
+    let (w, h) = (i64::from(mask.width()), i64::from(mask.height()));
     let pass = |src: &Coverage, horizontal: bool| {
         Coverage::from_fn(src.width(), src.height(), |x, y| {
             let mut acc = 0.0;
             for (k, weight) in weights.iter().enumerate() {
                 let d = k as i64 - radius;
                 let (sx, sy) = if horizontal {
-                    ((x as i64 + d).clamp(0, w - 1), y as i64)
+                    ((i64::from(x) + d).clamp(0, w - 1), i64::from(y))
                 } else {
-                    (x as i64, (y as i64 + d).clamp(0, h - 1))
+                    (i64::from(x), (i64::from(y) + d).clamp(0, h - 1))
                 };
                 acc += weight * src.get_pixel(sx as u32, sy as u32).0[0];
             }
