@@ -9,6 +9,7 @@ mod models;
 mod noise;
 mod presets;
 mod progress;
+pub mod resample;
 mod resolution;
 mod settings;
 mod text_to_image;
