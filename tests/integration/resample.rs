@@ -1,11 +1,13 @@
-//! Pillow-exact resampling against Pillow's own outputs (tests/fixtures/resample, made by
-//! tools/fixtures/make_resample_fixtures.py).
+//! Pillow-exact resampling against Pillow's own outputs, and the edit pipeline's resizes against
+//! the official scripts' (tests/fixtures/resample, made by tools/fixtures/make_resample_fixtures.py).
 
 use std::path::PathBuf;
 
+use hidream_studio::models::vae::to_rgb8;
+use hidream_studio::pipelines::edit::{Fit, read_rgb, to_source_size};
 use hidream_studio::pipelines::resample::{Filter, resize};
 
-use crate::common::fixtures;
+use crate::common::{fixtures, reference};
 
 fn dir() -> PathBuf {
     fixtures().join("resample")
@@ -80,4 +82,64 @@ fn bit_exact_with_pillow_for_every_filter_up_down_odd_rgb_and_rgba() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The source brought to the working size as `inference_e1_1.py` (BOX halvings, BICUBIC,
+/// crop) and `inference.py` (`resize((side, side))`) do, at sizes where they are not the
+/// identity.
+#[test]
+fn working_size_source_equals_the_official_scripts() {
+    let mut checked = 0;
+    for case in cases("edit.json").iter().filter(|c| c["kind"] == "source") {
+        let source = read_rgb(&dir().join(case["source"].as_str().unwrap())).unwrap();
+        let fit = match case["form"].as_str().unwrap() {
+            "e1.1" => Fit::e1_1(source.width(), source.height(), 64),
+            _ => Fit::square(64),
+        };
+        let ours = fit.apply(&source).unwrap();
+        let official = image::open(dir().join(case["working"].as_str().unwrap()))
+            .unwrap()
+            .to_rgb8();
+        assert_eq!(ours.dimensions(), official.dimensions(), "{case}");
+        assert_eq!(
+            difference(ours.as_raw(), official.as_raw()),
+            None,
+            "{}",
+            case["working"]
+        );
+        checked += 1;
+    }
+    // 100×60 and 150×131 (one BOX halving) for E1.1, 97×53 for E1-Full.
+    assert_eq!(checked, 3);
+}
+
+/// The official decoded image of an editing fixture, turned into 8 bits and resized back to a
+/// source size as both scripts end (`result.images[0].resize(original_size)`), equals the
+/// official PNG.
+#[test]
+fn resized_back_result_equals_the_official_scripts() {
+    let mut checked = 0;
+    for case in cases("edit.json").iter().filter(|c| c["kind"] == "back") {
+        let decoded = &reference(case["case"].as_str().unwrap())["vae.image"];
+        let result = to_rgb8(decoded).unwrap();
+        let size = (u32_of(case, "width"), u32_of(case, "height"));
+        assert_ne!(
+            result.dimensions(),
+            size,
+            "the resize must not be the identity"
+        );
+        let ours = to_source_size(&result, size).unwrap();
+        let official = image::open(dir().join(case["output"].as_str().unwrap()))
+            .unwrap()
+            .to_rgb8();
+        assert_eq!(ours.dimensions(), official.dimensions());
+        assert_eq!(
+            difference(ours.as_raw(), official.as_raw()),
+            None,
+            "{}",
+            case["output"]
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, 2);
 }

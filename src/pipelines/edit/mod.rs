@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 pub use form::{EditForm, EditModelPaths, FormError, RefineModel, recognise};
 pub use mask::{Mask, MaskError, feather, feather_sigma};
-pub use source::{Fit, MAX_SIDE, SourceError, read_rgb};
+pub use source::{Fit, MAX_SIDE, SourceError, read_rgb, to_source_size};
 
 use super::decode::decode;
 use super::gpu_memory::{GpuMemoryRecord, StageMemory};
@@ -329,7 +329,7 @@ pub fn edit(
     } else {
         Fit::e1_1(source.width(), source.height(), base_resolution)
     };
-    let working = fit.apply(&source);
+    let working = fit.apply(&source)?;
     let (width, height) = working.dimensions();
 
     if loaded.edit_transformer_replaced {
@@ -523,16 +523,7 @@ pub fn edit(
     let (decoded, decode_mode) = decode(&models.vae, &x)?;
     memory.decoded(decode_mode);
     let result = to_rgb8(&decoded)?;
-    let result = if result.dimensions() == source.dimensions() {
-        result
-    } else {
-        image::imageops::resize(
-            &result,
-            source.width(),
-            source.height(),
-            image::imageops::FilterType::CatmullRom,
-        )
-    };
+    let result = to_source_size(&result, source.dimensions())?;
     let image = match &mask {
         Some(m) => m.composite(&result, &source),
         None => result,
