@@ -10,6 +10,7 @@ mod models;
 mod noise;
 mod presets;
 mod progress;
+pub mod resample;
 mod resolution;
 mod text_to_image;
 

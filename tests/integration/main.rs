@@ -25,6 +25,7 @@ mod preview_parity;
 mod preview_snapshot;
 mod prompt_cache;
 mod repo_size;
+mod resample;
 mod shapes_editor;
 mod shapes_eval;
 mod shapes_models;

@@ -105,7 +105,7 @@ impl Mask {
 
     /// The feathered mask at the working size, averaged per latent pixel: f32 [1, 1, h, w].
     pub fn latent(&self, fit: &Fit, scale: u32, device: &Device) -> candle_core::Result<Tensor> {
-        let working = feather(&fit.apply(&self.coverage));
+        let working = feather(&fit.apply_mask(&self.coverage));
         let (w, h) = (working.width() / scale, working.height() / scale);
         let area = (scale * scale) as f32;
         let mut values = Vec::with_capacity((w * h) as usize);

@@ -24,7 +24,7 @@ pub use crate::settings::edit::{TARGET_MARKER, e1_full_prompt, target_prompt};
 pub use crate::settings::{EditModelChoice, EditResolved, EditSettings};
 pub use form::{EditForm, EditModelPaths, FormError, RefineModel, recognise};
 pub use mask::{Mask, MaskError, feather, feather_sigma};
-pub use source::{Fit, MAX_SIDE, SourceError, read_rgb};
+pub use source::{Fit, MAX_SIDE, SourceError, read_rgb, to_source_size};
 
 use super::decode::decode;
 use super::gpu_memory::{GpuMemoryRecord, StageMemory};
@@ -162,7 +162,7 @@ pub fn edit(
         warnings.insert(0, w);
     }
     let fit = plan.fit;
-    let working = fit.apply(&source);
+    let working = fit.apply(&source)?;
     let (width, height) = working.dimensions();
     if (width, height) != (resolved.width, resolved.height) {
         anyhow::bail!(
@@ -227,16 +227,7 @@ pub fn edit(
     let (decoded, decode_mode) = decode(&models.vae, &x)?;
     memory.decoded(decode_mode);
     let result = to_rgb8(&decoded)?;
-    let result = if result.dimensions() == source.dimensions() {
-        result
-    } else {
-        image::imageops::resize(
-            &result,
-            source.width(),
-            source.height(),
-            image::imageops::FilterType::CatmullRom,
-        )
-    };
+    let result = to_source_size(&result, source.dimensions())?;
     let image = match &mask {
         Some(m) => m.composite(&result, &source),
         None => result,

@@ -7,6 +7,8 @@ use candle_core::{Device, Tensor};
 use image::imageops::FilterType;
 use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage};
 
+use crate::pipelines::resample::{self, EmptyImage, Filter};
+
 /// Sides above this are refused before decoding (a 16384² RGBA image is already 1 GiB).
 pub const MAX_SIDE: u32 = 16384;
 const MAX_DECODE_BYTES: u64 = 1 << 30;
@@ -164,8 +166,25 @@ impl Fit {
         }
     }
 
-    /// Applies the fit to an image of the source's size (the source, or its mask).
-    pub fn apply<P>(
+    /// Applies the fit to the source as `inference_e1_1.py`'s `resize_image` (and
+    /// `inference.py`'s `resize((side, side))`) do, with Pillow's arithmetic: BOX halvings,
+    /// a BICUBIC resize, a crop.
+    pub fn apply(&self, img: &RgbImage) -> Result<RgbImage, EmptyImage> {
+        let mut out = img.clone();
+        for _ in 0..self.halvings {
+            let (w, h) = (out.width() / 2, out.height() / 2);
+            out = resample::resize(&out, w, h, Filter::Box)?;
+        }
+        // `Image.resize`'s default filter, which both scripts use.
+        out = resample::resize(&out, self.resize.0, self.resize.1, Filter::Bicubic)?;
+        Ok(self.crop(out))
+    }
+
+    /// Applies the fit to a mask of the source's size. The official scripts have no masks, so
+    /// nothing to match bit for bit: the mask is a float coverage, resized by the `image` crate
+    /// with filters close to the source's (triangle for the box halvings, Catmull-Rom for
+    /// bicubic), which keeps it aligned with the source to well under a pixel.
+    pub fn apply_mask<P>(
         &self,
         img: &image::ImageBuffer<P, Vec<P::Subpixel>>,
     ) -> image::ImageBuffer<P, Vec<P::Subpixel>>
@@ -176,27 +195,42 @@ impl Fit {
         let mut out = img.clone();
         for _ in 0..self.halvings {
             let (w, h) = (out.width() / 2, out.height() / 2);
-            // PIL's BOX halving, approximated by a triangle filter (only for sources whose
-            // short side is at least twice the working size, so the difference is invisible).
             out = image::imageops::resize(&out, w, h, FilterType::Triangle);
         }
         if out.dimensions() != self.resize {
-            // Bicubic (a = −0.5) as PIL's, which the official scripts use.
             out =
                 image::imageops::resize(&out, self.resize.0, self.resize.1, FilterType::CatmullRom);
         }
-        if self.crop_origin != (0, 0) || self.crop_size != self.resize {
-            out = image::imageops::crop_imm(
-                &out,
-                self.crop_origin.0,
-                self.crop_origin.1,
-                self.crop_size.0,
-                self.crop_size.1,
-            )
-            .to_image();
-        }
-        out
+        self.crop(out)
     }
+
+    /// The centred crop of the resized image (the whole image when it already has the size).
+    fn crop<P>(
+        &self,
+        img: image::ImageBuffer<P, Vec<P::Subpixel>>,
+    ) -> image::ImageBuffer<P, Vec<P::Subpixel>>
+    where
+        P: image::Pixel + 'static,
+        P::Subpixel: 'static,
+    {
+        if self.crop_origin == (0, 0) && self.crop_size == img.dimensions() {
+            return img;
+        }
+        image::imageops::crop_imm(
+            &img,
+            self.crop_origin.0,
+            self.crop_origin.1,
+            self.crop_size.0,
+            self.crop_size.1,
+        )
+        .to_image()
+    }
+}
+
+/// The edited image (at the working size) back at the source's size, as both official scripts
+/// end: `result.images[0].resize(original_size)`, Pillow's BICUBIC.
+pub fn to_source_size(result: &RgbImage, size: (u32, u32)) -> Result<RgbImage, EmptyImage> {
+    resample::resize(result, size.0, size.1, Filter::Bicubic)
 }
 
 /// Python 3's `round`: halves to even.
