@@ -27,7 +27,7 @@ use candle_core::Device;
 
 /// Memory of a device, in bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MemoryInfo {
+pub(crate) struct MemoryInfo {
     pub free: u64,
     pub total: u64,
     /// The memory pool candle allocates from, where the device has one.
@@ -36,7 +36,7 @@ pub struct MemoryInfo {
 
 /// The device's default memory pool (`cuMemPoolGetAttribute`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PoolInfo {
+pub(crate) struct PoolInfo {
     /// Physical memory the pool holds now, live or freed-but-kept.
     pub reserved: u64,
     /// The most memory live allocations held at once since the mark was last reset.
@@ -53,7 +53,7 @@ impl MemoryInfo {
     /// outside the pool now plus the pool's peak of live allocations. Never below [`used`].
     ///
     /// [`used`]: Self::used
-    pub fn peak_estimate(&self) -> u64 {
+    pub(crate) fn peak_estimate(&self) -> u64 {
         let used = self.used();
         match self.pool {
             Some(pool) => used.max(used.saturating_sub(pool.reserved) + pool.used_high),
@@ -64,7 +64,7 @@ impl MemoryInfo {
 
 /// The device's memory now; `None` on the CPU, or when the driver cannot be asked (the
 /// reason is logged).
-pub fn memory_info(device: &Device) -> Option<MemoryInfo> {
+pub(crate) fn memory_info(device: &Device) -> Option<MemoryInfo> {
     match device {
         Device::Cuda(cuda) => cuda::memory_info(cuda),
         _ => None,
@@ -72,7 +72,7 @@ pub fn memory_info(device: &Device) -> Option<MemoryInfo> {
 }
 
 /// Restarts the pool's high-water mark from the memory live now (a no-op on the CPU).
-pub fn reset_pool_peak(device: &Device) {
+pub(crate) fn reset_pool_peak(device: &Device) {
     if let Device::Cuda(cuda) = device {
         cuda::reset_pool_peak(cuda);
     }
@@ -85,7 +85,7 @@ mod cuda {
 
     use super::{MemoryInfo, PoolInfo};
 
-    pub fn memory_info(cuda: &CudaDevice) -> Option<MemoryInfo> {
+    pub(crate) fn memory_info(cuda: &CudaDevice) -> Option<MemoryInfo> {
         let stream = cuda.cuda_stream();
         let context = stream.context();
         // `mem_get_info` binds the device's context to this thread first, so it answers for
@@ -137,7 +137,7 @@ mod cuda {
         Ok(value)
     }
 
-    pub fn reset_pool_peak(cuda: &CudaDevice) {
+    pub(crate) fn reset_pool_peak(cuda: &CudaDevice) {
         let stream = cuda.cuda_stream();
         let context = stream.context();
         let reset = || -> Result<(), DriverError> {
@@ -167,11 +167,11 @@ mod cuda {
 
     use super::MemoryInfo;
 
-    pub fn memory_info(_: &CudaDevice) -> Option<MemoryInfo> {
+    pub(crate) fn memory_info(_: &CudaDevice) -> Option<MemoryInfo> {
         None
     }
 
-    pub fn reset_pool_peak(_: &CudaDevice) {}
+    pub(crate) fn reset_pool_peak(_: &CudaDevice) {}
 }
 
 /// The largest device memory use seen at the calls of [`PeakTracker::sample`] (see the module

@@ -35,7 +35,7 @@ pub fn to_vec1<T: WithDType>(t: &Tensor) -> Result<Vec<T>> {
 }
 
 /// A [rows, cols] tensor's rows.
-pub fn to_vec2<T: WithDType>(t: &Tensor) -> Result<Vec<Vec<T>>> {
+pub(crate) fn to_vec2<T: WithDType>(t: &Tensor) -> Result<Vec<Vec<T>>> {
     record();
     t.to_vec2()
 }

@@ -9,7 +9,7 @@ pub mod device_memory;
 pub mod engine;
 pub mod host_reads;
 pub mod info;
-pub mod kernels;
+pub(crate) mod kernels;
 pub mod models;
 pub mod pipelines;
 pub mod preview;

@@ -49,7 +49,7 @@ impl Rng {
     }
 
     /// Uniform in (0, 1].
-    pub fn uniform(&mut self) -> f64 {
+    pub(crate) fn uniform(&mut self) -> f64 {
         ((self.next_u64() >> 11) as f64 + 1.0) / (1u64 << 53) as f64
     }
 

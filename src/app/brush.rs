@@ -87,7 +87,7 @@ impl BrushMask {
         self.version += 1;
     }
 
-    pub fn end_stroke(&mut self) {
+    pub(crate) fn end_stroke(&mut self) {
         self.last_point = None;
     }
 
@@ -108,15 +108,15 @@ impl BrushMask {
         }
     }
 
-    pub fn can_undo(&self) -> bool {
+    pub(crate) fn can_undo(&self) -> bool {
         !self.undo.is_empty()
     }
 
-    pub fn can_redo(&self) -> bool {
+    pub(crate) fn can_redo(&self) -> bool {
         !self.redo.is_empty()
     }
 
-    pub fn undo(&mut self) {
+    pub(crate) fn undo(&mut self) {
         if let Some(previous) = self.undo.pop() {
             self.redo
                 .push(std::mem::replace(&mut self.pixels, previous));
@@ -124,7 +124,7 @@ impl BrushMask {
         }
     }
 
-    pub fn redo(&mut self) {
+    pub(crate) fn redo(&mut self) {
         if let Some(next) = self.redo.pop() {
             self.undo.push(std::mem::replace(&mut self.pixels, next));
             self.version += 1;

@@ -68,7 +68,7 @@ impl Canvas {
         self.overlay = None;
     }
 
-    pub fn shown_key(&self) -> Option<&str> {
+    pub(crate) fn shown_key(&self) -> Option<&str> {
         self.image.as_ref().map(|i| i.key.as_str())
     }
 

@@ -30,7 +30,7 @@ impl StudioPaths {
         })
     }
 
-    pub fn config_file(&self) -> PathBuf {
+    pub(crate) fn config_file(&self) -> PathBuf {
         self.config_dir.join("config.json")
     }
 }
@@ -88,7 +88,7 @@ impl ModelSlot {
         }
     }
 
-    pub fn for_preset(preset: Preset) -> Self {
+    pub(crate) fn for_preset(preset: Preset) -> Self {
         match preset {
             Preset::Full => Self::I1Full,
             Preset::Dev => Self::I1Dev,
@@ -122,7 +122,7 @@ impl ModelFolders {
     }
 
     /// Whether any image model is chosen (otherwise the first-run screen shows).
-    pub fn any_image_model(&self) -> bool {
+    pub(crate) fn any_image_model(&self) -> bool {
         ModelSlot::ALL
             .iter()
             .any(|&s| s != ModelSlot::Llama && self.get(s).is_some())
@@ -142,7 +142,7 @@ impl ModelFolders {
     }
 
     /// Fills empty slots from the Hugging Face cache; returns the slots it filled.
-    pub fn fill_from_cache(&mut self, cache: &HubCache) -> Vec<ModelSlot> {
+    pub(crate) fn fill_from_cache(&mut self, cache: &HubCache) -> Vec<ModelSlot> {
         let mut filled = Vec::new();
         for slot in ModelSlot::ALL {
             if self.get(slot).is_some() {

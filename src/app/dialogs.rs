@@ -13,7 +13,7 @@ pub trait Dialogs {
 }
 
 /// The desktop's own dialogs (XDG portal on Linux, native elsewhere).
-pub struct NativeDialogs;
+pub(crate) struct NativeDialogs;
 
 impl Dialogs for NativeDialogs {
     fn save_image(&mut self, suggested: &str) -> Option<PathBuf> {

@@ -32,12 +32,12 @@ impl Default for EditPanel {
 }
 
 impl EditPanel {
-    pub fn set_editor(&mut self, editor: Editor) {
+    pub(crate) fn set_editor(&mut self, editor: Editor) {
         self.editor = editor;
         (self.guidance, self.image_guidance) = editor.default_guidance();
     }
 
-    pub fn apply_record(&mut self, record: &EditRecord) {
+    pub(crate) fn apply_record(&mut self, record: &EditRecord) {
         self.instruction.clone_from(&record.settings.instruction);
         self.editor = record.resolved.form.into();
         self.guidance = record.resolved.guidance;

@@ -41,7 +41,7 @@ impl Editor {
     }
 
     /// The official scripts' (instruction, image) guidance, as the pipeline applies them.
-    pub fn default_guidance(self) -> (f64, f64) {
+    pub(crate) fn default_guidance(self) -> (f64, f64) {
         let form = match self {
             Self::E1_1 => EditForm::E1_1,
             Self::E1Full => EditForm::E1FullLora,

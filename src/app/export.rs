@@ -9,7 +9,7 @@ use crate::store::{HistoryEntry, write_atomically};
 
 /// The formats export writes, by file extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExportFormat {
+pub(crate) enum ExportFormat {
     Png,
     Jpeg,
     WebP,
@@ -17,7 +17,7 @@ pub enum ExportFormat {
 
 impl ExportFormat {
     /// The format for `path`'s extension; a path without one gets `.png`.
-    pub fn for_path(path: &Path) -> anyhow::Result<(Self, PathBuf)> {
+    pub(crate) fn for_path(path: &Path) -> anyhow::Result<(Self, PathBuf)> {
         let Some(ext) = path.extension() else {
             return Ok((Self::Png, path.with_extension("png")));
         };
@@ -35,7 +35,7 @@ impl ExportFormat {
 
 /// Exports `entry` to `path` and returns the path written (with `.png` added when the name
 /// had no extension).
-pub fn export_entry(entry: &HistoryEntry, path: &Path) -> anyhow::Result<PathBuf> {
+pub(crate) fn export_entry(entry: &HistoryEntry, path: &Path) -> anyhow::Result<PathBuf> {
     let (format, path) = ExportFormat::for_path(path)?;
     let stored = std::fs::read(&entry.image_path).with_context(|| {
         format!(
@@ -75,7 +75,7 @@ pub fn export_entry(entry: &HistoryEntry, path: &Path) -> anyhow::Result<PathBuf
 }
 
 /// A file name for exporting `entry`: its first words and seed.
-pub fn suggested_name(entry: &HistoryEntry) -> String {
+pub(crate) fn suggested_name(entry: &HistoryEntry) -> String {
     let words: Vec<String> = entry
         .prompt
         .split_whitespace()

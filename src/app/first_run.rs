@@ -5,7 +5,7 @@ use crate::weights::{CachedModel, HubCache};
 
 /// What the window shows before any model is configured: which HiDream snapshots are already
 /// in the Hugging Face cache and how to get the rest.
-pub struct FirstRunView {
+pub(crate) struct FirstRunView {
     cache_root: Option<std::path::PathBuf>,
     found: Vec<CachedModel>,
 }

@@ -64,7 +64,7 @@ impl Default for GeneratePanel {
 
 impl GeneratePanel {
     /// Switches preset and shows its defaults for steps, guidance and shift.
-    pub fn set_preset(&mut self, preset: Preset) {
+    pub(crate) fn set_preset(&mut self, preset: Preset) {
         let d = preset.defaults();
         self.preset = preset;
         self.steps = d.steps;
@@ -73,19 +73,19 @@ impl GeneratePanel {
     }
 
     /// Shows a bundled model's own steps, guidance and shift instead of the preset's.
-    pub fn set_model_defaults(&mut self, defaults: ManifestDefaults) {
+    pub(crate) fn set_model_defaults(&mut self, defaults: ManifestDefaults) {
         self.steps = defaults.steps;
         self.guidance = defaults.guidance;
         self.shift = defaults.shift;
     }
 
     /// Whether the current values run classifier-free guidance (a negative prompt matters).
-    pub fn uses_guidance(&self) -> bool {
+    pub(crate) fn uses_guidance(&self) -> bool {
         self.guidance > 1.0
     }
 
     /// The size asked for, before rescaling to the base resolution.
-    pub fn requested_size(&self) -> (u32, u32) {
+    pub(crate) fn requested_size(&self) -> (u32, u32) {
         match self.size {
             SizeChoice::Official(i) => OFFICIAL_RESOLUTIONS
                 .get(i)
@@ -95,7 +95,7 @@ impl GeneratePanel {
     }
 
     /// The seed for the job about to be submitted; advances it in increment mode.
-    pub fn take_seed(&mut self) -> u64 {
+    pub(crate) fn take_seed(&mut self) -> u64 {
         match self.seed_mode {
             SeedMode::Random => {
                 self.seed = fresh_seed();
@@ -112,7 +112,7 @@ impl GeneratePanel {
 
     /// Takes over a finished job's settings ("reuse settings", or a dropped PNG); the seed is
     /// then fixed so the same image comes out.
-    pub fn apply_record(&mut self, record: &GenerationRecord) {
+    pub(crate) fn apply_record(&mut self, record: &GenerationRecord) {
         let s = &record.settings;
         let r = &record.resolved;
         self.prompt.clone_from(&s.prompt);
@@ -245,7 +245,7 @@ impl GeneratePanel {
         }
     }
 
-    pub fn seed_ui(&mut self, ui: &mut Ui) {
+    pub(crate) fn seed_ui(&mut self, ui: &mut Ui) {
         let label = ui
             .horizontal(|ui| {
                 let label = ui.label("Seed");
@@ -297,7 +297,7 @@ impl GeneratePanel {
 }
 
 /// One line describing what a preset does by default.
-pub fn preset_summary(preset: Preset) -> String {
+pub(crate) fn preset_summary(preset: Preset) -> String {
     let d = preset.defaults();
     let sampler = match d.scheduler {
         SchedulerKind::FlowUnipc => "UniPC",

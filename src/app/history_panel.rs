@@ -11,13 +11,13 @@ use crate::store::{EntryKind, HistoryEntry, UnreadableEntry};
 const THUMB_POINTS: f32 = 72.0;
 
 #[derive(Default)]
-pub struct HistoryPanel {
+pub(crate) struct HistoryPanel {
     /// `None`: the thumbnail file could not be read (drawn as a placeholder).
     thumbnails: HashMap<i64, Option<TextureHandle>>,
 }
 
 impl HistoryPanel {
-    pub fn forget(&mut self, id: i64) {
+    pub(crate) fn forget(&mut self, id: i64) {
         self.thumbnails.remove(&id);
     }
 
@@ -115,7 +115,7 @@ impl HistoryPanel {
 }
 
 /// The note shown when rows of the history cannot be read: which, why, and that they are kept.
-pub fn unreadable_note(unreadable: &[UnreadableEntry]) -> Option<String> {
+pub(crate) fn unreadable_note(unreadable: &[UnreadableEntry]) -> Option<String> {
     let first = unreadable.first()?;
     let why = format!("entry {}: {}", first.id, first.reason);
     Some(match unreadable.len() {

@@ -76,7 +76,7 @@ impl PendingJob {
     }
 
     /// One line for the progress bar.
-    pub fn status_line(&self) -> String {
+    pub(crate) fn status_line(&self) -> String {
         match &self.phase {
             JobPhase::Queued => "waiting in the queue".into(),
             JobPhase::Loading(what) => format!("loading {what}"),
@@ -88,7 +88,7 @@ impl PendingJob {
         }
     }
 
-    pub fn is_running(&self) -> bool {
+    pub(crate) fn is_running(&self) -> bool {
         self.started.is_some()
     }
 }

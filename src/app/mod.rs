@@ -33,15 +33,21 @@ use egui::Ui;
 use image::RgbImage;
 
 pub use actions::Action;
-pub use brush::{Brush, BrushMask};
+pub use brush::Brush;
+pub use brush::BrushMask;
 pub use canvas::Canvas;
 pub use config::{ModelFolders, ModelSlot, StudioConfig, StudioPaths};
-pub use dialogs::{Dialogs, NativeDialogs, ScriptedDialogs};
+pub use dialogs::Dialogs;
+pub(crate) use dialogs::NativeDialogs;
+pub use dialogs::ScriptedDialogs;
 pub use edit_panel::EditPanel;
 pub use editor::Editor;
-pub use export::{ExportFormat, export_entry};
-pub use generate_panel::{GeneratePanel, SeedMode, SizeChoice, preset_summary};
-pub use jobs::{JobPhase, PendingJob};
+
+pub use generate_panel::GeneratePanel;
+pub use generate_panel::SeedMode;
+
+pub use jobs::JobPhase;
+pub use jobs::PendingJob;
 
 use first_run::FirstRunView;
 use history_panel::{HistoryPanel, unreadable_note};
@@ -244,10 +250,6 @@ impl StudioApp {
         &self.generate
     }
 
-    pub fn edit_panel(&self) -> &EditPanel {
-        &self.edit
-    }
-
     pub fn generate_panel_mut(&mut self) -> &mut GeneratePanel {
         &mut self.generate
     }
@@ -270,12 +272,6 @@ impl StudioApp {
 
     pub fn selected(&self) -> Option<i64> {
         self.selected
-    }
-
-    /// Shows `frame` as the running job's preview (what the engine's step events do); for
-    /// scripted runs and snapshot tests that need a fixed estimate.
-    pub fn show_preview(&mut self, job: JobId, frame: LatentFrame) {
-        self.preview = Some((job, frame));
     }
 
     // ----- the status area -----

@@ -14,14 +14,14 @@ use crate::weights::Snapshot;
 
 /// Whether a slot's folder can be used.
 #[derive(Debug, Clone, PartialEq)]
-pub enum SlotStatus {
+pub(crate) enum SlotStatus {
     NotSet,
     Ready,
     Problem(String),
 }
 
 #[derive(Default)]
-pub struct ModelsView {
+pub(crate) struct ModelsView {
     /// Checked once per (slot, folder, base) and kept: checking reads files.
     checked: HashMap<(ModelSlot, PathBuf, Option<PathBuf>), SlotStatus>,
 }
@@ -41,7 +41,7 @@ impl ModelsView {
     }
 
     /// Forgets the checks, so changed folders are looked at again.
-    pub fn recheck(&mut self) {
+    pub(crate) fn recheck(&mut self) {
         self.checked.clear();
     }
 

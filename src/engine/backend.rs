@@ -97,12 +97,12 @@ impl<'a, O> JobContext<'a, O> {
         self.id
     }
 
-    pub fn is_cancelled(&self) -> bool {
+    pub(crate) fn is_cancelled(&self) -> bool {
         self.cancel.load(Ordering::SeqCst)
     }
 
     /// Returns `Err(Cancelled)` once the user has cancelled the job.
-    pub fn check_cancelled(&self) -> Result<(), Cancelled> {
+    pub(crate) fn check_cancelled(&self) -> Result<(), Cancelled> {
         if self.is_cancelled() {
             Err(Cancelled)
         } else {

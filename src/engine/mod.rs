@@ -25,7 +25,7 @@ use worker::{QueuedJob, Worker};
 type CancelFlags = Arc<Mutex<HashMap<JobId, Arc<AtomicBool>>>>;
 
 /// Called after every event, from the engine thread: the window uses it to request a repaint.
-pub type Notifier = Box<dyn Fn() + Send + Sync + 'static>;
+pub(crate) type Notifier = Box<dyn Fn() + Send + Sync + 'static>;
 
 /// A handle to the engine thread. Dropping it cancels whatever is pending and waits for the
 /// thread to finish its current step.
@@ -129,7 +129,7 @@ impl<B: Backend> Engine<B> {
         &self.events
     }
 
-    pub fn try_next_event(&self) -> Option<Event<B::Output>> {
+    pub(crate) fn try_next_event(&self) -> Option<Event<B::Output>> {
         self.events.try_recv().ok()
     }
 

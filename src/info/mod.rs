@@ -62,7 +62,7 @@ impl FolderReport {
         self.problems.is_empty()
     }
 
-    pub fn total_parameters(&self) -> u64 {
+    pub(crate) fn total_parameters(&self) -> u64 {
         self.components
             .iter()
             .filter_map(|c| c.weights.as_ref())
@@ -70,7 +70,7 @@ impl FolderReport {
             .sum()
     }
 
-    pub fn total_bytes(&self) -> u64 {
+    pub(crate) fn total_bytes(&self) -> u64 {
         self.components
             .iter()
             .filter_map(|c| c.weights.as_ref())

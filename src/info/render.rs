@@ -116,7 +116,7 @@ fn write_row(f: &mut fmt::Formatter<'_>, cells: &[String; 7], widths: &[usize; 7
 }
 
 /// 17105733184 → "17.11 B", 2_800_000 → "2.80 M".
-pub fn human_count(n: u64) -> String {
+pub(crate) fn human_count(n: u64) -> String {
     let n = n as f64;
     match n {
         n if n >= 1e9 => format!("{:.2} B", n / 1e9),
@@ -127,7 +127,7 @@ pub fn human_count(n: u64) -> String {
 }
 
 /// Decimal units, as the Hugging Face hub shows file sizes.
-pub fn human_bytes(n: u64) -> String {
+pub(crate) fn human_bytes(n: u64) -> String {
     let n = n as f64;
     match n {
         n if n >= 1e9 => format!("{:.2} GB", n / 1e9),

@@ -9,7 +9,7 @@ use super::{LANES, contiguous_f32, lane_fold, multiversion};
 /// `LayerNorm(x)·(1 + scale) + shift` over the last dim, LayerNorm without affine parameters
 /// and with a two-pass variance in f32 (as PyTorch computes it). `x`: [B, S, D]; `scale`,
 /// `shift`: [B, 1, D]. Returns `x`'s dtype.
-pub fn modulated_layer_norm(
+pub(crate) fn modulated_layer_norm(
     x: &Tensor,
     scale: &Tensor,
     shift: &Tensor,
@@ -31,7 +31,7 @@ pub fn modulated_layer_norm(
 }
 
 /// `x + gate·f`. `x`, `f`: [B, S, D]; `gate`: [B, 1, D].
-pub fn gated_residual(x: &Tensor, f: &Tensor, gate: &Tensor) -> Result<Tensor> {
+pub(crate) fn gated_residual(x: &Tensor, f: &Tensor, gate: &Tensor) -> Result<Tensor> {
     if is_cpu_f32(&[x, f, gate]) && x.shape() == f.shape() {
         let (x, f, gate) = (x.contiguous()?, f.contiguous()?, gate.contiguous()?);
         return x.apply_op3_no_bwd(&f, &gate, &GatedResidual);

@@ -14,7 +14,7 @@ use super::contiguous_f32;
 const BAND_ELEMENTS: usize = 1 << 22;
 
 /// `conv.forward(x)`, through [`conv2d`] when it applies (CPU, f32, no groups or dilation).
-pub fn conv2d_module(conv: &Conv2d, x: &Tensor) -> Result<Tensor> {
+pub(crate) fn conv2d_module(conv: &Conv2d, x: &Tensor) -> Result<Tensor> {
     let cfg = conv.config();
     if !(x.device().is_cpu() && x.dtype() == DType::F32 && cfg.groups == 1 && cfg.dilation == 1) {
         return conv.forward(x);
@@ -27,7 +27,7 @@ pub fn conv2d_module(conv: &Conv2d, x: &Tensor) -> Result<Tensor> {
 /// The input is transposed to channels-last once, so each patch is `kh·kw` contiguous runs of
 /// C values, and the product is patches [pixels, K] · Wᵀ [K, Co]: with many pixels and few
 /// output channels this orientation runs the matmul about twice as fast as W · patches.
-pub fn conv2d(
+pub(crate) fn conv2d(
     x: &Tensor,
     weight: &Tensor,
     bias: Option<&Tensor>,
@@ -135,7 +135,7 @@ impl CustomOp1 for Im2Col {
 }
 
 /// [B, R, C] → [B, C, R], in cache-sized tiles.
-pub fn transpose_last2(x: &Tensor) -> Result<Tensor> {
+pub(crate) fn transpose_last2(x: &Tensor) -> Result<Tensor> {
     if x.device().is_cpu() && x.dtype() == DType::F32 {
         return x.contiguous()?.apply_op1_no_bwd(&Transpose);
     }

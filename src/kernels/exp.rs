@@ -11,7 +11,7 @@ const ROUNDER: f32 = 12_582_912.0;
 #[inline(always)]
 // `max`/`min` lower to vmaxps/vminps; `clamp`'s NaN and bound checks get in the vectoriser's way.
 #[allow(clippy::manual_clamp)]
-pub fn exp_f32(x: f32) -> f32 {
+pub(crate) fn exp_f32(x: f32) -> f32 {
     // Below the lower bound the result is below the smallest normal; clamping gives 2^-126
     // instead of 0, which is invisible after any sum it takes part in. The upper bound keeps
     // 2^n finite (about 2.4e38 instead of overflowing).

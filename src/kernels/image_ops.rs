@@ -11,7 +11,7 @@ use super::{contiguous_f32, lane_fold, multiversion};
 
 /// GroupNorm of `x` [B, C, …] with per-channel `weight` and `bias` [C], then SiLU when `silu`
 /// is set. Statistics are computed in f32 with a two-pass variance.
-pub fn group_norm(
+pub(crate) fn group_norm(
     x: &Tensor,
     weight: &Tensor,
     bias: &Tensor,
@@ -152,7 +152,7 @@ multiversion!(
 );
 
 /// 2× nearest-neighbour upsampling of [B, C, H, W].
-pub fn upsample_nearest_2x(x: &Tensor) -> Result<Tensor> {
+pub(crate) fn upsample_nearest_2x(x: &Tensor) -> Result<Tensor> {
     if x.device().is_cpu() && x.dtype() == DType::F32 {
         return x.contiguous()?.apply_op1_no_bwd(&Upsample2x);
     }

@@ -15,13 +15,15 @@ mod image_ops;
 mod silu_mul;
 mod softmax;
 
-pub use adaln::{gated_residual, modulated_layer_norm};
-pub use conv::{conv2d, conv2d_module};
+pub(crate) use adaln::{gated_residual, modulated_layer_norm};
+pub(crate) use conv::conv2d_module;
 #[cfg(feature = "cuda")]
-pub use cuda_attention::{FUSED_ATTENTION_HEAD_DIMS, fused_attention, fused_attention_supported};
-pub use image_ops::{group_norm, upsample_nearest_2x};
-pub use silu_mul::silu_mul;
-pub use softmax::{softmax_last_dim_scaled, softmax_numerators};
+pub(crate) use cuda_attention::{
+    FUSED_ATTENTION_HEAD_DIMS, fused_attention, fused_attention_supported,
+};
+pub(crate) use image_ops::{group_norm, upsample_nearest_2x};
+pub(crate) use silu_mul::silu_mul;
+pub(crate) use softmax::{softmax_last_dim_scaled, softmax_numerators};
 
 /// The contiguous f32 data of a custom op's input; `op` names the kernel in the error.
 fn contiguous_f32<'a>(

@@ -5,7 +5,7 @@ use super::exp::exp_f32;
 use super::{contiguous_f32, multiversion};
 
 /// `SiLU(a) ⊙ b`, the gating of a SwiGLU, in one pass on the CPU in f32.
-pub fn silu_mul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+pub(crate) fn silu_mul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     if a.device().is_cpu()
         && a.dtype() == DType::F32
         && b.dtype() == DType::F32

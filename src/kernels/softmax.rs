@@ -6,7 +6,7 @@ use super::{contiguous_f32, lane_fold, multiversion};
 
 /// `softmax(scale · x)` over the last dim (scale > 0). Rows are independent; on the CPU in f32
 /// this is one fused pass per row instead of candle's scale, max, exp, sum and divide.
-pub fn softmax_last_dim_scaled(x: &Tensor, scale: f64) -> Result<Tensor> {
+pub(crate) fn softmax_last_dim_scaled(x: &Tensor, scale: f64) -> Result<Tensor> {
     if x.device().is_cpu() && x.dtype() == DType::F32 {
         return x.apply_op1_no_bwd(&ScaledSoftmax {
             scale: scale as f32,
@@ -18,7 +18,7 @@ pub fn softmax_last_dim_scaled(x: &Tensor, scale: f64) -> Result<Tensor> {
 /// The numerators `exp(scale · (x − rowmax))` of `softmax(scale · x)` over the last dim and their
 /// row sums `[..., 1]`, so a caller can divide after a matmul that shrinks the rows (attention:
 /// `softmax(s)·v = (exp(s)·v) / Σexp(s)`), saving a pass over the large matrix.
-pub fn softmax_numerators(x: &Tensor, scale: f64) -> Result<(Tensor, Tensor)> {
+pub(crate) fn softmax_numerators(x: &Tensor, scale: f64) -> Result<(Tensor, Tensor)> {
     let cols = x.dim(D::Minus1)?;
     let with_sums = if x.device().is_cpu() && x.dtype() == DType::F32 {
         x.contiguous()?.apply_op1_no_bwd(&Numerators {

@@ -20,7 +20,7 @@ type Requested = Vec<(String, Vec<usize>)>;
 /// The model classes HiDream Studio loads, by the class name their folder declares
 /// (`model_index.json`'s entry, or `architectures` / `_class_name` in config.json).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ComponentKind {
+pub(crate) enum ComponentKind {
     Transformer,
     Autoencoder,
     ClipText,
@@ -29,7 +29,7 @@ pub enum ComponentKind {
 }
 
 impl ComponentKind {
-    pub fn from_class(class: &str) -> Option<Self> {
+    pub(crate) fn from_class(class: &str) -> Option<Self> {
         Some(match class {
             "HiDreamImageTransformer2DModel" => Self::Transformer,
             "AutoencoderKL" => Self::Autoencoder,

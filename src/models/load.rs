@@ -28,7 +28,7 @@ pub enum LoadError {
 /// Builds a model from the weights in `dir`. `build` is called twice: once on free placeholder
 /// tensors to learn every name and shape it needs (checked against the checkpoint as a whole,
 /// so all mismatches are reported together), then on the real weights.
-pub fn load_checked<T>(
+pub(crate) fn load_checked<T>(
     dir: &Path,
     what: &'static str,
     dtype: DType,
@@ -40,7 +40,7 @@ pub fn load_checked<T>(
 
 /// As [`load_checked`], for checkpoints that also hold tensors the model knowingly leaves
 /// unread (`ignored`: exact names, or prefixes ending in `.`), such as Llama's `lm_head.weight`.
-pub fn load_checked_ignoring<T>(
+pub(crate) fn load_checked_ignoring<T>(
     dir: &Path,
     what: &'static str,
     dtype: DType,
@@ -55,7 +55,7 @@ pub fn load_checked_ignoring<T>(
 
 /// As [`load_checked`], with the weights read through `backend` (a LoRA merge, say), which is
 /// handed the checked store.
-pub fn load_checked_through<T>(
+pub(crate) fn load_checked_through<T>(
     dir: &Path,
     what: &'static str,
     backend: impl FnOnce(TensorStore) -> Result<VarBuilder<'static>, LoadError>,

@@ -7,5 +7,6 @@ pub mod vae;
 mod component;
 mod load;
 
-pub use component::ComponentKind;
-pub use load::{LoadError, load_checked, load_checked_ignoring, load_checked_through};
+pub(crate) use component::ComponentKind;
+pub use load::LoadError;
+pub(crate) use load::{load_checked, load_checked_ignoring, load_checked_through};

@@ -18,14 +18,14 @@ use crate::host_reads;
      there is no image to save; lower the guidance or the shift, check the noise file if one \
      was given, or compute in bfloat16 or float32 if this ran in float16"
 )]
-pub struct NonFiniteLatents {
+pub(crate) struct NonFiniteLatents {
     pub step: usize,
     pub steps: usize,
 }
 
 /// One device scalar per recorded step.
 #[derive(Default)]
-pub struct FiniteWatch {
+pub(crate) struct FiniteWatch {
     per_step: Vec<Tensor>,
 }
 

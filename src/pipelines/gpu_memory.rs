@@ -19,7 +19,7 @@ pub struct GpuMemoryRecord {
 }
 
 /// Measures a job's stages on one device; on the CPU it records nothing.
-pub struct StageMemory {
+pub(crate) struct StageMemory {
     tracker: PeakTracker,
     record: GpuMemoryRecord,
 }
@@ -43,7 +43,7 @@ impl StageMemory {
     }
 
     /// Ends the denoising stage and starts measuring the decoding one.
-    pub fn denoised(&mut self) {
+    pub(crate) fn denoised(&mut self) {
         self.record.denoise_peak_bytes = self.finish_stage();
     }
 
@@ -60,7 +60,7 @@ impl StageMemory {
     }
 
     /// The record, or `None` on the CPU.
-    pub fn into_record(self) -> Option<GpuMemoryRecord> {
+    pub(crate) fn into_record(self) -> Option<GpuMemoryRecord> {
         self.record.encode_peak_bytes.map(|_| self.record)
     }
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use crate::weights::{HubCache, StudioManifest};
 
 /// Hugging Face ids under which the encoder is published, newest name first.
-pub const LLAMA_REPOS: [&str; 2] = [
+pub(crate) const LLAMA_REPOS: [&str; 2] = [
     "meta-llama/Llama-3.1-8B-Instruct",
     "meta-llama/Meta-Llama-3.1-8B-Instruct",
 ];

@@ -16,13 +16,17 @@ mod text_to_image;
 
 pub use crate::settings::{ComputeDType, DeviceChoice, GenerateSettings, ModelSelection, Resolved};
 pub use backend::{EditJob, GenerateJob, HiDreamBackend, Job, JobOutput, ModelKey};
-pub use decode::DecodeMode;
-pub use finite::{FiniteWatch, NonFiniteLatents};
+
 pub use gpu_memory::GpuMemoryRecord;
-pub use llama::{LLAMA_REPOS, find_llama};
-pub use models::{EncodedPrompt, EncoderMemory, HiDreamModels};
+
+pub use llama::find_llama;
+
+pub use models::{EncoderMemory, HiDreamModels};
 pub use noise::NoiseInput;
-pub use presets::{Preset, PresetDefaults};
+pub use presets::Preset;
+pub use presets::PresetDefaults;
 pub use progress::{Progress, Silent};
-pub use resolution::{NamedResolution, OFFICIAL_RESOLUTIONS, effective_size, parse_size};
+pub use resolution::NamedResolution;
+pub(crate) use resolution::effective_size;
+pub use resolution::{OFFICIAL_RESOLUTIONS, parse_size};
 pub use text_to_image::{Generation, GenerationRecord, Timings, generate};

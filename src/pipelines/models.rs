@@ -38,7 +38,7 @@ impl EncoderMemory {
 
 /// A prompt's embeddings and whether it had to be truncated.
 #[derive(Debug, Clone)]
-pub struct EncodedPrompt {
+pub(crate) struct EncodedPrompt {
     pub encoding: PromptEncoding,
     pub truncated: bool,
 }
@@ -80,7 +80,7 @@ impl HiDreamModels {
 
     /// The components of `selection.model` (VAE now, encoders on first use) around a
     /// transformer loaded elsewhere (an editing model, a LoRA merge).
-    pub fn with_transformer(
+    pub(crate) fn with_transformer(
         selection: &ModelSelection,
         memory: EncoderMemory,
         transformer: HiDreamTransformer,
@@ -155,7 +155,7 @@ impl HiDreamModels {
         self.encoders.is_some()
     }
 
-    pub fn cached_prompt(&self, prompt: &str) -> Option<Arc<EncodedPrompt>> {
+    pub(crate) fn cached_prompt(&self, prompt: &str) -> Option<Arc<EncodedPrompt>> {
         self.cache
             .iter()
             .find(|(p, _)| p == prompt)
@@ -164,7 +164,10 @@ impl HiDreamModels {
 
     /// Embeddings of every prompt, from the cache where possible; the encoders are loaded only
     /// when a prompt is new, and freed afterwards under [`EncoderMemory::Drop`].
-    pub fn encode_prompts(&mut self, prompts: &[&str]) -> anyhow::Result<Vec<Arc<EncodedPrompt>>> {
+    pub(crate) fn encode_prompts(
+        &mut self,
+        prompts: &[&str],
+    ) -> anyhow::Result<Vec<Arc<EncodedPrompt>>> {
         let mut out = Vec::with_capacity(prompts.len());
         for prompt in prompts {
             if let Some(hit) = self.cached_prompt(prompt) {

@@ -59,11 +59,6 @@ impl Preset {
         }
     }
 
-    /// Whether the preset's default guidance runs CFG (so a negative prompt matters).
-    pub fn uses_guidance(self) -> bool {
-        self.defaults().guidance > 1.0
-    }
-
     /// The preset a snapshot was made for, from its folder or repository name.
     pub fn guess_from_name(name: &str) -> Option<Self> {
         let lower = name.to_ascii_lowercase();

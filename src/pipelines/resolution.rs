@@ -57,7 +57,12 @@ pub fn parse_size(text: &str) -> Option<(u32, u32)> {
 
 /// The pixel size a request becomes: scaled to `base²` pixels, each side floored to a
 /// multiple of `multiple` (16: the VAE's 8× and the 2× patches). `None` when a side ends up 0.
-pub fn effective_size(width: u32, height: u32, base: u32, multiple: u32) -> Option<(u32, u32)> {
+pub(crate) fn effective_size(
+    width: u32,
+    height: u32,
+    base: u32,
+    multiple: u32,
+) -> Option<(u32, u32)> {
     if width == 0 || height == 0 || multiple == 0 {
         return None;
     }

@@ -9,7 +9,7 @@ use image::RgbaImage;
 use super::{CHANNELS, PreviewError, check_sizes, quantized_factors};
 
 /// The WGSL source, shared with the window's paint callback.
-pub const SHADER: &str = include_str!("../../shaders/latent_preview.wgsl");
+pub(crate) const SHADER: &str = include_str!("../../shaders/latent_preview.wgsl");
 
 /// How long to wait for the device to finish one preview before giving up (a software
 /// rasteriser on a busy machine can be slow; a lost device would otherwise hang forever).

@@ -8,19 +8,22 @@ mod paint;
 
 use image::RgbaImage;
 
-pub use gpu::{GpuPreview, PreviewGpuError};
-pub use paint::{LatentFrame, PreviewCallback, PreviewRenderer};
+pub use gpu::GpuPreview;
+
+pub use gpu::PreviewGpuError;
+pub(crate) use paint::PreviewCallback;
+pub use paint::{LatentFrame, PreviewRenderer};
 
 /// Latent channels of the FLUX autoencoder.
-pub const CHANNELS: usize = 16;
+pub(crate) const CHANNELS: usize = 16;
 /// Largest latent side and output side the fixed-point scheme supports without overflow.
-pub const MAX_LATENT_SIDE: u32 = 1024;
-pub const MAX_OUTPUT_SIDE: u32 = 8192;
+pub(crate) const MAX_LATENT_SIDE: u32 = 1024;
+pub(crate) const MAX_OUTPUT_SIDE: u32 = 8192;
 
 /// ComfyUI's FLUX.1 latent→RGB factors (comfy/latent_formats.py, class Flux,
 /// `latent_rgb_factors`), one row per latent channel: its contribution to R, G, B. They apply to
 /// latents in the transformer's space, which is what the pipelines' x0 estimates are in.
-pub const FLUX_RGB_FACTORS: [[f64; 3]; CHANNELS] = [
+pub(crate) const FLUX_RGB_FACTORS: [[f64; 3]; CHANNELS] = [
     [-0.0346, 0.0244, 0.0681],
     [0.0034, 0.0210, 0.0687],
     [0.0275, -0.0668, -0.0433],
@@ -39,7 +42,7 @@ pub const FLUX_RGB_FACTORS: [[f64; 3]; CHANNELS] = [
     [-0.1262, -0.0982, -0.0778],
 ];
 /// The same source's `latent_rgb_factors_bias`.
-pub const FLUX_RGB_BIAS: [f64; 3] = [-0.0329, -0.0718, -0.0851];
+pub(crate) const FLUX_RGB_BIAS: [f64; 3] = [-0.0329, -0.0718, -0.0851];
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PreviewError {

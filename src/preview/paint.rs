@@ -76,7 +76,7 @@ impl PreviewRenderer {
 }
 
 /// Draws `frame` into the callback's rectangle.
-pub struct PreviewCallback {
+pub(crate) struct PreviewCallback {
     pub frame: LatentFrame,
     /// The rectangle's size in points.
     pub size_points: egui::Vec2,

@@ -29,12 +29,12 @@ impl FlashEuler {
     }
 
     /// Whether the current step draws noise (all but the last).
-    pub fn needs_noise(&self) -> bool {
+    pub(crate) fn needs_noise(&self) -> bool {
         self.step + 1 < self.schedule.steps()
     }
 
     /// Steps whose model output matters: all but the last.
-    pub fn model_steps(&self) -> usize {
+    pub(crate) fn model_steps(&self) -> usize {
         self.schedule.steps().saturating_sub(1)
     }
 

@@ -12,10 +12,10 @@ use serde::{Deserialize, Serialize};
 
 pub use flash_euler::FlashEuler;
 pub use flow_unipc::FlowUniPc;
-pub use schedule::{
-    Schedule, TRAIN_STEPS, calculate_shift, diffusers_flow_unipc, flash, flow_unipc, linspace,
-    shift_f32, shift_f64,
-};
+pub use schedule::Schedule;
+pub(crate) use schedule::{calculate_shift, diffusers_flow_unipc};
+
+pub use schedule::{flash, flow_unipc};
 
 /// Which sampler a preset uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,7 +67,7 @@ impl Scheduler {
     }
 
     /// UniPC (order 2, bh2, predict-x0) over an explicit schedule.
-    pub fn unipc(schedule: Schedule) -> Self {
+    pub(crate) fn unipc(schedule: Schedule) -> Self {
         Self::FlowUniPc(FlowUniPc::new(schedule))
     }
 
@@ -79,7 +79,7 @@ impl Scheduler {
     }
 
     /// How many steps need a model evaluation; the remaining ones (Flash's last) ignore it.
-    pub fn model_steps(&self) -> usize {
+    pub(crate) fn model_steps(&self) -> usize {
         match self {
             Self::FlowUniPc(s) => s.schedule().steps(),
             Self::Flash(s) => s.model_steps(),
@@ -87,7 +87,7 @@ impl Scheduler {
     }
 
     /// Whether the next step needs fresh noise.
-    pub fn needs_noise(&self) -> bool {
+    pub(crate) fn needs_noise(&self) -> bool {
         match self {
             Self::FlowUniPc(_) => false,
             Self::Flash(s) => s.needs_noise(),

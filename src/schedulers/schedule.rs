@@ -3,7 +3,7 @@
 //! wrong precision would move a timestep by one and change the image.
 
 /// Number of training timesteps of every HiDream scheduler.
-pub const TRAIN_STEPS: usize = 1000;
+pub(crate) const TRAIN_STEPS: usize = 1000;
 
 /// σ for each step plus σ_N = 0, and the timestep value the transformer receives at each step.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,19 +21,19 @@ impl Schedule {
 }
 
 /// The time shift `S·σ / (1 + (S − 1)·σ)`, in f64.
-pub fn shift_f64(sigma: f64, shift: f64) -> f64 {
+pub(crate) fn shift_f64(sigma: f64, shift: f64) -> f64 {
     shift * sigma / (1.0 + (shift - 1.0) * sigma)
 }
 
 /// The same in f32, operation by operation as PyTorch evaluates it on an f32 tensor.
-pub fn shift_f32(sigma: f32, shift: f64) -> f32 {
+pub(crate) fn shift_f32(sigma: f32, shift: f64) -> f32 {
     let s = shift as f32;
     let shift_minus_one = (shift - 1.0) as f32;
     (s * sigma) / (1.0 + shift_minus_one * sigma)
 }
 
 /// `numpy.linspace(start, stop, num)`: `i·step + start`, the last value exactly `stop`.
-pub fn linspace(start: f64, stop: f64, num: usize) -> Vec<f64> {
+pub(crate) fn linspace(start: f64, stop: f64, num: usize) -> Vec<f64> {
     if num == 0 {
         return Vec::new();
     }
@@ -48,7 +48,7 @@ pub fn linspace(start: f64, stop: f64, num: usize) -> Vec<f64> {
 
 /// `mu` of the official pipelines: the FLUX resolution-dependent shift line from (256, 0.5) to
 /// (4096, 1.15), evaluated at the transformer's `max_seq` (not at the real token count).
-pub fn calculate_shift(image_seq_len: usize) -> f64 {
+pub(crate) fn calculate_shift(image_seq_len: usize) -> f64 {
     let (base_len, max_len, base_shift, max_shift) = (256.0, 4096.0, 0.5, 1.15);
     let m = (max_shift - base_shift) / (max_len - base_len);
     let b = base_shift - m * base_len;
@@ -85,7 +85,7 @@ pub fn flow_unipc(init_shift: f64, set_shift: f64, steps: usize) -> Schedule {
 /// linspace(1, 1/1000) shifted once in f64, the first nudged below 1 by 1e-6, timesteps
 /// truncated to integers (`set_timesteps` in
 /// https://github.com/huggingface/diffusers/blob/v0.42.1/src/diffusers/schedulers/scheduling_unipc_multistep.py).
-pub fn diffusers_flow_unipc(shift: f64, steps: usize) -> Schedule {
+pub(crate) fn diffusers_flow_unipc(shift: f64, steps: usize) -> Schedule {
     let grid = linspace(1.0, 1.0 / TRAIN_STEPS as f64, steps + 1);
     let mut shifted: Vec<f64> = grid[..steps].iter().map(|&s| shift_f64(s, shift)).collect();
     if let Some(first) = shifted.first_mut()

@@ -5,19 +5,19 @@ use super::error::{Field, SettingsError};
 use crate::pipelines::{ComputeDType, DeviceChoice};
 
 /// The schedulers are defined on 1000 training timesteps; more steps than that repeat them.
-pub const MAX_STEPS: usize = 1000;
+pub(crate) const MAX_STEPS: usize = 1000;
 
 /// Guidance scales above this only burn the image: the official scripts use 3 to 5 and the
 /// released models were tuned for those.
-pub const MAX_GUIDANCE: f64 = 20.0;
+pub(crate) const MAX_GUIDANCE: f64 = 20.0;
 
 /// Scheduler time shifts above this leave almost every step at the noisiest end: the
 /// released models use 3 (Full, Fast) and 6 (Dev).
-pub const MAX_SHIFT: f64 = 20.0;
+pub(crate) const MAX_SHIFT: f64 = 20.0;
 
 /// Twice the released models' 1024; the working latents grow with its square, so an
 /// unbounded value allocates without limit before anything can say it does not fit.
-pub const MAX_BASE_RESOLUTION: u32 = 2048;
+pub(crate) const MAX_BASE_RESOLUTION: u32 = 2048;
 
 pub fn steps(steps: usize) -> Result<usize, SettingsError> {
     if steps == 0 {
@@ -80,7 +80,7 @@ pub fn base_resolution(value: u32) -> Result<u32, SettingsError> {
 }
 
 /// Text the job cannot run without (a prompt, an instruction).
-pub fn not_blank(field: Field, text: &str, hint: &str) -> Result<(), SettingsError> {
+pub(crate) fn not_blank(field: Field, text: &str, hint: &str) -> Result<(), SettingsError> {
     if text.trim().is_empty() {
         return Err(SettingsError::new(field, format!("is empty; {hint}")));
     }
@@ -89,7 +89,10 @@ pub fn not_blank(field: Field, text: &str, hint: &str) -> Result<(), SettingsErr
 
 /// candle's CPU kernels have no bf16 matrix product: the job would fail only after minutes of
 /// loading, with "unsupported dtype BF16 for op matmul".
-pub fn dtype_on_device(dtype: ComputeDType, device: DeviceChoice) -> Result<(), SettingsError> {
+pub(crate) fn dtype_on_device(
+    dtype: ComputeDType,
+    device: DeviceChoice,
+) -> Result<(), SettingsError> {
     if device == DeviceChoice::Cpu && dtype == ComputeDType::Bf16 {
         return Err(SettingsError::new(
             Field::Dtype,

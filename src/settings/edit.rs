@@ -11,10 +11,10 @@ use crate::pipelines::edit::{EditForm, Fit, RefineModel};
 use crate::pipelines::{ComputeDType, DeviceChoice};
 
 /// The marker the pipeline splits the E1-Full prompt at for the refine stage.
-pub const TARGET_MARKER: &str = "Target Image Description:";
+pub(crate) const TARGET_MARKER: &str = "Target Image Description:";
 
 /// The official scripts' steps for every form.
-pub const DEFAULT_STEPS: usize = 28;
+pub(crate) const DEFAULT_STEPS: usize = 28;
 
 /// An editing request. `None` fields take the model form's defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -83,7 +83,7 @@ pub struct EditResolved {
 
 impl EditResolved {
     /// Three-way guidance runs when the instruction guidance exceeds 1.
-    pub fn uses_cfg(&self) -> bool {
+    pub(crate) fn uses_cfg(&self) -> bool {
         self.guidance > 1.0
     }
 }
@@ -91,7 +91,7 @@ impl EditResolved {
 /// Per-form defaults of the official scripts: inference_e1_1.py and inference.py at
 /// https://github.com/HiDream-ai/HiDream-E1/tree/f6f0631.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct FormDefaults {
+pub(crate) struct FormDefaults {
     pub guidance: f64,
     pub image_guidance: f64,
     pub negative: &'static str,
@@ -283,7 +283,7 @@ fn canvas_max_seq(model: &EditModelFacts, width: u32, height: u32) -> Result<usi
 /// E1-Full's prompt: the instruction as given when it already has the two-part form, else
 /// "Editing Instruction: {instruction}. Target Image Description: {description}" as the
 /// official refiner builds it (the description defaults to the instruction).
-pub fn e1_full_prompt(instruction: &str, description: Option<&str>) -> String {
+pub(crate) fn e1_full_prompt(instruction: &str, description: Option<&str>) -> String {
     if instruction.contains(TARGET_MARKER) {
         return instruction.to_string();
     }
@@ -293,7 +293,7 @@ pub fn e1_full_prompt(instruction: &str, description: Option<&str>) -> String {
 }
 
 /// What the refine stage is prompted with: the text after the marker, else the whole prompt.
-pub fn target_prompt(prompt: &str) -> String {
+pub(crate) fn target_prompt(prompt: &str) -> String {
     match prompt.split_once(TARGET_MARKER) {
         Some((_, after)) => after
             .split(TARGET_MARKER)

@@ -92,7 +92,7 @@ impl SettingsError {
     }
 
     /// The message for the window: the field as its label.
-    pub fn for_window(&self) -> String {
+    pub(crate) fn for_window(&self) -> String {
         format!("{} {}", self.field.label(), self.reason)
     }
 }

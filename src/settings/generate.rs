@@ -126,7 +126,7 @@ pub struct Resolved {
 
 impl Resolved {
     /// Classifier-free guidance runs when guidance exceeds 1 (a negative prompt then matters).
-    pub fn uses_cfg(&self) -> bool {
+    pub(crate) fn uses_cfg(&self) -> bool {
         self.guidance > 1.0
     }
 }

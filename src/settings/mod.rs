@@ -10,9 +10,11 @@ mod error;
 mod generate;
 mod layers;
 
-pub use edit::{
-    EditModelChoice, EditModelFacts, EditPlan, EditResolved, EditSettings, FormDefaults,
-};
+pub use edit::EditSettings;
+
+pub use edit::EditResolved;
+pub(crate) use edit::FormDefaults;
+pub use edit::{EditModelChoice, EditModelFacts, EditPlan};
 pub use error::{Field, SettingsError};
 pub use generate::{ComputeDType, DeviceChoice, GenerateSettings, ModelSelection, Resolved};
 pub use layers::{DEFAULT_BASE_RESOLUTION, UserValues};

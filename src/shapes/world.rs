@@ -136,7 +136,7 @@ impl Place {
         }
     }
 
-    pub fn words(self) -> &'static str {
+    pub(crate) fn words(self) -> &'static str {
         match self {
             Place::Left => "on the left",
             Place::Right => "on the right",
@@ -166,7 +166,7 @@ impl Relation {
     ];
 
     /// The two objects' centres as fractions of the image side.
-    pub fn fractions(self) -> [(f64, f64); 2] {
+    pub(crate) fn fractions(self) -> [(f64, f64); 2] {
         match self {
             Relation::LeftOf => [(0.27, 0.5), (0.73, 0.5)],
             Relation::RightOf => [(0.73, 0.5), (0.27, 0.5)],
@@ -175,7 +175,7 @@ impl Relation {
         }
     }
 
-    pub fn words(self) -> &'static str {
+    pub(crate) fn words(self) -> &'static str {
         match self {
             Relation::LeftOf => "to the left of",
             Relation::RightOf => "to the right of",
@@ -224,9 +224,7 @@ const STAR: [(f64, f64); 10] = [
 const SQUARE_HALF: f64 = 0.85;
 const RING_INNER: f64 = 0.55;
 /// Object radius as a fraction of the image side, by the number of objects in the scene.
-pub const RADIUS: [f64; 3] = [0.16, 0.14, 0.11];
-/// Centres of three objects in a row.
-pub const ROW: [(f64, f64); 3] = [(0.2, 0.5), (0.5, 0.5), (0.8, 0.5)];
+pub(crate) const RADIUS: [f64; 3] = [0.16, 0.14, 0.11];
 
 /// Whether the point (dx, dy) from an object's centre is inside it.
 pub fn inside(shape: Shape, dx: f64, dy: f64, r: f64) -> bool {
@@ -318,7 +316,7 @@ impl Scene {
 }
 
 /// "a" or "an", as the caption templates write it.
-pub fn article(word: &str) -> &'static str {
+pub(crate) fn article(word: &str) -> &'static str {
     if word.starts_with(['a', 'e', 'i', 'o', 'u']) {
         "an"
     } else {

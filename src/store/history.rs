@@ -16,7 +16,7 @@ use super::atomic_file::{WriteError, remove_stale_temporaries, write_atomically}
 use super::png_metadata::{StoredRecord, png_with_edit_metadata, png_with_metadata};
 
 /// Longest side of a thumbnail, in pixels.
-pub const THUMBNAIL_SIDE: u32 = 192;
+pub(crate) const THUMBNAIL_SIDE: u32 = 192;
 
 const SCHEMA_VERSION: i64 = 1;
 
@@ -125,7 +125,6 @@ pub struct HistoryListing {
 /// The database and the folders it points into.
 pub struct History {
     db: Connection,
-    db_path: PathBuf,
     images: PathBuf,
     thumbnails: PathBuf,
 }
@@ -188,7 +187,6 @@ impl History {
         .map_err(open_err)?;
         let history = Self {
             db,
-            db_path,
             images,
             thumbnails,
         };
@@ -196,10 +194,6 @@ impl History {
         remove_stale_temporaries(&history.images);
         remove_stale_temporaries(&history.thumbnails);
         Ok(history)
-    }
-
-    pub fn database_path(&self) -> &Path {
-        &self.db_path
     }
 
     /// Keeps a finished image: writes the PNG (settings embedded) and a thumbnail, then records

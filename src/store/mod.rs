@@ -5,11 +5,10 @@ mod history;
 mod png_metadata;
 
 pub use atomic_file::{WriteError, write_atomically};
-pub use history::{
-    EntryKind, History, HistoryEntry, HistoryError, HistoryListing, THUMBNAIL_SIDE, UnreadableEntry,
-};
+pub use history::UnreadableEntry;
+pub use history::{EntryKind, History, HistoryError};
+pub use history::{HistoryEntry, HistoryListing};
 pub use png_metadata::{
-    MAX_INFLATED_TEXT, PARAMETERS_KEY, RECORD_KEY, StoredRecord, edit_parameters_text,
-    model_display_name, parameters_text, png_texts, png_with_edit_metadata, png_with_metadata,
-    png_with_texts, read_record, read_stored_record,
+    MAX_INFLATED_TEXT, RECORD_KEY, StoredRecord, model_display_name, png_texts,
+    png_with_edit_metadata, png_with_metadata, png_with_texts, read_stored_record,
 };

@@ -12,7 +12,7 @@ use crate::schedulers::SchedulerKind;
 /// The text chunk key of the JSON record.
 pub const RECORD_KEY: &str = "hidream-studio";
 /// The key A1111 and compatible tools read.
-pub const PARAMETERS_KEY: &str = "parameters";
+pub(crate) const PARAMETERS_KEY: &str = "parameters";
 /// The first bytes of every PNG file.
 const PNG_SIGNATURE: &[u8] = b"\x89PNG\r\n\x1a\n";
 
@@ -32,7 +32,7 @@ pub fn model_display_name(path: &Path) -> String {
 }
 
 /// `prompt`, `Negative prompt: …`, then `Key: value` pairs, as Automatic1111 writes them.
-pub fn parameters_text(record: &GenerationRecord) -> String {
+pub(crate) fn parameters_text(record: &GenerationRecord) -> String {
     let s = &record.settings;
     let r = &record.resolved;
     let mut text = s.prompt.clone();
@@ -64,7 +64,7 @@ pub fn parameters_text(record: &GenerationRecord) -> String {
 }
 
 /// `instruction`, `Negative prompt: …`, then `Key: value` pairs, as Automatic1111 writes them.
-pub fn edit_parameters_text(record: &EditRecord) -> String {
+pub(crate) fn edit_parameters_text(record: &EditRecord) -> String {
     let r = &record.resolved;
     let s = &record.settings;
     format!(
@@ -209,16 +209,6 @@ fn unreadable_text(keyword: &str, error: png::DecodingError) -> anyhow::Error {
         "its `{keyword}` text cannot be read within {} MiB ({error}); HiDream Studio's settings \
          take a few KiB, so this file is damaged or was not made by HiDream Studio",
         MAX_INFLATED_TEXT >> 20
-    )
-}
-
-/// The generation record a PNG made by HiDream Studio carries, if any.
-pub fn read_record(bytes: &[u8]) -> anyhow::Result<Option<GenerationRecord>> {
-    Ok(
-        match png_texts(bytes)?.into_iter().find(|(k, _)| k == RECORD_KEY) {
-            Some((_, json)) => Some(serde_json::from_str(&json)?),
-            None => None,
-        },
     )
 }
 

@@ -69,7 +69,7 @@ pub fn requested_tensors<T>(
 /// Compares what a model asks for with what `store` holds: tensors missing from the
 /// checkpoint, tensors of another shape or of a dtype that cannot be converted to floats, and
 /// checkpoint tensors the model never reads.
-pub fn check_tensors(
+pub(crate) fn check_tensors(
     store: &TensorStore,
     requested: &[(String, Vec<usize>)],
     ignored: &[&str],

@@ -92,7 +92,7 @@ impl HubCache {
 }
 
 /// A `models--ORG--NAME` folder's snapshot.
-pub fn resolve_repo_dir(repo_dir: &Path, revision: Option<&str>) -> Result<PathBuf> {
+pub(crate) fn resolve_repo_dir(repo_dir: &Path, revision: Option<&str>) -> Result<PathBuf> {
     let snapshots = repo_dir.join("snapshots");
     let no_snapshot = || WeightsError::NoSnapshot {
         repo_dir: repo_dir.to_path_buf(),
@@ -128,7 +128,7 @@ pub fn resolve_repo_dir(repo_dir: &Path, revision: Option<&str>) -> Result<PathB
 }
 
 /// Whether `dir` is a `models--ORG--NAME` cache folder rather than a snapshot.
-pub fn is_repo_dir(dir: &Path) -> bool {
+pub(crate) fn is_repo_dir(dir: &Path) -> bool {
     dir.file_name()
         .and_then(|n| n.to_str())
         .is_some_and(|n| n.starts_with("models--"))

@@ -55,7 +55,7 @@ impl StudioManifest {
         read_json(&path, "bundled model manifest").map(Some)
     }
 
-    pub fn llama_dir(&self, snapshot: &Path) -> Option<PathBuf> {
+    pub(crate) fn llama_dir(&self, snapshot: &Path) -> Option<PathBuf> {
         self.llama.as_ref().map(|rel| snapshot.join(rel))
     }
 }
@@ -63,7 +63,7 @@ impl StudioManifest {
 /// The folder of the models bundled with the studio: `$HIDREAM_STUDIO_MODELS`, else an
 /// `assets/models` beside the executable or up to three folders above it (an installed copy, a
 /// `cargo run`), else the source tree's.
-pub fn bundled_models_dir() -> Option<PathBuf> {
+pub(crate) fn bundled_models_dir() -> Option<PathBuf> {
     if let Some(dir) = std::env::var_os("HIDREAM_STUDIO_MODELS") {
         return Some(PathBuf::from(dir));
     }

@@ -12,13 +12,23 @@ mod safetensors_file;
 mod snapshot;
 mod tensor_store;
 
-pub use audit::{check_tensors, requested_tensors};
+pub use audit::requested_tensors;
+
+pub(crate) use audit::check_tensors;
 pub use error::{Result, WeightsError};
-pub use hf_cache::{CachedModel, HubCache, is_repo_dir, resolve_repo_dir};
+pub use hf_cache::CachedModel;
+pub use hf_cache::HubCache;
+
 pub use json::read_json;
 pub use locate::resolve_model_path;
-pub use manifest::{ManifestDefaults, StudioManifest, bundled_model, bundled_models_dir};
+pub use manifest::ManifestDefaults;
+
+pub use manifest::{StudioManifest, bundled_model};
 pub use random::random_var_builder;
-pub use safetensors_file::{SafetensorsFile, TensorEntry, dtype_name, float_dtype};
-pub use snapshot::{ComponentSpec, MODEL_INDEX, ModelIndex, Snapshot};
+pub use safetensors_file::TensorEntry;
+
+pub use snapshot::ComponentSpec;
+pub(crate) use snapshot::MODEL_INDEX;
+pub use snapshot::ModelIndex;
+pub use snapshot::Snapshot;
 pub use tensor_store::TensorStore;

@@ -27,7 +27,7 @@ impl TensorEntry {
 
 /// A safetensors file mapped into memory. Tensors are only copied out when loaded, so opening
 /// a 5 GB shard to read its header costs next to nothing.
-pub struct SafetensorsFile {
+pub(crate) struct SafetensorsFile {
     path: PathBuf,
     mmap: Mmap,
     data_start: usize,
@@ -85,7 +85,7 @@ impl SafetensorsFile {
         self.tensors.get(name)
     }
 
-    pub fn file_size(&self) -> u64 {
+    pub(crate) fn file_size(&self) -> u64 {
         self.mmap.len() as u64
     }
 
@@ -118,7 +118,7 @@ impl SafetensorsFile {
 }
 
 /// The candle dtype for a stored floating-point dtype we can compute with.
-pub fn float_dtype(dtype: StDtype) -> Option<DType> {
+pub(crate) fn float_dtype(dtype: StDtype) -> Option<DType> {
     match dtype {
         StDtype::F32 => Some(DType::F32),
         StDtype::F16 => Some(DType::F16),
@@ -128,7 +128,7 @@ pub fn float_dtype(dtype: StDtype) -> Option<DType> {
 }
 
 /// The short lower-case name users see in `info` (same spelling as PyTorch where one exists).
-pub fn dtype_name(dtype: StDtype) -> &'static str {
+pub(crate) fn dtype_name(dtype: StDtype) -> &'static str {
     match dtype {
         StDtype::BOOL => "bool",
         StDtype::U8 => "uint8",

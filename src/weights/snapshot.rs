@@ -9,7 +9,7 @@ use super::error::{Result, WeightsError};
 use super::json::read_json;
 use super::tensor_store::TensorStore;
 
-pub const MODEL_INDEX: &str = "model_index.json";
+pub(crate) const MODEL_INDEX: &str = "model_index.json";
 
 /// One entry of `model_index.json`: `"vae": ["diffusers", "AutoencoderKL"]`. Optional components
 /// are written as `[null, null]`.
@@ -20,7 +20,7 @@ pub struct ComponentSpec {
 }
 
 impl ComponentSpec {
-    pub fn class_or_unknown(&self) -> &str {
+    pub(crate) fn class_or_unknown(&self) -> &str {
         self.class.as_deref().unwrap_or("(none)")
     }
 }

@@ -31,8 +31,6 @@ struct ShardIndex {
 pub struct TensorStore {
     /// The folder (or file) the user's model lives in, used in messages.
     location: PathBuf,
-    /// The `*.index.json` for sharded weights.
-    index_file: Option<PathBuf>,
     files: Vec<SafetensorsFile>,
     by_name: HashMap<String, usize>,
 }
@@ -58,19 +56,18 @@ impl TensorStore {
         })
     }
 
-    pub fn open_file(path: &Path) -> Result<Self> {
+    pub(crate) fn open_file(path: &Path) -> Result<Self> {
         let file = SafetensorsFile::open(path)?;
         let by_name = file.tensors().keys().map(|k| (k.clone(), 0)).collect();
         Ok(Self {
             location: path.to_path_buf(),
-            index_file: None,
             files: vec![file],
             by_name,
         })
     }
 
     /// Opens every shard an index names and checks that the index and the shards agree.
-    pub fn open_index(index_path: &Path) -> Result<Self> {
+    pub(crate) fn open_index(index_path: &Path) -> Result<Self> {
         let index: ShardIndex = read_json(index_path, "safetensors index")?;
         let dir = index_path.parent().unwrap_or(Path::new("."));
         let shard_names: BTreeSet<&String> = index.weight_map.values().collect();
@@ -104,19 +101,14 @@ impl TensorStore {
         }
         Ok(Self {
             location: dir.to_path_buf(),
-            index_file: Some(index_path.to_path_buf()),
             files,
             by_name,
         })
     }
 
     /// The folder or file this store was opened from.
-    pub fn location(&self) -> &Path {
+    pub(crate) fn location(&self) -> &Path {
         &self.location
-    }
-
-    pub fn index_file(&self) -> Option<&Path> {
-        self.index_file.as_deref()
     }
 
     pub fn shard_count(&self) -> usize {
@@ -145,7 +137,7 @@ impl TensorStore {
         Some((file.entry(name)?, file.path()))
     }
 
-    pub fn parameter_count(&self) -> u64 {
+    pub(crate) fn parameter_count(&self) -> u64 {
         self.entries().map(|(_, e)| e.numel() as u64).sum()
     }
 
@@ -158,7 +150,7 @@ impl TensorStore {
         counts
     }
 
-    pub fn bytes_on_disk(&self) -> u64 {
+    pub(crate) fn bytes_on_disk(&self) -> u64 {
         self.files.iter().map(SafetensorsFile::file_size).sum()
     }
 

@@ -55,7 +55,7 @@ const PTX: &str = include_str!(concat!(env!("OUT_DIR"), "/cuda_attention.ptx"));
 const MODULE_NAME: &str = "hidream_fused_attention";
 
 /// Head dims with a kernel instantiation in attention.cu (keep the two lists in step).
-pub const FUSED_ATTENTION_HEAD_DIMS: [usize; 5] = [64, 72, 80, 96, 128];
+pub(crate) const FUSED_ATTENTION_HEAD_DIMS: [usize; 5] = [64, 72, 80, 96, 128];
 
 /// Threads per block of every kernel (4 warps).
 const THREADS: u32 = 128;
@@ -72,7 +72,7 @@ const VECTOR_ELEMS: usize = 8;
 /// Errors (so the caller can fall back to the materialised path) for tensors not on a CUDA
 /// device, unsupported dtypes or head dims (see [`FUSED_ATTENTION_HEAD_DIMS`]), mismatched
 /// shapes, no keys, or a GPU without the kernels (bf16/f16 need compute capability 8.0+).
-pub fn fused_attention(q: &Tensor, k: &Tensor, v: &Tensor, scale: f32) -> Result<Tensor> {
+pub(crate) fn fused_attention(q: &Tensor, k: &Tensor, v: &Tensor, scale: f32) -> Result<Tensor> {
     let (bh, sq, d) = q.dims3()?;
     if bh == 0 || sq == 0 {
         // Nothing to launch (a zero-sized grid is a launch error); the shape checks still apply.
@@ -87,7 +87,7 @@ pub fn fused_attention(q: &Tensor, k: &Tensor, v: &Tensor, scale: f32) -> Result
 
 /// Whether [`fused_attention`] can run for queries like `q`: a CUDA tensor of rank 3 with a
 /// supported dtype and head dim, whose kernel loads on this GPU (this loads the module once).
-pub fn fused_attention_supported(q: &Tensor) -> bool {
+pub(crate) fn fused_attention_supported(q: &Tensor) -> bool {
     let Device::Cuda(device) = q.device() else {
         return false;
     };

@@ -95,7 +95,7 @@ impl StreamProjections {
 }
 
 #[derive(Debug, Clone)]
-pub struct Attention {
+pub(crate) struct Attention {
     image: StreamProjections,
     /// Dual-stream blocks only.
     text: Option<StreamProjections>,
@@ -136,7 +136,7 @@ impl Attention {
 
     /// Joint attention of image `x` [B, Si, D] and text `y` [B, St, D]; the mask covers the image
     /// tokens. Returns the image outputs and those of the first `text_queries` text tokens.
-    pub fn forward_joint(
+    pub(crate) fn forward_joint(
         &self,
         x: &Tensor,
         key_mask: Option<&Tensor>,

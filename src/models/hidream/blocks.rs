@@ -9,11 +9,11 @@ use super::moe::{ExpertRouting, ImageFeedForward, SwiGlu};
 use crate::kernels;
 
 /// LayerNorm epsilon of every block norm and the final layer's (no affine parameters).
-pub const NORM_EPS: f64 = 1e-6;
+pub(crate) const NORM_EPS: f64 = 1e-6;
 
 /// One (shift, scale, gate) triple of an adaLN output, each [B, 1, D].
 #[derive(Debug, Clone)]
-pub struct Modulation {
+pub(crate) struct Modulation {
     shift: Tensor,
     scale: Tensor,
     gate: Tensor,
@@ -48,7 +48,7 @@ fn modulations(ada: &Tensor, n: usize) -> Result<Vec<Modulation>> {
 /// Dual-stream block: image and text have their own norms, projections and feed-forwards and
 /// meet in one joint attention.
 #[derive(Debug, Clone)]
-pub struct DoubleStreamBlock {
+pub(crate) struct DoubleStreamBlock {
     ada: Linear,
     attn: Attention,
     ff_i: ImageFeedForward,
@@ -108,7 +108,7 @@ impl DoubleStreamBlock {
 
 /// Single-stream block: one sequence of image and text tokens, one set of weights.
 #[derive(Debug, Clone)]
-pub struct SingleStreamBlock {
+pub(crate) struct SingleStreamBlock {
     ada: Linear,
     attn: Attention,
     ff_i: ImageFeedForward,

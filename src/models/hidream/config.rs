@@ -41,7 +41,7 @@ fn default_activated_experts() -> usize {
 }
 
 /// RoPE base; the reference hard-codes it.
-pub const ROPE_THETA: f64 = 10_000.0;
+pub(crate) const ROPE_THETA: f64 = 10_000.0;
 
 impl Config {
     /// Reads and checks a `config.json`.
@@ -135,7 +135,7 @@ impl Config {
     }
 
     /// The model width: heads × head size.
-    pub fn inner_dim(&self) -> usize {
+    pub(crate) fn inner_dim(&self) -> usize {
         self.num_attention_heads * self.attention_head_dim
     }
 
@@ -148,12 +148,12 @@ impl Config {
         self.max_resolution.iter().product::<usize>() / (self.patch_size * self.patch_size)
     }
 
-    pub fn num_blocks(&self) -> usize {
+    pub(crate) fn num_blocks(&self) -> usize {
         self.num_layers + self.num_single_layers
     }
 
     /// Features of one patch: patch × patch × channels.
-    pub fn patch_features(&self) -> usize {
+    pub(crate) fn patch_features(&self) -> usize {
         self.patch_size * self.patch_size * self.in_channels
     }
 
@@ -165,7 +165,7 @@ impl Config {
 
 /// The hidden width of a SwiGLU feed-forward asked for with `hidden`: two thirds of it, rounded
 /// up to a multiple of 256 (so 4·2560 gives 6912 and 2·2560 gives 3584).
-pub fn swiglu_hidden(hidden: usize) -> usize {
+pub(crate) fn swiglu_hidden(hidden: usize) -> usize {
     const MULTIPLE_OF: usize = 256;
     (2 * hidden / 3).div_ceil(MULTIPLE_OF) * MULTIPLE_OF
 }

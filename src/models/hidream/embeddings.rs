@@ -6,13 +6,13 @@ use candle_nn::{Linear, VarBuilder, linear};
 use super::config::ROPE_THETA;
 
 /// Width of the timestep sinusoid.
-pub const TIMESTEP_FEATURES: usize = 256;
+pub(crate) const TIMESTEP_FEATURES: usize = 256;
 
 /// The diffusers `Timesteps(256, flip_sin_to_cos=True, downscale_freq_shift=0)` sinusoid, in f32
 /// whatever the model dtype: `[cos(t·f_k) ‖ sin(t·f_k)]` with `f_k = 10000^(−k/128)`.
 ///
 /// `t`: [B] on the 0..1000 scale. Returns [B, 256] f32.
-pub fn timestep_sinusoid(t: &Tensor) -> Result<Tensor> {
+pub(crate) fn timestep_sinusoid(t: &Tensor) -> Result<Tensor> {
     let half = TIMESTEP_FEATURES / 2;
     let freqs: Vec<f32> = (0..half)
         .map(|k| (-(10_000f32.ln()) * k as f32 / half as f32).exp())
@@ -27,7 +27,7 @@ pub fn timestep_sinusoid(t: &Tensor) -> Result<Tensor> {
 
 /// diffusers `TimestepEmbedding`: linear → SiLU → linear.
 #[derive(Debug, Clone)]
-pub struct MlpEmbedder {
+pub(crate) struct MlpEmbedder {
     linear_1: Linear,
     linear_2: Linear,
 }
@@ -52,7 +52,7 @@ impl Module for MlpEmbedder {
 /// [tokens, rope_dim / 2]. Position ids are (0, row, col) for image tokens; text tokens and
 /// padding slots have ids (0, 0, 0), i.e. no rotation, so their rows are cos 1, sin 0.
 #[derive(Debug, Clone)]
-pub struct RopeTable {
+pub(crate) struct RopeTable {
     pub cos: Tensor,
     pub sin: Tensor,
 }

@@ -68,7 +68,7 @@ pub enum LoraError {
 
 /// Low-rank deltas and replacement tensors, in f32 on the CPU.
 #[derive(Debug)]
-pub struct LoraWeights {
+pub(crate) struct LoraWeights {
     path: PathBuf,
     /// Target tensor name (`<module>.weight`) → (A [r, in], B [out, r]).
     deltas: BTreeMap<String, (Tensor, Tensor)>,
@@ -79,7 +79,7 @@ pub struct LoraWeights {
 
 impl LoraWeights {
     /// Whether `path` is a safetensors file with LoRA tensors (for recognising `--model`).
-    pub fn is_lora_file(path: &Path) -> bool {
+    pub(crate) fn is_lora_file(path: &Path) -> bool {
         TensorStore::open_file(path).is_ok_and(|s| s.names().any(|n| split_lora_name(n).is_some()))
     }
 
@@ -136,17 +136,9 @@ impl LoraWeights {
         })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    pub fn delta_count(&self) -> usize {
-        self.deltas.len()
-    }
-
     /// Checks every target against the base checkpoint, so a LoRA for another model fails
     /// before anything is built.
-    pub fn check_against(&self, base: &TensorStore) -> Result<(), LoraError> {
+    pub(crate) fn check_against(&self, base: &TensorStore) -> Result<(), LoraError> {
         let shape_of = |name: &str| -> Result<Vec<usize>, LoraError> {
             base.entry(name)
                 .map(|(e, _)| e.shape.clone())
@@ -185,7 +177,7 @@ impl LoraWeights {
 
 /// Which parts of a LoRA file apply on top of the base weights.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LoraUse {
+pub(crate) enum LoraUse {
     /// The low-rank deltas and the replacement tensors: the editing model.
     Full,
     /// Only the replacement tensors: what the official E1-Full script refines with (its
@@ -194,7 +186,7 @@ pub enum LoraUse {
 }
 
 /// A `VarBuilder` over `base` with `lora` applied (merged in f32, then cast to `dtype`).
-pub fn merged_var_builder(
+pub(crate) fn merged_var_builder(
     base: TensorStore,
     lora: std::sync::Arc<LoraWeights>,
     lora_use: LoraUse,

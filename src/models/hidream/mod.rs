@@ -15,8 +15,10 @@ mod moe_cuda;
 mod transformer;
 
 pub use attention::{CudaAttention, set_cuda_attention};
-pub use config::{Config, swiglu_hidden};
-pub use embeddings::{RopeTable, timestep_sinusoid};
-pub use lora::{LoraError, LoraUse, LoraWeights};
+pub use config::Config;
+
+pub use lora::LoraError;
+pub(crate) use lora::{LoraUse, LoraWeights};
 pub use moe::ExpertRouting;
-pub use transformer::{HiDreamTransformer, PromptEmbeds, patchify, unpatchify};
+pub use transformer::HiDreamTransformer;
+pub use transformer::PromptEmbeds;

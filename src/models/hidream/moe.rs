@@ -8,7 +8,7 @@ use crate::{host_reads, kernels};
 
 /// `w2(SiLU(w1·x) ⊙ w3·x)`, no biases.
 #[derive(Debug, Clone)]
-pub struct SwiGlu {
+pub(crate) struct SwiGlu {
     w1: Linear,
     w2: Linear,
     w3: Linear,
@@ -89,7 +89,7 @@ impl ExpertRouting {
 /// Routed SwiGLU experts with a softmax gate and top-k selection **without** renormalising the
 /// selected weights, plus an always-on shared expert.
 #[derive(Debug, Clone)]
-pub struct MixtureOfExperts {
+pub(crate) struct MixtureOfExperts {
     /// [experts, dim]
     gate: Tensor,
     experts: Vec<SwiGlu>,
@@ -129,7 +129,7 @@ impl MixtureOfExperts {
 
     /// Switches the routing; grouped routing stacks the experts' weights (once).
     #[allow(clippy::unnecessary_wraps)] // stacking can fail in the CUDA build
-    pub fn set_routing(&mut self, routing: ExpertRouting) -> Result<()> {
+    pub(crate) fn set_routing(&mut self, routing: ExpertRouting) -> Result<()> {
         #[cfg(feature = "cuda")]
         if routing == ExpertRouting::DeviceGrouped && self.stacked.is_none() {
             if !super::moe_cuda::supported(self.gate.device(), self.gate.dtype()) {
@@ -255,13 +255,13 @@ impl Module for MixtureOfExperts {
 /// The image feed-forward of a block: a mixture of experts, or a dense SwiGLU when the
 /// config has no routed experts.
 #[derive(Debug, Clone)]
-pub enum ImageFeedForward {
+pub(crate) enum ImageFeedForward {
     Moe(MixtureOfExperts),
     Dense(SwiGlu),
 }
 
 impl ImageFeedForward {
-    pub fn set_routing(&mut self, routing: ExpertRouting) -> Result<()> {
+    pub(crate) fn set_routing(&mut self, routing: ExpertRouting) -> Result<()> {
         match self {
             Self::Moe(moe) => moe.set_routing(routing),
             Self::Dense(_) => Ok(()),

@@ -11,12 +11,12 @@ use candle_core::{D, DType, Device, Result, Tensor};
 use crate::kernels;
 
 /// Whether candle has grouped-GEMM kernels for this device and dtype.
-pub fn supported(device: &Device, dtype: DType) -> bool {
+pub(crate) fn supported(device: &Device, dtype: DType) -> bool {
     device.is_cuda() && matches!(dtype, DType::BF16 | DType::F16)
 }
 
 #[derive(Debug, Clone)]
-pub struct StackedExperts {
+pub(crate) struct StackedExperts {
     /// [E, 2H, D]: w1 then w3 of each expert.
     gate_up: Tensor,
     /// [E, D, H]

@@ -133,7 +133,7 @@ impl HiDreamTransformer {
 
     /// Loads `transformer/` of a base snapshot with a LoRA file merged into its weights (see
     /// [`super::lora`]); the LoRA is checked against the base before anything is built.
-    pub fn load_with_lora(
+    pub(crate) fn load_with_lora(
         dir: &Path,
         lora: Arc<LoraWeights>,
         lora_use: LoraUse,
@@ -185,7 +185,7 @@ impl HiDreamTransformer {
     }
 
     /// Overrides the padding length, as the official editing scripts set `transformer.max_seq`.
-    pub fn set_max_seq(&mut self, max_seq: usize) {
+    pub(crate) fn set_max_seq(&mut self, max_seq: usize) {
         self.max_seq = max_seq;
     }
 
@@ -342,7 +342,7 @@ impl HiDreamTransformer {
 
 /// [B, C, h, w] → [B, (h/p)·(w/p), p·p·C], token index row-major, features (p1, p2, c) with the
 /// channel fastest.
-pub fn patchify(x: &Tensor, p: usize) -> Result<Tensor> {
+pub(crate) fn patchify(x: &Tensor, p: usize) -> Result<Tensor> {
     let (b, c, h, w) = x.dims4()?;
     x.reshape((b, c, h / p, p, w / p, p))?
         .permute((0, 2, 4, 3, 5, 1))?
@@ -350,7 +350,7 @@ pub fn patchify(x: &Tensor, p: usize) -> Result<Tensor> {
 }
 
 /// The inverse of [`patchify`] for the first rows·cols tokens.
-pub fn unpatchify(x: &Tensor, (rows, cols): (usize, usize), p: usize) -> Result<Tensor> {
+pub(crate) fn unpatchify(x: &Tensor, (rows, cols): (usize, usize), p: usize) -> Result<Tensor> {
     let (b, _, features) = x.dims3()?;
     let c = features / (p * p);
     x.reshape((b, rows, cols, p, p, c))?

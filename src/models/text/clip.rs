@@ -127,7 +127,7 @@ impl ClipTextEncoder {
     }
 
     /// The position the pooled output is read from: the first end token.
-    pub fn pooling_index(&self, ids: &[u32]) -> usize {
+    pub(crate) fn pooling_index(&self, ids: &[u32]) -> usize {
         if self.cfg.eos_token_id == 2 {
             // transformers' legacy rule for configs written before the end id was stored.
             ids.iter()
@@ -178,7 +178,7 @@ impl ClipTextEncoder {
 }
 
 /// [S, S]: 0 on and below the diagonal, −∞ above.
-pub fn causal_mask(len: usize, dtype: DType, device: &Device) -> Result<Tensor> {
+pub(crate) fn causal_mask(len: usize, dtype: DType, device: &Device) -> Result<Tensor> {
     let values: Vec<f32> = (0..len)
         .flat_map(|i| (0..len).map(move |j| if j > i { f32::NEG_INFINITY } else { 0.0 }))
         .collect();

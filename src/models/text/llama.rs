@@ -50,7 +50,7 @@ impl LlamaConfig {
             .unwrap_or(self.hidden_size / self.num_attention_heads)
     }
 
-    pub fn kv_heads(&self) -> usize {
+    pub(crate) fn kv_heads(&self) -> usize {
         self.num_key_value_heads.unwrap_or(self.num_attention_heads)
     }
 
@@ -68,7 +68,7 @@ impl LlamaConfig {
 
     /// The inverse frequencies, computed in f32 as transformers does, with llama3 scaling when
     /// the config asks for it.
-    pub fn inv_freq(&self) -> Result<Vec<f32>> {
+    pub(crate) fn inv_freq(&self) -> Result<Vec<f32>> {
         let dim = self.head_dim();
         let theta = self.theta() as f32;
         let base: Vec<f32> = (0..dim / 2)

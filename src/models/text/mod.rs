@@ -18,7 +18,8 @@ use candle_core::{DType, Device, Result, Tensor};
 pub use activation::Activation;
 pub use clip::{ClipConfig, ClipTextEncoder};
 pub use llama::{LlamaConfig, LlamaEncoder};
-pub use t5::{T5Config, T5Encoder, relative_bucket};
+
+pub use t5::{T5Config, T5Encoder};
 pub use tokenize::{PromptTokenizer, Tokens};
 
 use super::{LoadError, load_checked_ignoring};
@@ -181,7 +182,7 @@ impl TextEncoders {
     }
 
     /// Encodes already tokenized ids. Every output is returned in f32.
-    pub fn encode_tokens(&self, tokens: &PromptTokens) -> Result<PromptEncoding> {
+    pub(crate) fn encode_tokens(&self, tokens: &PromptTokens) -> Result<PromptEncoding> {
         let dev = &self.device;
         let clip_l = self.clip_l.model.encode(&tokens.clip_l.ids, dev)?;
         let clip_g = self.clip_g.model.encode(&tokens.clip_g.ids, dev)?;

@@ -28,7 +28,7 @@ struct Model {
     precompiled_charsmap: Vec<u8>,
 }
 
-pub fn t5_tokenizer(bytes: &[u8], extra_ids: usize) -> Result<Tokenizer, String> {
+pub(crate) fn t5_tokenizer(bytes: &[u8], extra_ids: usize) -> Result<Tokenizer, String> {
     let model = parse_model(bytes)?;
     if model.pieces.is_empty() {
         return Err("holds no pieces: it is not a sentencepiece model".into());

@@ -215,7 +215,7 @@ impl T5Encoder {
 /// T5's bidirectional bucketing of `key − query`: half the buckets per direction, exact below
 /// `buckets/4`, logarithmic up to `max_distance`. The logarithm is taken in f32, as the
 /// reference does, so boundary distances land in the same bucket.
-pub fn relative_bucket(relative: i64, buckets: usize, max_distance: usize) -> usize {
+pub(crate) fn relative_bucket(relative: i64, buckets: usize, max_distance: usize) -> usize {
     let half = buckets / 2;
     let offset = if relative > 0 { half } else { 0 };
     let n = relative.unsigned_abs() as usize;

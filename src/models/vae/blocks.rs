@@ -10,7 +10,7 @@ const EPS: f64 = 1e-6;
 
 /// GroupNorm with affine parameters, optionally fused with the SiLU that follows it.
 #[derive(Debug, Clone)]
-pub struct Norm {
+pub(crate) struct Norm {
     weight: Tensor,
     bias: Tensor,
     groups: usize,
@@ -52,7 +52,7 @@ fn conv3x3(
 
 /// norm → SiLU → conv, twice, plus a 1×1 shortcut when the width changes.
 #[derive(Debug, Clone)]
-pub struct ResnetBlock {
+pub(crate) struct ResnetBlock {
     norm1: Norm,
     conv1: Conv2d,
     norm2: Norm,
@@ -95,7 +95,7 @@ impl Module for ResnetBlock {
 
 /// Single-head self-attention over all pixels, with a residual connection.
 #[derive(Debug, Clone)]
-pub struct MidAttention {
+pub(crate) struct MidAttention {
     norm: Norm,
     to_q: Linear,
     to_k: Linear,
@@ -136,7 +136,7 @@ impl Module for MidAttention {
 
 /// resnet → attention → resnet at the lowest resolution.
 #[derive(Debug, Clone)]
-pub struct MidBlock {
+pub(crate) struct MidBlock {
     resnet0: ResnetBlock,
     attention: Option<MidAttention>,
     resnet1: ResnetBlock,
@@ -168,7 +168,7 @@ impl Module for MidBlock {
 
 /// Nearest-neighbour 2× upsampling followed by a 3×3 conv.
 #[derive(Debug, Clone)]
-pub struct Upsample {
+pub(crate) struct Upsample {
     conv: Conv2d,
 }
 
@@ -188,7 +188,7 @@ impl Module for Upsample {
 
 /// A stride-2 3×3 conv after padding one pixel on the right and bottom only.
 #[derive(Debug, Clone)]
-pub struct Downsample {
+pub(crate) struct Downsample {
     conv: Conv2d,
 }
 

@@ -49,7 +49,7 @@ impl Module for Stage {
 
 /// latents [B, C_lat, h, w] → image [B, 3, 8h, 8w] (for 4 blocks).
 #[derive(Debug, Clone)]
-pub struct Decoder {
+pub(crate) struct Decoder {
     conv_in: Conv2d,
     mid: MidBlock,
     up: Vec<Stage>,

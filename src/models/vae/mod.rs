@@ -14,7 +14,8 @@ use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::{Conv2d, Conv2dConfig, VarBuilder, conv2d};
 
 pub use config::VaeConfig;
-pub use tiled::{Tiling, whole_decode_bytes};
+pub use tiled::Tiling;
+pub(crate) use tiled::whole_decode_bytes;
 
 use super::{LoadError, load_checked};
 use coder::{Decoder, Encoder};
@@ -79,7 +80,7 @@ impl AutoencoderKl {
 
     /// Image in [−1, 1], NCHW → the mean and log-variance of the latent distribution, before
     /// scaling: ([B, C, h, w], [B, C, h, w]).
-    pub fn encode_distribution(&self, image: &Tensor) -> Result<(Tensor, Tensor)> {
+    pub(crate) fn encode_distribution(&self, image: &Tensor) -> Result<(Tensor, Tensor)> {
         let h = self.encoder.forward(&image.to_dtype(self.dtype)?)?;
         let h = match &self.quant_conv {
             Some(conv) => conv2d_module(conv, &h)?,

@@ -22,7 +22,7 @@ pub struct Tiling {
 
 impl Tiling {
     /// 512-pixel tiles overlapping by a quarter, diffusers' defaults for this autoencoder.
-    pub const DEFAULT: Self = Self {
+    pub(crate) const DEFAULT: Self = Self {
         tile: 64,
         overlap: 16,
     };
@@ -102,7 +102,7 @@ fn cross_fade(prev: &Tensor, next: &Tensor, extent: usize, dim: usize) -> Result
 /// resnet block's input, output and normalised copy plus the 3×3 unfolding (im2col) of its
 /// convolution, and the middle block's f32 attention scores over all latent pixels. About
 /// 4.5 GB for 1024² in bf16.
-pub fn whole_decode_bytes(vae: &AutoencoderKl, h: usize, w: usize) -> u64 {
+pub(crate) fn whole_decode_bytes(vae: &AutoencoderKl, h: usize, w: usize) -> u64 {
     let cfg = vae.config();
     let scale = cfg.scale_factor();
     let pixels = (h * scale * w * scale) as u64;

@@ -34,7 +34,7 @@ pub enum EditForm {
 }
 
 impl EditForm {
-    pub fn is_e1_full(self) -> bool {
+    pub(crate) fn is_e1_full(self) -> bool {
         !matches!(self, Self::E1_1)
     }
 
@@ -72,7 +72,7 @@ pub struct EditModelPaths {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum FormError {
+pub(crate) enum FormError {
     #[error("{path}: does not exist")]
     Missing { path: PathBuf },
     #[error(
@@ -101,7 +101,7 @@ pub enum FormError {
 }
 
 /// Recognises the form of `model` (unless `forced`); see the module documentation.
-pub fn recognise(
+pub(crate) fn recognise(
     model: &Path,
     base: Option<&Path>,
     forced: Option<EditForm>,
@@ -208,7 +208,7 @@ fn lora_file_in(dir: &Path) -> Option<PathBuf> {
 }
 
 /// Loads the editing transformer.
-pub fn load_edit_transformer(
+pub(crate) fn load_edit_transformer(
     paths: &EditModelPaths,
     lora: Option<&Arc<LoraWeights>>,
     dtype: DType,
@@ -227,7 +227,7 @@ pub fn load_edit_transformer(
 }
 
 /// The transformer of the refine stage, or `None` when the editing one carries on.
-pub fn load_refine_transformer(
+pub(crate) fn load_refine_transformer(
     paths: &EditModelPaths,
     refine: RefineModel,
     lora: Option<&Arc<LoraWeights>>,

@@ -18,7 +18,7 @@ pub fn clip_cfg_norm(v: &Tensor, guidance: f64, image_guidance: f64) -> Result<T
 }
 
 /// Rows (no image, negative), (image, negative), (image, positive): InstructPix2Pix.
-pub fn instruct_pix2pix(v: &Tensor, guidance: f64, image_guidance: f64) -> Result<Tensor> {
+pub(crate) fn instruct_pix2pix(v: &Tensor, guidance: f64, image_guidance: f64) -> Result<Tensor> {
     let (uncond, image_cond, full_cond) = rows3(v)?;
     let image_term = ((&image_cond - &uncond)? * image_guidance)?;
     let text_term = ((&full_cond - &image_cond)? * guidance)?;
@@ -26,7 +26,7 @@ pub fn instruct_pix2pix(v: &Tensor, guidance: f64, image_guidance: f64) -> Resul
 }
 
 /// The refine stage's rows (negative, positive): classic classifier-free guidance.
-pub fn two_way(v: &Tensor, guidance: f64) -> Result<Tensor> {
+pub(crate) fn two_way(v: &Tensor, guidance: f64) -> Result<Tensor> {
     let (uncond, cond) = (v.narrow(0, 0, 1)?, v.narrow(0, 1, 1)?);
     &uncond + ((cond - &uncond)? * guidance)?
 }

@@ -19,10 +19,10 @@ use image::{GrayImage, ImageBuffer, Luma, RgbImage};
 use super::source::Fit;
 
 /// A mask as f32 coverage in [0, 1] at some image size.
-pub type Coverage = ImageBuffer<Luma<f32>, Vec<f32>>;
+pub(crate) type Coverage = ImageBuffer<Luma<f32>, Vec<f32>>;
 
 #[derive(Debug, thiserror::Error)]
-pub enum MaskError {
+pub(crate) enum MaskError {
     #[error("{path}: cannot read the mask: {detail}")]
     Read {
         path: std::path::PathBuf,
@@ -37,7 +37,7 @@ pub enum MaskError {
 
 /// A mask read from a file, at the source's size.
 #[derive(Debug, Clone)]
-pub struct Mask {
+pub(crate) struct Mask {
     pub coverage: Coverage,
     /// Set when the file had another size than the source and was resized.
     pub warning: Option<String>,
@@ -124,7 +124,7 @@ impl Mask {
     }
 
     /// `result` over `source` through the feathered mask, at the source's size.
-    pub fn composite(&self, result: &RgbImage, source: &RgbImage) -> RgbImage {
+    pub(crate) fn composite(&self, result: &RgbImage, source: &RgbImage) -> RgbImage {
         let m = feather(&self.coverage);
         RgbImage::from_fn(source.width(), source.height(), |x, y| {
             let a = m.get_pixel(x, y).0[0];
@@ -148,7 +148,7 @@ fn luminance_times_alpha(image: &image::GrayAlphaImage) -> (GrayImage, bool) {
 }
 
 /// The feather's Gaussian σ in pixels: 1 % of the shorter side, at least 1.
-pub fn feather_sigma(width: u32, height: u32) -> f32 {
+pub(crate) fn feather_sigma(width: u32, height: u32) -> f32 {
     (width.min(height) as f32 * 0.01).max(1.0)
 }
 

@@ -20,11 +20,18 @@ use std::time::Instant;
 use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 
-pub use crate::settings::edit::{TARGET_MARKER, e1_full_prompt, target_prompt};
-pub use crate::settings::{EditModelChoice, EditResolved, EditSettings};
-pub use form::{EditForm, EditModelPaths, FormError, RefineModel, recognise};
-pub use mask::{Mask, MaskError, feather, feather_sigma};
-pub use source::{Fit, MAX_SIDE, SourceError, read_rgb, to_source_size};
+pub use crate::settings::EditModelChoice;
+pub use crate::settings::EditResolved;
+pub use crate::settings::EditSettings;
+
+pub use form::EditModelPaths;
+pub use form::{EditForm, RefineModel};
+pub(crate) use form::{FormError, recognise};
+pub(crate) use mask::Mask;
+pub use mask::feather;
+
+pub use source::SourceError;
+pub use source::{Fit, read_rgb, to_source_size};
 
 use super::decode::decode;
 use super::gpu_memory::{GpuMemoryRecord, StageMemory};

@@ -10,7 +10,7 @@ use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage};
 use crate::pipelines::resample::{self, EmptyImage, Filter};
 
 /// Sides above this are refused before decoding (a 16384² RGBA image is already 1 GiB).
-pub const MAX_SIDE: u32 = 16384;
+pub(crate) const MAX_SIDE: u32 = 16384;
 const MAX_DECODE_BYTES: u64 = 1 << 30;
 
 #[derive(Debug, thiserror::Error)]
@@ -184,7 +184,7 @@ impl Fit {
     /// nothing to match bit for bit: the mask is a float coverage, resized by the `image` crate
     /// with filters close to the source's (triangle for the box halvings, Catmull-Rom for
     /// bicubic), which keeps it aligned with the source to well under a pixel.
-    pub fn apply_mask<P>(
+    pub(crate) fn apply_mask<P>(
         &self,
         img: &image::ImageBuffer<P, Vec<P::Subpixel>>,
     ) -> image::ImageBuffer<P, Vec<P::Subpixel>>
@@ -239,7 +239,7 @@ fn round_half_even(v: f64) -> f64 {
 }
 
 /// RGB8 → f32 [1, 3, H, W] in [−1, 1], as diffusers' `VaeImageProcessor` (x/255·2 − 1).
-pub fn to_tensor(img: &RgbImage, device: &Device) -> candle_core::Result<Tensor> {
+pub(crate) fn to_tensor(img: &RgbImage, device: &Device) -> candle_core::Result<Tensor> {
     let (w, h) = img.dimensions();
     let values: Vec<f32> = img
         .as_raw()
