@@ -18,9 +18,7 @@ mod softmax;
 pub(crate) use adaln::{gated_residual, modulated_layer_norm};
 pub(crate) use conv::conv2d_module;
 #[cfg(feature = "cuda")]
-pub(crate) use cuda_attention::{
-    FUSED_ATTENTION_HEAD_DIMS, fused_attention, fused_attention_supported,
-};
+pub(crate) use cuda_attention::{fused_attention, fused_attention_supported};
 pub(crate) use image_ops::{group_norm, upsample_nearest_2x};
 pub(crate) use silu_mul::silu_mul;
 pub(crate) use softmax::{softmax_last_dim_scaled, softmax_numerators};
