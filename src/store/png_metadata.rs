@@ -183,24 +183,22 @@ pub fn png_texts(bytes: &[u8]) -> anyhow::Result<Vec<(String, String)>> {
     // Inflated here, within what is left of the budget: `get_text` alone inflates without
     // any bound.
     let mut budget = MAX_INFLATED_TEXT;
-    for t in &info.utf8_text {
-        let mut t = t.clone();
-        let text = t
-            .decompress_text_with_limit(budget)
-            .and_then(|()| t.get_text())
-            .map_err(|e| unreadable_text(&t.keyword, e))?;
-        budget = budget.saturating_sub(text.len());
-        texts.push((t.keyword, text));
+    // iTXt and zTXt chunks are different types with the same two methods.
+    macro_rules! inflate_within_budget {
+        ($chunks:expr) => {
+            for t in $chunks {
+                let mut t = t.clone();
+                let text = t
+                    .decompress_text_with_limit(budget)
+                    .and_then(|()| t.get_text())
+                    .map_err(|e| unreadable_text(&t.keyword, e))?;
+                budget = budget.saturating_sub(text.len());
+                texts.push((t.keyword, text));
+            }
+        };
     }
-    for t in &info.compressed_latin1_text {
-        let mut t = t.clone();
-        let text = t
-            .decompress_text_with_limit(budget)
-            .and_then(|()| t.get_text())
-            .map_err(|e| unreadable_text(&t.keyword, e))?;
-        budget = budget.saturating_sub(text.len());
-        texts.push((t.keyword, text));
-    }
+    inflate_within_budget!(&info.utf8_text);
+    inflate_within_budget!(&info.compressed_latin1_text);
     Ok(texts)
 }
 

@@ -6,22 +6,28 @@ use std::process::{Command, Output};
 use crate::common::fixtures;
 
 fn edit(dir: &Path, image: &Path, extra: &[&str]) -> Output {
+    let base = fixtures().join("full-square/model");
+    let mut args = vec!["--base-model", base.to_str().unwrap()];
+    args.extend_from_slice(&["--instruction", "make the circle blue"]);
+    args.extend_from_slice(&["--steps", "2", "--base-resolution", "64", "--seed", "1"]);
+    args.extend_from_slice(extra);
+    edit_model(&fixtures().join("edit-e11/model"), dir, image, &args)
+}
+
+/// `edit` on `model` with only the Llama, the image and the output given.
+fn edit_model(model: &Path, dir: &Path, image: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_hidream-studio"))
         .arg("edit")
         .arg("--model")
-        .arg(fixtures().join("edit-e11/model"))
-        .arg("--base-model")
-        .arg(fixtures().join("full-square/model"))
+        .arg(model)
         .arg("--llama")
         .arg(fixtures().join("llama-3.1-tiny"))
         .arg("--image")
         .arg(image)
-        .args(["--instruction", "make the circle blue"])
-        .args(["--steps", "2", "--base-resolution", "64", "--seed", "1"])
         .arg("--out")
         .arg(dir.join("out.png"))
         .env("HF_HUB_CACHE", dir.join("no-cache"))
-        .args(extra)
+        .args(args)
         .output()
         .unwrap()
 }
@@ -166,32 +172,20 @@ fn bad_numbers_and_missing_base() {
         stderr(&out)
     );
     // An E1.1 folder with only its transformer needs the base for its other components.
-    let out = Command::new(env!("CARGO_BIN_EXE_hidream-studio"))
-        .arg("edit")
-        .arg("--model")
-        .arg(fixtures().join("edit-e11/model"))
-        .arg("--llama")
-        .arg(fixtures().join("llama-3.1-tiny"))
-        .arg("--image")
-        .arg(source())
-        .args(["--instruction", "x", "--out"])
-        .arg(dir.path().join("o.png"))
-        .output()
-        .unwrap();
+    let out = edit_model(
+        &fixtures().join("edit-e11/model"),
+        dir.path(),
+        &source(),
+        &["--instruction", "x"],
+    );
     assert!(stderr(&out).contains("--base-model"), "{}", stderr(&out));
     // The LoRA file alone cannot be used.
-    let out = Command::new(env!("CARGO_BIN_EXE_hidream-studio"))
-        .arg("edit")
-        .arg("--model")
-        .arg(fixtures().join("edit-e1full-lora/HiDream-E1-Full.safetensors"))
-        .arg("--llama")
-        .arg(fixtures().join("llama-3.1-tiny"))
-        .arg("--image")
-        .arg(source())
-        .args(["--instruction", "x", "--out"])
-        .arg(dir.path().join("o.png"))
-        .output()
-        .unwrap();
+    let out = edit_model(
+        &fixtures().join("edit-e1full-lora/HiDream-E1-Full.safetensors"),
+        dir.path(),
+        &source(),
+        &["--instruction", "x"],
+    );
     let e = stderr(&out);
     assert!(e.contains("LoRA") && e.contains("--base-model"), "{e}");
 }
@@ -199,20 +193,13 @@ fn bad_numbers_and_missing_base() {
 #[test]
 fn settings_are_refused_in_flag_words() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_hidream-studio"))
-        .arg("edit")
-        .arg("--model")
-        .arg(fixtures().join("edit-e11/model"))
-        .arg("--base-model")
-        .arg(fixtures().join("full-square/model"))
-        .arg("--llama")
-        .arg(fixtures().join("llama-3.1-tiny"))
-        .arg("--image")
-        .arg(source())
-        .args(["--instruction", " ", "--out"])
-        .arg(dir.path().join("out.png"))
-        .output()
-        .unwrap();
+    let base = fixtures().join("full-square/model");
+    let out = edit_model(
+        &fixtures().join("edit-e11/model"),
+        dir.path(),
+        &source(),
+        &["--base-model", base.to_str().unwrap(), "--instruction", " "],
+    );
     assert!(!out.status.success());
     assert!(
         stderr(&out).contains("--instruction is empty; say what to change"),
