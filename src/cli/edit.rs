@@ -1,7 +1,6 @@
 //! `hidream-studio edit`: change an image by instruction with HiDream-E1-Full or E1.1,
 //! optionally only inside a brushed mask.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -17,6 +16,7 @@ use hidream_studio::weights::{HubCache, StudioManifest, bundled_model, resolve_m
 
 use super::generate::{check_outputs, fresh_seed};
 use super::job::run_job;
+use super::outputs::{Summary, write_dump};
 
 #[derive(Args)]
 pub struct EditArgs {
@@ -179,33 +179,25 @@ fn write_outputs(args: &EditArgs, result: &Edit) -> anyhow::Result<()> {
     let png = png_with_edit_metadata(&result.image, record)?;
     write_atomically(&args.out, &png).with_context(|| format!("--out {}", args.out.display()))?;
     if let Some(dump) = &args.dump {
-        let tensors = HashMap::from([
-            ("final_latents".to_string(), result.final_latents.clone()),
-            ("image".to_string(), result.decoded.clone()),
-        ]);
-        candle_core::safetensors::save(&tensors, dump)
-            .with_context(|| format!("writing {}", dump.display()))?;
+        write_dump(dump, &result.final_latents, &result.decoded)?;
     }
     for warning in &record.warnings {
         eprintln!("warning: {warning}");
     }
     if args.json {
-        println!(
-            "{}",
-            serde_json::json!({
-                "output": args.out,
-                "dump": args.dump,
-                "seed": record.settings.seed,
-                "settings": record.settings,
-                "resolved": record.resolved,
-                "noise": record.noise,
-                "warnings": record.warnings,
-                "prompt_truncated": record.prompt_truncated,
-                "timings": record.timings,
-                // Peak device memory per stage and how the result was decoded (null on the CPU).
-                "gpu_memory": record.gpu_memory,
-            })
-        );
+        Summary {
+            output: &args.out,
+            dump: &args.dump,
+            seed: record.settings.seed,
+            settings: &record.settings,
+            resolved: &record.resolved,
+            noise: &record.noise,
+            warnings: Some(&record.warnings),
+            prompt_truncated: record.prompt_truncated,
+            timings: &record.timings,
+            gpu_memory: &record.gpu_memory,
+        }
+        .print()?;
     } else {
         let t = &record.timings;
         eprintln!(

@@ -1,6 +1,5 @@
 //! `hidream-studio generate`: one image from a prompt, through the same engine as the window.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -17,6 +16,7 @@ use hidream_studio::store::{model_display_name, png_with_metadata, write_atomica
 use hidream_studio::weights::{HubCache, StudioManifest, bundled_model, resolve_model_path};
 
 use super::job::run_job;
+use super::outputs::{Summary, write_dump};
 use super::previews::PreviewWriter;
 pub(super) use hidream_studio::rng::fresh_seed;
 
@@ -189,33 +189,23 @@ fn write_outputs(args: &GenerateArgs, generation: &Generation) -> anyhow::Result
     let png = png_with_metadata(&generation.image, &generation.record)?;
     write_atomically(&args.out, &png).with_context(|| format!("--out {}", args.out.display()))?;
     if let Some(dump) = &args.dump {
-        let tensors = HashMap::from([
-            (
-                "final_latents".to_string(),
-                generation.final_latents.clone(),
-            ),
-            ("image".to_string(), generation.decoded.clone()),
-        ]);
-        candle_core::safetensors::save(&tensors, dump)
-            .with_context(|| format!("writing {}", dump.display()))?;
+        write_dump(dump, &generation.final_latents, &generation.decoded)?;
     }
     let record = &generation.record;
     if args.json {
-        println!(
-            "{}",
-            serde_json::json!({
-                "output": args.out,
-                "dump": args.dump,
-                "seed": record.settings.seed,
-                "settings": record.settings,
-                "resolved": record.resolved,
-                "noise": record.noise,
-                "prompt_truncated": record.prompt_truncated,
-                "timings": record.timings,
-                // Peak device memory per stage and how the result was decoded (null on the CPU).
-                "gpu_memory": record.gpu_memory,
-            })
-        );
+        Summary {
+            output: &args.out,
+            dump: &args.dump,
+            seed: record.settings.seed,
+            settings: &record.settings,
+            resolved: &record.resolved,
+            noise: &record.noise,
+            warnings: None,
+            prompt_truncated: record.prompt_truncated,
+            timings: &record.timings,
+            gpu_memory: &record.gpu_memory,
+        }
+        .print()?;
     } else {
         let t = &record.timings;
         let steps: f64 = t.step_ms.iter().sum();

@@ -8,6 +8,7 @@ pub mod eval_edits;
 pub mod generate;
 pub mod info;
 mod job;
+mod outputs;
 pub mod parity;
 mod previews;
 mod progress_bar;
