@@ -134,26 +134,8 @@ pub fn run(args: &ParityArgs) -> anyhow::Result<ExitCode> {
                 "tolerance": tolerance, "pass": pass, "seconds": o.seconds,
             })
             .to_string(),
-            (Ok(o), Format::Table) => format!(
-                "{:<22} {:<5} {:>5} {:>11.3e} {:>11.3e} {:>12} {:>7.1}  {verdict}",
-                o.case,
-                o.kind,
-                o.steps,
-                o.rel_l2,
-                o.rel_max,
-                drift(o.reference_bf16_step0),
-                o.seconds,
-            ),
-            (Ok(o), Format::Markdown) => format!(
-                "| {} | {} | {} | {:.3e} | {:.3e} | {} | {:.1} | {verdict} |",
-                o.case,
-                o.kind,
-                o.steps,
-                o.rel_l2,
-                o.rel_max,
-                drift(o.reference_bf16_step0),
-                o.seconds,
-            ),
+            (Ok(o), Format::Table) => table_row(&cells(o, verdict)),
+            (Ok(o), Format::Markdown) => markdown_row(&cells(o, verdict)),
             (Err(error), Format::Json) => serde_json::json!({
                 "case": name, "device": args.device.name(), "dtype": args.dtype.name(),
                 "error": format!("{error:#}"), "pass": false,
@@ -192,6 +174,32 @@ enum Format {
     Table,
     Json,
     Markdown,
+}
+
+/// A result's cells, in the column order of both headers.
+fn cells(o: &Outcome, verdict: &str) -> [String; 8] {
+    [
+        o.case.clone(),
+        o.kind.to_string(),
+        o.steps.to_string(),
+        format!("{:.3e}", o.rel_l2),
+        format!("{:.3e}", o.rel_max),
+        drift(o.reference_bf16_step0),
+        format!("{:.1}", o.seconds),
+        verdict.to_string(),
+    ]
+}
+
+/// Columns padded to the table header's widths (text left, numbers right).
+fn table_row(cells: &[String; 8]) -> String {
+    let [case, kind, steps, l2, max, drift, seconds, verdict] = cells;
+    format!(
+        "{case:<22} {kind:<5} {steps:>5} {l2:>11} {max:>11} {drift:>12} {seconds:>7}  {verdict}"
+    )
+}
+
+fn markdown_row(cells: &[String; 8]) -> String {
+    format!("| {} |", cells.join(" | "))
 }
 
 fn first_line(error: &anyhow::Error) -> String {
