@@ -60,22 +60,13 @@ impl HiDreamModels {
     /// Loads the transformer and the autoencoder; the text encoders load on first use.
     pub fn load(selection: &ModelSelection, memory: EncoderMemory) -> anyhow::Result<Self> {
         let device = selection.device.device()?;
-        let dtype = selection.dtype.dtype();
         let snapshot = Snapshot::open(&selection.model)?;
-        let transformer =
-            HiDreamTransformer::load(&snapshot.component_dir("transformer")?, dtype, &device)?;
-        let vae = AutoencoderKl::load(&snapshot.component_dir("vae")?, dtype, &device)?;
-        Ok(Self {
-            selection: selection.clone(),
-            snapshot,
-            device,
-            transformer,
-            vae,
-            encoders: None,
-            memory,
-            cache: VecDeque::new(),
-            encoder_loads: 0,
-        })
+        let transformer = HiDreamTransformer::load(
+            &snapshot.component_dir("transformer")?,
+            selection.dtype.dtype(),
+            &device,
+        )?;
+        Self::around(selection, memory, snapshot, device, transformer)
     }
 
     /// The components of `selection.model` (VAE now, encoders on first use) around a
@@ -87,6 +78,17 @@ impl HiDreamModels {
     ) -> anyhow::Result<Self> {
         let device = selection.device.device()?;
         let snapshot = Snapshot::open(&selection.model)?;
+        Self::around(selection, memory, snapshot, device, transformer)
+    }
+
+    /// Loads the snapshot's autoencoder next to `transformer`.
+    fn around(
+        selection: &ModelSelection,
+        memory: EncoderMemory,
+        snapshot: Snapshot,
+        device: Device,
+        transformer: HiDreamTransformer,
+    ) -> anyhow::Result<Self> {
         let vae = AutoencoderKl::load(
             &snapshot.component_dir("vae")?,
             selection.dtype.dtype(),
