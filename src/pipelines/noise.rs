@@ -107,12 +107,7 @@ impl<'a> NoiseSource<'a> {
 
     pub fn initial(&mut self) -> anyhow::Result<Tensor> {
         Ok(match self {
-            Self::Seeded { rng, shape, device } => Tensor::from_vec(
-                rng.normals(shape.iter().product()),
-                shape.to_vec(),
-                &Device::Cpu,
-            )?
-            .to_device(device)?,
+            Self::Seeded { rng, shape, device } => draw(rng, shape, device)?,
             Self::File { input, device } => input.latents.to_device(device)?,
         })
     }
@@ -120,12 +115,7 @@ impl<'a> NoiseSource<'a> {
     /// The fresh noise of step `i` (drawn in order after the initial latents).
     pub fn step_noise(&mut self, i: usize) -> anyhow::Result<Tensor> {
         Ok(match self {
-            Self::Seeded { rng, shape, device } => Tensor::from_vec(
-                rng.normals(shape.iter().product()),
-                shape.to_vec(),
-                &Device::Cpu,
-            )?
-            .to_device(device)?,
+            Self::Seeded { rng, shape, device } => draw(rng, shape, device)?,
             Self::File { input, device } => {
                 let all = input.step_noise.as_ref().ok_or_else(|| {
                     anyhow::anyhow!(
@@ -137,6 +127,17 @@ impl<'a> NoiseSource<'a> {
             }
         })
     }
+}
+
+/// The next draw of the project's generator, made on the CPU so every device gets the same
+/// numbers, then moved to `device`.
+fn draw(rng: &mut Rng, shape: &[usize], device: &Device) -> candle_core::Result<Tensor> {
+    Tensor::from_vec(
+        rng.normals(shape.iter().product()),
+        shape.to_vec(),
+        &Device::Cpu,
+    )?
+    .to_device(device)
 }
 
 #[cfg(test)]

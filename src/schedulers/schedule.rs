@@ -71,13 +71,7 @@ pub fn flow_unipc(init_shift: f64, set_shift: f64, steps: usize) -> Schedule {
         .iter()
         .map(|&s| shift_f64(s, set_shift))
         .collect();
-    let timesteps = shifted
-        .iter()
-        .map(|&s| (s * TRAIN_STEPS as f64).trunc() as f32)
-        .collect();
-    let mut sigmas: Vec<f32> = shifted.iter().map(|&s| s as f32).collect();
-    sigmas.push(0.0);
-    Schedule { sigmas, timesteps }
+    truncated_timesteps(&shifted)
 }
 
 /// diffusers' `UniPCMultistepScheduler` with `use_flow_sigmas` (the scheduler of the
@@ -93,6 +87,12 @@ pub(crate) fn diffusers_flow_unipc(shift: f64, steps: usize) -> Schedule {
     {
         *first -= 1e-6;
     }
+    truncated_timesteps(&shifted)
+}
+
+/// f64 σs stored as f32 with a final 0, and timesteps `1000·σ` truncated to integers, as
+/// both UniPC schedules hand them to the transformer.
+fn truncated_timesteps(shifted: &[f64]) -> Schedule {
     let timesteps = shifted
         .iter()
         .map(|&s| (s * TRAIN_STEPS as f64).trunc() as f32)
