@@ -9,6 +9,8 @@ use std::time::{Duration, SystemTime};
 
 use hidream_studio::store::{WriteError, write_atomically};
 
+use super::history_store::finished_pid;
+
 /// The names of the hidden files in `dir`: what a write leaves behind if it leaks temporaries.
 fn hidden_files(dir: &Path) -> Vec<String> {
     std::fs::read_dir(dir)
@@ -122,14 +124,6 @@ fn first_block_device() -> Option<PathBuf> {
         .flatten()
         .find(|e| e.file_type().is_ok_and(|t| t.is_block_device()))
         .map(|e| e.path())
-}
-
-/// The id of a process that has exited.
-fn finished_pid() -> u32 {
-    let mut child = std::process::Command::new("true").spawn().unwrap();
-    let pid = child.id();
-    child.wait().unwrap();
-    pid
 }
 
 #[test]

@@ -161,7 +161,7 @@ fn set_user_version(dir: &std::path::Path, version: i64) {
 }
 
 /// The id of a process that has exited, as a crashed writer's has.
-fn finished_pid() -> u32 {
+pub(crate) fn finished_pid() -> u32 {
     let mut child = std::process::Command::new("true").spawn().unwrap();
     let pid = child.id();
     child.wait().unwrap();

@@ -47,7 +47,10 @@ fn dirs_with_models() -> Dirs {
     Dirs { _root: root, paths }
 }
 
-fn harness(paths: &StudioPaths, dialogs: ScriptedDialogs) -> Harness<'static, StudioApp> {
+pub(crate) fn harness(
+    paths: &StudioPaths,
+    dialogs: ScriptedDialogs,
+) -> Harness<'static, StudioApp> {
     let paths = paths.clone();
     Harness::builder()
         .with_size(egui::vec2(1280.0, 800.0))
@@ -376,8 +379,9 @@ fn export_writes_a_file_whose_metadata_reproduces_the_settings() {
     assert_eq!(a, b, "the dropped settings reproduce the image");
 }
 
+/// A file dropped on the window, read from disk.
 #[derive(Debug)]
-struct DroppedPath(PathBuf);
+pub(crate) struct DroppedPath(pub(crate) PathBuf);
 
 impl egui::DroppedFile for DroppedPath {
     fn path(&self) -> &Path {

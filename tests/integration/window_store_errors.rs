@@ -1,16 +1,15 @@
 //! What the window says when what it reads from disk is damaged: a dropped PNG's settings,
 //! the history database, a row of it.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use egui_kittest::Harness;
-use hidream_studio::app::{
-    Mode, ModelFolders, ScriptedDialogs, StudioApp, StudioOptions, StudioPaths,
-};
+use hidream_studio::app::{Mode, ScriptedDialogs, StudioApp, StudioPaths};
 use hidream_studio::store::{History, png_with_texts};
 
 use super::history_store::{image, record};
+use super::studio_window::{DroppedPath, harness};
 
 fn paths(root: &Path) -> StudioPaths {
     StudioPaths {
@@ -20,20 +19,7 @@ fn paths(root: &Path) -> StudioPaths {
 }
 
 fn window(paths: &StudioPaths) -> Harness<'static, StudioApp> {
-    let paths = paths.clone();
-    let mut harness = Harness::builder()
-        .with_size(egui::vec2(1280.0, 800.0))
-        .build_eframe(move |cc| {
-            StudioApp::new(
-                cc,
-                StudioOptions {
-                    paths,
-                    cache: None,
-                    dialogs: Box::new(ScriptedDialogs::default()),
-                    bundled: ModelFolders::default(),
-                },
-            )
-        });
+    let mut harness = harness(paths, ScriptedDialogs::default());
     harness.run_ok();
     harness
 }
@@ -45,19 +31,6 @@ fn shown_errors(harness: &Harness<'_, StudioApp>) -> Vec<String> {
         .filter(|m| m.is_error)
         .map(|m| m.text.clone())
         .collect()
-}
-
-#[derive(Debug)]
-struct DroppedPath(PathBuf);
-
-impl egui::DroppedFile for DroppedPath {
-    fn path(&self) -> &Path {
-        &self.0
-    }
-
-    fn bytes(&self) -> Result<Vec<u8>, String> {
-        std::fs::read(&self.0).map_err(|e| e.to_string())
-    }
 }
 
 fn drop_file(harness: &mut Harness<'_, StudioApp>, path: &Path) {
