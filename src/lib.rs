@@ -13,6 +13,7 @@ pub(crate) mod kernels;
 pub mod models;
 pub mod pipelines;
 pub mod preview;
+pub mod quantize;
 pub mod rng;
 pub mod schedulers;
 pub mod settings;

@@ -75,6 +75,10 @@ enum Command {
     /// Reads each picture back into objects (nearest palette colour, connected regions, shape
     /// from the outline) and prints accuracy per category, then one JSON line.
     Eval(Box<cli::eval::EvalArgs>),
+    /// Write a HiDream transformer as a quantised GGUF file (ComfyUI-GGUF's format).
+    ///
+    /// Load the result with `generate --transformer FILE.gguf`; ComfyUI-GGUF loads it too.
+    Quantize(cli::quantize::QuantizeArgs),
     /// Time parts of the pipeline (for BENCHMARKS.md).
     ///
     /// Set RAYON_NUM_THREADS to fix the number of CPU threads.
@@ -132,6 +136,7 @@ fn main() -> ExitCode {
         }
         Some(Command::Info(args)) => cli::info::run(&args),
         Some(Command::Bench(args)) => cli::bench::run(&args),
+        Some(Command::Quantize(args)) => cli::quantize::run(&args),
         Some(Command::Parity(args)) => cli::parity::run(&args),
         Some(Command::Generate(args)) => cli::generate::run(&args),
         Some(Command::Edit(args)) => cli::edit::run(&args),

@@ -56,6 +56,7 @@ impl StudioApp {
                 llama,
                 dtype: self.config.dtype(),
                 device: self.config.device,
+                transformer: None,
             },
             prompt: self.generate.prompt.clone(),
             negative_prompt: uses_guidance.then(|| self.generate.negative_prompt.clone()),

@@ -120,6 +120,7 @@ pub fn run(args: &PipelineArgs) -> anyhow::Result<ExitCode> {
         llama: args.llama_tokenizer.clone(),
         dtype,
         device: choice,
+        transformer: None,
     };
     for &preset in &args.preset {
         let started = Instant::now();

@@ -100,6 +100,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
                     llama: llama.clone(),
                     dtype: ComputeDType::F32,
                     device: DeviceChoice::Cpu,
+                    transformer: None,
                 },
                 prompt: spec.caption(),
                 negative_prompt: None,

@@ -30,6 +30,11 @@ pub struct GenerateArgs {
     /// Hugging Face cache.
     #[arg(long)]
     llama: Option<PathBuf>,
+    /// Transformer weights to use instead of the snapshot's: a GGUF file (such as
+    /// city96's HiDream-I1-Dev-Q8_0.gguf, or one written by `quantize`), or a safetensors file
+    /// or folder. The snapshot still provides its config, the text encoders and the VAE.
+    #[arg(long)]
+    transformer: Option<PathBuf>,
     /// What to draw.
     #[arg(long)]
     prompt: String,
@@ -143,6 +148,7 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
             llama,
             dtype,
             device,
+            transformer: args.transformer.clone(),
         },
         prompt: args.prompt.clone(),
         negative_prompt: args.negative_prompt.clone(),

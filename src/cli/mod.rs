@@ -12,3 +12,4 @@ mod outputs;
 pub mod parity;
 mod previews;
 mod progress_bar;
+pub mod quantize;

@@ -346,6 +346,7 @@ fn generate_settings(
             llama: dir.join(str_field(case, "llama", dir)?),
             dtype,
             device,
+            transformer: None,
         },
         prompt: str_field(case, "prompt", dir)?.to_string(),
         negative_prompt: case["negative_prompt"].as_str().map(str::to_string),

@@ -53,6 +53,22 @@ pub(crate) fn load_checked_ignoring<T>(
     })
 }
 
+/// As [`load_checked`], with the weights at `weights`: a folder, a safetensors file, or a GGUF
+/// file whose `general.architecture` must be `gguf_architecture`.
+pub(crate) fn load_checked_from<T>(
+    weights: &Path,
+    gguf_architecture: &str,
+    what: &'static str,
+    dtype: DType,
+    device: &Device,
+    build: impl Fn(VarBuilder<'_>) -> candle_core::Result<T>,
+) -> Result<T, LoadError> {
+    let store = TensorStore::open_path(weights, gguf_architecture)?;
+    check_and_build(store, weights, what, &[], build, |store| {
+        Ok(store.into_var_builder(dtype, device))
+    })
+}
+
 /// As [`load_checked`], with the weights read through `backend` (a LoRA merge, say), which is
 /// handed the checked store.
 pub(crate) fn load_checked_through<T>(
@@ -71,12 +87,29 @@ fn load_checked_with<T>(
     build: impl Fn(VarBuilder<'_>) -> candle_core::Result<T>,
     backend: impl FnOnce(TensorStore) -> Result<VarBuilder<'static>, LoadError>,
 ) -> Result<T, LoadError> {
+    check_and_build(
+        TensorStore::open_dir(dir)?,
+        dir,
+        what,
+        ignored,
+        build,
+        backend,
+    )
+}
+
+fn check_and_build<T>(
+    store: TensorStore,
+    dir: &Path,
+    what: &'static str,
+    ignored: &[&str],
+    build: impl Fn(VarBuilder<'_>) -> candle_core::Result<T>,
+    backend: impl FnOnce(TensorStore) -> Result<VarBuilder<'static>, LoadError>,
+) -> Result<T, LoadError> {
     let build_error = |source| LoadError::Build {
         what,
         dir: dir.to_path_buf(),
         source: Box::new(source),
     };
-    let store = TensorStore::open_dir(dir)?;
     let requested = requested_tensors(&build).map_err(build_error)?;
     check_tensors(&store, &requested, ignored)?;
     build(backend(store)?).map_err(build_error)

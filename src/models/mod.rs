@@ -9,4 +9,6 @@ mod load;
 
 pub(crate) use component::ComponentKind;
 pub use load::LoadError;
-pub(crate) use load::{load_checked, load_checked_ignoring, load_checked_through};
+pub(crate) use load::{
+    load_checked, load_checked_from, load_checked_ignoring, load_checked_through,
+};

@@ -61,8 +61,10 @@ impl HiDreamModels {
     pub fn load(selection: &ModelSelection, memory: EncoderMemory) -> anyhow::Result<Self> {
         let device = selection.device.device()?;
         let snapshot = Snapshot::open(&selection.model)?;
-        let transformer = HiDreamTransformer::load(
-            &snapshot.component_dir("transformer")?,
+        let transformer_dir = snapshot.component_dir("transformer")?;
+        let transformer = HiDreamTransformer::load_weights(
+            &transformer_dir,
+            selection.transformer.as_deref().unwrap_or(&transformer_dir),
             selection.dtype.dtype(),
             &device,
         )?;

@@ -74,6 +74,11 @@ pub struct ModelSelection {
     pub llama: PathBuf,
     pub dtype: ComputeDType,
     pub device: DeviceChoice,
+    /// Transformer weights to use instead of the snapshot's own: a GGUF file (quantised) or
+    /// a safetensors file or folder. Its config is still the snapshot's
+    /// `transformer/config.json`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transformer: Option<PathBuf>,
 }
 
 /// A text-to-image request. `None` fields take the preset's value.
@@ -178,6 +183,7 @@ mod tests {
                 llama: "llama".into(),
                 dtype: ComputeDType::F32,
                 device: DeviceChoice::Cpu,
+                transformer: None,
             },
             prompt: "a red circle".into(),
             negative_prompt: None,

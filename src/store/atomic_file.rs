@@ -61,12 +61,21 @@ pub enum WriteError {
 /// at `path` is followed (its target is replaced, the link kept); a folder, a disk device, a
 /// pipe or a socket is refused; a character device is written through.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
+    write_atomically_with(path, |out| out.write_all(bytes))
+}
+
+/// As [`write_atomically`], for contents too large to hold in memory: `write` streams them
+/// into the temporary (or the device). An error from `write` leaves `path` as it was.
+pub fn write_atomically_with(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> Result<(), WriteError> {
     match fs::metadata(path) {
-        Ok(meta) if meta.is_file() => replace_file(&resolve_links(path)?, bytes),
-        Ok(meta) => write_to_special(path, &meta, bytes),
+        Ok(meta) if meta.is_file() => replace_file(&resolve_links(path)?, write),
+        Ok(meta) => write_to_special(path, &meta, write),
         // Nothing there, or a link to nothing (or a loop, which resolving reports).
         Err(e) if e.kind() == io::ErrorKind::NotFound || is_link(path) => {
-            replace_file(&resolve_links(path)?, bytes)
+            replace_file(&resolve_links(path)?, write)
         }
         Err(source) => Err(WriteError::Io {
             path: path.to_path_buf(),
@@ -103,7 +112,11 @@ fn resolve_links(path: &Path) -> Result<PathBuf, WriteError> {
 }
 
 /// Something that exists at `path` and is not a regular file (links already followed).
-fn write_to_special(path: &Path, meta: &fs::Metadata, bytes: &[u8]) -> Result<(), WriteError> {
+fn write_to_special(
+    path: &Path,
+    meta: &fs::Metadata,
+    write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> Result<(), WriteError> {
     let path_buf = || path.to_path_buf();
     let file_type = meta.file_type();
     if file_type.is_dir() {
@@ -121,7 +134,7 @@ fn write_to_special(path: &Path, meta: &fs::Metadata, bytes: &[u8]) -> Result<()
             return OpenOptions::new()
                 .write(true)
                 .open(path)
-                .and_then(|mut device| device.write_all(bytes))
+                .and_then(|mut device| write(&mut device))
                 .map_err(|source| WriteError::Io {
                     path: path_buf(),
                     source,
@@ -141,7 +154,10 @@ fn write_to_special(path: &Path, meta: &fs::Metadata, bytes: &[u8]) -> Result<()
 }
 
 /// Writes a temporary beside `target`, flushes it and renames it over `target`.
-fn replace_file(target: &Path, bytes: &[u8]) -> Result<(), WriteError> {
+fn replace_file(
+    target: &Path,
+    write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> Result<(), WriteError> {
     let Some(name) = target.file_name() else {
         return Err(WriteError::NoFileName {
             path: target.to_path_buf(),
@@ -153,7 +169,7 @@ fn replace_file(target: &Path, bytes: &[u8]) -> Result<(), WriteError> {
         .unwrap_or(Path::new("."));
     remove_stale_temporaries(dir);
     let tmp = dir.join(temporary_name(&name.to_string_lossy(), std::process::id()));
-    let written = write_new_file(&tmp, bytes).and_then(|()| fs::rename(&tmp, target));
+    let written = write_new_file(&tmp, write).and_then(|()| fs::rename(&tmp, target));
     if written.is_err() {
         let _ = fs::remove_file(&tmp);
     }
@@ -165,9 +181,12 @@ fn replace_file(target: &Path, bytes: &[u8]) -> Result<(), WriteError> {
 
 /// Creates `path` (never opening what is already there: a link planted at the temporary's name
 /// would otherwise be written through), writes and flushes it.
-fn write_new_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
+fn write_new_file(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> io::Result<()> {
     let create = || OpenOptions::new().write(true).create_new(true).open(path);
-    let mut file = match create() {
+    let file = match create() {
         // Left by an earlier process with this process's id, so not removed as stale.
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
             fs::remove_file(path)?;
@@ -175,8 +194,12 @@ fn write_new_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
         }
         other => other?,
     };
-    file.write_all(bytes)?;
-    file.sync_all()
+    let mut buffered = io::BufWriter::new(file);
+    write(&mut buffered)?;
+    buffered
+        .into_inner()
+        .map_err(io::IntoInnerError::into_error)?
+        .sync_all()
 }
 
 fn temporary_name(name: &str, pid: u32) -> String {

@@ -4,7 +4,7 @@ mod atomic_file;
 mod history;
 mod png_metadata;
 
-pub use atomic_file::{WriteError, write_atomically};
+pub use atomic_file::{WriteError, write_atomically, write_atomically_with};
 pub use history::UnreadableEntry;
 pub use history::{EntryKind, History, HistoryError};
 pub use history::{HistoryEntry, HistoryListing};

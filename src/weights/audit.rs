@@ -10,7 +10,6 @@ use candle_nn::var_builder::SimpleBackend;
 use candle_nn::{Init, VarBuilder};
 
 use super::error::{Result, WeightsError};
-use super::safetensors_file::{dtype_name, float_dtype};
 use super::tensor_store::TensorStore;
 
 /// How many differences a mismatch error lists before summarising the rest.
@@ -88,8 +87,8 @@ pub(crate) fn check_tensors(
                 entry.shape, shape
             ));
         }
-        if float_dtype(entry.dtype).is_none() {
-            wrong_dtype.push(format!("{name}: {}", dtype_name(entry.dtype)));
+        if !entry.dtype.loads_as_float() {
+            wrong_dtype.push(format!("{name}: {}", entry.dtype.name()));
         }
     }
     let wanted: HashSet<&str> = requested.iter().map(|(n, _)| n.as_str()).collect();

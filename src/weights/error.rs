@@ -119,13 +119,37 @@ pub enum WeightsError {
 
     #[error(
         "{file}: tensor `{tensor}` is stored as {dtype}, which HiDream Studio cannot load; \
-         weights must be float32, float16 or bfloat16 (quantised exports such as FP8 or GGUF \
-         are not supported yet)"
+         weights must be float32, float16 or bfloat16 in safetensors (FP8 exports are not \
+         supported; quantised weights load from GGUF files)"
     )]
     UnsupportedDtype {
         file: PathBuf,
         tensor: String,
         dtype: String,
+    },
+
+    #[error("{path}: not a GGUF file (it does not start with `GGUF`); give a `.gguf` file")]
+    NotGguf { path: PathBuf },
+
+    #[error("{path}: not a valid GGUF file: {detail}; delete it and fetch it again")]
+    CorruptGguf { path: PathBuf, detail: String },
+
+    #[error(
+        "{file}: tensor `{tensor}` is stored as {found}, which HiDream Studio cannot load \
+         (it reads {supported}); use a GGUF of one of those types"
+    )]
+    UnsupportedGgmlType {
+        file: PathBuf,
+        tensor: String,
+        found: String,
+        supported: String,
+    },
+
+    #[error("{path}: is a GGUF of {found}, not of {expected}; give the GGUF made from {expected}")]
+    GgufArchitecture {
+        path: PathBuf,
+        found: String,
+        expected: String,
     },
 
     #[error(

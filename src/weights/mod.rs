@@ -3,6 +3,7 @@
 
 mod audit;
 mod error;
+pub mod gguf;
 mod hf_cache;
 mod json;
 mod locate;
@@ -11,6 +12,7 @@ mod random;
 mod safetensors_file;
 mod snapshot;
 mod tensor_store;
+mod weights_file;
 
 pub use audit::requested_tensors;
 
@@ -25,7 +27,7 @@ pub use manifest::ManifestDefaults;
 
 pub use manifest::{StudioManifest, bundled_model};
 pub use random::random_var_builder;
-pub use safetensors_file::TensorEntry;
+pub use safetensors_file::{StoredDtype, TensorEntry};
 
 pub use snapshot::ComponentSpec;
 pub(crate) use snapshot::MODEL_INDEX;

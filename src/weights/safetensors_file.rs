@@ -9,13 +9,15 @@ use memmap2::Mmap;
 use safetensors::tensor::{Dtype as StDtype, SafeTensorError, SafeTensors};
 
 use super::error::{Result, WeightsError};
+use super::gguf::GgmlType;
 
 /// Where one tensor lives inside its file.
 #[derive(Debug, Clone)]
 pub struct TensorEntry {
-    pub dtype: StDtype,
+    pub dtype: StoredDtype,
     pub shape: Vec<usize>,
-    /// Byte range inside the data section (after the header).
+    /// Byte range of the data: inside the data section for safetensors (after the header),
+    /// in the whole file for GGUF.
     pub data: std::ops::Range<usize>,
 }
 
@@ -58,7 +60,7 @@ impl SafetensorsFile {
             .into_iter()
             .map(|(name, info)| {
                 let entry = TensorEntry {
-                    dtype: info.dtype,
+                    dtype: StoredDtype::Safetensors(info.dtype),
                     shape: info.shape.clone(),
                     data: info.data_offsets.0..info.data_offsets.1,
                 };
@@ -81,10 +83,6 @@ impl SafetensorsFile {
         &self.tensors
     }
 
-    pub fn entry(&self, name: &str) -> Option<&TensorEntry> {
-        self.tensors.get(name)
-    }
-
     pub(crate) fn file_size(&self) -> u64 {
         self.mmap.len() as u64
     }
@@ -99,11 +97,15 @@ impl SafetensorsFile {
                 tensor: name.to_string(),
                 location: self.path.clone(),
             })?;
-        let dtype = float_dtype(entry.dtype).ok_or_else(|| WeightsError::UnsupportedDtype {
-            file: self.path.clone(),
-            tensor: name.to_string(),
-            dtype: dtype_name(entry.dtype).to_string(),
-        })?;
+        let dtype =
+            entry
+                .dtype
+                .safetensors_float()
+                .ok_or_else(|| WeightsError::UnsupportedDtype {
+                    file: self.path.clone(),
+                    tensor: name.to_string(),
+                    dtype: entry.dtype.name().to_string(),
+                })?;
         let start = self.data_start + entry.data.start;
         let end = self.data_start + entry.data.end;
         let bytes = &self.mmap[start..end];
@@ -114,6 +116,40 @@ impl SafetensorsFile {
                 detail: e.to_string(),
             }
         })
+    }
+}
+
+/// How a tensor is stored: a safetensors dtype, or a ggml type inside a GGUF file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoredDtype {
+    Safetensors(StDtype),
+    Ggml(GgmlType),
+}
+
+impl StoredDtype {
+    /// The name users see in `info` and in messages: PyTorch's spelling for safetensors
+    /// (`float16`), ggml's for GGUF (`Q8_0`, `BF16`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Safetensors(dtype) => dtype_name(dtype),
+            Self::Ggml(ty) => ty.name,
+        }
+    }
+
+    /// Whether loading yields floats: a float safetensors dtype, or any ggml type we read
+    /// (quantised ones are dequantised).
+    pub fn loads_as_float(self) -> bool {
+        match self {
+            Self::Safetensors(dtype) => float_dtype(dtype).is_some(),
+            Self::Ggml(_) => true,
+        }
+    }
+
+    fn safetensors_float(self) -> Option<DType> {
+        match self {
+            Self::Safetensors(dtype) => float_dtype(dtype),
+            Self::Ggml(_) => None,
+        }
     }
 }
 

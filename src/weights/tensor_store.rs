@@ -11,8 +11,10 @@ use candle_nn::{Init, VarBuilder};
 use serde::Deserialize;
 
 use super::error::{Result, WeightsError};
+use super::gguf::GgufFile;
 use super::json::read_json;
-use super::safetensors_file::{SafetensorsFile, TensorEntry, dtype_name};
+use super::safetensors_file::{SafetensorsFile, TensorEntry};
+use super::weights_file::WeightsFile;
 
 /// File names diffusers and transformers write, most specific first.
 const INDEX_NAMES: [&str; 2] = [
@@ -31,7 +33,7 @@ struct ShardIndex {
 pub struct TensorStore {
     /// The folder (or file) the user's model lives in, used in messages.
     location: PathBuf,
-    files: Vec<SafetensorsFile>,
+    files: Vec<WeightsFile>,
     by_name: HashMap<String, usize>,
 }
 
@@ -57,13 +59,51 @@ impl TensorStore {
     }
 
     pub(crate) fn open_file(path: &Path) -> Result<Self> {
-        let file = SafetensorsFile::open(path)?;
+        Ok(Self::of_one_file(WeightsFile::Safetensors(
+            SafetensorsFile::open(path)?,
+        )))
+    }
+
+    /// Opens a GGUF file holding the weights of a model of `architecture` (its
+    /// `general.architecture`, such as `hidream`). A file that names no architecture is taken
+    /// on trust: the tensor check that follows tells whether it fits.
+    pub fn open_gguf(path: &Path, architecture: &str) -> Result<Self> {
+        let file = GgufFile::open(path)?;
+        if let Some(found) = file.architecture()
+            && found != architecture
+        {
+            return Err(WeightsError::GgufArchitecture {
+                path: path.to_path_buf(),
+                found: format!("a `{found}` model"),
+                expected: format!("a `{architecture}` model"),
+            });
+        }
+        Ok(Self::of_one_file(WeightsFile::Gguf(file)))
+    }
+
+    /// Opens a component's weights: a folder (as [`Self::open_dir`]), a `.gguf` file of a model
+    /// of `gguf_architecture`, or a single `.safetensors` file.
+    pub fn open_path(path: &Path, gguf_architecture: &str) -> Result<Self> {
+        if path.is_dir() {
+            return Self::open_dir(path);
+        }
+        let is_gguf = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("gguf"));
+        if is_gguf {
+            Self::open_gguf(path, gguf_architecture)
+        } else {
+            Self::open_file(path)
+        }
+    }
+
+    fn of_one_file(file: WeightsFile) -> Self {
         let by_name = file.tensors().keys().map(|k| (k.clone(), 0)).collect();
-        Ok(Self {
-            location: path.to_path_buf(),
+        Self {
+            location: file.path().to_path_buf(),
             files: vec![file],
             by_name,
-        })
+        }
     }
 
     /// Opens every shard an index names and checks that the index and the shards agree.
@@ -85,7 +125,7 @@ impl TensorStore {
                 });
             }
             file_of_shard.insert(shard.clone(), files.len());
-            files.push(SafetensorsFile::open(&path)?);
+            files.push(WeightsFile::Safetensors(SafetensorsFile::open(&path)?));
         }
         let mut by_name = HashMap::new();
         for (tensor, shard) in &index.weight_map {
@@ -107,7 +147,7 @@ impl TensorStore {
     }
 
     /// The folder or file this store was opened from.
-    pub(crate) fn location(&self) -> &Path {
+    pub fn location(&self) -> &Path {
         &self.location
     }
 
@@ -145,13 +185,13 @@ impl TensorStore {
     pub fn dtype_counts(&self) -> BTreeMap<&'static str, usize> {
         let mut counts = BTreeMap::new();
         for (_, entry) in self.entries() {
-            *counts.entry(dtype_name(entry.dtype)).or_insert(0) += 1;
+            *counts.entry(entry.dtype.name()).or_insert(0) += 1;
         }
         counts
     }
 
     pub(crate) fn bytes_on_disk(&self) -> u64 {
-        self.files.iter().map(SafetensorsFile::file_size).sum()
+        self.files.iter().map(WeightsFile::file_size).sum()
     }
 
     fn entries(&self) -> impl Iterator<Item = (&str, &TensorEntry)> {

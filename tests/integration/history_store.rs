@@ -17,6 +17,7 @@ pub(crate) fn record(prompt: &str, seed: u64) -> StoredRecord {
                 llama: "/models/Llama".into(),
                 dtype: ComputeDType::F32,
                 device: DeviceChoice::Cpu,
+                transformer: None,
             },
             prompt: prompt.into(),
             negative_prompt: Some(String::new()),

@@ -46,6 +46,7 @@ fn settings(case: &str, preset: Preset, steps: usize, guidance: f64) -> Generate
             llama: fixtures().join("llama-3.1-tiny"),
             dtype: ComputeDType::F32,
             device: DeviceChoice::Cpu,
+            transformer: None,
         },
         prompt: "a red circle on the left".into(),
         negative_prompt: Some("blurry".into()),

@@ -16,6 +16,7 @@ mod file_writes;
 mod generate_errors;
 mod generate_parity;
 mod generate_previews;
+mod gguf_files;
 mod gpu_check;
 mod hf_cache;
 mod history_store;

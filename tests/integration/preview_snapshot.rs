@@ -39,6 +39,7 @@ fn mid_generation_estimate() -> Tensor {
         llama: fixtures().join("llama-3.1-tiny"),
         dtype: ComputeDType::F32,
         device: DeviceChoice::Cpu,
+        transformer: None,
     };
     let mut models = HiDreamModels::load(&selection, EncoderMemory::Keep).unwrap();
     let settings = GenerateSettings {

@@ -15,6 +15,7 @@ fn settings(prompt: &str, seed: u64) -> GenerateSettings {
             llama: fixtures().join("llama-3.1-tiny"),
             dtype: ComputeDType::F32,
             device: DeviceChoice::Cpu,
+            transformer: None,
         },
         prompt: prompt.into(),
         negative_prompt: None,

@@ -27,6 +27,7 @@ fn draw(preset: Preset, prompt: &str, seed: u64) -> Rgb {
             model,
             dtype: ComputeDType::F32,
             device: DeviceChoice::Cpu,
+            transformer: None,
         },
         prompt: prompt.to_string(),
         negative_prompt: None,

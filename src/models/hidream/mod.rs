@@ -20,5 +20,5 @@ pub use config::Config;
 pub use lora::LoraError;
 pub(crate) use lora::{LoraUse, LoraWeights};
 pub use moe::ExpertRouting;
-pub use transformer::HiDreamTransformer;
 pub use transformer::PromptEmbeds;
+pub use transformer::{GGUF_ARCHITECTURE, HiDreamTransformer};

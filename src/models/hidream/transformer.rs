@@ -13,7 +13,10 @@ use super::embeddings::{MlpEmbedder, RopeTable, TIMESTEP_FEATURES, timestep_sinu
 use super::lora::{LoraUse, LoraWeights, merged_var_builder};
 use super::moe::ExpertRouting;
 use crate::kernels;
-use crate::models::{LoadError, load_checked, load_checked_through};
+use crate::models::{LoadError, load_checked_from, load_checked_through};
+
+/// `general.architecture` of HiDream transformer GGUF files (ComfyUI-GGUF's name for the model).
+pub const GGUF_ARCHITECTURE: &str = "hidream";
 
 /// The text conditioning of one batch of prompts, projected once and reused at every step
 /// (the reference recomputes these 49 projections at every step).
@@ -125,10 +128,26 @@ impl HiDreamTransformer {
     /// Loads `transformer/` of a snapshot: config.json, then the (sharded) weights converted to
     /// `dtype` on `device`, after checking every tensor name and shape.
     pub fn load(dir: &Path, dtype: DType, device: &Device) -> std::result::Result<Self, LoadError> {
-        let cfg = Config::from_file(&dir.join("config.json"))?;
-        load_checked(dir, "HiDream transformer", dtype, device, |vb| {
-            Self::new(&cfg, vb)
-        })
+        Self::load_weights(dir, dir, dtype, device)
+    }
+
+    /// Loads the transformer described by `config_dir/config.json` from `weights`: a folder,
+    /// a safetensors file, or a GGUF file (quantised tensors are dequantised to `dtype`).
+    pub fn load_weights(
+        config_dir: &Path,
+        weights: &Path,
+        dtype: DType,
+        device: &Device,
+    ) -> std::result::Result<Self, LoadError> {
+        let cfg = Config::from_file(&config_dir.join("config.json"))?;
+        load_checked_from(
+            weights,
+            GGUF_ARCHITECTURE,
+            "HiDream transformer",
+            dtype,
+            device,
+            |vb| Self::new(&cfg, vb),
+        )
     }
 
     /// Loads `transformer/` of a base snapshot with a LoRA file merged into its weights (see

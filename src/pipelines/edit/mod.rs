@@ -91,6 +91,7 @@ impl EditModels {
             llama: choice.llama.clone(),
             dtype: choice.dtype,
             device: choice.device,
+            transformer: None,
         };
         let device = selection.device.device()?;
         let lora = paths

@@ -1,0 +1,278 @@
+//! GGUF files: the single-file, block-quantised format of ggml, in which the HiDream community
+//! publishes quantised transformers (city96/HiDream-I1-*-gguf, made with ComfyUI-GGUF's tools).
+//!
+//! What ComfyUI-GGUF's loader honours, we honour (ComfyUI-GGUF `loader.py` at 795e451):
+//! - tensor names are the checkpoint's own (for HiDream the diffusers names), optionally all
+//!   under `model.diffusion_model.`, which is then stripped;
+//! - `general.architecture` names the model (`hidream`);
+//! - `comfy.gguf.orig_shape.NAME` (an array of i32) restores the shape of a tensor that was
+//!   stored flattened to rows of 256 so that it could be K-quantised;
+//! - shapes are stored innermost dimension first and read reversed (PyTorch order).
+//!
+//! Quantised tensors are dequantised to f32 as they load (candle's ggml dequantisers), then
+//! converted to the compute dtype like any other weight.
+
+mod header;
+mod types;
+mod writer;
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use candle_core::quantized::ggml_file::qtensor_from_ggml;
+use candle_core::{DType, Device, Tensor};
+use memmap2::Mmap;
+
+pub use header::MetaValue;
+pub use types::{GgmlType, LOADABLE, loadable_names};
+pub use writer::{TensorHeader, write_header, write_tensor_data};
+
+use super::error::{Result, WeightsError};
+use super::safetensors_file::{StoredDtype, TensorEntry};
+use header::{HeaderError, RawTensor};
+
+/// The prefix ComfyUI's full checkpoints put before the diffusion model's tensors.
+pub const COMFY_PREFIX: &str = "model.diffusion_model.";
+/// The metadata key prefix that restores a reshaped tensor's shape.
+pub const ORIG_SHAPE_KEY: &str = "comfy.gguf.orig_shape.";
+pub const ARCHITECTURE_KEY: &str = "general.architecture";
+
+/// One GGUF file, memory-mapped, its header checked against the file's length.
+pub(crate) struct GgufFile {
+    path: PathBuf,
+    mmap: Mmap,
+    architecture: Option<String>,
+    tensors: HashMap<String, TensorEntry>,
+    /// The stored shape (PyTorch order) of tensors whose `orig_shape` differs from it.
+    stored_shapes: HashMap<String, Vec<usize>>,
+}
+
+impl std::fmt::Debug for GgufFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GgufFile")
+            .field("path", &self.path)
+            .field("architecture", &self.architecture)
+            .field("tensors", &self.tensors.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl GgufFile {
+    pub fn open(path: &Path) -> Result<Self> {
+        let file = File::open(path).map_err(|e| WeightsError::io(path, e))?;
+        // SAFETY: read-only mapping; see SafetensorsFile::open for the shared contract.
+        let mmap = unsafe { Mmap::map(&file) }.map_err(|e| WeightsError::io(path, e))?;
+        let header = header::parse(&mmap).map_err(|e| match e {
+            HeaderError::NotGguf => WeightsError::NotGguf {
+                path: path.to_path_buf(),
+            },
+            HeaderError::Truncated(detail) => WeightsError::Truncated {
+                path: path.to_path_buf(),
+                detail,
+            },
+            HeaderError::Corrupt(detail) => WeightsError::CorruptGguf {
+                path: path.to_path_buf(),
+                detail,
+            },
+        })?;
+        let corrupt = |detail: String| WeightsError::CorruptGguf {
+            path: path.to_path_buf(),
+            detail,
+        };
+        let architecture = match header.metadata.get(ARCHITECTURE_KEY) {
+            None => None,
+            Some(value) => Some(
+                value
+                    .as_str()
+                    .ok_or_else(|| corrupt(format!("`{ARCHITECTURE_KEY}` is not a string")))?
+                    .to_string(),
+            ),
+        };
+        let prefixed = header
+            .tensors
+            .iter()
+            .any(|t| t.name.starts_with(COMFY_PREFIX));
+        let mut tensors = HashMap::new();
+        let mut stored_shapes = HashMap::new();
+        for raw in &header.tensors {
+            let name = if prefixed {
+                // As ComfyUI-GGUF: in a prefixed file, tensors outside the prefix (a VAE or
+                // text encoder bundled in the same checkpoint) are not the model's.
+                let Some(name) = raw.name.strip_prefix(COMFY_PREFIX) else {
+                    continue;
+                };
+                name.to_string()
+            } else {
+                raw.name.clone()
+            };
+            let (entry, stored) = describe(raw, &header, mmap.len() as u64, path)?;
+            if let Some(stored) = stored {
+                stored_shapes.insert(name.clone(), stored);
+            }
+            if tensors.insert(name.clone(), entry).is_some() {
+                return Err(corrupt(format!("tensor `{name}` is stored twice")));
+            }
+        }
+        Ok(Self {
+            path: path.to_path_buf(),
+            mmap,
+            architecture,
+            tensors,
+            stored_shapes,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// `general.architecture`, when the file names one.
+    pub fn architecture(&self) -> Option<&str> {
+        self.architecture.as_deref()
+    }
+
+    pub fn tensors(&self) -> &HashMap<String, TensorEntry> {
+        &self.tensors
+    }
+
+    pub(crate) fn file_size(&self) -> u64 {
+        self.mmap.len() as u64
+    }
+
+    /// Loads a tensor: float types in their stored dtype, quantised ones dequantised to f32.
+    pub fn load(&self, name: &str, device: &Device) -> Result<Tensor> {
+        let entry = self
+            .tensors
+            .get(name)
+            .ok_or_else(|| WeightsError::TensorMissing {
+                tensor: name.to_string(),
+                location: self.path.clone(),
+            })?;
+        let StoredDtype::Ggml(ty) = entry.dtype else {
+            return Err(WeightsError::TensorLoad {
+                file: self.path.clone(),
+                tensor: name.to_string(),
+                detail: "not a GGUF tensor".to_string(),
+            });
+        };
+        // `describe` checked the range against the file's length.
+        let bytes = &self.mmap[entry.data.clone()];
+        let load_error = |e: candle_core::Error| WeightsError::TensorLoad {
+            file: self.path.clone(),
+            tensor: name.to_string(),
+            detail: e.to_string(),
+        };
+        let float = match ty.candle {
+            candle_core::quantized::GgmlDType::F32 => Some(DType::F32),
+            candle_core::quantized::GgmlDType::F16 => Some(DType::F16),
+            candle_core::quantized::GgmlDType::BF16 => Some(DType::BF16),
+            _ => None,
+        };
+        if let Some(dtype) = float {
+            return Tensor::from_raw_buffer(bytes, dtype, &entry.shape, device).map_err(load_error);
+        }
+        let stored = self.stored_shapes.get(name).unwrap_or(&entry.shape);
+        qtensor_from_ggml(ty.candle, bytes, stored.clone(), device)
+            .and_then(|q| q.dequantize(device))
+            .and_then(|t| t.reshape(entry.shape.as_slice()))
+            .map_err(load_error)
+    }
+}
+
+/// Checks one tensor description against the file and turns it into an entry (shape in
+/// PyTorch order, after `orig_shape`), plus the stored shape when the two differ.
+fn describe(
+    raw: &RawTensor,
+    header: &header::Header,
+    file_len: u64,
+    path: &Path,
+) -> Result<(TensorEntry, Option<Vec<usize>>)> {
+    let corrupt = |detail: String| WeightsError::CorruptGguf {
+        path: path.to_path_buf(),
+        detail,
+    };
+    let name = &raw.name;
+    let ty = GgmlType::from_id(raw.type_id).ok_or_else(|| WeightsError::UnsupportedGgmlType {
+        file: path.to_path_buf(),
+        tensor: name.clone(),
+        found: types::unloadable_name(raw.type_id),
+        supported: loadable_names(),
+    })?;
+    let stored: Vec<usize> = raw
+        .dims
+        .iter()
+        .rev()
+        .map(|&d| usize::try_from(d).ok().filter(|&d| d > 0))
+        .collect::<Option<_>>()
+        .ok_or_else(|| corrupt(format!("tensor `{name}` has a dimension of {:?}", raw.dims)))?;
+    let elements = stored
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .ok_or_else(|| corrupt(format!("tensor `{name}` has {:?} elements", raw.dims)))?;
+    let innermost = stored.last().copied().unwrap_or(1);
+    let bytes = ty
+        .bytes_for(elements)
+        .filter(|_| innermost.is_multiple_of(ty.block_size()))
+        .ok_or_else(|| {
+            corrupt(format!(
+                "tensor `{name}` ({} of shape {stored:?}) does not fill whole {}-element blocks",
+                ty.name,
+                ty.block_size()
+            ))
+        })?;
+    let start = header.data_start.checked_add(raw.offset);
+    let end = start.and_then(|s| s.checked_add(bytes as u64));
+    let (Some(start), Some(end)) = (start, end) else {
+        return Err(corrupt(format!(
+            "tensor `{name}` has offset {}",
+            raw.offset
+        )));
+    };
+    if end > file_len {
+        return Err(WeightsError::Truncated {
+            path: path.to_path_buf(),
+            detail: format!(
+                "tensor `{name}` needs bytes {start}..{end} but the file has {file_len}"
+            ),
+        });
+    }
+    // candle reads the blocks in place as structs with 2-byte fields; GGUF aligns every
+    // tensor's data (32 bytes by default), and a file that does not is not one to trust.
+    if start % 8 != 0 {
+        return Err(corrupt(format!(
+            "tensor `{name}` starts at byte {start}, which is not aligned"
+        )));
+    }
+    let shape = match header.metadata.get(&format!("{ORIG_SHAPE_KEY}{name}")) {
+        None => None,
+        Some(value) => Some(orig_shape(value, elements).ok_or_else(|| {
+            corrupt(format!(
+                "`{ORIG_SHAPE_KEY}{name}` is {value:?}, not a shape of {elements} elements"
+            ))
+        })?),
+    };
+    // usize <= u64 on every platform we build for; `end <= file_len` which came from a usize.
+    let range = start as usize..end as usize;
+    let entry = |shape: Vec<usize>| TensorEntry {
+        dtype: StoredDtype::Ggml(ty),
+        shape,
+        data: range.clone(),
+    };
+    Ok(match shape {
+        Some(shape) if shape != stored => (entry(shape), Some(stored)),
+        _ => (entry(stored), None),
+    })
+}
+
+fn orig_shape(value: &MetaValue, elements: usize) -> Option<Vec<usize>> {
+    let MetaValue::Array(items) = value else {
+        return None;
+    };
+    let shape: Vec<usize> = items
+        .iter()
+        .map(|v| v.as_u64().and_then(|d| usize::try_from(d).ok()))
+        .collect::<Option<_>>()?;
+    let count = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d))?;
+    (count == elements && !shape.is_empty()).then_some(shape)
+}
