@@ -17,6 +17,7 @@ mod generate_errors;
 mod generate_parity;
 mod generate_previews;
 mod gguf_files;
+mod gguf_parity;
 mod gpu_check;
 mod hf_cache;
 mod history_store;
