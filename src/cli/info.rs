@@ -6,8 +6,9 @@ use hidream_studio::weights::{HubCache, resolve_model_path};
 
 #[derive(Args)]
 pub struct InfoArgs {
-    /// A model folder (a HiDream snapshot or a Llama-3.1 folder), or a Hugging Face model id
-    /// such as `HiDream-ai/HiDream-I1-Full` (optionally `@REVISION`) found in the local cache.
+    /// A model folder (a HiDream snapshot or a Llama-3.1 folder), a GGUF file, or a Hugging
+    /// Face model id such as `HiDream-ai/HiDream-I1-Full` (optionally `@REVISION`) found in the
+    /// local cache.
     pub model: String,
 
     /// Print the report as one JSON object instead of a table.
@@ -16,7 +17,12 @@ pub struct InfoArgs {
 }
 
 pub fn run(args: &InfoArgs) -> anyhow::Result<ExitCode> {
-    let path = resolve_model_path(&args.model, HubCache::from_env().as_ref())?;
+    let given = std::path::Path::new(&args.model);
+    let path = if given.is_file() {
+        given.to_path_buf()
+    } else {
+        resolve_model_path(&args.model, HubCache::from_env().as_ref())?
+    };
     let report = inspect(&path)?;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);

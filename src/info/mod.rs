@@ -1,6 +1,7 @@
 //! `hidream-studio info`: what a model folder holds and what is wrong with it, so a user can
 //! check a 47 GB download before loading it.
 
+mod gguf;
 mod render;
 
 use std::collections::BTreeMap;
@@ -111,8 +112,16 @@ pub enum ComponentStatus {
 }
 
 /// Inspects a model folder: a diffusers pipeline snapshot (model_index.json) or a single
-/// transformers/diffusers model folder (config.json), such as Llama-3.1-8B-Instruct.
+/// transformers/diffusers model folder (config.json), such as Llama-3.1-8B-Instruct, or a GGUF
+/// file.
 pub fn inspect(path: &Path) -> weights::Result<FolderReport> {
+    if path.is_file()
+        && path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
+    {
+        return gguf::inspect_gguf(path);
+    }
     if path.join(MODEL_INDEX).is_file() {
         return Ok(inspect_pipeline(&Snapshot::open(path)?));
     }

@@ -68,8 +68,9 @@ impl TensorStore {
     /// `general.architecture`, such as `hidream`). A file that names no architecture is taken
     /// on trust: the tensor check that follows tells whether it fits.
     pub fn open_gguf(path: &Path, architecture: &str) -> Result<Self> {
-        let file = GgufFile::open(path)?;
-        if let Some(found) = file.architecture()
+        let store = Self::open_gguf_any(path)?;
+        let file = store.gguf_architecture();
+        if let Some(found) = file
             && found != architecture
         {
             return Err(WeightsError::GgufArchitecture {
@@ -78,7 +79,20 @@ impl TensorStore {
                 expected: format!("a `{architecture}` model"),
             });
         }
-        Ok(Self::of_one_file(WeightsFile::Gguf(file)))
+        Ok(store)
+    }
+
+    /// Opens a GGUF file whatever model it holds (for describing it).
+    pub fn open_gguf_any(path: &Path) -> Result<Self> {
+        Ok(Self::of_one_file(WeightsFile::Gguf(GgufFile::open(path)?)))
+    }
+
+    /// `general.architecture` of a GGUF store.
+    pub fn gguf_architecture(&self) -> Option<&str> {
+        match self.files.as_slice() {
+            [WeightsFile::Gguf(file)] => file.architecture(),
+            _ => None,
+        }
     }
 
     /// Opens a component's weights: a folder (as [`Self::open_dir`]), a `.gguf` file of a model

@@ -230,3 +230,21 @@ fn an_unsupported_type_is_named_with_the_supported_ones() {
     );
     assert!(message.contains("Q8_0"), "lists what loads: {message}");
 }
+
+#[test]
+fn info_describes_a_gguf_by_type() {
+    let file = common::fixtures().join("gguf/full-square-Q8_0/transformer-Q8_0.gguf");
+    let out = studio().arg("info").arg(&file).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("GGUF file: hidream"), "{text}");
+    assert!(text.contains("Q8_0 tensors"), "{text}");
+    assert!(text.contains("577.5 K"), "Q8_0 parameters: {text}");
+    assert!(text.contains("--transformer"), "says how to use it: {text}");
+    let dir = tempfile::tempdir().unwrap();
+    let flux = dir.path().join("flux.gguf");
+    write_f32_gguf(&flux, Some("flux"), unchanged);
+    let out = studio().arg("info").arg(&flux).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("a GGUF of a `flux` model"));
+}
