@@ -79,7 +79,7 @@ def log(stage: str, msg: str) -> None:
 def corpus() -> list[str]:
     rng = np.random.default_rng(7)
     lines = [world.sample_scene(rng, SIZE).caption for _ in range(6000)]
-    from make_fixtures import corpus as general  # words of ordinary prompts, for coverage
+    from prompts import corpus as general  # words of ordinary prompts, for coverage
     return lines + general()
 
 
@@ -91,7 +91,8 @@ def corpus() -> list[str]:
 def stage_encoders(run: Path) -> None:
     """Tokenizers trained on a Shapes-heavy corpus, tiny random CLIP-L/CLIP-G/T5/Llama in the
     real folders' layout. Never trained: the transformer learns to read them."""
-    import make_fixtures as mf
+    import tiny_models as tm
+    import tokenizer_training as tt
     from transformers import (CLIPTextConfig, CLIPTextModelWithProjection, CLIPTokenizer,
                               LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast, T5Config,
                               T5EncoderModel, T5Tokenizer)
@@ -102,28 +103,28 @@ def stage_encoders(run: Path) -> None:
         return
     shutil.rmtree(out, ignore_errors=True)
     lines = corpus()
-    vocab, merges = mf.train_clip_bpe(lines, num_merges=400)
-    mf.save_clip_tokenizer(vocab, merges, out / "tokenizer", pad_token="<|endoftext|>")
-    mf.save_clip_tokenizer(vocab, merges, out / "tokenizer_2", pad_token="!")
-    mf.train_t5_spm(lines, out / "tokenizer_3")
-    mf.train_llama_tokenizer(lines, out / "llama")
+    vocab, merges = tt.train_clip_bpe(lines, num_merges=400)
+    tt.save_clip_tokenizer(vocab, merges, out / "tokenizer", pad_token="<|endoftext|>")
+    tt.save_clip_tokenizer(vocab, merges, out / "tokenizer_2", pad_token="!")
+    tt.train_t5_spm(lines, out / "tokenizer_3")
+    tt.train_llama_tokenizer(lines, out / "llama")
 
     tok = CLIPTokenizer.from_pretrained(out / "tokenizer")
-    for name, cfg, seed in (("text_encoder", mf.CLIP_L, 1), ("text_encoder_2", mf.CLIP_G, 2)):
+    for name, cfg, seed in (("text_encoder", tm.CLIP_L, 1), ("text_encoder_2", tm.CLIP_G, 2)):
         model = CLIPTextModelWithProjection(CLIPTextConfig(
             vocab_size=len(tok), bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
             pad_token_id=1, **cfg))
-        mf.randomise(model, seed)
+        tm.randomise(model, seed)
         model.save_pretrained(out / name)
     t5_tok = T5Tokenizer.from_pretrained(out / "tokenizer_3")
-    t5 = T5EncoderModel(T5Config(vocab_size=(len(t5_tok) + 127) // 128 * 128, **mf.T5))
-    mf.randomise(t5, 3)
+    t5 = T5EncoderModel(T5Config(vocab_size=(len(t5_tok) + 127) // 128 * 128, **tm.T5))
+    tm.randomise(t5, 3)
     t5.save_pretrained(out / "text_encoder_3")
     ltok = PreTrainedTokenizerFast.from_pretrained(out / "llama")
     llama = LlamaForCausalLM(LlamaConfig(
         vocab_size=len(ltok), bos_token_id=ltok.bos_token_id,
-        eos_token_id=ltok.convert_tokens_to_ids("<|eot_id|>"), **mf.LLAMA))
-    mf.randomise(llama, 4)
+        eos_token_id=ltok.convert_tokens_to_ids("<|eot_id|>"), **tm.LLAMA))
+    tm.randomise(llama, 4)
     llama.to(torch.bfloat16).save_pretrained(out / "llama")
     (out / "done").write_text("ok\n")
     log("encoders", f"built in {out}")
@@ -405,11 +406,11 @@ def to_latents(vae, images: torch.Tensor) -> torch.Tensor:
 
 def new_transformer():
     from diffusers import HiDreamImageTransformer2DModel
-    import make_fixtures as mf
+    import tiny_models as tm
     torch.manual_seed(6)
     return HiDreamImageTransformer2DModel(
-        caption_channels=[mf.T5["d_model"], mf.LLAMA["hidden_size"]],
-        text_emb_dim=mf.CLIP_L["projection_dim"] + mf.CLIP_G["projection_dim"], **DIT)
+        caption_channels=[tm.T5["d_model"], tm.LLAMA["hidden_size"]],
+        text_emb_dim=tm.CLIP_L["projection_dim"] + tm.CLIP_G["projection_dim"], **DIT)
 
 
 class AuxLoss:
