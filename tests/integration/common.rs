@@ -124,3 +124,25 @@ pub fn psnr(a: &image::RgbImage, b: &image::RgbImage) -> f64 {
         10.0 * (255.0f64 * 255.0 / mse).log10()
     }
 }
+
+/// `None` when the bytes are equal, else how many differ and by how much at most.
+pub fn byte_difference(ours: &[u8], expected: &[u8]) -> Option<String> {
+    if ours == expected {
+        return None;
+    }
+    if ours.len() != expected.len() {
+        return Some(format!("{} bytes, expected {}", ours.len(), expected.len()));
+    }
+    let diffs: Vec<i32> = ours
+        .iter()
+        .zip(expected)
+        .map(|(&a, &b)| i32::from(a) - i32::from(b))
+        .filter(|&d| d != 0)
+        .collect();
+    let max = diffs.iter().map(|d| d.abs()).max().unwrap_or(0);
+    Some(format!(
+        "{} of {} bytes differ, by up to {max}",
+        diffs.len(),
+        expected.len()
+    ))
+}

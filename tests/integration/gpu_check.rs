@@ -6,11 +6,13 @@ use std::process::Command;
 
 use crate::common::{CASES, fixtures};
 
-const EDIT_CASES: [&str; 4] = [
+const EDIT_CASES: [&str; 6] = [
     "edit-e11",
     "edit-e11-base-refine",
     "edit-e1full-lora",
     "edit-e1full-merged",
+    "edit-e11-resized",
+    "edit-e1full-resized",
 ];
 
 fn parity() -> Command {
@@ -45,7 +47,7 @@ fn the_dry_run_reports_every_fixture_passing() {
         assert!(row.ends_with("| pass |"), "{row}");
     }
     assert!(
-        text.contains("9 of 9 cases passed: cpu in f32 (TF32 off)"),
+        text.contains("11 of 11 cases passed: cpu in f32 (TF32 off)"),
         "{text}"
     );
     assert_eq!(text.matches("skipped (dry run)").count(), 3, "{text}");

@@ -7,7 +7,7 @@ use hidream_studio::models::vae::to_rgb8;
 use hidream_studio::pipelines::edit::{Fit, read_rgb, to_source_size};
 use hidream_studio::pipelines::resample::{Filter, resize};
 
-use crate::common::{fixtures, reference};
+use crate::common::{byte_difference, fixtures, reference};
 
 fn dir() -> PathBuf {
     fixtures().join("resample")
@@ -30,28 +30,6 @@ fn filter(name: &str) -> Filter {
     }
 }
 
-/// `None` when equal, else how many bytes differ and by how much at most.
-fn difference(ours: &[u8], pil: &[u8]) -> Option<String> {
-    if ours == pil {
-        return None;
-    }
-    if ours.len() != pil.len() {
-        return Some(format!("{} bytes, expected {}", ours.len(), pil.len()));
-    }
-    let diffs: Vec<i32> = ours
-        .iter()
-        .zip(pil)
-        .map(|(&a, &b)| i32::from(a) - i32::from(b))
-        .filter(|&d| d != 0)
-        .collect();
-    let max = diffs.iter().map(|d| d.abs()).max().unwrap_or(0);
-    Some(format!(
-        "{} of {} bytes differ, by up to {max}",
-        diffs.len(),
-        pil.len()
-    ))
-}
-
 fn u32_of(case: &serde_json::Value, key: &str) -> u32 {
     case[key].as_u64().unwrap() as u32
 }
@@ -69,11 +47,11 @@ fn bit_exact_with_pillow_for_every_filter_up_down_odd_rgb_and_rgba() {
         let diff = match case["mode"].as_str().unwrap() {
             "RGB" => {
                 let ours = resize(&input.to_rgb8(), w, h, f).unwrap();
-                difference(ours.as_raw(), expected.to_rgb8().as_raw())
+                byte_difference(ours.as_raw(), expected.to_rgb8().as_raw())
             }
             "RGBA" => {
                 let ours = resize(&input.to_rgba8(), w, h, f).unwrap();
-                difference(ours.as_raw(), expected.to_rgba8().as_raw())
+                byte_difference(ours.as_raw(), expected.to_rgba8().as_raw())
             }
             other => panic!("unexpected mode {other}"),
         };
@@ -102,7 +80,7 @@ fn working_size_source_equals_the_official_scripts() {
             .to_rgb8();
         assert_eq!(ours.dimensions(), official.dimensions(), "{case}");
         assert_eq!(
-            difference(ours.as_raw(), official.as_raw()),
+            byte_difference(ours.as_raw(), official.as_raw()),
             None,
             "{}",
             case["working"]
@@ -134,7 +112,7 @@ fn resized_back_result_equals_the_official_scripts() {
             .to_rgb8();
         assert_eq!(ours.dimensions(), official.dimensions());
         assert_eq!(
-            difference(ours.as_raw(), official.as_raw()),
+            byte_difference(ours.as_raw(), official.as_raw()),
             None,
             "{}",
             case["output"]
