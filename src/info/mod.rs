@@ -249,7 +249,20 @@ fn inspect_weights(report: &mut ComponentReport, dir: &Path) {
     } else if let Err(e) = weights::read_json::<serde_json::Value>(&config, "model config") {
         report.status = ComponentStatus::Broken(e.to_string());
     }
-    match TensorStore::open_dir(dir) {
+    let gguf = (ComponentKind::from_class(&report.class) == Some(ComponentKind::Transformer))
+        .then(|| TensorStore::gguf_standing_in(dir))
+        .flatten();
+    let store = match &gguf {
+        Some(file) => {
+            let shown = file
+                .strip_prefix(dir.parent().unwrap_or(dir))
+                .unwrap_or(file);
+            report.files.push(shown.display().to_string());
+            TensorStore::open_gguf_any(file)
+        }
+        None => TensorStore::open_dir(dir),
+    };
+    match store {
         Ok(store) => report.weights = Some(summarise(&store)),
         Err(e) if report.status == ComponentStatus::Ok => {
             report.status = ComponentStatus::Broken(e.to_string());
@@ -276,6 +289,13 @@ fn summarise(store: &TensorStore) -> WeightsSummary {
     }
 }
 
+/// Whether root file `name` is the GGUF that stands in for the transformer's weights (the
+/// transformer's row names it).
+fn is_gguf_standing_in(root: &Path, name: &str) -> bool {
+    TensorStore::gguf_standing_in(&root.join("transformer"))
+        .is_some_and(|found| found == root.join(name))
+}
+
 /// Root entries that belong to no listed component.
 fn unexpected_entries(root: &Path, components: &BTreeMap<String, ComponentSpec>) -> Vec<String> {
     let Ok(listing) = std::fs::read_dir(root) else {
@@ -294,6 +314,8 @@ fn unexpected_entries(root: &Path, components: &BTreeMap<String, ComponentSpec>)
                     "unexpected folder {name}/: model_index.json does not name it, so it is \
                      ignored"
                 ))
+            } else if is_gguf_standing_in(root, &name) {
+                None
             } else if !is_incidental_root_file(&name) {
                 Some(format!("unexpected file {name}: it is ignored"))
             } else {

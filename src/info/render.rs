@@ -63,7 +63,10 @@ impl fmt::Display for FolderReport {
 fn row(c: &ComponentReport) -> [String; 7] {
     let (files, dtype, params, size) = match &c.weights {
         Some(w) => (
-            if w.shards == 1 {
+            if let [file] = c.files.as_slice() {
+                // A file standing in for the folder's weights (a GGUF): name it.
+                file.clone()
+            } else if w.shards == 1 {
                 "1 file".to_string()
             } else {
                 format!("{} shards", w.shards)

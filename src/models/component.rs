@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use super::LoadError;
-use super::hidream::{Config as TransformerConfig, HiDreamTransformer};
+use super::hidream::{Config as TransformerConfig, GGUF_ARCHITECTURE, HiDreamTransformer};
 use super::text::{
     CLIP_UNREAD, ClipConfig, ClipTextEncoder, LLAMA_UNREAD, LlamaConfig, LlamaEncoder, T5_UNREAD,
     T5Config, T5Encoder,
@@ -45,7 +45,10 @@ impl ComponentKind {
     /// of another shape or stored as integers.
     pub fn check(self, dir: &Path) -> Result<(), LoadError> {
         let (requested, unread) = self.plan(dir)?;
-        let store = TensorStore::open_dir(dir)?;
+        let store = match (self, TensorStore::gguf_standing_in(dir)) {
+            (Self::Transformer, Some(gguf)) => TensorStore::open_gguf(&gguf, GGUF_ARCHITECTURE)?,
+            _ => TensorStore::open_dir(dir)?,
+        };
         check_tensors(&store, &requested, unread)?;
         Ok(())
     }

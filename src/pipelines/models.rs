@@ -62,12 +62,11 @@ impl HiDreamModels {
         let device = selection.device.device()?;
         let snapshot = Snapshot::open(&selection.model)?;
         let transformer_dir = snapshot.component_dir("transformer")?;
-        let transformer = HiDreamTransformer::load_weights(
-            &transformer_dir,
-            selection.transformer.as_deref().unwrap_or(&transformer_dir),
-            selection.dtype.dtype(),
-            &device,
-        )?;
+        let (dtype, dir) = (selection.dtype.dtype(), &transformer_dir);
+        let transformer = match &selection.transformer {
+            Some(weights) => HiDreamTransformer::load_weights(dir, weights, dtype, &device)?,
+            None => HiDreamTransformer::load(dir, dtype, &device)?,
+        };
         Self::around(selection, memory, snapshot, device, transformer)
     }
 

@@ -111,6 +111,40 @@ impl TensorStore {
         }
     }
 
+    /// The GGUF file that stands in for a component folder's weights: only when `dir` holds
+    /// no safetensors weights at all, the one `*.gguf` in `dir`, else the one beside it (in
+    /// the snapshot's root). An intact folder is never swapped for a GGUF, and two candidates
+    /// are not guessed between.
+    pub fn gguf_standing_in(dir: &Path) -> Option<PathBuf> {
+        let files = |dir: &Path| -> Vec<PathBuf> {
+            let Ok(listing) = std::fs::read_dir(dir) else {
+                return Vec::new();
+            };
+            listing
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_file())
+                .collect()
+        };
+        let named = |paths: &[PathBuf], suffix: &str| -> Vec<PathBuf> {
+            paths
+                .iter()
+                .filter(|p| {
+                    p.file_name()
+                        .is_some_and(|n| n.to_string_lossy().to_ascii_lowercase().ends_with(suffix))
+                })
+                .cloned()
+                .collect()
+        };
+        let here = files(dir);
+        if !named(&here, ".safetensors").is_empty()
+            || !named(&here, ".safetensors.index.json").is_empty()
+        {
+            return None;
+        }
+        let single = |mut found: Vec<PathBuf>| (found.len() == 1).then(|| found.pop()).flatten();
+        single(named(&here, ".gguf")).or_else(|| single(named(&files(dir.parent()?), ".gguf")))
+    }
+
     fn of_one_file(file: WeightsFile) -> Self {
         let by_name = file.tensors().keys().map(|k| (k.clone(), 0)).collect();
         Self {

@@ -248,3 +248,41 @@ fn info_describes_a_gguf_by_type() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("a GGUF of a `flux` model"));
 }
+
+#[test]
+fn a_gguf_in_place_of_the_transformer_weights_is_found() {
+    let (_keep, model) = common::scratch_model("full-square");
+    let transformer = model.join("transformer");
+    for entry in std::fs::read_dir(&transformer).unwrap() {
+        let path = entry.unwrap().path();
+        if path.file_name().unwrap() != "config.json" {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+    let community = common::fixtures().join("gguf/full-square-Q8_0/transformer-Q8_0.gguf");
+    // Beside the snapshot (its root), then inside transformer/.
+    for place in [
+        model.join("HiDream-I1-Q8_0.gguf"),
+        transformer.join("t.gguf"),
+    ] {
+        std::fs::copy(&community, &place).unwrap();
+        let info = studio().arg("info").arg(&model).output().unwrap();
+        let text = String::from_utf8_lossy(&info.stdout);
+        assert!(info.status.success(), "{text}");
+        assert!(text.contains(".gguf"), "names the file it found: {text}");
+        let loaded = HiDreamTransformer::load(&transformer, DType::F32, &Device::Cpu);
+        assert!(loaded.is_ok(), "{:?}", loaded.err().map(|e| e.to_string()));
+        if place.starts_with(&transformer) {
+            // Two candidates (root and transformer/): the one inside the folder wins.
+            continue;
+        }
+        std::fs::remove_file(&place).unwrap();
+    }
+    // An intact folder is never swapped: safetensors weights next to a GGUF are used.
+    let (_keep, intact) = common::scratch_model("full-square");
+    std::fs::copy(&community, intact.join("HiDream-I1-Q8_0.gguf")).unwrap();
+    assert_eq!(
+        TensorStore::gguf_standing_in(&intact.join("transformer")),
+        None
+    );
+}

@@ -14,6 +14,7 @@ use super::lora::{LoraUse, LoraWeights, merged_var_builder};
 use super::moe::ExpertRouting;
 use crate::kernels;
 use crate::models::{LoadError, load_checked_from, load_checked_through};
+use crate::weights::TensorStore;
 
 /// `general.architecture` of HiDream transformer GGUF files (ComfyUI-GGUF's name for the model).
 pub const GGUF_ARCHITECTURE: &str = "hidream";
@@ -127,8 +128,11 @@ impl HiDreamTransformer {
 
     /// Loads `transformer/` of a snapshot: config.json, then the (sharded) weights converted to
     /// `dtype` on `device`, after checking every tensor name and shape.
+    /// A folder without safetensors weights may have a GGUF file standing in for them (see
+    /// [`TensorStore::gguf_standing_in`]).
     pub fn load(dir: &Path, dtype: DType, device: &Device) -> std::result::Result<Self, LoadError> {
-        Self::load_weights(dir, dir, dtype, device)
+        let gguf = TensorStore::gguf_standing_in(dir);
+        Self::load_weights(dir, gguf.as_deref().unwrap_or(dir), dtype, device)
     }
 
     /// Loads the transformer described by `config_dir/config.json` from `weights`: a folder,
