@@ -5,21 +5,15 @@ use std::path::Path;
 use std::sync::Arc;
 
 use egui_kittest::Harness;
-use hidream_studio::app::{Mode, ScriptedDialogs, StudioApp, StudioPaths};
+use hidream_studio::app::{Mode, StudioApp, StudioPaths};
 use hidream_studio::store::{History, png_with_texts};
 
 use super::history_store::{image, record};
-use super::studio_window::{DroppedPath, harness};
-
-fn paths(root: &Path) -> StudioPaths {
-    StudioPaths {
-        config_dir: root.join("config"),
-        data_dir: root.join("data"),
-    }
-}
+use super::studio_window::DroppedPath;
+use crate::common::window::{Window, paths};
 
 fn window(paths: &StudioPaths) -> Harness<'static, StudioApp> {
-    let mut harness = harness(paths, ScriptedDialogs::default());
+    let mut harness = Window::new(paths).build();
     harness.run_ok();
     harness
 }
