@@ -15,7 +15,7 @@ use crate::common::fixtures;
 use crate::common::window::{Window, dirs_with_models};
 
 /// Steps the UI until `done` holds, failing after `timeout`.
-fn run_until(
+pub(crate) fn run_until(
     harness: &mut Harness<'_, StudioApp>,
     timeout: Duration,
     what: &str,
@@ -34,7 +34,7 @@ fn run_until(
     harness.run_ok();
 }
 
-fn type_prompt(harness: &mut Harness<'_, StudioApp>, label: &str, text: &str) {
+pub(crate) fn type_prompt(harness: &mut Harness<'_, StudioApp>, label: &str, text: &str) {
     harness.get_by_label(label).click();
     harness.run_ok();
     harness.get_by_label(label).type_text(text);
