@@ -14,6 +14,7 @@ mod encoder_parity;
 mod engine;
 mod file_writes;
 mod generate_errors;
+mod generate_f16;
 mod generate_parity;
 mod generate_previews;
 mod gpu_check;
