@@ -45,6 +45,7 @@ pub use editor::Editor;
 
 pub use generate_panel::GeneratePanel;
 pub use generate_panel::SeedMode;
+pub use generate_panel::SizeChoice;
 
 pub use jobs::JobPhase;
 pub use jobs::PendingJob;

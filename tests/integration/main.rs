@@ -36,3 +36,4 @@ mod vae_parity;
 mod vae_tiled;
 mod weights_errors;
 mod window_store_errors;
+mod window_words;
