@@ -55,8 +55,9 @@ impl StudioApp {
                     self.file_result(ctx, output, job.and_then(|j| j.parent));
                     self.info(format!("Done in {:.1} s.", elapsed.as_secs_f64()));
                 }
-                Event::Failed { error, .. } => {
+                Event::Failed { error, setting, .. } => {
                     let title = self.take_job(id).map_or_else(String::new, |j| j.title);
+                    let error = setting.map_or(error, |s| s.for_window());
                     self.error(format!("{title} failed: {error}"));
                 }
                 Event::Cancelled { .. } => {
@@ -98,8 +99,8 @@ impl StudioApp {
         let (image, record) = match output {
             JobOutput::Generation(g) => (g.image, StoredRecord::Generation(Box::new(g.record))),
             JobOutput::Edit(e) => {
-                for warning in &e.record.warnings {
-                    self.info(format!("Edit: {warning}"));
+                for warning in &e.warnings {
+                    self.info(format!("Edit: {}", warning.for_window()));
                 }
                 (e.image, StoredRecord::Edit(Box::new(e.record)))
             }

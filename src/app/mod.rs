@@ -45,6 +45,7 @@ pub use editor::Editor;
 
 pub use generate_panel::GeneratePanel;
 pub use generate_panel::SeedMode;
+pub use generate_panel::SizeChoice;
 
 pub use jobs::JobPhase;
 pub use jobs::PendingJob;
@@ -161,28 +162,17 @@ impl StudioApp {
                 is_error: true,
             });
         }
-        let (history, entries) = match History::open(&paths.data_dir) {
-            Ok(history) => {
-                let entries = match history.listing() {
-                    Ok(listing) => {
-                        if let Some(text) = unreadable_note(&listing.unreadable) {
-                            messages.push(Message {
-                                text,
-                                is_error: true,
-                            });
-                        }
-                        listing.entries
-                    }
-                    Err(e) => {
-                        messages.push(Message {
-                            text: format!("could not read the history: {e}"),
-                            is_error: true,
-                        });
-                        Vec::new()
-                    }
-                };
-                (Some(history), entries)
+        let (history, entries) = match History::open_listed(&paths.data_dir) {
+            Ok((history, listing)) => {
+                if let Some(text) = unreadable_note(&listing.unreadable) {
+                    messages.push(Message {
+                        text,
+                        is_error: true,
+                    });
+                }
+                (Some(history), listing.entries)
             }
+            // Damaged, newer, unlistable: the window neither shows nor writes it.
             Err(e) => {
                 messages.push(Message {
                     text: format!("{e}. Results will not be kept this session."),

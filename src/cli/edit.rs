@@ -10,7 +10,7 @@ use hidream_studio::pipelines::edit::{Edit, EditForm, EditSettings, RefineModel}
 use hidream_studio::pipelines::{
     ComputeDType, DeviceChoice, EditJob, HiDreamBackend, JobOutput, NoiseInput, find_llama,
 };
-use hidream_studio::settings::UserValues;
+use hidream_studio::settings::{JobWarning, UserValues};
 use hidream_studio::store::{png_with_edit_metadata, write_atomically};
 use hidream_studio::weights::{HubCache, StudioManifest, bundled_model, resolve_model_path};
 
@@ -181,7 +181,9 @@ fn write_outputs(args: &EditArgs, result: &Edit) -> anyhow::Result<()> {
     if let Some(dump) = &args.dump {
         write_dump(dump, &result.final_latents, &result.decoded)?;
     }
-    for warning in &record.warnings {
+    // In the command line's words (flags), here and in the summary.
+    let warnings: Vec<String> = result.warnings.iter().map(JobWarning::for_cli).collect();
+    for warning in &warnings {
         eprintln!("warning: {warning}");
     }
     if args.json {
@@ -192,7 +194,7 @@ fn write_outputs(args: &EditArgs, result: &Edit) -> anyhow::Result<()> {
             settings: &record.settings,
             resolved: &record.resolved,
             noise: &record.noise,
-            warnings: Some(&record.warnings),
+            warnings: Some(&warnings),
             prompt_truncated: record.prompt_truncated,
             timings: &record.timings,
             gpu_memory: &record.gpu_memory,

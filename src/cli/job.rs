@@ -60,7 +60,9 @@ pub fn wait_for(
         }
         match event {
             Event::Finished { output, .. } => return Ok(output),
-            Event::Failed { error, .. } => anyhow::bail!("{error}"),
+            Event::Failed { error, setting, .. } => {
+                anyhow::bail!("{}", setting.map_or(error, |s| s.for_cli()))
+            }
             Event::Cancelled { .. } => anyhow::bail!("the job was cancelled"),
             other => on_event(&other)?,
         }

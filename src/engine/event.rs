@@ -2,6 +2,8 @@ use std::time::Duration;
 
 use candle_core::Tensor;
 
+use crate::settings::SettingsError;
+
 /// Identifies a job in the engine's events; assigned by [`super::Engine::submit`].
 pub type JobId = u64;
 
@@ -41,8 +43,11 @@ pub enum Event<O> {
     },
     Failed {
         id: JobId,
-        /// A message written for the user.
+        /// A message written for the user, naming a setting in neither place's words.
         error: String,
+        /// The setting the job was refused on, when that is the whole error: the command line
+        /// words it with its flag, the window with its label, in place of `error`.
+        setting: Option<SettingsError>,
     },
     Cancelled {
         id: JobId,

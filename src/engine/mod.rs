@@ -95,6 +95,7 @@ impl<B: Backend> Engine<B> {
                 error: "the engine thread is not running (it could not be started or has \
                         stopped); restart HiDream Studio"
                     .into(),
+                setting: None,
             });
         }
         id

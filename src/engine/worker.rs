@@ -9,6 +9,7 @@ use crossbeam_channel::{Receiver, Sender};
 use super::backend::{Backend, JobContext, JobError};
 use super::event::{Event, JobId};
 use super::{CancelFlags, Notifier};
+use crate::settings::SettingsError;
 
 pub(super) struct QueuedJob<R> {
     pub id: JobId,
@@ -78,6 +79,13 @@ impl<B: Backend> Worker<B> {
             Ok(Err(JobError::Failed(error))) => Event::Failed {
                 id,
                 error: format!("{error:#}"),
+                // Only a bare one: context around it would be lost in a place's wording.
+                setting: error
+                    .chain()
+                    .nth(1)
+                    .is_none()
+                    .then(|| error.downcast_ref::<SettingsError>().cloned())
+                    .flatten(),
             },
             Err(panic) => {
                 self.loaded = None;
@@ -88,6 +96,7 @@ impl<B: Backend> Worker<B> {
                          unloaded and the next job starts fresh)",
                         panic_message(panic.as_ref())
                     ),
+                    setting: None,
                 }
             }
         }

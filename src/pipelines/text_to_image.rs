@@ -14,10 +14,11 @@ use super::gpu_memory::{GpuMemoryRecord, StageMemory};
 use super::models::HiDreamModels;
 use super::noise::{NoiseInput, NoiseSource};
 use super::progress::Progress;
+use crate::models::hidream::Config;
 use crate::models::text::PromptEncoding;
 use crate::models::vae::to_rgb8;
 use crate::schedulers::Scheduler;
-use crate::settings::{GenerateSettings, Resolved};
+use crate::settings::{Field, GenerateSettings, Resolved, SettingsError};
 
 /// Where the time went, in milliseconds.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -65,7 +66,7 @@ pub fn generate(
 ) -> anyhow::Result<Generation> {
     let started = Instant::now();
     let resolved = settings.resolve(models.vae.config().scale_factor())?;
-    check_fits(&resolved, models)?;
+    check_fits(&resolved, models.transformer.config())?;
     let device = models.device().clone();
     let latent_shape = [
         1,
@@ -180,24 +181,74 @@ pub fn generate(
 }
 
 /// Non-square latents are padded to the transformer's `max_seq` patches; larger ones do not
-/// fit.
-fn check_fits(resolved: &Resolved, models: &HiDreamModels) -> anyhow::Result<()> {
-    let cfg = models.transformer.config();
+/// fit. Refused as the base resolution, which the command line and the window each name in
+/// their own words.
+fn check_fits(resolved: &Resolved, cfg: &Config) -> Result<(), SettingsError> {
     let patches =
         (resolved.latent_height / cfg.patch_size) * (resolved.latent_width / cfg.patch_size);
     if resolved.latent_height != resolved.latent_width && patches > cfg.max_seq() {
-        anyhow::bail!(
-            "a {}×{} image has {patches} patches but this model takes at most {} (max_resolution \
-             {:?}); lower --base-resolution",
-            resolved.width,
-            resolved.height,
-            cfg.max_seq(),
-            cfg.max_resolution
-        );
+        return Err(SettingsError::new(
+            Field::BaseResolution,
+            format!(
+                "is too large for this model: a {}×{} image has {patches} patches, more than \
+                 the {} it takes (max_resolution {:?}); lower it",
+                resolved.width,
+                resolved.height,
+                cfg.max_seq(),
+                cfg.max_resolution
+            ),
+        ));
     }
     Ok(())
 }
 
 fn ms(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1e3
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schedulers::SchedulerKind;
+
+    #[test]
+    fn a_size_over_the_model_limit_is_refused_as_the_base_resolution_in_each_place_words() {
+        // The fixtures' transformer: max_resolution 8×8 latents in 2×2 patches, 16 in all.
+        let cfg: Config = serde_json::from_str(
+            r#"{"patch_size": 2, "in_channels": 16, "out_channels": 16, "num_layers": 2,
+                "num_single_layers": 2, "attention_head_dim": 16, "num_attention_heads": 2,
+                "caption_channels": [32, 48], "text_emb_dim": 64, "num_routed_experts": 4,
+                "num_activated_experts": 2, "axes_dims_rope": [8, 4, 4],
+                "max_resolution": [8, 8], "llama_layers": [0, 1, 2, 3]}"#,
+        )
+        .unwrap();
+        let resolved = |width: u32, height: u32| Resolved {
+            steps: 1,
+            guidance: 0.0,
+            shift: 3.0,
+            scheduler: SchedulerKind::FlowUnipc,
+            width,
+            height,
+            latent_height: height as usize / 8,
+            latent_width: width as usize / 8,
+        };
+        assert_eq!(check_fits(&resolved(64, 64), &cfg), Ok(()));
+        assert_eq!(check_fits(&resolved(80, 48), &cfg), Ok(()));
+        let e = check_fits(&resolved(112, 64), &cfg).unwrap_err();
+        assert_eq!(e.field, Field::BaseResolution);
+        assert!(
+            e.for_cli()
+                .starts_with("--base-resolution is too large for this model: a 112×64 image"),
+            "{}",
+            e.for_cli()
+        );
+        assert!(e.for_cli().ends_with("; lower it"), "{}", e.for_cli());
+        assert!(
+            e.for_window()
+                .starts_with("Base resolution is too large for this model"),
+            "{}",
+            e.for_window()
+        );
+        assert!(!e.for_window().contains("--"), "{}", e.for_window());
+    }
 }

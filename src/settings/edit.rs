@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::checks;
-use super::error::{Field, SettingsError};
+use super::error::{Field, JobWarning, SettingsError};
 use crate::pipelines::edit::{EditForm, Fit, RefineModel};
 use crate::pipelines::{ComputeDType, DeviceChoice};
 
@@ -143,7 +143,7 @@ pub struct EditModelFacts {
 pub struct EditPlan {
     pub resolved: EditResolved,
     pub fit: Fit,
-    pub warnings: Vec<String>,
+    pub warnings: Vec<JobWarning>,
 }
 
 impl EditSettings {
@@ -205,11 +205,19 @@ impl EditSettings {
             && self.refine_model == RefineModel::Reference
             && refine_strength > 0.0
         {
-            warnings.push(format!(
-                "the official pipeline ignores refine_strength with a merged E1-Full model; \
-                 --refine-strength {refine_strength} has no effect (pass --refine-model base \
-                 --base-model DIR to refine with HiDream-I1-Full)"
-            ));
+            warnings.push(JobWarning::Setting {
+                setting: SettingsError::new(
+                    Field::RefineStrength,
+                    format!(
+                        "{refine_strength} has no effect with a merged E1-Full model: its \
+                         official pipeline does not refine, so the edit ran without a refine \
+                         stage"
+                    ),
+                ),
+                cli_hint: Some(
+                    "pass --refine-model base --base-model DIR to refine with HiDream-I1-Full",
+                ),
+            });
             refine_strength = 0.0;
         }
         // Python's int(steps · (1 − r)) in f64; r = 0 never switches.

@@ -78,7 +78,29 @@ fn merged_e1_full_does_not_refine_and_says_so() {
     assert_eq!(plan.resolved.refine_strength, 0.0);
     assert_eq!(plan.resolved.refine_from_step, plan.resolved.steps);
     assert_eq!((plan.resolved.width, plan.resolved.height), (768, 768));
-    assert_eq!(plan.warnings.len(), 1);
+    let [warning] = plan.warnings.as_slice() else {
+        panic!("one warning expected: {:?}", plan.warnings);
+    };
+    // Each place names the setting in its own words; only the command line has the flags
+    // that would refine instead.
+    assert!(
+        warning
+            .for_cli()
+            .starts_with("--refine-strength 0.5 has no effect with a merged E1-Full model")
+            && warning.for_cli().ends_with(
+                "(pass --refine-model base --base-model DIR to refine with HiDream-I1-Full)"
+            ),
+        "{}",
+        warning.for_cli()
+    );
+    assert!(
+        warning
+            .for_window()
+            .starts_with("Refine strength 0.5 has no effect with a merged E1-Full model")
+            && !warning.for_window().contains("--"),
+        "{}",
+        warning.for_window()
+    );
     assert_eq!(
         plan.resolved.prompt,
         "Editing Instruction: make it red. Target Image Description: make it red"

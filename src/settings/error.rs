@@ -97,6 +97,55 @@ impl SettingsError {
     }
 }
 
+/// What the user should know about a job besides its result.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobWarning {
+    /// A setting the job left unused or changed, named like a [`SettingsError`]: each place
+    /// words the field its own way. `cli_hint` is what the command line can do instead, with
+    /// options the window does not offer.
+    Setting {
+        setting: SettingsError,
+        cli_hint: Option<&'static str>,
+    },
+    /// About an input file, in words for every place.
+    Note(String),
+}
+
+impl JobWarning {
+    /// The warning for the command line: the field as its flag, and its hint.
+    pub fn for_cli(&self) -> String {
+        match self {
+            Self::Setting {
+                setting,
+                cli_hint: Some(hint),
+            } => format!("{} ({hint})", setting.for_cli()),
+            Self::Setting {
+                setting,
+                cli_hint: None,
+            } => setting.for_cli(),
+            Self::Note(text) => text.clone(),
+        }
+    }
+
+    /// The warning for the window: the field as its label.
+    pub(crate) fn for_window(&self) -> String {
+        match self {
+            Self::Setting { setting, .. } => setting.for_window(),
+            Self::Note(text) => text.clone(),
+        }
+    }
+}
+
+/// In neither place's words, as a job's record keeps it.
+impl std::fmt::Display for JobWarning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Setting { setting, .. } => setting.fmt(f),
+            Self::Note(text) => f.write_str(text),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,5 +160,21 @@ mod tests {
             e.to_string(),
             "the instruction is empty; say what to change"
         );
+    }
+
+    #[test]
+    fn a_warning_names_the_field_in_each_place_words_and_the_hint_on_the_command_line() {
+        let w = JobWarning::Setting {
+            setting: SettingsError::new(Field::RefineStrength, "0.5 has no effect"),
+            cli_hint: Some("pass --refine-model base"),
+        };
+        assert_eq!(
+            w.for_cli(),
+            "--refine-strength 0.5 has no effect (pass --refine-model base)"
+        );
+        assert_eq!(w.for_window(), "Refine strength 0.5 has no effect");
+        assert_eq!(w.to_string(), "refine strength 0.5 has no effect");
+        let note = JobWarning::Note("mask.png: stretched".into());
+        assert_eq!(note.for_cli(), note.for_window());
     }
 }

@@ -15,6 +15,6 @@ pub use edit::EditSettings;
 pub use edit::EditResolved;
 pub(crate) use edit::FormDefaults;
 pub use edit::{EditModelChoice, EditModelFacts, EditPlan};
-pub use error::{Field, SettingsError};
+pub use error::{Field, JobWarning, SettingsError};
 pub use generate::{ComputeDType, DeviceChoice, GenerateSettings, ModelSelection, Resolved};
 pub use layers::{DEFAULT_BASE_RESOLUTION, UserValues};

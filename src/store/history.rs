@@ -20,6 +20,9 @@ pub(crate) const THUMBNAIL_SIDE: u32 = 192;
 
 const SCHEMA_VERSION: i64 = 1;
 
+/// The database's file name in the data folder.
+const DATABASE_FILE: &str = "history.sqlite3";
+
 #[derive(Debug, thiserror::Error)]
 pub enum HistoryError {
     #[error(
@@ -47,6 +50,19 @@ pub enum HistoryError {
         path: PathBuf,
         images: PathBuf,
         problem: String,
+    },
+    #[error(
+        "the history database {} passed its check but its entries cannot be listed ({source}). \
+         HiDream Studio does not write to a history it cannot show, so nothing more is lost. \
+         To start a new history, close HiDream Studio and move it away (for example to \
+         history.unlisted.sqlite3); your images stay in {}",
+        path.display(),
+        images.display()
+    )]
+    Unlisted {
+        path: PathBuf,
+        images: PathBuf,
+        source: Box<HistoryError>,
     },
     #[error("the history database failed: {0}")]
     Database(#[from] rusqlite::Error),
@@ -140,7 +156,7 @@ impl History {
                 source,
             })?;
         }
-        let db_path = data_dir.join("history.sqlite3");
+        let db_path = data_dir.join(DATABASE_FILE);
         let open_err = |source| HistoryError::Open {
             path: db_path.clone(),
             source,
@@ -169,22 +185,34 @@ impl History {
                 found,
             });
         }
-        db.execute_batch(
-            "BEGIN;
-             CREATE TABLE IF NOT EXISTS entries (
-                 id INTEGER PRIMARY KEY AUTOINCREMENT,
-                 created_ms INTEGER NOT NULL,
-                 kind TEXT NOT NULL CHECK (kind IN ('generate', 'edit')),
-                 prompt TEXT NOT NULL,
-                 image_file TEXT NOT NULL,
-                 thumbnail_file TEXT NOT NULL,
-                 parent_id INTEGER REFERENCES entries(id) ON DELETE SET NULL,
-                 record_json TEXT NOT NULL
-             );
-             PRAGMA user_version = 1;
-             COMMIT;",
-        )
-        .map_err(open_err)?;
+        // Only what is missing is written: a history that is complete is opened without a
+        // write, so one that is then refused (it cannot be listed) is left as it was.
+        let has_table: bool = db
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = \
+                 'entries')",
+                [],
+                |row| row.get(0),
+            )
+            .map_err(open_err)?;
+        if found < SCHEMA_VERSION || !has_table {
+            db.execute_batch(
+                "BEGIN;
+                 CREATE TABLE IF NOT EXISTS entries (
+                     id INTEGER PRIMARY KEY AUTOINCREMENT,
+                     created_ms INTEGER NOT NULL,
+                     kind TEXT NOT NULL CHECK (kind IN ('generate', 'edit')),
+                     prompt TEXT NOT NULL,
+                     image_file TEXT NOT NULL,
+                     thumbnail_file TEXT NOT NULL,
+                     parent_id INTEGER REFERENCES entries(id) ON DELETE SET NULL,
+                     record_json TEXT NOT NULL
+                 );
+                 PRAGMA user_version = 1;
+                 COMMIT;",
+            )
+            .map_err(open_err)?;
+        }
         let history = Self {
             db,
             images,
@@ -194,6 +222,21 @@ impl History {
         remove_stale_temporaries(&history.images);
         remove_stale_temporaries(&history.thumbnails);
         Ok(history)
+    }
+
+    /// Opens the history in `data_dir` and lists it, for a window that shows it and files new
+    /// results in it. A history whose entries cannot be listed is refused like a damaged one:
+    /// rows written to it could not be shown either, and might land next to what is wrong.
+    pub fn open_listed(data_dir: &Path) -> Result<(Self, HistoryListing), HistoryError> {
+        let history = Self::open(data_dir)?;
+        match history.listing() {
+            Ok(listing) => Ok((history, listing)),
+            Err(source) => Err(HistoryError::Unlisted {
+                path: data_dir.join(DATABASE_FILE),
+                images: history.images.clone(),
+                source: Box::new(source),
+            }),
+        }
     }
 
     /// Keeps a finished image: writes the PNG (settings embedded) and a thumbnail, then records

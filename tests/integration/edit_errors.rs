@@ -220,3 +220,39 @@ fn settings_are_refused_in_flag_words() {
     );
     assert!(!dir.path().join("out.png").exists());
 }
+
+#[test]
+fn an_unused_refine_strength_is_named_by_its_flag_with_what_to_pass_instead() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "--instruction",
+        "make the circle blue",
+        "--steps",
+        "2",
+        "--base-resolution",
+        "64",
+        "--seed",
+        "1",
+        "--refine-strength",
+        "0.5",
+        "--json",
+    ];
+    let out = edit_model(
+        &fixtures().join("edit-e1full-merged/model"),
+        dir.path(),
+        &fixtures().join("edit-e1full-merged/source.png"),
+        &args,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let expected = "--refine-strength 0.5 has no effect with a merged E1-Full model: its \
+                    official pipeline does not refine, so the edit ran without a refine stage \
+                    (pass --refine-model base --base-model DIR to refine with HiDream-I1-Full)";
+    assert!(
+        stderr(&out).contains(&format!("warning: {expected}")),
+        "{}",
+        stderr(&out)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["warnings"], serde_json::json!([expected]));
+    assert_eq!(summary["resolved"]["refine_strength"], 0.0);
+}

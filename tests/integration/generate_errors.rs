@@ -205,6 +205,34 @@ fn unbounded_or_late_failures_are_refused_up_front() {
 }
 
 #[test]
+fn a_size_the_model_cannot_take_is_refused_as_the_base_resolution_flag() {
+    // The fixture transformer takes 16 patches; a 96×48 image at base 80 has 18. Only the job
+    // can tell, once it has read the transformer's config.
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_hidream-studio"))
+        .arg("generate")
+        .arg("--model")
+        .arg(fixture_model("full-square"))
+        .arg("--llama")
+        .arg(fixtures().join("llama-3.1-tiny"))
+        .args(["--prompt", "a red circle", "--base-resolution", "80"])
+        .args(["--width", "112", "--height", "64", "--steps", "2"])
+        .arg("--out")
+        .arg(dir.path().join("out.png"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(
+            "--base-resolution is too large for this model: a 96×48 image has 18 patches, \
+             more than the 16 it takes (max_resolution [8, 8]); lower it"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
 fn outputs_that_would_lose_data_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let llama = fixtures().join("llama-3.1-tiny");

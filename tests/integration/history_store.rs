@@ -8,6 +8,7 @@ use hidream_studio::pipelines::{
 use hidream_studio::schedulers::{SchedulerKind, ShiftMode};
 use hidream_studio::store::{EntryKind, History, HistoryError, StoredRecord, read_stored_record};
 use image::RgbImage;
+use std::path::{Path, PathBuf};
 
 pub(crate) fn record(prompt: &str, seed: u64) -> StoredRecord {
     StoredRecord::Generation(Box::new(GenerationRecord {
@@ -271,4 +272,45 @@ fn a_row_that_does_not_parse_is_set_apart_and_hides_nothing() {
         Err(HistoryError::Record { id, .. }) if id == second.id => {}
         other => panic!("expected entry {} to be named, got {other:?}", second.id),
     }
+}
+
+/// A history that passes SQLite's check but whose entries cannot be listed: another tool
+/// rewrote the table without its column types, and its row's id is not a number. Rows could
+/// still be added to it. Returns the database's path.
+pub(crate) fn write_unlistable_history(data_dir: &Path) -> PathBuf {
+    std::fs::create_dir_all(data_dir).unwrap();
+    let db = data_dir.join("history.sqlite3");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE entries (id, created_ms, kind, prompt, image_file, thumbnail_file, \
+         parent_id, record_json);
+         INSERT INTO entries VALUES ('first', 0, 'generate', 'a prompt', '1.png', \
+         '1.thumb.png', NULL, '{}');
+         PRAGMA user_version = 1;",
+    )
+    .unwrap();
+    db
+}
+
+#[test]
+fn a_history_that_cannot_be_listed_is_refused_with_advice_and_never_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = write_unlistable_history(dir.path());
+    let before = std::fs::read(&db).unwrap();
+    let Err(error) = History::open_listed(dir.path()) else {
+        panic!("a history that cannot be listed must be refused");
+    };
+    assert!(matches!(error, HistoryError::Unlisted { .. }), "{error:?}");
+    let message = error.to_string();
+    assert!(
+        message.contains(&format!("{} passed its check", db.display()))
+            && message.contains("cannot be listed")
+            && message.contains("move it away")
+            && message.contains(&dir.path().join("images").display().to_string()),
+        "{message}"
+    );
+    assert!(
+        std::fs::read(&db).unwrap() == before,
+        "the refused database is not written to"
+    );
 }

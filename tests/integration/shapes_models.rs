@@ -118,31 +118,14 @@ fn fast_draws_the_named_colour_at_the_named_place() {
 fn a_fresh_studio_draws_a_prompt_with_the_bundled_models() {
     use std::time::{Duration, Instant};
 
-    use egui_kittest::Harness;
     use egui_kittest::kittest::Queryable;
-    use hidream_studio::app::{
-        ModelFolders, ScriptedDialogs, SeedMode, StudioApp, StudioOptions, StudioPaths,
-    };
+    use hidream_studio::app::SeedMode;
     use hidream_studio::store::StoredRecord;
 
+    use crate::common::window::{Window, paths};
+
     let root = tempfile::tempdir().unwrap();
-    let paths = StudioPaths {
-        config_dir: root.path().join("config"),
-        data_dir: root.path().join("data"),
-    };
-    let mut harness = Harness::builder()
-        .with_size(egui::vec2(1280.0, 800.0))
-        .build_eframe(move |cc| {
-            StudioApp::new(
-                cc,
-                StudioOptions {
-                    paths,
-                    cache: None,
-                    dialogs: Box::new(ScriptedDialogs::default()),
-                    bundled: ModelFolders::bundled(),
-                },
-            )
-        });
+    let mut harness = Window::new(&paths(root.path())).bundled_models().build();
     harness.run_ok();
     let spec = PromptSpec {
         layout: Layout::Single {

@@ -2,65 +2,14 @@
 //! software Vulkan driver in CI). `UPDATE_SNAPSHOTS=1 cargo test --test integration studio_snapshots`
 //! rewrites them after an intended change; look at the diff before committing.
 
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable as _;
-use hidream_studio::app::{
-    Editor, ModelFolders, ModelSlot, ScriptedDialogs, SeedMode, StudioApp, StudioConfig,
-    StudioOptions, StudioPaths,
-};
+use hidream_studio::app::{ModelSlot, ScriptedDialogs, StudioApp, StudioConfig};
 
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
-}
-
-fn paths(root: &Path) -> StudioPaths {
-    StudioPaths {
-        config_dir: root.join("config"),
-        data_dir: root.join("data"),
-    }
-}
-
-fn harness(paths: &StudioPaths, dialogs: ScriptedDialogs) -> Harness<'static, StudioApp> {
-    let paths = paths.clone();
-    Harness::builder()
-        .with_size(egui::vec2(1200.0, 720.0))
-        .wgpu()
-        .build_eframe(move |cc| {
-            let mut app = StudioApp::new(
-                cc,
-                StudioOptions {
-                    paths,
-                    cache: None,
-                    dialogs: Box::new(dialogs),
-                    bundled: ModelFolders::default(),
-                },
-            );
-            // The default seed is random; the screens must not be.
-            app.generate_panel_mut().seed_mode = SeedMode::Fixed;
-            app.generate_panel_mut().seed = 42;
-            app
-        })
-}
-
-fn with_fixture_models(paths: &StudioPaths) {
-    let mut config = StudioConfig::default();
-    config.models.set(
-        ModelSlot::I1Full,
-        Some(fixtures().join("full-square/model")),
-    );
-    config.models.set(
-        ModelSlot::Editor(Editor::E1_1),
-        Some(fixtures().join("edit-e11/model")),
-    );
-    config
-        .models
-        .set(ModelSlot::Llama, Some(fixtures().join("llama-3.1-tiny")));
-    config.base_resolution = 64;
-    config.save(paths).unwrap();
-}
+use crate::common::fixtures;
+use crate::common::window::{Window, configure_fixture_models, paths};
 
 fn wait_for_result(harness: &mut Harness<'_, StudioApp>) {
     let start = Instant::now();
@@ -81,7 +30,7 @@ fn wait_for_result(harness: &mut Harness<'_, StudioApp>) {
 #[test]
 fn first_run_screen() {
     let root = tempfile::tempdir().unwrap();
-    let mut harness = harness(&paths(root.path()), ScriptedDialogs::default());
+    let mut harness = Window::new(&paths(root.path())).for_snapshots().build();
     harness.run_ok();
     harness.get_by_label("Choose model folders…");
     harness.snapshot("first_run");
@@ -97,7 +46,7 @@ fn models_screen() {
         .models
         .set(ModelSlot::I1Dev, Some("/models/HiDream-I1-Dev".into()));
     config.save(&paths).unwrap();
-    let mut harness = harness(&paths, ScriptedDialogs::default());
+    let mut harness = Window::new(&paths).for_snapshots().build();
     harness.get_by_label("Models").click();
     harness.remove_cursor();
     harness.run_ok();
@@ -108,8 +57,8 @@ fn models_screen() {
 fn generate_screen_with_a_result() {
     let root = tempfile::tempdir().unwrap();
     let paths = paths(root.path());
-    with_fixture_models(&paths);
-    let mut harness = harness(&paths, ScriptedDialogs::default());
+    configure_fixture_models(&paths);
+    let mut harness = Window::new(&paths).for_snapshots().build();
     harness.get_by_label("Prompt").click();
     harness.run_ok();
     harness
@@ -127,12 +76,12 @@ fn generate_screen_with_a_result() {
 fn edit_screen_with_a_brushed_mask() {
     let root = tempfile::tempdir().unwrap();
     let paths = paths(root.path());
-    with_fixture_models(&paths);
+    configure_fixture_models(&paths);
     let dialogs = ScriptedDialogs {
         images: vec![fixtures().join("edit-e11/source.png")],
         ..Default::default()
     };
-    let mut harness = harness(&paths, dialogs);
+    let mut harness = Window::new(&paths).dialogs(dialogs).for_snapshots().build();
     harness.get_by_label("Edit image").click();
     harness.run_ok();
     harness.get_by_label("Open image…").click();

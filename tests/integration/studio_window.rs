@@ -7,68 +7,15 @@ use std::time::{Duration, Instant};
 
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT as _, Queryable as _};
-use hidream_studio::app::{
-    Editor, Mode, ModelFolders, ModelSlot, ScriptedDialogs, SeedMode, StudioApp, StudioConfig,
-    StudioOptions, StudioPaths,
-};
+use hidream_studio::app::{Mode, ModelSlot, ScriptedDialogs, SeedMode, StudioApp, StudioConfig};
 use hidream_studio::pipelines::Preset;
 use hidream_studio::store::{StoredRecord, read_stored_record};
 
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
-}
-
-/// A data and a config folder, with the fixture models configured.
-struct Dirs {
-    _root: tempfile::TempDir,
-    paths: StudioPaths,
-}
-
-fn dirs_with_models() -> Dirs {
-    let root = tempfile::tempdir().unwrap();
-    let paths = StudioPaths {
-        config_dir: root.path().join("config"),
-        data_dir: root.path().join("data"),
-    };
-    let mut config = StudioConfig::default();
-    config.models.set(
-        ModelSlot::I1Full,
-        Some(fixtures().join("full-square/model")),
-    );
-    config.models.set(
-        ModelSlot::Editor(Editor::E1_1),
-        Some(fixtures().join("edit-e11/model")),
-    );
-    config
-        .models
-        .set(ModelSlot::Llama, Some(fixtures().join("llama-3.1-tiny")));
-    config.base_resolution = 64;
-    config.save(&paths).unwrap();
-    Dirs { _root: root, paths }
-}
-
-pub(crate) fn harness(
-    paths: &StudioPaths,
-    dialogs: ScriptedDialogs,
-) -> Harness<'static, StudioApp> {
-    let paths = paths.clone();
-    Harness::builder()
-        .with_size(egui::vec2(1280.0, 800.0))
-        .build_eframe(move |cc| {
-            StudioApp::new(
-                cc,
-                StudioOptions {
-                    paths,
-                    cache: None,
-                    dialogs: Box::new(dialogs),
-                    bundled: ModelFolders::default(),
-                },
-            )
-        })
-}
+use crate::common::fixtures;
+use crate::common::window::{Window, dirs_with_models};
 
 /// Steps the UI until `done` holds, failing after `timeout`.
-fn run_until(
+pub(crate) fn run_until(
     harness: &mut Harness<'_, StudioApp>,
     timeout: Duration,
     what: &str,
@@ -87,7 +34,7 @@ fn run_until(
     harness.run_ok();
 }
 
-fn type_prompt(harness: &mut Harness<'_, StudioApp>, label: &str, text: &str) {
+pub(crate) fn type_prompt(harness: &mut Harness<'_, StudioApp>, label: &str, text: &str) {
     harness.get_by_label(label).click();
     harness.run_ok();
     harness.get_by_label(label).type_text(text);
@@ -121,7 +68,7 @@ fn generation_record(app: &StudioApp) -> hidream_studio::pipelines::GenerationRe
 #[test]
 fn generate_sends_the_settings_and_the_result_persists_across_instances() {
     let dirs = dirs_with_models();
-    let mut harness = harness(&dirs.paths, ScriptedDialogs::default());
+    let mut harness = Window::new(&dirs.paths).build();
     generate_one(&mut harness, 1234);
     let app = harness.state();
     assert!(app.pending_jobs().is_empty());
@@ -148,7 +95,7 @@ fn generate_sends_the_settings_and_the_result_persists_across_instances() {
     drop(harness);
 
     // A second window on the same data folder sees the same history.
-    let mut second = self::harness(&dirs.paths, ScriptedDialogs::default());
+    let mut second = Window::new(&dirs.paths).build();
     second.run_ok();
     let entries = second.state().history_entries().to_vec();
     assert_eq!(entries, vec![entry.clone()]);
@@ -166,14 +113,14 @@ fn generate_sends_the_settings_and_the_result_persists_across_instances() {
     assert!(second.state().history_entries().is_empty());
     assert!(!entry.image_path.exists());
     drop(second);
-    let third = self::harness(&dirs.paths, ScriptedDialogs::default());
+    let third = Window::new(&dirs.paths).build();
     assert!(third.state().history_entries().is_empty());
 }
 
 #[test]
 fn switching_presets_changes_the_shown_defaults() {
     let dirs = dirs_with_models();
-    let mut harness = harness(&dirs.paths, ScriptedDialogs::default());
+    let mut harness = Window::new(&dirs.paths).build();
     harness.run_ok();
     assert_eq!(harness.state().generate_panel().steps, 50);
     assert!(
@@ -221,7 +168,7 @@ fn switching_presets_changes_the_shown_defaults() {
 #[test]
 fn cancel_stops_a_running_job() {
     let dirs = dirs_with_models();
-    let mut harness = harness(&dirs.paths, ScriptedDialogs::default());
+    let mut harness = Window::new(&dirs.paths).build();
     type_prompt(&mut harness, "Prompt", "a long job");
     // Long enough that it is still running when Cancel is clicked.
     harness.state_mut().generate_panel_mut().steps = 1000;
@@ -261,7 +208,7 @@ fn brushing_and_an_instruction_send_an_edit_job_with_that_mask() {
         images: vec![source.clone()],
         ..Default::default()
     };
-    let mut harness = harness(&dirs.paths, dialogs);
+    let mut harness = Window::new(&dirs.paths).dialogs(dialogs).build();
     harness.get_by_label("Edit image").click();
     harness.run_ok();
     harness.get_by_label("Open image…").click();
@@ -338,7 +285,7 @@ fn export_writes_a_file_whose_metadata_reproduces_the_settings() {
         save_paths: vec![out.clone(), jpeg.clone()],
         ..Default::default()
     };
-    let mut harness = harness(&dirs.paths, dialogs);
+    let mut harness = Window::new(&dirs.paths).dialogs(dialogs).build();
     generate_one(&mut harness, 77);
     let original = harness.state().history_entries()[0].clone();
     harness.get_by_label("Export…").click();
@@ -357,7 +304,7 @@ fn export_writes_a_file_whose_metadata_reproduces_the_settings() {
     // Dropping the exported PNG on a fresh window with an empty history brings the settings
     // back, and generating again gives the same image.
     let fresh = dirs_with_models();
-    let mut harness = self::harness(&fresh.paths, ScriptedDialogs::default());
+    let mut harness = Window::new(&fresh.paths).build();
     harness.run_ok();
     harness
         .input_mut()
@@ -396,7 +343,7 @@ impl egui::DroppedFile for DroppedPath {
 #[test]
 fn ctrl_enter_submits_what_was_typed_in_the_same_frame() {
     let dirs = dirs_with_models();
-    let mut harness = harness(&dirs.paths, ScriptedDialogs::default());
+    let mut harness = Window::new(&dirs.paths).build();
     harness.state_mut().generate_panel_mut().steps = 2;
     harness.get_by_label("Prompt").click();
     harness.run_ok();
@@ -418,7 +365,7 @@ fn an_edit_without_instruction_is_refused_in_the_window_words() {
         images: vec![fixtures().join("edit-e11/source.png")],
         ..Default::default()
     };
-    let mut harness = harness(&dirs.paths, dialogs);
+    let mut harness = Window::new(&dirs.paths).dialogs(dialogs).build();
     harness.get_by_label("Edit image").click();
     harness.run_ok();
     harness.get_by_label("Open image…").click();
@@ -441,7 +388,7 @@ fn an_edit_without_instruction_is_refused_in_the_window_words() {
 #[test]
 fn an_edit_of_a_history_entry_is_linked_to_it() {
     let dirs = dirs_with_models();
-    let mut harness = harness(&dirs.paths, ScriptedDialogs::default());
+    let mut harness = Window::new(&dirs.paths).build();
     generate_one(&mut harness, 5);
     let source = harness.state().history_entries()[0].clone();
     harness.get_by_label("Edit this").click();
@@ -471,7 +418,7 @@ fn a_failing_job_is_reported_and_the_window_keeps_working() {
         .models
         .set(ModelSlot::I1Fast, Some(empty.path().to_path_buf()));
     config.save(&dirs.paths).unwrap();
-    let mut harness = harness(&dirs.paths, ScriptedDialogs::default());
+    let mut harness = Window::new(&dirs.paths).build();
     harness.get_by_label("Fast").click();
     harness.run_ok();
     harness.get_by_label("Generate").click();
@@ -501,7 +448,7 @@ fn a_failing_job_is_reported_and_the_window_keeps_working() {
 #[test]
 fn ctrl_enter_on_the_models_view_is_not_submitted_later() {
     let dirs = dirs_with_models();
-    let mut harness = harness(&dirs.paths, ScriptedDialogs::default());
+    let mut harness = Window::new(&dirs.paths).build();
     harness.state_mut().generate_panel_mut().steps = 2;
     type_prompt(&mut harness, "Prompt", "a green star");
     harness.get_by_label("Models").click();
@@ -529,7 +476,7 @@ fn ctrl_enter_on_the_models_view_is_not_submitted_later() {
 #[test]
 fn a_drop_is_handled_once_when_the_window_is_hidden_afterwards() {
     let dirs = dirs_with_models();
-    let mut harness = harness(&dirs.paths, ScriptedDialogs::default());
+    let mut harness = Window::new(&dirs.paths).build();
     harness.run_ok();
     let notes = dirs.paths.data_dir.join("notes.txt");
     std::fs::write(&notes, "not an image").unwrap();

@@ -3,23 +3,19 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use egui_kittest::Harness;
-use hidream_studio::app::{Mode, ScriptedDialogs, StudioApp, StudioPaths};
+use egui_kittest::kittest::{NodeT as _, Queryable as _};
+use hidream_studio::app::{Mode, StudioApp, StudioPaths};
 use hidream_studio::store::{History, png_with_texts};
 
-use super::history_store::{image, record};
-use super::studio_window::{DroppedPath, harness};
-
-fn paths(root: &Path) -> StudioPaths {
-    StudioPaths {
-        config_dir: root.join("config"),
-        data_dir: root.join("data"),
-    }
-}
+use super::history_store::{image, record, write_unlistable_history};
+use super::studio_window::{DroppedPath, run_until, type_prompt};
+use crate::common::window::{Window, dirs_with_models, paths};
 
 fn window(paths: &StudioPaths) -> Harness<'static, StudioApp> {
-    let mut harness = harness(paths, ScriptedDialogs::default());
+    let mut harness = Window::new(paths).build();
     harness.run_ok();
     harness
 }
@@ -127,4 +123,55 @@ fn a_damaged_history_is_refused_with_advice_and_readable_rows_are_shown_with_a_n
         "{errors:?}"
     );
     assert_eq!(std::fs::read(&db).unwrap(), vec![0x5A; 8192]);
+}
+
+#[test]
+fn a_history_that_cannot_be_listed_is_refused_and_a_result_is_not_written_to_it() {
+    let dirs = dirs_with_models();
+    let db = write_unlistable_history(&dirs.paths.data_dir);
+    let before = std::fs::read(&db).unwrap();
+    let mut harness = window(&dirs.paths);
+    let errors = shown_errors(&harness);
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("history.sqlite3 passed its check")
+                && e.contains("cannot be listed")
+                && e.contains("move it away")
+                && e.contains("Results will not be kept this session")),
+        "{errors:?}"
+    );
+
+    // Nothing is offered that would write to it: Generate is off, as without a history.
+    harness.state_mut().clear_messages();
+    harness.state_mut().generate_panel_mut().steps = 2;
+    type_prompt(&mut harness, "Prompt", "a red circle");
+    assert!(
+        harness
+            .get_by_label("Generate")
+            .accesskit_node()
+            .is_disabled()
+    );
+    // The shortcut still runs a job; its picture is shown but the history takes no row and
+    // no file.
+    harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Enter);
+    harness.run_ok();
+    assert_eq!(harness.state().pending_jobs().len(), 1);
+    run_until(&mut harness, Duration::from_mins(5), "the result", |app| {
+        app.pending_jobs().is_empty()
+    });
+    let errors = shown_errors(&harness);
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("could not be kept: the history is not available")),
+        "{errors:?}"
+    );
+    assert!(harness.state().history_entries().is_empty());
+    assert!(
+        std::fs::read(&db).unwrap() == before,
+        "the refused database was written to"
+    );
+    let images = std::fs::read_dir(dirs.paths.data_dir.join("images")).unwrap();
+    assert_eq!(images.count(), 0, "an image was filed");
 }

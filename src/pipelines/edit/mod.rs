@@ -42,7 +42,7 @@ use super::text_to_image::Timings;
 use crate::models::hidream::LoraWeights;
 use crate::models::text::PromptEncoding;
 use crate::models::vae::to_rgb8;
-use crate::settings::{EditModelFacts, ModelSelection};
+use crate::settings::{EditModelFacts, JobWarning, ModelSelection};
 use denoise::{DenoiseInputs, denoise};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -51,6 +51,7 @@ pub struct EditRecord {
     pub resolved: EditResolved,
     pub noise: String,
     pub prompt_truncated: bool,
+    /// What the user was told, in neither place's words (`Edit::warnings` has each place's).
     pub warnings: Vec<String>,
     pub timings: Timings,
     /// Peak GPU memory per stage; absent on the CPU.
@@ -67,6 +68,8 @@ pub struct Edit {
     /// f32 [1, 16, h, w].
     pub final_latents: Tensor,
     pub record: EditRecord,
+    /// What the user should know, for each place to word (the record keeps them as text).
+    pub warnings: Vec<JobWarning>,
 }
 
 /// Loads the models an edit needs.
@@ -167,7 +170,7 @@ pub fn edit(
     let resolved = plan.resolved;
     let mut warnings = plan.warnings;
     if let Some(w) = mask.as_ref().and_then(|m| m.warning.clone()) {
-        warnings.insert(0, w);
+        warnings.insert(0, JobWarning::Note(w));
     }
     let fit = plan.fit;
     let working = fit.apply(&source)?;
@@ -247,11 +250,11 @@ pub fn edit(
         decoded,
         final_latents: x,
         record: EditRecord {
+            warnings: warnings.iter().map(ToString::to_string).collect(),
             settings: settings.clone(),
             resolved,
             noise: if noise.is_some() { "file" } else { "seed" }.into(),
             prompt_truncated: prompts.truncated,
-            warnings,
             timings: Timings {
                 load_ms: 0.0,
                 encode_ms,
@@ -262,6 +265,7 @@ pub fn edit(
             gpu_memory: memory.into_record(),
             app: format!("hidream-studio {}", env!("CARGO_PKG_VERSION")),
         },
+        warnings,
     })
 }
 
