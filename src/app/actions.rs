@@ -36,6 +36,10 @@ pub enum Action {
     ChooseModel(ModelSlot),
     /// Empty a model slot.
     ClearModel(ModelSlot),
+    /// Ask for a GGUF transformer to use instead of a slot's snapshot weights.
+    ChooseTransformerFile(ModelSlot),
+    /// Go back to the slot's snapshot weights.
+    ClearTransformerFile(ModelSlot),
     /// Fill the empty model slots from the Hugging Face cache.
     FindInCache,
     /// Device, dtype or base resolution changed in the models view: save them.

@@ -45,6 +45,10 @@ pub struct ModelFolders {
     pub e1_full: Option<PathBuf>,
     pub e1_1: Option<PathBuf>,
     pub llama: Option<PathBuf>,
+    /// GGUF transformers used instead of the I1 snapshots' own weights (quantised files).
+    pub i1_full_gguf: Option<PathBuf>,
+    pub i1_dev_gguf: Option<PathBuf>,
+    pub i1_fast_gguf: Option<PathBuf>,
 }
 
 /// One configurable model slot, for the models view.
@@ -121,6 +125,26 @@ impl ModelFolders {
         *field = folder;
     }
 
+    /// The GGUF transformer chosen for a slot's snapshot (the I1 slots take one).
+    pub fn transformer_file(&self, slot: ModelSlot) -> Option<&Path> {
+        match slot {
+            ModelSlot::I1Full => self.i1_full_gguf.as_deref(),
+            ModelSlot::I1Dev => self.i1_dev_gguf.as_deref(),
+            ModelSlot::I1Fast => self.i1_fast_gguf.as_deref(),
+            ModelSlot::Editor(_) | ModelSlot::Llama => None,
+        }
+    }
+
+    pub fn set_transformer_file(&mut self, slot: ModelSlot, file: Option<PathBuf>) {
+        let field = match slot {
+            ModelSlot::I1Full => &mut self.i1_full_gguf,
+            ModelSlot::I1Dev => &mut self.i1_dev_gguf,
+            ModelSlot::I1Fast => &mut self.i1_fast_gguf,
+            ModelSlot::Editor(_) | ModelSlot::Llama => return,
+        };
+        *field = file;
+    }
+
     /// Whether any image model is chosen (otherwise the first-run screen shows).
     pub(crate) fn any_image_model(&self) -> bool {
         ModelSlot::ALL
@@ -137,7 +161,7 @@ impl ModelFolders {
             i1_fast: get("shapes-i1-fast"),
             e1_full: None,
             e1_1: get("shapes-e1.1"),
-            llama: None,
+            ..Self::default()
         }
     }
 

@@ -10,6 +10,8 @@ pub trait Dialogs {
     fn pick_folder(&mut self, title: &str) -> Option<PathBuf>;
     /// An image to edit.
     fn pick_image(&mut self) -> Option<PathBuf>;
+    /// A GGUF transformer file.
+    fn pick_gguf(&mut self, title: &str) -> Option<PathBuf>;
 }
 
 /// The desktop's own dialogs (XDG portal on Linux, native elsewhere).
@@ -41,6 +43,13 @@ impl Dialogs for NativeDialogs {
             )
             .pick_file()
     }
+
+    fn pick_gguf(&mut self, title: &str) -> Option<PathBuf> {
+        rfd::FileDialog::new()
+            .set_title(title)
+            .add_filter("GGUF", &["gguf"])
+            .pick_file()
+    }
 }
 
 /// Answers dialogs from queues filled beforehand (for tests and scripted runs).
@@ -49,6 +58,7 @@ pub struct ScriptedDialogs {
     pub save_paths: Vec<PathBuf>,
     pub folders: Vec<PathBuf>,
     pub images: Vec<PathBuf>,
+    pub gguf_files: Vec<PathBuf>,
 }
 
 impl Dialogs for ScriptedDialogs {
@@ -62,5 +72,9 @@ impl Dialogs for ScriptedDialogs {
 
     fn pick_image(&mut self) -> Option<PathBuf> {
         (!self.images.is_empty()).then(|| self.images.remove(0))
+    }
+
+    fn pick_gguf(&mut self, _: &str) -> Option<PathBuf> {
+        (!self.gguf_files.is_empty()).then(|| self.gguf_files.remove(0))
     }
 }

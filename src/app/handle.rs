@@ -60,6 +60,17 @@ impl StudioApp {
                 self.config.models.set(slot, None);
                 self.save_config();
             }
+            Action::ChooseTransformerFile(slot) => {
+                let title = format!("Choose a GGUF transformer for {}", slot.label());
+                if let Some(file) = self.dialogs.pick_gguf(&title) {
+                    self.config.models.set_transformer_file(slot, Some(file));
+                    self.save_config();
+                }
+            }
+            Action::ClearTransformerFile(slot) => {
+                self.config.models.set_transformer_file(slot, None);
+                self.save_config();
+            }
             Action::FindInCache => self.fill_from_cache(),
             Action::ModelSettingsChanged => self.save_config(),
             Action::ShowModels => self.show_models = true,

@@ -8,6 +8,7 @@ use egui::{Color32, DragValue, RichText, Ui};
 
 use super::actions::Action;
 use super::config::{ModelFolders, ModelSlot, StudioConfig};
+use crate::models::ComponentKind;
 use crate::pipelines::edit::recognise;
 use crate::pipelines::{ComputeDType, DeviceChoice};
 use crate::weights::Snapshot;
@@ -22,7 +23,8 @@ pub(crate) enum SlotStatus {
 
 #[derive(Default)]
 pub(crate) struct ModelsView {
-    /// Checked once per (slot, folder, base) and kept: checking reads files.
+    /// Checked once per (slot, folder, base or GGUF transformer) and kept: checking reads
+    /// files.
     checked: HashMap<(ModelSlot, PathBuf, Option<PathBuf>), SlotStatus>,
 }
 
@@ -34,9 +36,14 @@ impl ModelsView {
         let base = matches!(slot, ModelSlot::Editor(_))
             .then(|| config.models.i1_full.clone())
             .flatten();
+        let gguf = config.models.transformer_file(slot).map(Path::to_path_buf);
+        let other = base.clone().or_else(|| gguf.clone());
         self.checked
-            .entry((slot, folder.to_path_buf(), base.clone()))
-            .or_insert_with(|| check(slot, folder, base.as_deref()))
+            .entry((slot, folder.to_path_buf(), other))
+            .or_insert_with(|| match check(slot, folder, base.as_deref()) {
+                SlotStatus::Ready => gguf.map_or(SlotStatus::Ready, |g| check_gguf(folder, &g)),
+                status => status,
+            })
             .clone()
     }
 
@@ -74,6 +81,9 @@ impl ModelsView {
                     Some(folder) => ui.monospace(folder.display().to_string()),
                     None => ui.weak("not set"),
                 };
+                if let Some(chosen) = transformer_file_ui(ui, slot, config) {
+                    action = Some(chosen);
+                }
                 match self.status(slot, config) {
                     SlotStatus::Ready => {
                         ui.colored_label(Color32::from_rgb(80, 170, 90), "ready");
@@ -162,6 +172,53 @@ fn missing_hint(slot: ModelSlot) -> String {
              folder or the Hugging Face cache is used"
         ),
         _ => format!("download {repo} (`hf download {repo}`) and choose its folder"),
+    }
+}
+
+/// The GGUF transformer line of an I1 slot: the file in use instead of the snapshot's weights.
+fn transformer_file_ui(ui: &mut Ui, slot: ModelSlot, config: &StudioConfig) -> Option<Action> {
+    if !matches!(
+        slot,
+        ModelSlot::I1Full | ModelSlot::I1Dev | ModelSlot::I1Fast
+    ) {
+        return None;
+    }
+    let mut action = None;
+    ui.horizontal(|ui| {
+        ui.label("Transformer");
+        if let Some(file) = config.models.transformer_file(slot) {
+            ui.monospace(file.display().to_string());
+            if ui.button("Use the snapshot's").clicked() {
+                action = Some(Action::ClearTransformerFile(slot));
+            }
+        } else {
+            ui.weak("the snapshot's own weights");
+            if ui
+                .button("Choose GGUF…")
+                .on_hover_text(
+                    "A quantised transformer (such as city96's HiDream-I1 GGUF files) to use \
+                     with this snapshot's text encoders and VAE",
+                )
+                .clicked()
+            {
+                action = Some(Action::ChooseTransformerFile(slot));
+            }
+        }
+    });
+    action
+}
+
+/// Whether a GGUF transformer fits the snapshot's transformer config.
+fn check_gguf(folder: &Path, gguf: &Path) -> SlotStatus {
+    let config_dir = match Snapshot::open(folder).and_then(|s| s.component_dir("transformer")) {
+        Ok(dir) => dir,
+        Err(e) => return SlotStatus::Problem(e.to_string()),
+    };
+    match ComponentKind::check_transformer_file(&config_dir, gguf) {
+        Ok(()) => SlotStatus::Ready,
+        Err(e) => SlotStatus::Problem(format!(
+            "{e} (choose the GGUF made from this model, or use the snapshot's weights)"
+        )),
     }
 }
 

@@ -56,7 +56,14 @@ impl StudioApp {
                 llama,
                 dtype: self.config.dtype(),
                 device: self.config.device,
-                transformer: None,
+                // Only with a chosen snapshot: a GGUF of a released model does not fit the
+                // bundled Shapes model that stands in for an empty slot.
+                transformer: self
+                    .config
+                    .models
+                    .get(slot)
+                    .and(self.config.models.transformer_file(slot))
+                    .map(Path::to_path_buf),
             },
             prompt: self.generate.prompt.clone(),
             negative_prompt: uses_guidance.then(|| self.generate.negative_prompt.clone()),

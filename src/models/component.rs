@@ -53,6 +53,18 @@ impl ComponentKind {
         Ok(())
     }
 
+    /// Checks a transformer weights file (a GGUF, say) against the config in `config_dir`,
+    /// as loading it with that config would.
+    pub(crate) fn check_transformer_file(
+        config_dir: &Path,
+        weights: &Path,
+    ) -> Result<(), LoadError> {
+        let (requested, unread) = Self::Transformer.plan(config_dir)?;
+        let store = TensorStore::open_path(weights, GGUF_ARCHITECTURE)?;
+        check_tensors(&store, &requested, unread)?;
+        Ok(())
+    }
+
     /// The tensors the model's constructor asks for, and the checkpoint tensors it knowingly
     /// leaves unread: the same configs, constructors and lists loading uses.
     fn plan(self, dir: &Path) -> Result<(Requested, &'static [&'static str]), LoadError> {

@@ -37,5 +37,6 @@ mod studio_window;
 mod vae_parity;
 mod vae_tiled;
 mod weights_errors;
+mod window_gguf;
 mod window_store_errors;
 mod window_words;

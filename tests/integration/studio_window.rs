@@ -44,7 +44,7 @@ pub(crate) fn type_prompt(harness: &mut Harness<'_, StudioApp>, label: &str, tex
 const PROMPT: &str = "a red circle to the left of a blue square";
 
 /// Types a prompt, fixes the seed, clicks Generate and waits for the result.
-fn generate_one(harness: &mut Harness<'_, StudioApp>, seed: u64) {
+pub(crate) fn generate_one(harness: &mut Harness<'_, StudioApp>, seed: u64) {
     type_prompt(harness, "Prompt", PROMPT);
     harness.state_mut().generate_panel_mut().seed_mode = SeedMode::Fixed;
     harness.state_mut().generate_panel_mut().seed = seed;
@@ -58,7 +58,7 @@ fn generate_one(harness: &mut Harness<'_, StudioApp>, seed: u64) {
     });
 }
 
-fn generation_record(app: &StudioApp) -> hidream_studio::pipelines::GenerationRecord {
+pub(crate) fn generation_record(app: &StudioApp) -> hidream_studio::pipelines::GenerationRecord {
     match &app.history_entries()[0].record {
         StoredRecord::Generation(r) => (**r).clone(),
         StoredRecord::Edit(_) => panic!("expected a text-to-image record"),
