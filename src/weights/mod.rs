@@ -2,6 +2,7 @@
 //! memory-mapped safetensors, and the Hugging Face cache.
 
 mod audit;
+mod backend;
 mod error;
 mod hf_cache;
 mod json;
@@ -15,6 +16,7 @@ mod tensor_store;
 pub use audit::requested_tensors;
 
 pub(crate) use audit::check_tensors;
+pub(crate) use backend::{Request, TensorSource, var_builder_over};
 pub use error::{Result, WeightsError};
 pub use hf_cache::CachedModel;
 pub use hf_cache::HubCache;
