@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use hidream_studio::pipelines::edit::{Edit, EditForm, EditSettings, RefineModel};
+use hidream_studio::pipelines::edit::{Edit, EditForm, EditModelChoice, EditSettings, RefineModel};
 use hidream_studio::pipelines::{
     ComputeDType, DeviceChoice, EditJob, HiDreamBackend, JobOutput, NoiseInput, find_llama,
 };
@@ -140,27 +140,25 @@ pub fn run(args: &EditArgs) -> anyhow::Result<ExitCode> {
     if !args.image.is_file() {
         anyhow::bail!("{}: no such image file", args.image.display());
     }
-    let settings = EditSettings {
-        model,
+    let models = EditModelChoice {
         base_model,
         form: args.form,
-        llama,
-        dtype,
-        device: args.device,
-        image: args.image.clone(),
-        instruction: args.instruction.clone(),
+        refine_model: args.refine_model,
+        ..EditModelChoice::new(model, llama, dtype, args.device)
+    };
+    let seed = args.seed.unwrap_or_else(fresh_seed);
+    let settings = EditSettings {
         description: args.description.clone(),
         negative_prompt: args.negative_prompt.clone(),
         mask: args.mask.clone(),
-        guidance: values.guidance,
-        image_guidance: values.image_guidance,
         clip_cfg_norm: !args.no_clip_cfg_norm,
-        refine_strength: values.refine_strength,
-        refine_model: args.refine_model,
-        steps: values.steps,
-        shift: values.shift,
-        base_resolution: values.base_resolution,
-        seed: args.seed.unwrap_or_else(fresh_seed),
+        ..EditSettings::new(
+            models,
+            args.image.clone(),
+            args.instruction.clone(),
+            &values,
+            seed,
+        )
     };
     settings
         .validate()
