@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use super::config::ModelSlot;
 use super::jobs::PendingJob;
 use super::{Mode, StudioApp};
-use crate::pipelines::edit::{EditSettings, RefineModel};
+use crate::pipelines::edit::{EditModelChoice, EditSettings};
 use crate::pipelines::{EditJob, GenerateJob, GenerateSettings, Job, ModelSelection, find_llama};
 use crate::schedulers::ShiftMode;
 use crate::settings::{DEFAULT_BASE_RESOLUTION, UserValues};
@@ -131,27 +131,16 @@ impl StudioApp {
             .base_resolution
             .or(Some(self.config.base_resolution))
             .filter(|&base| base != DEFAULT_BASE_RESOLUTION);
-        let settings = EditSettings {
-            model,
+        let models = EditModelChoice {
             base_model,
-            form: None,
-            llama,
-            dtype: self.config.dtype(),
-            device: self.config.device,
-            image,
-            instruction: self.edit.instruction.clone(),
-            description: None,
-            negative_prompt: None,
+            ..EditModelChoice::new(model, llama, self.config.dtype(), self.config.device)
+        };
+        let instruction = self.edit.instruction.clone();
+        let seed = self.generate.take_seed();
+        let settings = EditSettings {
             mask,
-            guidance: values.guidance,
-            image_guidance: values.image_guidance,
-            clip_cfg_norm: true,
-            refine_strength: values.refine_strength,
-            refine_model: RefineModel::Reference,
-            steps: values.steps,
-            shift: values.shift,
             base_resolution,
-            seed: self.generate.take_seed(),
+            ..EditSettings::new(models, image, instruction, &values, seed)
         };
         settings
             .validate()

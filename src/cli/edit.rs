@@ -6,19 +6,20 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use hidream_studio::pipelines::edit::{Edit, EditForm, EditSettings, RefineModel};
-use hidream_studio::pipelines::{
-    ComputeDType, DeviceChoice, EditJob, HiDreamBackend, JobOutput, NoiseInput, find_llama,
-};
+use hidream_studio::pipelines::edit::{Edit, EditForm, EditModelChoice, EditSettings, RefineModel};
+use hidream_studio::pipelines::{EditJob, HiDreamBackend, JobOutput, find_llama};
 use hidream_studio::settings::{JobWarning, UserValues};
-use hidream_studio::store::{png_with_edit_metadata, write_atomically};
-use hidream_studio::weights::{HubCache, StudioManifest, bundled_model, resolve_model_path};
+use hidream_studio::store::png_with_edit_metadata;
+use hidream_studio::weights::{bundled_model, resolve_model_path};
 
-use super::generate::{check_outputs, fresh_seed};
 use super::job::run_job;
-use super::outputs::{Summary, write_dump};
+use super::job_args::{OutputArgs, RunArgs, outputs_and_model};
+use super::outputs::{print_written, summary};
 
 #[derive(Args)]
+#[command(mut_arg("dump", |arg| arg.help(
+    "Also write `final_latents` and `image` (f32, about [−1, 1], NCHW, working size)"
+)))]
 pub struct EditArgs {
     /// The editing model: a HiDream-E1.1 folder, a merged HiDream-E1-Full pipeline folder, or the
     /// E1-Full LoRA (HiDream-E1-Full.safetensors, or the folder holding it) with --base-model.
@@ -81,41 +82,24 @@ pub struct EditArgs {
     /// (768). Tiny test models need less. A multiple of 16 from 16 to 2048.
     #[arg(long)]
     base_resolution: Option<u32>,
-    /// Random seed. Default: a new one, printed.
-    #[arg(long)]
-    seed: Option<u64>,
-    /// Exact starting noise: a safetensors file with `latents` [1, 16, h, w].
-    #[arg(long)]
-    noise: Option<PathBuf>,
-    /// Compute dtype. Default: f32 on the CPU, bf16 on CUDA.
-    #[arg(long, value_enum)]
-    dtype: Option<ComputeDType>,
-    #[arg(long, value_enum, default_value_t = DeviceChoice::Cpu)]
-    device: DeviceChoice,
-    /// Where to write the PNG, a name ending in .png (it carries the settings as text chunks).
-    #[arg(long)]
-    out: PathBuf,
-    /// Also write `final_latents` and `image` (f32, about [−1, 1], NCHW, working size).
-    #[arg(long)]
-    dump: Option<PathBuf>,
+    #[command(flatten)]
+    run: RunArgs,
+    #[command(flatten)]
+    output: OutputArgs,
     /// Print one JSON summary line on stdout.
     #[arg(long)]
     json: bool,
 }
 
 pub fn run(args: &EditArgs) -> anyhow::Result<ExitCode> {
-    check_outputs(&args.out, args.dump.as_deref())?;
-    let cache = HubCache::from_env();
-    let model = match &args.model {
-        Some(model) => resolve_model_path(model, cache.as_ref())?,
-        None => bundled_model("shapes-e1.1").context(
+    let (cache, model) = outputs_and_model(&args.output, args.model.as_deref(), || {
+        bundled_model("shapes-e1.1").context(
             "no --model given and the bundled model shapes-e1.1 was not found (looked in \
              $HIDREAM_STUDIO_MODELS and assets/models beside the executable): pass --model with \
              a HiDream-E1.1 or E1-Full folder or Hugging Face id",
-        )?,
-    };
+        )
+    })?;
     // A bundled model's own settings for what the command line leaves unset.
-    let manifest = StudioManifest::read(&model)?;
     let values = UserValues {
         steps: args.steps,
         guidance: args.guidance,
@@ -124,7 +108,7 @@ pub fn run(args: &EditArgs) -> anyhow::Result<ExitCode> {
         refine_strength: args.refine_strength,
         base_resolution: args.base_resolution,
     }
-    .over(manifest.as_ref());
+    .over_model(&model)?;
     let base_model = args
         .base_model
         .as_deref()
@@ -132,35 +116,29 @@ pub fn run(args: &EditArgs) -> anyhow::Result<ExitCode> {
         .transpose()?;
     let components = base_model.clone().unwrap_or_else(|| model.clone());
     let llama = find_llama(args.llama.as_deref(), &components, cache.as_ref())?;
-    let noise = args.noise.as_deref().map(NoiseInput::read).transpose()?;
-    let dtype = args.dtype.unwrap_or(match args.device {
-        DeviceChoice::Cpu => ComputeDType::F32,
-        DeviceChoice::Cuda => ComputeDType::Bf16,
-    });
+    let noise = args.run.noise()?;
     if !args.image.is_file() {
         anyhow::bail!("{}: no such image file", args.image.display());
     }
-    let settings = EditSettings {
-        model,
+    let models = EditModelChoice {
         base_model,
         form: args.form,
-        llama,
-        dtype,
-        device: args.device,
-        image: args.image.clone(),
-        instruction: args.instruction.clone(),
+        refine_model: args.refine_model,
+        ..EditModelChoice::new(model, llama, args.run.dtype(), args.run.device)
+    };
+    let seed = args.run.seed();
+    let settings = EditSettings {
         description: args.description.clone(),
         negative_prompt: args.negative_prompt.clone(),
         mask: args.mask.clone(),
-        guidance: values.guidance,
-        image_guidance: values.image_guidance,
         clip_cfg_norm: !args.no_clip_cfg_norm,
-        refine_strength: values.refine_strength,
-        refine_model: args.refine_model,
-        steps: values.steps,
-        shift: values.shift,
-        base_resolution: values.base_resolution,
-        seed: args.seed.unwrap_or_else(fresh_seed),
+        ..EditSettings::new(
+            models,
+            args.image.clone(),
+            args.instruction.clone(),
+            &values,
+            seed,
+        )
     };
     settings
         .validate()
@@ -177,47 +155,30 @@ pub fn run(args: &EditArgs) -> anyhow::Result<ExitCode> {
 fn write_outputs(args: &EditArgs, result: &Edit) -> anyhow::Result<()> {
     let record = &result.record;
     let png = png_with_edit_metadata(&result.image, record)?;
-    write_atomically(&args.out, &png).with_context(|| format!("--out {}", args.out.display()))?;
-    if let Some(dump) = &args.dump {
-        write_dump(dump, &result.final_latents, &result.decoded)?;
-    }
+    args.output
+        .write(&png, &result.final_latents, &result.decoded)?;
     // In the command line's words (flags), here and in the summary.
     let warnings: Vec<String> = result.warnings.iter().map(JobWarning::for_cli).collect();
     for warning in &warnings {
         eprintln!("warning: {warning}");
     }
     if args.json {
-        Summary {
-            output: &args.out,
-            dump: &args.dump,
-            seed: record.settings.seed,
-            settings: &record.settings,
-            resolved: &record.resolved,
-            noise: &record.noise,
-            warnings: Some(&warnings),
-            prompt_truncated: record.prompt_truncated,
-            timings: &record.timings,
-            gpu_memory: &record.gpu_memory,
-        }
-        .print()?;
+        summary!(args.output, record, Some(&warnings)).print()?;
     } else {
-        let t = &record.timings;
-        eprintln!(
-            "wrote {} ({}, {}×{} at {}×{}, seed {}) in {:.1} s: load {:.1} s, encode {:.1} s, \
-             {} steps {:.1} s, decode {:.1} s",
-            args.out.display(),
-            record.resolved.form.name(),
-            record.resolved.source_width,
-            record.resolved.source_height,
-            record.resolved.width,
-            record.resolved.height,
+        let r = &record.resolved;
+        let size = format!(
+            "{}, {}×{} at {}×{}",
+            r.form.name(),
+            r.source_width,
+            r.source_height,
+            r.width,
+            r.height
+        );
+        print_written(
+            &args.output.out,
+            &size,
             record.settings.seed,
-            t.total_ms / 1e3,
-            t.load_ms / 1e3,
-            t.encode_ms / 1e3,
-            t.step_ms.len(),
-            t.step_ms.iter().sum::<f64>() / 1e3,
-            t.decode_ms / 1e3
+            &record.timings,
         );
     }
     Ok(())

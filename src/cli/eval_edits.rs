@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use hidream_studio::engine::Engine;
-use hidream_studio::pipelines::edit::{EditSettings, RefineModel};
+use hidream_studio::pipelines::edit::{EditModelChoice, EditSettings};
 use hidream_studio::pipelines::{
     ComputeDType, DeviceChoice, EditJob, HiDreamBackend, JobOutput, find_llama,
 };
@@ -62,28 +62,14 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
             .save(&source)
             .with_context(|| format!("writing {}", source.display()))?;
         for seed in 0..args.seeds {
-            let settings = EditSettings {
-                model: model.clone(),
-                base_model: None,
-                form: None,
-                llama: llama.clone(),
-                dtype: ComputeDType::F32,
-                device: DeviceChoice::Cpu,
-                image: source.clone(),
-                instruction: spec.instruction.clone(),
-                description: None,
-                negative_prompt: None,
-                mask: None,
-                guidance: values.guidance,
-                image_guidance: values.image_guidance,
-                clip_cfg_norm: true,
-                refine_strength: values.refine_strength,
-                refine_model: RefineModel::Reference,
-                steps: values.steps,
-                shift: values.shift,
-                base_resolution: values.base_resolution,
-                seed,
-            };
+            let models = EditModelChoice::new(
+                model.clone(),
+                llama.clone(),
+                ComputeDType::F32,
+                DeviceChoice::Cpu,
+            );
+            let instruction = spec.instruction.clone();
+            let settings = EditSettings::new(models, source.clone(), instruction, &values, seed);
             let id = engine.submit(
                 EditJob {
                     settings,

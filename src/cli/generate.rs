@@ -1,26 +1,29 @@
 //! `hidream-studio generate`: one image from a prompt, through the same engine as the window.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
 use hidream_studio::pipelines::{
-    ComputeDType, DeviceChoice, EncoderMemory, GenerateJob, GenerateSettings, Generation,
-    HiDreamBackend, JobOutput, ModelSelection, NoiseInput, OFFICIAL_RESOLUTIONS, Preset,
-    find_llama, parse_size,
+    EncoderMemory, GenerateJob, GenerateSettings, Generation, HiDreamBackend, JobOutput,
+    ModelSelection, OFFICIAL_RESOLUTIONS, Preset, find_llama, parse_size,
 };
 use hidream_studio::schedulers::ShiftMode;
 use hidream_studio::settings::{DEFAULT_BASE_RESOLUTION, UserValues};
-use hidream_studio::store::{model_display_name, png_with_metadata, write_atomically};
-use hidream_studio::weights::{HubCache, StudioManifest, bundled_model, resolve_model_path};
+use hidream_studio::store::{model_display_name, png_with_metadata};
+use hidream_studio::weights::bundled_model;
 
 use super::job::run_job;
-use super::outputs::{Summary, write_dump};
+use super::job_args::{OutputArgs, RunArgs, outputs_and_model};
+use super::outputs::{print_written, summary};
 use super::previews::PreviewWriter;
-pub(super) use hidream_studio::rng::fresh_seed;
 
 #[derive(Args)]
+#[command(mut_arg("noise", |arg| arg.help(
+    "Exact starting noise: a safetensors file with `latents` [1, 16, h, w] and, for Dev and \
+     Fast, `step_noise` [steps − 1, 16, h, w], to replay a reference run"
+)))]
 pub struct GenerateArgs {
     /// The HiDream-I1 snapshot: a folder, or a Hugging Face id such as HiDream-ai/HiDream-I1-Dev
     /// found in the local cache. Default: the bundled Shapes model of the preset.
@@ -72,28 +75,14 @@ pub struct GenerateArgs {
     /// 16 from 16 to 2048.
     #[arg(long)]
     base_resolution: Option<u32>,
-    /// Random seed. Default: a new one, printed.
-    #[arg(long)]
-    seed: Option<u64>,
-    /// Exact starting noise: a safetensors file with `latents` [1, 16, h, w] and, for Dev and
-    /// Fast, `step_noise` [steps − 1, 16, h, w], to replay a reference run.
-    #[arg(long)]
-    noise: Option<PathBuf>,
-    /// Compute dtype. Default: f32 on the CPU, bf16 on CUDA.
-    #[arg(long, value_enum)]
-    dtype: Option<ComputeDType>,
-    #[arg(long, value_enum, default_value_t = DeviceChoice::Cpu)]
-    device: DeviceChoice,
+    #[command(flatten)]
+    run: RunArgs,
     /// Keep the text encoders in memory after encoding (default on the CPU) or free them
     /// (default on CUDA).
     #[arg(long, value_parser = clap::builder::BoolishValueParser::new())]
     keep_encoders: Option<bool>,
-    /// Where to write the PNG, a name ending in .png (it carries the settings as text chunks).
-    #[arg(long)]
-    out: PathBuf,
-    /// Also write `final_latents` and `image` (f32, about [−1, 1], NCHW) as safetensors.
-    #[arg(long)]
-    dump: Option<PathBuf>,
+    #[command(flatten)]
+    output: OutputArgs,
     /// Write a preview PNG per step into this folder (`step-001.png`, …): the step's
     /// clean-image estimate through the latent preview shader, at the output size.
     #[arg(long)]
@@ -104,14 +93,10 @@ pub struct GenerateArgs {
 }
 
 pub fn run(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
-    check_outputs(&args.out, args.dump.as_deref())?;
-    let cache = HubCache::from_env();
-    let model = match &args.model {
-        Some(model) => resolve_model_path(model, cache.as_ref())?,
-        None => bundled_shapes_model(args.preset.unwrap_or(Preset::Full))?,
-    };
+    let (cache, model) = outputs_and_model(&args.output, args.model.as_deref(), || {
+        bundled_shapes_model(args.preset.unwrap_or(Preset::Full))
+    })?;
     let llama = find_llama(args.llama.as_deref(), &model, cache.as_ref())?;
-    let manifest = StudioManifest::read(&model)?;
     let values = UserValues {
         steps: args.steps,
         guidance: args.guidance,
@@ -119,14 +104,10 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
         base_resolution: args.base_resolution,
         ..UserValues::default()
     }
-    .over(manifest.as_ref());
+    .over_model(&model)?;
     let base_resolution = values.base_resolution.unwrap_or(DEFAULT_BASE_RESOLUTION);
-    let noise = args.noise.as_deref().map(NoiseInput::read).transpose()?;
-    let device = args.device;
-    let dtype = args.dtype.unwrap_or(match device {
-        DeviceChoice::Cpu => ComputeDType::F32,
-        DeviceChoice::Cuda => ComputeDType::Bf16,
-    });
+    let noise = args.run.noise()?;
+    let (device, dtype) = (args.run.device, args.run.dtype());
     let preset = args
         .preset
         .or_else(|| Preset::guess_from_name(&model_display_name(&model)))
@@ -160,7 +141,7 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
         width,
         height,
         base_resolution,
-        seed: args.seed.unwrap_or_else(fresh_seed),
+        seed: args.run.seed(),
     };
     // The FLUX autoencoder's 8× is checked again against the real config when the job runs;
     // checking here reports bad values before any model is loaded.
@@ -193,40 +174,18 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
 
 fn write_outputs(args: &GenerateArgs, generation: &Generation) -> anyhow::Result<()> {
     let png = png_with_metadata(&generation.image, &generation.record)?;
-    write_atomically(&args.out, &png).with_context(|| format!("--out {}", args.out.display()))?;
-    if let Some(dump) = &args.dump {
-        write_dump(dump, &generation.final_latents, &generation.decoded)?;
-    }
+    args.output
+        .write(&png, &generation.final_latents, &generation.decoded)?;
     let record = &generation.record;
     if args.json {
-        Summary {
-            output: &args.out,
-            dump: &args.dump,
-            seed: record.settings.seed,
-            settings: &record.settings,
-            resolved: &record.resolved,
-            noise: &record.noise,
-            warnings: None,
-            prompt_truncated: record.prompt_truncated,
-            timings: &record.timings,
-            gpu_memory: &record.gpu_memory,
-        }
-        .print()?;
+        summary!(args.output, record, None).print()?;
     } else {
-        let t = &record.timings;
-        let steps: f64 = t.step_ms.iter().sum();
-        eprintln!(
-            "wrote {} ({}×{}, seed {}) in {:.1} s: load {:.1} s, encode {:.1} s, {} steps {:.1} s, decode {:.1} s",
-            args.out.display(),
-            record.resolved.width,
-            record.resolved.height,
+        let size = format!("{}×{}", record.resolved.width, record.resolved.height);
+        print_written(
+            &args.output.out,
+            &size,
             record.settings.seed,
-            t.total_ms / 1e3,
-            t.load_ms / 1e3,
-            t.encode_ms / 1e3,
-            t.step_ms.len(),
-            steps / 1e3,
-            t.decode_ms / 1e3
+            &record.timings,
         );
         if record.prompt_truncated {
             eprintln!(
@@ -234,73 +193,6 @@ fn write_outputs(args: &GenerateArgs, generation: &Generation) -> anyhow::Result
             );
         }
     }
-    Ok(())
-}
-
-/// Refuses, before minutes of work, outputs that would fail or lose data: an unwritable
-/// path, a name that does not end in .png (the bytes are PNG whatever the name says), and a
-/// --dump that would overwrite the image.
-pub(super) fn check_outputs(out: &Path, dump: Option<&Path>) -> anyhow::Result<()> {
-    check_writable(out)?;
-    if !out
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("png"))
-    {
-        anyhow::bail!(
-            "--out {}: the image is written as a PNG (with its settings embedded); give a name \
-             ending in .png",
-            out.display()
-        );
-    }
-    if let Some(dump) = dump {
-        if same_file(out, dump) {
-            anyhow::bail!(
-                "--dump {}: is the --out image itself and would replace it; give the tensors \
-                 their own name, such as {}",
-                dump.display(),
-                out.with_extension("safetensors").display()
-            );
-        }
-        check_writable(dump)?;
-    }
-    Ok(())
-}
-
-/// Whether two output paths name the same file (they need not exist yet).
-fn same_file(a: &Path, b: &Path) -> bool {
-    let absolute = |p: &Path| -> Option<PathBuf> {
-        let dir = p
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        Some(dir.canonicalize().ok()?.join(p.file_name()?))
-    };
-    a == b || matches!((absolute(a), absolute(b)), (Some(x), Some(y)) if x == y)
-}
-
-/// Creates and removes a file beside `path` to prove it can be written.
-fn check_writable(path: &Path) -> anyhow::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    if !dir.is_dir() {
-        anyhow::bail!(
-            "{}: the folder {} does not exist",
-            path.display(),
-            dir.display()
-        );
-    }
-    if path.is_dir() {
-        anyhow::bail!(
-            "{}: is a folder; give a file name such as image.png",
-            path.display()
-        );
-    }
-    let probe = dir.join(format!(".hidream-write-test-{}", std::process::id()));
-    std::fs::write(&probe, b"")
-        .with_context(|| format!("{}: cannot write to {}", path.display(), dir.display()))?;
-    let _ = std::fs::remove_file(probe);
     Ok(())
 }
 

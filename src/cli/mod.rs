@@ -8,6 +8,7 @@ pub mod eval_edits;
 pub mod generate;
 pub mod info;
 mod job;
+mod job_args;
 mod outputs;
 pub mod parity;
 mod previews;

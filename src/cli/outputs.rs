@@ -1,5 +1,5 @@
-//! What `generate` and `edit` write besides the image: the `--dump` tensors and the `--json`
-//! summary line, the same for both.
+//! What `generate` and `edit` write besides the image: the `--dump` tensors, and the `--json`
+//! summary line or the closing line on stderr, the same for both.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -19,7 +19,7 @@ pub fn write_dump(dump: &Path, final_latents: &Tensor, decoded: &Tensor) -> anyh
         .with_context(|| format!("--dump {}", dump.display()))
 }
 
-/// The `--json` line of a finished job.
+/// The `--json` line of a finished job; [`summary!`] fills it from a record.
 #[derive(Serialize)]
 pub struct Summary<'a, S: Serialize, R: Serialize> {
     pub output: &'a PathBuf,
@@ -42,4 +42,43 @@ impl<S: Serialize, R: Serialize> Summary<'_, S, R> {
         println!("{}", serde_json::to_string(self)?);
         Ok(())
     }
+}
+
+/// The [`Summary`] of a job's `record` written to `output` (an [`OutputArgs`]), with
+/// `warnings` (edits have them). Generation and edit records name these fields alike but share
+/// no type, so a macro serves both where a function could serve only one.
+///
+/// [`OutputArgs`]: super::job_args::OutputArgs
+macro_rules! summary {
+    ($output:expr, $record:expr, $warnings:expr $(,)?) => {
+        $crate::cli::outputs::Summary {
+            output: &$output.out,
+            dump: &$output.dump,
+            seed: $record.settings.seed,
+            settings: &$record.settings,
+            resolved: &$record.resolved,
+            noise: &$record.noise,
+            warnings: $warnings,
+            prompt_truncated: $record.prompt_truncated,
+            timings: &$record.timings,
+            gpu_memory: &$record.gpu_memory,
+        }
+    };
+}
+pub(crate) use summary;
+
+/// The closing line on stderr without `--json`: the file written, the picture's `size` as the
+/// command describes it, the seed, and where the time went.
+pub(crate) fn print_written(out: &Path, size: &str, seed: u64, t: &Timings) {
+    eprintln!(
+        "wrote {} ({size}, seed {seed}) in {:.1} s: load {:.1} s, encode {:.1} s, {} steps \
+         {:.1} s, decode {:.1} s",
+        out.display(),
+        t.total_ms / 1e3,
+        t.load_ms / 1e3,
+        t.encode_ms / 1e3,
+        t.step_ms.len(),
+        t.step_ms.iter().sum::<f64>() / 1e3,
+        t.decode_ms / 1e3
+    );
 }

@@ -10,12 +10,15 @@ use std::time::Instant;
 use anyhow::Context;
 use candle_core::{DType, Tensor};
 use clap::Args;
-use hidream_studio::pipelines::edit::{EditModels, EditSettings, RefineModel, edit};
+use hidream_studio::pipelines::edit::{
+    EditModelChoice, EditModels, EditSettings, RefineModel, edit,
+};
 use hidream_studio::pipelines::{
     ComputeDType, DeviceChoice, EncoderMemory, GenerateSettings, HiDreamModels, ModelSelection,
     NoiseInput, Preset, Silent, generate,
 };
 use hidream_studio::schedulers::ShiftMode;
+use hidream_studio::settings::UserValues;
 use hidream_studio::weights::read_json;
 
 /// The parity tests' bound (tests/integration/generate_parity.rs, edit_parity.rs): the
@@ -262,7 +265,7 @@ fn run_case(dir: &Path, device: DeviceChoice, dtype: ComputeDType) -> anyhow::Re
         let settings = edit_settings(dir, &case, device, dtype)?;
         let noise = NoiseInput::read(&reference_path)?;
         let memory = EncoderMemory::default_for(device);
-        let mut models = EditModels::load(&settings.model_choice(), memory)?;
+        let mut models = EditModels::load(&settings.models, memory)?;
         let result = edit(&mut models, &settings, Some(&noise), &mut Silent)?;
         ("edit", result.record.resolved.steps, result.final_latents)
     } else {
@@ -384,27 +387,31 @@ fn edit_settings(
     };
     let refine_model: RefineModel = serde_json::from_value(case["refine_model"].clone())
         .map_err(|_| missing("refine_model", dir))?;
-    Ok(EditSettings {
-        model,
+    let models = EditModelChoice {
         base_model,
-        form: None,
-        llama: dir.join(str_field(case, "llama", dir)?),
-        dtype,
-        device,
-        image: dir.join("source.png"),
-        instruction: str_field(case, "instruction", dir)?.to_string(),
-        description: case["description"].as_str().map(str::to_string),
-        negative_prompt: Some(str_field(case, "negative_prompt", dir)?.to_string()),
-        mask: None,
+        refine_model,
+        ..EditModelChoice::new(
+            model,
+            dir.join(str_field(case, "llama", dir)?),
+            dtype,
+            device,
+        )
+    };
+    let values = UserValues {
+        steps: Some(u64_field(case, "steps", dir)? as usize),
         guidance: Some(f64_field(case, "guidance", dir)?),
         image_guidance: Some(f64_field(case, "image_guidance", dir)?),
-        clip_cfg_norm: case["clip_cfg_norm"].as_bool().unwrap_or(true),
-        refine_strength: Some(f64_field(case, "refine_strength", dir)?),
-        refine_model,
-        steps: Some(u64_field(case, "steps", dir)? as usize),
         shift: None,
+        refine_strength: Some(f64_field(case, "refine_strength", dir)?),
         base_resolution: Some(u64_field(case, "base_resolution", dir)? as u32),
-        seed: u64_field(case, "seed", dir)?,
+    };
+    let instruction = str_field(case, "instruction", dir)?.to_string();
+    let seed = u64_field(case, "seed", dir)?;
+    Ok(EditSettings {
+        description: case["description"].as_str().map(str::to_string),
+        negative_prompt: Some(str_field(case, "negative_prompt", dir)?.to_string()),
+        clip_cfg_norm: case["clip_cfg_norm"].as_bool().unwrap_or(true),
+        ..EditSettings::new(models, dir.join("source.png"), instruction, &values, seed)
     })
 }
 

@@ -1,10 +1,11 @@
 //! The adaLN element-wise steps of every transformer block, each in one pass on the CPU:
 //! `LN(x)·(1 + scale) + shift` and `x + gate·f`, where candle needs five to eight.
 
-use candle_core::{CpuStorage, CustomOp3, D, DType, Layout, Result, Shape, Tensor};
+use candle_core::{D, DType, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::{LANES, contiguous_f32, lane_fold, multiversion};
+use super::cpu_op::{CpuOp, F32Inputs, F32Kernel, is_cpu_f32};
+use super::{LANES, lane_fold, multiversion};
 
 /// `LayerNorm(x)·(1 + scale) + shift` over the last dim, LayerNorm without affine parameters
 /// and with a two-pass variance in f32 (as PyTorch computes it). `x`: [B, S, D]; `scale`,
@@ -17,7 +18,8 @@ pub(crate) fn modulated_layer_norm(
 ) -> Result<Tensor> {
     if is_cpu_f32(&[x, scale, shift]) {
         let (x, scale, shift) = (x.contiguous()?, scale.contiguous()?, shift.contiguous()?);
-        return x.apply_op3_no_bwd(&scale, &shift, &ModulatedLayerNorm { eps: eps as f32 });
+        let op = CpuOp(ModulatedLayerNorm { eps: eps as f32 });
+        return x.apply_op3_no_bwd(&scale, &shift, &op);
     }
     let dtype = x.dtype();
     let x32 = x.to_dtype(DType::F32)?;
@@ -34,23 +36,17 @@ pub(crate) fn modulated_layer_norm(
 pub(crate) fn gated_residual(x: &Tensor, f: &Tensor, gate: &Tensor) -> Result<Tensor> {
     if is_cpu_f32(&[x, f, gate]) && x.shape() == f.shape() {
         let (x, f, gate) = (x.contiguous()?, f.contiguous()?, gate.contiguous()?);
-        return x.apply_op3_no_bwd(&f, &gate, &GatedResidual);
+        return x.apply_op3_no_bwd(&f, &gate, &CpuOp(GatedResidual));
     }
     x + f.broadcast_mul(gate)?
 }
 
-fn is_cpu_f32(tensors: &[&Tensor]) -> bool {
-    tensors
-        .iter()
-        .all(|t| t.device().is_cpu() && t.dtype() == DType::F32)
-}
-
 /// Checks the [B, S, D] / [B, 1, D] shapes and returns (batch, rows per batch, D).
-fn row_shapes(l1: &Layout, l2: &Layout, l3: &Layout) -> Result<(usize, usize, usize)> {
-    let (b, s, d) = l1.shape().dims3()?;
-    for l in [l2, l3] {
-        if l.shape().dims3()? != (b, 1, d) {
-            candle_core::bail!("adaLN vectors must be [{b}, 1, {d}], found {:?}", l.shape())
+fn row_shapes(rows: &Shape, vectors: [&Shape; 2]) -> Result<(usize, usize, usize)> {
+    let (b, s, d) = rows.dims3()?;
+    for shape in vectors {
+        if shape.dims3()? != (b, 1, d) {
+            candle_core::bail!("adaLN vectors must be [{b}, 1, {d}], found {shape:?}")
         }
     }
     Ok((b, s, d))
@@ -60,26 +56,13 @@ struct ModulatedLayerNorm {
     eps: f32,
 }
 
-impl CustomOp3 for ModulatedLayerNorm {
-    fn name(&self) -> &'static str {
-        "modulated-layer-norm"
-    }
+impl F32Kernel<3> for ModulatedLayerNorm {
+    const NAME: &'static str = "modulated-layer-norm";
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let (_, s, d) = row_shapes(l1, l2, l3)?;
-        let (x, scale, shift) = (
-            contiguous_f32(self.name(), s1, l1)?,
-            contiguous_f32(self.name(), s2, l2)?,
-            contiguous_f32(self.name(), s3, l3)?,
-        );
+    fn forward(&self, inputs: &F32Inputs<'_, 3>) -> Result<(Vec<f32>, Shape)> {
+        let [x_shape, scale_shape, shift_shape] = inputs.shapes;
+        let (_, s, d) = row_shapes(x_shape, [scale_shape, shift_shape])?;
+        let [x, scale, shift] = inputs.data;
         let mut out = vec![0f32; x.len()];
         let row = pick_norm_row();
         let eps = self.eps;
@@ -91,84 +74,63 @@ impl CustomOp3 for ModulatedLayerNorm {
                 let (scale, shift) = (&scale[batch * d..][..d], &shift[batch * d..][..d]);
                 row(x, scale, shift, o, eps);
             });
-        Ok((CpuStorage::F32(out), l1.shape().clone()))
+        Ok((out, x_shape.clone()))
     }
 }
 
-#[inline(always)]
-fn norm_row(x: &[f32], scale: &[f32], shift: &[f32], out: &mut [f32], eps: f32) {
-    let n = x.len() as f32;
-    let mean = lane_fold(x, 0.0, |a, v| a + v) / n;
-    let mut centred = [0f32; LANES];
-    for chunk in x.chunks(LANES) {
-        for (c, &v) in centred.iter_mut().zip(chunk) {
-            *c += (v - mean) * (v - mean);
+multiversion! {
+    pick_norm_row => fn norm_row(
+        x: &[f32],
+        scale: &[f32],
+        shift: &[f32],
+        out: &mut [f32],
+        eps: f32,
+    ) {
+        let n = x.len() as f32;
+        let mean = lane_fold(x, 0.0, |a, v| a + v) / n;
+        let mut centred = [0f32; LANES];
+        for chunk in x.chunks(LANES) {
+            for (c, &v) in centred.iter_mut().zip(chunk) {
+                *c += (v - mean) * (v - mean);
+            }
+        }
+        let var = centred.iter().sum::<f32>() / n;
+        let inv_std = 1.0 / (var + eps).sqrt();
+        for (((o, &x), &scale), &shift) in out.iter_mut().zip(x).zip(scale).zip(shift) {
+            *o = (x - mean) * inv_std * (1.0 + scale) + shift;
         }
     }
-    let var = centred.iter().sum::<f32>() / n;
-    let inv_std = 1.0 / (var + eps).sqrt();
-    for (((o, &x), &scale), &shift) in out.iter_mut().zip(x).zip(scale).zip(shift) {
-        *o = (x - mean) * inv_std * (1.0 + scale) + shift;
-    }
 }
-
-multiversion!(
-    pick_norm_row,
-    norm_row,
-    fn(x: &[f32], scale: &[f32], shift: &[f32], out: &mut [f32], eps: f32)
-);
 
 struct GatedResidual;
 
-impl CustomOp3 for GatedResidual {
-    fn name(&self) -> &'static str {
-        "gated-residual"
-    }
+impl F32Kernel<3> for GatedResidual {
+    const NAME: &'static str = "gated-residual";
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let (_, s, d) = row_shapes(l1, l3, l3)?;
-        if l2.shape() != l1.shape() {
-            candle_core::bail!(
-                "gated-residual: {:?} and {:?} differ",
-                l1.shape(),
-                l2.shape()
-            )
+    fn forward(&self, inputs: &F32Inputs<'_, 3>) -> Result<(Vec<f32>, Shape)> {
+        let [x_shape, f_shape, gate_shape] = inputs.shapes;
+        let (_, s, d) = row_shapes(x_shape, [gate_shape, gate_shape])?;
+        if f_shape != x_shape {
+            candle_core::bail!("{}: {x_shape:?} and {f_shape:?} differ", Self::NAME)
         }
-        let (x, f, gate) = (
-            contiguous_f32(self.name(), s1, l1)?,
-            contiguous_f32(self.name(), s2, l2)?,
-            contiguous_f32(self.name(), s3, l3)?,
-        );
+        let [x, f, gate] = inputs.data;
         let mut out = vec![0f32; x.len()];
         let row = pick_gated_row();
         out.par_chunks_mut(d)
             .zip(x.par_chunks(d).zip(f.par_chunks(d)))
             .enumerate()
             .for_each(|(i, (o, (x, f)))| row(x, f, &gate[(i / s) * d..][..d], o));
-        Ok((CpuStorage::F32(out), l1.shape().clone()))
+        Ok((out, x_shape.clone()))
     }
 }
 
-#[inline(always)]
-fn gated_row(x: &[f32], f: &[f32], gate: &[f32], out: &mut [f32]) {
-    for (((o, &x), &f), &g) in out.iter_mut().zip(x).zip(f).zip(gate) {
-        *o = x + f * g;
+multiversion! {
+    pick_gated_row => fn gated_row(x: &[f32], f: &[f32], gate: &[f32], out: &mut [f32]) {
+        for (((o, &x), &f), &g) in out.iter_mut().zip(x).zip(f).zip(gate) {
+            *o = x + f * g;
+        }
     }
 }
-
-multiversion!(
-    pick_gated_row,
-    gated_row,
-    fn(x: &[f32], f: &[f32], gate: &[f32], out: &mut [f32])
-);
 
 #[cfg(test)]
 mod tests {

@@ -4,11 +4,11 @@
 //! computed a band of rows at a time (so the patch matrix stays a few MB), and the matmul is
 //! candle's.
 
-use candle_core::{CpuStorage, CustomOp1, DType, Layout, Module, Result, Shape, Tensor};
+use candle_core::{Module, Result, Shape, Tensor};
 use candle_nn::Conv2d;
 use rayon::prelude::*;
 
-use super::contiguous_f32;
+use super::cpu_op::{CpuOp, F32Inputs, F32Kernel, is_cpu_f32};
 
 /// Elements of one band's patch matrix: 4 Mi f32 = 16 MB.
 const BAND_ELEMENTS: usize = 1 << 22;
@@ -16,7 +16,7 @@ const BAND_ELEMENTS: usize = 1 << 22;
 /// `conv.forward(x)`, through [`conv2d`] when it applies (CPU, f32, no groups or dilation).
 pub(crate) fn conv2d_module(conv: &Conv2d, x: &Tensor) -> Result<Tensor> {
     let cfg = conv.config();
-    if !(x.device().is_cpu() && x.dtype() == DType::F32 && cfg.groups == 1 && cfg.dilation == 1) {
+    if !(is_cpu_f32(&[x]) && cfg.groups == 1 && cfg.dilation == 1) {
         return conv.forward(x);
     }
     conv2d(x, conv.weight(), conv.bias(), cfg.stride, cfg.padding)
@@ -70,7 +70,7 @@ pub(crate) fn conv2d(
                 stride,
                 padding,
             };
-            let patches = channels_last.apply_op1_no_bwd(&op)?;
+            let patches = channels_last.apply_op1_no_bwd(&CpuOp(op))?;
             bands.push(patches.matmul(&w_t)?);
         }
         let image = transpose_last2(&Tensor::cat(&bands, 0)?.unsqueeze(0)?)?;
@@ -99,14 +99,12 @@ struct Im2Col {
     padding: usize,
 }
 
-impl CustomOp1 for Im2Col {
-    fn name(&self) -> &'static str {
-        "im2col-band"
-    }
+impl F32Kernel<1> for Im2Col {
+    const NAME: &'static str = "im2col-band";
 
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let data = contiguous_f32(self.name(), storage, layout)?;
-        let (_, _, c) = layout.shape().dims3()?;
+    fn forward(&self, inputs: &F32Inputs<'_, 1>) -> Result<(Vec<f32>, Shape)> {
+        let [data] = inputs.data;
+        let (_, _, c) = inputs.shapes[0].dims3()?;
         let (h, w) = (self.in_h, self.in_w);
         let image = &data[self.batch * h * w * c..][..h * w * c];
         let k = c * self.kh * self.kw;
@@ -127,17 +125,14 @@ impl CustomOp1 for Im2Col {
                     }
                 }
             });
-        Ok((
-            CpuStorage::F32(out),
-            Shape::from((self.rows * self.out_w, k)),
-        ))
+        Ok((out, Shape::from((self.rows * self.out_w, k))))
     }
 }
 
 /// [B, R, C] → [B, C, R], in cache-sized tiles.
 pub(crate) fn transpose_last2(x: &Tensor) -> Result<Tensor> {
-    if x.device().is_cpu() && x.dtype() == DType::F32 {
-        return x.contiguous()?.apply_op1_no_bwd(&Transpose);
+    if is_cpu_f32(&[x]) {
+        return x.contiguous()?.apply_op1_no_bwd(&CpuOp(Transpose));
     }
     x.transpose(1, 2)?.contiguous()
 }
@@ -147,14 +142,12 @@ struct Transpose;
 /// Tile side: 32×32 f32 tiles are 4 KB each way.
 const TILE: usize = 32;
 
-impl CustomOp1 for Transpose {
-    fn name(&self) -> &'static str {
-        "transpose-last2"
-    }
+impl F32Kernel<1> for Transpose {
+    const NAME: &'static str = "transpose-last2";
 
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let src = contiguous_f32(self.name(), storage, layout)?;
-        let (b, r, c) = layout.shape().dims3()?;
+    fn forward(&self, inputs: &F32Inputs<'_, 1>) -> Result<(Vec<f32>, Shape)> {
+        let [src] = inputs.data;
+        let (b, r, c) = inputs.shapes[0].dims3()?;
         let mut out = vec![0f32; src.len()];
         // Per image, parallel over bands of TILE output rows (input columns).
         out.par_chunks_mut(r * c)
@@ -174,7 +167,7 @@ impl CustomOp1 for Transpose {
                         }
                     });
             });
-        Ok((CpuStorage::F32(out), Shape::from((b, c, r))))
+        Ok((out, Shape::from((b, c, r))))
     }
 }
 

@@ -2,12 +2,13 @@
 //! SiLU, as in every ResNet block) and 2× nearest-neighbour upsampling, each in one pass where
 //! candle needs several.
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp3, DType, Layout, Module, Result, Shape, Tensor};
+use candle_core::{Module, Result, Shape, Tensor};
 use candle_nn::GroupNorm;
 use rayon::prelude::*;
 
+use super::cpu_op::{CpuOp, F32Inputs, F32Kernel, is_cpu_f32};
 use super::exp::exp_f32;
-use super::{contiguous_f32, lane_fold, multiversion};
+use super::{lane_fold, multiversion};
 
 /// GroupNorm of `x` [B, C, …] with per-channel `weight` and `bias` [C], then SiLU when `silu`
 /// is set. Statistics are computed in f32 with a two-pass variance.
@@ -19,11 +20,7 @@ pub(crate) fn group_norm(
     eps: f64,
     silu: bool,
 ) -> Result<Tensor> {
-    let fast = x.device().is_cpu()
-        && [x.dtype(), weight.dtype(), bias.dtype()]
-            .iter()
-            .all(|&d| d == DType::F32);
-    if !fast {
+    if !is_cpu_f32(&[x, weight, bias]) {
         let channels = weight.dim(0)?;
         let y = GroupNorm::new(weight.clone(), bias.clone(), channels, groups, eps)?.forward(x)?;
         return if silu {
@@ -35,11 +32,11 @@ pub(crate) fn group_norm(
     x.contiguous()?.apply_op3_no_bwd(
         weight,
         bias,
-        &FusedGroupNorm {
+        &CpuOp(FusedGroupNorm {
             groups,
             eps: eps as f32,
             silu,
-        },
+        }),
     )
 }
 
@@ -49,24 +46,12 @@ struct FusedGroupNorm {
     silu: bool,
 }
 
-impl CustomOp3 for FusedGroupNorm {
-    fn name(&self) -> &'static str {
-        "group-norm"
-    }
+impl F32Kernel<3> for FusedGroupNorm {
+    const NAME: &'static str = "group-norm";
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let x = contiguous_f32(self.name(), s1, l1)?;
-        let weight = contiguous_f32(self.name(), s2, l2)?;
-        let bias = contiguous_f32(self.name(), s3, l3)?;
-        let dims = l1.dims();
+    fn forward(&self, inputs: &F32Inputs<'_, 3>) -> Result<(Vec<f32>, Shape)> {
+        let [x, weight, bias] = inputs.data;
+        let dims = inputs.shapes[0].dims();
         let channels = dims.get(1).copied().unwrap_or(1);
         if channels % self.groups != 0 {
             candle_core::bail!("group-norm: {channels} channels in {} groups", self.groups);
@@ -95,52 +80,14 @@ impl CustomOp3 for FusedGroupNorm {
                     self.silu,
                 );
             });
-        Ok((CpuStorage::F32(out), l1.shape().clone()))
+        Ok((out, inputs.shapes[0].clone()))
     }
 }
 
-/// One group: two-pass mean and variance over all its channels' pixels, then per-channel
-/// affine, then SiLU.
-#[inline(always)]
-fn normalize_group(
-    x: &[f32],
-    out: &mut [f32],
-    weight: &[f32],
-    bias: &[f32],
-    plane: usize,
-    eps: f32,
-    silu: bool,
-) {
-    let n = x.len() as f32;
-    let mean = lane_fold(x, 0.0, |a, v| a + v) / n;
-    let mut sq = [0f32; 8];
-    for chunk in x.chunks(8) {
-        for (s, &v) in sq.iter_mut().zip(chunk) {
-            *s += (v - mean) * (v - mean);
-        }
-    }
-    let inv_std = 1.0 / (sq.iter().sum::<f32>() / n + eps).sqrt();
-    for ((o, x), (&w, &b)) in out
-        .chunks_mut(plane)
-        .zip(x.chunks(plane))
-        .zip(weight.iter().zip(bias))
-    {
-        let (scale, shift) = (inv_std * w, b - mean * inv_std * w);
-        for (o, &x) in o.iter_mut().zip(x) {
-            *o = x * scale + shift;
-        }
-        if silu {
-            for o in o.iter_mut() {
-                *o /= 1.0 + exp_f32(-*o);
-            }
-        }
-    }
-}
-
-multiversion!(
-    pick_group,
-    normalize_group,
-    fn(
+multiversion! {
+    /// One group: two-pass mean and variance over all its channels' pixels, then per-channel
+    /// affine, then SiLU.
+    pick_group => fn normalize_group(
         x: &[f32],
         out: &mut [f32],
         weight: &[f32],
@@ -148,13 +95,38 @@ multiversion!(
         plane: usize,
         eps: f32,
         silu: bool,
-    )
-);
+    ) {
+        let n = x.len() as f32;
+        let mean = lane_fold(x, 0.0, |a, v| a + v) / n;
+        let mut sq = [0f32; 8];
+        for chunk in x.chunks(8) {
+            for (s, &v) in sq.iter_mut().zip(chunk) {
+                *s += (v - mean) * (v - mean);
+            }
+        }
+        let inv_std = 1.0 / (sq.iter().sum::<f32>() / n + eps).sqrt();
+        for ((o, x), (&w, &b)) in out
+            .chunks_mut(plane)
+            .zip(x.chunks(plane))
+            .zip(weight.iter().zip(bias))
+        {
+            let (scale, shift) = (inv_std * w, b - mean * inv_std * w);
+            for (o, &x) in o.iter_mut().zip(x) {
+                *o = x * scale + shift;
+            }
+            if silu {
+                for o in o.iter_mut() {
+                    *o /= 1.0 + exp_f32(-*o);
+                }
+            }
+        }
+    }
+}
 
 /// 2× nearest-neighbour upsampling of [B, C, H, W].
 pub(crate) fn upsample_nearest_2x(x: &Tensor) -> Result<Tensor> {
-    if x.device().is_cpu() && x.dtype() == DType::F32 {
-        return x.contiguous()?.apply_op1_no_bwd(&Upsample2x);
+    if is_cpu_f32(&[x]) {
+        return x.contiguous()?.apply_op1_no_bwd(&CpuOp(Upsample2x));
     }
     let (_, _, h, w) = x.dims4()?;
     x.upsample_nearest2d(2 * h, 2 * w)
@@ -162,14 +134,12 @@ pub(crate) fn upsample_nearest_2x(x: &Tensor) -> Result<Tensor> {
 
 struct Upsample2x;
 
-impl CustomOp1 for Upsample2x {
-    fn name(&self) -> &'static str {
-        "upsample-nearest-2x"
-    }
+impl F32Kernel<1> for Upsample2x {
+    const NAME: &'static str = "upsample-nearest-2x";
 
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let src = contiguous_f32(self.name(), storage, layout)?;
-        let (b, c, h, w) = layout.shape().dims4()?;
+    fn forward(&self, inputs: &F32Inputs<'_, 1>) -> Result<(Vec<f32>, Shape)> {
+        let [src] = inputs.data;
+        let (b, c, h, w) = inputs.shapes[0].dims4()?;
         let mut out = vec![0f32; src.len() * 4];
         // Each source row becomes two identical rows of doubled pixels.
         out.par_chunks_mut(4 * w)
@@ -182,7 +152,7 @@ impl CustomOp1 for Upsample2x {
                 }
                 second.copy_from_slice(first);
             });
-        Ok((CpuStorage::F32(out), Shape::from((b, c, 2 * h, 2 * w))))
+        Ok((out, Shape::from((b, c, 2 * h, 2 * w))))
     }
 }
 

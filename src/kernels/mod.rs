@@ -8,6 +8,7 @@
 
 mod adaln;
 mod conv;
+mod cpu_op;
 #[cfg(feature = "cuda")]
 mod cuda_attention;
 mod exp;
@@ -22,21 +23,6 @@ pub(crate) use cuda_attention::{fused_attention, fused_attention_supported};
 pub(crate) use image_ops::{group_norm, upsample_nearest_2x};
 pub(crate) use silu_mul::silu_mul;
 pub(crate) use softmax::{softmax_last_dim_scaled, softmax_numerators};
-
-/// The contiguous f32 data of a custom op's input; `op` names the kernel in the error.
-fn contiguous_f32<'a>(
-    op: &str,
-    storage: &'a candle_core::CpuStorage,
-    layout: &candle_core::Layout,
-) -> candle_core::Result<&'a [f32]> {
-    match (storage, layout.contiguous_offsets()) {
-        (candle_core::CpuStorage::F32(v), Some((start, end))) => Ok(&v[start..end]),
-        (candle_core::CpuStorage::F32(_), None) => {
-            candle_core::bail!("{op} expects a contiguous input")
-        }
-        _ => candle_core::bail!("{op} expects f32"),
-    }
-}
 
 /// Accumulators folded side by side, so reductions vectorise.
 const LANES: usize = 8;
@@ -67,10 +53,18 @@ fn has_avx2_fma() -> bool {
     }
 }
 
-/// Declares `$name` as a safe function pointer chooser for an `#[inline(always)]` row kernel:
-/// `$name()` returns the AVX2+FMA build of `$kernel` when available, else the baseline build.
+/// Defines the row kernel `$kernel` (always inlined) and `$name()`, a safe chooser that returns
+/// its AVX2+FMA build when the CPU has those features, else its baseline build. The kernel is
+/// written once, inside the macro, so its signature is not repeated for the wrapper.
 macro_rules! multiversion {
-    ($name:ident, $kernel:path, fn($($arg:ident: $ty:ty),* $(,)?) $(,)?) => {
+    (
+        $(#[$attr:meta])*
+        $name:ident => fn $kernel:ident($($arg:ident: $ty:ty),* $(,)?) $body:block
+    ) => {
+        $(#[$attr])*
+        #[inline(always)]
+        fn $kernel($($arg: $ty),*) $body
+
         fn $name() -> fn($($ty),*) {
             #[cfg(target_arch = "x86_64")]
             {

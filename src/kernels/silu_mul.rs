@@ -1,17 +1,16 @@
-use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
+use candle_core::{Result, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::cpu_op::{CpuOp, F32Inputs, F32Kernel, is_cpu_f32};
 use super::exp::exp_f32;
-use super::{contiguous_f32, multiversion};
+use super::multiversion;
 
 /// `SiLU(a) ⊙ b`, the gating of a SwiGLU, in one pass on the CPU in f32.
 pub(crate) fn silu_mul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
-    if a.device().is_cpu()
-        && a.dtype() == DType::F32
-        && b.dtype() == DType::F32
-        && a.shape() == b.shape()
-    {
-        return a.contiguous()?.apply_op2_no_bwd(&b.contiguous()?, &SiluMul);
+    if is_cpu_f32(&[a, b]) && a.shape() == b.shape() {
+        return a
+            .contiguous()?
+            .apply_op2_no_bwd(&b.contiguous()?, &CpuOp(SiluMul));
     }
     candle_nn::ops::silu(a)? * b
 }
@@ -21,43 +20,27 @@ struct SiluMul;
 /// Elements per parallel task: large enough to amortise scheduling.
 const CHUNK: usize = 1 << 14;
 
-impl CustomOp2 for SiluMul {
-    fn name(&self) -> &'static str {
-        "silu-mul"
-    }
+impl F32Kernel<2> for SiluMul {
+    const NAME: &'static str = "silu-mul";
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let (a, b) = (
-            contiguous_f32(self.name(), s1, l1)?,
-            contiguous_f32(self.name(), s2, l2)?,
-        );
+    fn forward(&self, inputs: &F32Inputs<'_, 2>) -> Result<(Vec<f32>, Shape)> {
+        let [a, b] = inputs.data;
         let mut out = vec![0f32; a.len()];
         let kernel = pick_kernel();
         out.par_chunks_mut(CHUNK)
             .zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK)))
             .for_each(|(o, (a, b))| kernel(a, b, o));
-        Ok((CpuStorage::F32(out), l1.shape().clone()))
+        Ok((out, inputs.shapes[0].clone()))
     }
 }
 
-#[inline(always)]
-fn silu_mul_kernel(a: &[f32], b: &[f32], out: &mut [f32]) {
-    for ((o, &a), &b) in out.iter_mut().zip(a).zip(b) {
-        *o = a / (1.0 + exp_f32(-a)) * b;
+multiversion! {
+    pick_kernel => fn silu_mul_kernel(a: &[f32], b: &[f32], out: &mut [f32]) {
+        for ((o, &a), &b) in out.iter_mut().zip(a).zip(b) {
+            *o = a / (1.0 + exp_f32(-a)) * b;
+        }
     }
 }
-
-multiversion!(
-    pick_kernel,
-    silu_mul_kernel,
-    fn(a: &[f32], b: &[f32], out: &mut [f32])
-);
 
 #[cfg(test)]
 mod tests {

@@ -1,16 +1,17 @@
-use candle_core::{CpuStorage, CustomOp1, D, DType, Layout, Result, Shape, Tensor};
+use candle_core::{D, Result, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::cpu_op::{CpuOp, F32Inputs, F32Kernel, is_cpu_f32};
 use super::exp::exp_f32;
-use super::{contiguous_f32, lane_fold, multiversion};
+use super::{lane_fold, multiversion};
 
 /// `softmax(scale · x)` over the last dim (scale > 0). Rows are independent; on the CPU in f32
 /// this is one fused pass per row instead of candle's scale, max, exp, sum and divide.
 pub(crate) fn softmax_last_dim_scaled(x: &Tensor, scale: f64) -> Result<Tensor> {
-    if x.device().is_cpu() && x.dtype() == DType::F32 {
-        return x.apply_op1_no_bwd(&ScaledSoftmax {
+    if is_cpu_f32(&[x]) {
+        return x.apply_op1_no_bwd(&CpuOp(ScaledSoftmax {
             scale: scale as f32,
-        });
+        }));
     }
     candle_nn::ops::softmax_last_dim(&(x * scale)?)
 }
@@ -20,10 +21,10 @@ pub(crate) fn softmax_last_dim_scaled(x: &Tensor, scale: f64) -> Result<Tensor> 
 /// `softmax(s)·v = (exp(s)·v) / Σexp(s)`), saving a pass over the large matrix.
 pub(crate) fn softmax_numerators(x: &Tensor, scale: f64) -> Result<(Tensor, Tensor)> {
     let cols = x.dim(D::Minus1)?;
-    let with_sums = if x.device().is_cpu() && x.dtype() == DType::F32 {
-        x.contiguous()?.apply_op1_no_bwd(&Numerators {
+    let with_sums = if is_cpu_f32(&[x]) {
+        x.contiguous()?.apply_op1_no_bwd(&CpuOp(Numerators {
             scale: scale as f32,
-        })?
+        }))?
     } else {
         let scaled = (x * scale)?;
         let e = scaled
@@ -43,14 +44,12 @@ struct Numerators {
     scale: f32,
 }
 
-impl CustomOp1 for Numerators {
-    fn name(&self) -> &'static str {
-        "softmax-numerators"
-    }
+impl F32Kernel<1> for Numerators {
+    const NAME: &'static str = "softmax-numerators";
 
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let src = contiguous_f32(self.name(), storage, layout)?;
-        let mut dims = layout.dims().to_vec();
+    fn forward(&self, inputs: &F32Inputs<'_, 1>) -> Result<(Vec<f32>, Shape)> {
+        let [src] = inputs.data;
+        let mut dims = inputs.shapes[0].dims().to_vec();
         let Some(cols) = dims.last_mut() else {
             candle_core::bail!("softmax-numerators needs at least one dim")
         };
@@ -62,41 +61,34 @@ impl CustomOp1 for Numerators {
         dst.par_chunks_mut(width + 1)
             .zip(src.par_chunks(width.max(1)))
             .for_each(|(d, s)| row(s, d, scale));
-        Ok((CpuStorage::F32(dst), Shape::from(dims)))
+        Ok((dst, Shape::from(dims)))
     }
 }
 
-#[inline(always)]
-fn numerators_row(src: &[f32], dst: &mut [f32], scale: f32) {
-    let (values, sum) = dst.split_at_mut(src.len());
-    sum[0] = exp_row(src, values, scale);
+multiversion! {
+    pick_numerators_row => fn numerators_row(src: &[f32], dst: &mut [f32], scale: f32) {
+        let (values, sum) = dst.split_at_mut(src.len());
+        sum[0] = exp_row(src, values, scale);
+    }
 }
-
-multiversion!(
-    pick_numerators_row,
-    numerators_row,
-    fn(src: &[f32], dst: &mut [f32], scale: f32)
-);
 
 struct ScaledSoftmax {
     scale: f32,
 }
 
-impl CustomOp1 for ScaledSoftmax {
-    fn name(&self) -> &'static str {
-        "scaled-softmax"
-    }
+impl F32Kernel<1> for ScaledSoftmax {
+    const NAME: &'static str = "scaled-softmax";
 
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let src = contiguous_f32(self.name(), storage, layout)?;
-        let cols = layout.dims().last().copied().unwrap_or(1).max(1);
+    fn forward(&self, inputs: &F32Inputs<'_, 1>) -> Result<(Vec<f32>, Shape)> {
+        let [src] = inputs.data;
+        let cols = inputs.shapes[0].dims().last().copied().unwrap_or(1).max(1);
         let mut dst = vec![0f32; src.len()];
         let row = pick_row();
         let scale = self.scale;
         dst.par_chunks_mut(cols)
             .zip(src.par_chunks(cols))
             .for_each(|(d, s)| row(s, d, scale));
-        Ok((CpuStorage::F32(dst), layout.shape().clone()))
+        Ok((dst, inputs.shapes[0].clone()))
     }
 }
 
@@ -112,19 +104,14 @@ fn exp_row(src: &[f32], dst: &mut [f32], scale: f32) -> f32 {
     lane_fold(dst, 0.0, |a, v| a + v)
 }
 
-#[inline(always)]
-fn softmax_row(src: &[f32], dst: &mut [f32], scale: f32) {
-    let inv = 1.0 / exp_row(src, dst, scale);
-    for d in dst.iter_mut() {
-        *d *= inv;
+multiversion! {
+    pick_row => fn softmax_row(src: &[f32], dst: &mut [f32], scale: f32) {
+        let inv = 1.0 / exp_row(src, dst, scale);
+        for d in dst.iter_mut() {
+            *d *= inv;
+        }
     }
 }
-
-multiversion!(
-    pick_row,
-    softmax_row,
-    fn(src: &[f32], dst: &mut [f32], scale: f32)
-);
 
 #[cfg(test)]
 mod tests {

@@ -98,7 +98,7 @@ impl Backend for HiDreamBackend {
     fn model_key(&self, request: &Job) -> ModelKey {
         match request {
             Job::Generate(job) => ModelKey::Generate(job.settings.models.clone()),
-            Job::Edit(job) => ModelKey::Edit(job.settings.model_choice()),
+            Job::Edit(job) => ModelKey::Edit(job.settings.models.clone()),
         }
     }
 

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::checks;
 use super::error::{Field, JobWarning, SettingsError};
+use super::layers::UserValues;
 use crate::pipelines::edit::{EditForm, Fit, RefineModel};
 use crate::pipelines::{ComputeDType, DeviceChoice};
 
@@ -19,14 +20,9 @@ pub(crate) const DEFAULT_STEPS: usize = 28;
 /// An editing request. `None` fields take the model form's defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EditSettings {
-    /// The `--model` path as given (E1.1 folder, E1-Full folder or LoRA file).
-    pub model: PathBuf,
-    pub base_model: Option<PathBuf>,
-    /// Overrides recognising the form from the files.
-    pub form: Option<EditForm>,
-    pub llama: PathBuf,
-    pub dtype: ComputeDType,
-    pub device: DeviceChoice,
+    /// Flattened, so a record's JSON keeps the one level it has always had.
+    #[serde(flatten)]
+    pub models: EditModelChoice,
     pub image: PathBuf,
     pub instruction: String,
     /// E1-Full's "Target Image Description" (default: the instruction).
@@ -38,7 +34,6 @@ pub struct EditSettings {
     pub image_guidance: Option<f64>,
     pub clip_cfg_norm: bool,
     pub refine_strength: Option<f64>,
-    pub refine_model: RefineModel,
     pub steps: Option<usize>,
     pub shift: Option<f64>,
     pub base_resolution: Option<u32>,
@@ -47,15 +42,33 @@ pub struct EditSettings {
 
 /// The part of [`EditSettings`] that decides which models are loaded: consecutive edits with
 /// equal choices reuse them.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EditModelChoice {
+    /// The `--model` path as given (E1.1 folder, E1-Full folder or LoRA file).
     pub model: PathBuf,
     pub base_model: Option<PathBuf>,
+    /// Overrides recognising the form from the files.
     pub form: Option<EditForm>,
     pub llama: PathBuf,
     pub dtype: ComputeDType,
     pub device: DeviceChoice,
     pub refine_model: RefineModel,
+}
+
+impl EditModelChoice {
+    /// `model` on its own, its form recognised from its files, refining as the official
+    /// scripts do (on the editing model itself).
+    pub fn new(model: PathBuf, llama: PathBuf, dtype: ComputeDType, device: DeviceChoice) -> Self {
+        Self {
+            model,
+            base_model: None,
+            form: None,
+            llama,
+            dtype,
+            device,
+            refine_model: RefineModel::Reference,
+        }
+    }
 }
 
 /// The settings an edit actually ran with.
@@ -147,15 +160,31 @@ pub struct EditPlan {
 }
 
 impl EditSettings {
-    pub fn model_choice(&self) -> EditModelChoice {
-        EditModelChoice {
-            model: self.model.clone(),
-            base_model: self.base_model.clone(),
-            form: self.form,
-            llama: self.llama.clone(),
-            dtype: self.dtype,
-            device: self.device,
-            refine_model: self.refine_model,
+    /// An edit of `image` by `instruction` with the numbers in `values` (unset ones take the
+    /// form's defaults when resolved): no description, negative prompt or mask of its own, and
+    /// the current pipeline's CLIP CFG norm guidance.
+    pub fn new(
+        models: EditModelChoice,
+        image: PathBuf,
+        instruction: String,
+        values: &UserValues,
+        seed: u64,
+    ) -> Self {
+        Self {
+            models,
+            image,
+            instruction,
+            description: None,
+            negative_prompt: None,
+            mask: None,
+            guidance: values.guidance,
+            image_guidance: values.image_guidance,
+            clip_cfg_norm: true,
+            refine_strength: values.refine_strength,
+            steps: values.steps,
+            shift: values.shift,
+            base_resolution: values.base_resolution,
+            seed,
         }
     }
 
@@ -176,7 +205,7 @@ impl EditSettings {
         self.base_resolution
             .map(checks::base_resolution)
             .transpose()?;
-        checks::dtype_on_device(self.dtype, self.device)
+        checks::dtype_on_device(self.models.dtype, self.models.device)
     }
 
     /// Fills every unset value from the form's defaults and the model, and works out the
@@ -202,7 +231,7 @@ impl EditSettings {
         let shift = checks::shift(self.shift.unwrap_or(model.scheduler_shift))?;
         let mut refine_strength = self.refine_strength.unwrap_or(d.refine_strength);
         if form == EditForm::E1FullMerged
-            && self.refine_model == RefineModel::Reference
+            && self.models.refine_model == RefineModel::Reference
             && refine_strength > 0.0
         {
             warnings.push(JobWarning::Setting {

@@ -1,28 +1,14 @@
 use super::*;
 
 fn request(instruction: &str) -> EditSettings {
-    EditSettings {
-        model: "model".into(),
-        base_model: None,
-        form: None,
-        llama: "llama".into(),
-        dtype: ComputeDType::F32,
-        device: DeviceChoice::Cpu,
-        image: "source.png".into(),
-        instruction: instruction.into(),
-        description: None,
-        negative_prompt: None,
-        mask: None,
-        guidance: None,
-        image_guidance: None,
-        clip_cfg_norm: true,
-        refine_strength: None,
-        refine_model: RefineModel::Reference,
-        steps: None,
-        shift: None,
-        base_resolution: None,
-        seed: 1,
-    }
+    let models = EditModelChoice::new(
+        "model".into(),
+        "llama".into(),
+        ComputeDType::F32,
+        DeviceChoice::Cpu,
+    );
+    let values = UserValues::default();
+    EditSettings::new(models, "source.png".into(), instruction.into(), &values, 1)
 }
 
 fn released(form: EditForm) -> EditModelFacts {
@@ -147,9 +133,30 @@ fn out_of_range_values_are_refused_before_loading() {
     s.base_resolution = Some(100_000);
     assert_eq!(s.validate().unwrap_err().field, Field::BaseResolution);
     let mut s = request("make it red");
-    s.dtype = ComputeDType::Bf16;
+    s.models.dtype = ComputeDType::Bf16;
     assert_eq!(s.validate().unwrap_err().field, Field::Dtype);
     let mut s = request("make it red");
     s.image_guidance = Some(-1.0);
     assert_eq!(s.validate().unwrap_err().field, Field::ImageGuidance);
+}
+
+#[test]
+fn records_keep_their_flat_json() {
+    // Written before the model choice was a field of its own: records in PNGs and the history
+    // must still read.
+    let written = r#"{"model":"model","base_model":null,"form":null,"llama":"llama",
+        "dtype":"f32","device":"cpu","image":"source.png","instruction":"make it red",
+        "description":null,"negative_prompt":null,"mask":null,"guidance":null,
+        "image_guidance":null,"clip_cfg_norm":true,"refine_strength":null,
+        "refine_model":"reference","steps":null,"shift":null,"base_resolution":null,"seed":1}"#;
+    let settings = request("make it red");
+    assert_eq!(
+        serde_json::from_str::<EditSettings>(written).unwrap(),
+        settings
+    );
+    let json = serde_json::to_value(&settings).unwrap();
+    assert_eq!(
+        json,
+        serde_json::from_str::<serde_json::Value>(written).unwrap()
+    );
 }

@@ -3,6 +3,8 @@
 //! set. This file merges the last two; the preset and form fill what is still unset when the
 //! settings are resolved.
 
+use std::path::Path;
+
 use crate::weights::StudioManifest;
 
 /// The base resolution of the released models, used when neither the user nor a manifest
@@ -36,6 +38,11 @@ impl UserValues {
             refine_strength: self.refine_strength.or(d.and_then(|d| d.refine_strength)),
             base_resolution: self.base_resolution.or(Some(manifest.base_resolution)),
         }
+    }
+
+    /// [`Self::over`] the manifest of the model folder `model`, if it has one.
+    pub fn over_model(self, model: &Path) -> crate::weights::Result<Self> {
+        Ok(self.over(StudioManifest::read(model)?.as_ref()))
     }
 }
 

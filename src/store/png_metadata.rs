@@ -79,11 +79,11 @@ pub(crate) fn edit_parameters_text(record: &EditRecord) -> String {
         s.seed,
         r.source_width,
         r.source_height,
-        model_display_name(&s.model),
+        model_display_name(&s.models.model),
         r.form.name(),
         s.clip_cfg_norm,
         r.refine_strength,
-        s.refine_model,
+        s.models.refine_model,
         r.shift,
         record.app
     )

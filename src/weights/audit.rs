@@ -5,10 +5,10 @@ use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use candle_core::{DType, Device, Shape, Tensor};
-use candle_nn::var_builder::SimpleBackend;
-use candle_nn::{Init, VarBuilder};
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
 
+use super::backend::{Request, TensorSource, var_builder_over};
 use super::error::{Result, WeightsError};
 use super::tensor_store::TensorStore;
 
@@ -22,28 +22,23 @@ struct Recorder {
     requested: Requests,
 }
 
-impl SimpleBackend for Recorder {
-    fn get(
-        &self,
-        shape: Shape,
-        name: &str,
-        _: Init,
-        dtype: DType,
-        device: &Device,
-    ) -> candle_core::Result<Tensor> {
+impl TensorSource for Recorder {
+    fn tensor(&self, request: Request<'_>) -> candle_core::Result<Tensor> {
+        let Some(shape) = request.shape else {
+            candle_core::bail!(
+                "`{}` was requested without a shape; the audit needs shapes",
+                request.name
+            )
+        };
         self.requested
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .push((name.to_string(), shape.dims().to_vec()));
+            .push((request.name.to_string(), shape.dims().to_vec()));
         // A broadcast scalar: no memory however large the shape.
-        Tensor::zeros((), dtype, device)?.broadcast_as(shape)
+        Tensor::zeros((), request.dtype, request.device)?.broadcast_as(shape)
     }
 
-    fn get_unchecked(&self, name: &str, _: DType, _: &Device) -> candle_core::Result<Tensor> {
-        candle_core::bail!("`{name}` was requested without a shape; the audit needs shapes")
-    }
-
-    fn contains_tensor(&self, _: &str) -> bool {
+    fn holds(&self, _: &str) -> bool {
         true
     }
 }
@@ -54,10 +49,10 @@ pub fn requested_tensors<T>(
     build: impl FnOnce(VarBuilder<'_>) -> candle_core::Result<T>,
 ) -> candle_core::Result<Vec<(String, Vec<usize>)>> {
     let requested = Requests::default();
-    let backend: Box<dyn SimpleBackend> = Box::new(Recorder {
+    let recorder = Recorder {
         requested: requested.clone(),
-    });
-    build(VarBuilder::from_backend(backend, DType::F32, Device::Cpu))?;
+    };
+    build(var_builder_over(recorder, DType::F32, &Device::Cpu))?;
     let requested = requested
         .lock()
         .unwrap_or_else(PoisonError::into_inner)

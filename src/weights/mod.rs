@@ -2,6 +2,7 @@
 //! memory-mapped safetensors, and the Hugging Face cache.
 
 mod audit;
+mod backend;
 mod error;
 pub mod gguf;
 mod hf_cache;
@@ -17,6 +18,7 @@ mod weights_file;
 pub use audit::requested_tensors;
 
 pub(crate) use audit::check_tensors;
+pub(crate) use backend::{Request, TensorSource, var_builder_over};
 pub use error::{Result, WeightsError};
 pub use hf_cache::CachedModel;
 pub use hf_cache::HubCache;

@@ -3,9 +3,9 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use candle_core::{DType, Device, Shape, Tensor};
-use candle_nn::var_builder::SimpleBackend;
-use candle_nn::{Init, VarBuilder};
+use candle_nn::VarBuilder;
 
+use super::backend::{Request, TensorSource, var_builder_over};
 use crate::rng::Rng;
 
 /// Hands out N(0, 1/fan_in) matrices and N(1, 0.1²) / N(0, 0.1²) vectors (norm weights and
@@ -43,15 +43,17 @@ impl RandomWeights {
     }
 }
 
-impl SimpleBackend for RandomWeights {
-    fn get(
-        &self,
-        shape: Shape,
-        name: &str,
-        _: Init,
-        dtype: DType,
-        device: &Device,
-    ) -> candle_core::Result<Tensor> {
+impl TensorSource for RandomWeights {
+    fn tensor(&self, request: Request<'_>) -> candle_core::Result<Tensor> {
+        let Request {
+            name,
+            shape,
+            dtype,
+            device,
+        } = request;
+        let Some(shape) = shape else {
+            candle_core::bail!("random weights need a shape for `{name}`")
+        };
         let dims = shape.dims();
         let n = shape.elem_count();
         let (mean, std) = match dims {
@@ -69,25 +71,18 @@ impl SimpleBackend for RandomWeights {
             .to_device(device)
     }
 
-    fn get_unchecked(&self, name: &str, _: DType, _: &Device) -> candle_core::Result<Tensor> {
-        candle_core::bail!("random weights need a shape for `{name}`")
-    }
-
-    fn contains_tensor(&self, _: &str) -> bool {
+    fn holds(&self, _: &str) -> bool {
         true
     }
 }
 
 /// A VarBuilder over seeded random weights (see [`RandomWeights`] for what is drawn where).
 pub fn random_var_builder(seed: u64, dtype: DType, device: &Device) -> VarBuilder<'static> {
-    VarBuilder::from_backend(
-        Box::new(RandomWeights {
-            seed,
-            device_seeded: AtomicBool::new(false),
-        }),
-        dtype,
-        device.clone(),
-    )
+    let weights = RandomWeights {
+        seed,
+        device_seeded: AtomicBool::new(false),
+    };
+    var_builder_over(weights, dtype, device)
 }
 
 fn fnv1a(s: &str) -> u64 {

@@ -5,11 +5,11 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device, Shape, Tensor};
-use candle_nn::var_builder::SimpleBackend;
-use candle_nn::{Init, VarBuilder};
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
 use serde::Deserialize;
 
+use super::backend::{Request, TensorSource, var_builder_over};
 use super::error::{Result, WeightsError};
 use super::gguf::GgufFile;
 use super::json::read_json;
@@ -276,36 +276,18 @@ impl TensorStore {
     /// A candle `VarBuilder` over these weights: every tensor is converted to `dtype` on
     /// `device` as it is requested.
     pub fn into_var_builder(self, dtype: DType, device: &Device) -> VarBuilder<'static> {
-        VarBuilder::from_backend(Box::new(self), dtype, device.clone())
+        var_builder_over(self, dtype, device)
     }
 }
 
-impl SimpleBackend for TensorStore {
-    fn get(
-        &self,
-        shape: Shape,
-        name: &str,
-        _init: Init,
-        dtype: DType,
-        device: &Device,
-    ) -> candle_core::Result<Tensor> {
-        self.load(name, Some(shape.dims()), device)
+impl TensorSource for TensorStore {
+    fn tensor(&self, request: Request<'_>) -> candle_core::Result<Tensor> {
+        self.load(request.name, request.dims(), request.device)
             .map_err(candle_core::Error::wrap)?
-            .to_dtype(dtype)
+            .to_dtype(request.dtype)
     }
 
-    fn get_unchecked(
-        &self,
-        name: &str,
-        dtype: DType,
-        device: &Device,
-    ) -> candle_core::Result<Tensor> {
-        self.load(name, None, device)
-            .map_err(candle_core::Error::wrap)?
-            .to_dtype(dtype)
-    }
-
-    fn contains_tensor(&self, name: &str) -> bool {
+    fn holds(&self, name: &str) -> bool {
         self.contains(name)
     }
 }

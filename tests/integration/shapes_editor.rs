@@ -2,8 +2,9 @@
 //! manifest's settings, scored by ShapesEval's edit check (the instruction carried out, the
 //! rest of the picture kept).
 
-use hidream_studio::pipelines::edit::{EditModels, EditSettings, RefineModel, edit};
+use hidream_studio::pipelines::edit::{EditModelChoice, EditModels, EditSettings, edit};
 use hidream_studio::pipelines::{ComputeDType, DeviceChoice, EncoderMemory, Silent, find_llama};
+use hidream_studio::settings::UserValues;
 use hidream_studio::shapes::{EditKind, Rgb, check_edit, prompts};
 use hidream_studio::weights::{StudioManifest, bundled_model};
 
@@ -23,31 +24,24 @@ fn mean_score(kind: EditKind) -> f64 {
     for (i, spec) in specs.iter().enumerate() {
         let image = dir.path().join(format!("source-{i}.png"));
         spec.source.render(size).to_image().save(&image).unwrap();
-        let settings = EditSettings {
-            model: model.clone(),
-            base_model: None,
-            form: None,
-            llama: find_llama(None, &model, None).unwrap(),
-            dtype: ComputeDType::F32,
-            device: DeviceChoice::Cpu,
-            image,
-            instruction: spec.instruction.clone(),
-            description: None,
-            negative_prompt: None,
-            mask: None,
-            // The model's own values, as the window, `edit` and `eval --edits` use them.
+        let models = EditModelChoice::new(
+            model.clone(),
+            find_llama(None, &model, None).unwrap(),
+            ComputeDType::F32,
+            DeviceChoice::Cpu,
+        );
+        // The model's own values, as the window, `edit` and `eval --edits` use them.
+        let values = UserValues {
+            steps: Some(defaults.steps),
             guidance: Some(defaults.guidance),
             image_guidance: defaults.image_guidance,
-            clip_cfg_norm: true,
-            refine_strength: defaults.refine_strength,
-            refine_model: RefineModel::Reference,
-            steps: Some(defaults.steps),
             shift: Some(defaults.shift),
+            refine_strength: defaults.refine_strength,
             base_resolution: Some(manifest.base_resolution),
-            seed: 0,
         };
+        let settings = EditSettings::new(models, image, spec.instruction.clone(), &values, 0);
         let models = loaded.get_or_insert_with(|| {
-            EditModels::load(&settings.model_choice(), EncoderMemory::Keep).unwrap()
+            EditModels::load(&settings.models, EncoderMemory::Keep).unwrap()
         });
         let result = edit(models, &settings, None, &mut Silent).unwrap();
         let score = check_edit(spec, &Rgb::from_image(&result.image));

@@ -253,7 +253,10 @@ fn brushing_and_an_instruction_send_an_edit_job_with_that_mask() {
     };
     assert_eq!(record.settings.instruction, "make the circle blue");
     assert_eq!(record.settings.image, source);
-    assert_eq!(record.settings.model, fixtures().join("edit-e11/model"));
+    assert_eq!(
+        record.settings.models.model,
+        fixtures().join("edit-e11/model")
+    );
     let mask_file = record
         .settings
         .mask

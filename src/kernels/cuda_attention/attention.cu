@@ -58,7 +58,73 @@ __device__ __forceinline__ float online_max_step(float& m, float tile_max) {
   return alpha;
 }
 
+// Where a thread works: its warp and lane, the (batch * head) `bh` of its block (grid y), the
+// first query row `q0` of the block's tile of BQ rows (grid x), and where that head's Q, K and V
+// rows begin. Both kernels start from it and write their output through `out_row`.
+template <typename T, int D>
+struct HeadTile {
+  int warp;
+  int lane;
+  int bh;
+  int q0;
+  const T* q;
+  const T* k;
+  const T* v;
+
+  // Output row `row` of this head in out [BH, Sq, D].
+  __device__ __forceinline__ float* out_row(float* out, int sq, int row) const {
+    return out + (static_cast<size_t>(bh) * sq + row) * D;
+  }
+};
+
+template <typename T, int D, int BQ>
+__device__ __forceinline__ HeadTile<T, D> head_tile(const T* q, const T* k, const T* v, int sq,
+                                                    int sk) {
+  HeadTile<T, D> h;
+  h.warp = threadIdx.x / WARP_SIZE;
+  h.lane = threadIdx.x % WARP_SIZE;
+  h.bh = blockIdx.y;
+  h.q0 = blockIdx.x * BQ;
+  h.q = q + static_cast<size_t>(h.bh) * sq * D;
+  h.k = k + static_cast<size_t>(h.bh) * sk * D;
+  h.v = v + static_cast<size_t>(h.bh) * sk * D;
+  return h;
+}
+
+// Calls write(r, out_row, inv_sum) for each of the warp's ROWS query rows that is a real row:
+// its output row and the reciprocal of its softmax denominator (the final normalisation).
+template <int ROWS, typename T, int D, typename Write>
+__device__ __forceinline__ void for_each_output_row(const HeadTile<T, D>& h, float* out, int sq,
+                                                    const float (&row_sum)[ROWS], Write write) {
+#pragma unroll
+  for (int r = 0; r < ROWS; ++r) {
+    const int row = h.q0 + h.warp * ROWS + r;
+    if (row < sq) {
+      write(r, h.out_row(out, sq, row), 1.0f / row_sum[r]);
+    }
+  }
+}
+
 }  // namespace
+
+// An entry point: the extern "C" kernel NAME for element type T and head dim D, launched with
+// TILE<D>::THREADS threads per block, running IMPL (attention_tensor_core or attention_f32) on
+// the head tile of its block.
+#define FUSED_ATTENTION(NAME, T, D, TILE, IMPL)                                               \
+  extern "C" __global__ void __launch_bounds__(TILE<D>::THREADS)                              \
+      NAME(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,         \
+           float* __restrict__ out, int sq, int sk, float scale) {                            \
+    IMPL(head_tile<T, D, TILE<D>::BQ>(q, k, v, sq, sk), out, sq, sk, scale);                  \
+  }
+
+// The entry points fused_attention_{NAME}_d{D} of one element type, for every head dim the
+// launcher accepts (FUSED_ATTENTION_HEAD_DIMS in mod.rs).
+#define FUSED_ATTENTION_EVERY_D(NAME, T, TILE, IMPL)                                          \
+  FUSED_ATTENTION(fused_attention_##NAME##_d64, T, 64, TILE, IMPL)                            \
+  FUSED_ATTENTION(fused_attention_##NAME##_d72, T, 72, TILE, IMPL)                            \
+  FUSED_ATTENTION(fused_attention_##NAME##_d80, T, 80, TILE, IMPL)                            \
+  FUSED_ATTENTION(fused_attention_##NAME##_d96, T, 96, TILE, IMPL)                            \
+  FUSED_ATTENTION(fused_attention_##NAME##_d128, T, 128, TILE, IMPL)
 
 // ---------------------------------------------------------------------------------------------
 // Tensor-core kernel for bf16 / f16 (needs sm_80+ for bf16 WMMA; sm_90 is the target).
@@ -140,9 +206,7 @@ __device__ __forceinline__ void load_tile_16bit(T* __restrict__ dst, const T* __
 }
 
 template <typename T, int D>
-__device__ __forceinline__ void attention_tensor_core(const T* __restrict__ q,
-                                                      const T* __restrict__ k,
-                                                      const T* __restrict__ v,
+__device__ __forceinline__ void attention_tensor_core(const HeadTile<T, D>& h,
                                                       float* __restrict__ out, int sq, int sk,
                                                       float scale) {
   using G = TcTile<D>;
@@ -153,29 +217,21 @@ __device__ __forceinline__ void attention_tensor_core(const T* __restrict__ q,
   T* ks = reinterpret_cast<T*>(smem + G::K_OFF);
   T* vs = reinterpret_cast<T*>(smem + G::V_OFF);
 
-  const int warp = threadIdx.x / WARP_SIZE;
-  const int lane = threadIdx.x % WARP_SIZE;
-  const int bh = blockIdx.y;
-  const int q0 = blockIdx.x * G::BQ;
-  const T* q_head = q + static_cast<size_t>(bh) * sq * D;
-  const T* k_head = k + static_cast<size_t>(bh) * sk * D;
-  const T* v_head = v + static_cast<size_t>(bh) * sk * D;
-
   // Everything below the K/V loads is private to a warp: its 16 query rows, their scores,
   // probabilities and output accumulator. Only the K/V tiles are shared by the block.
-  float* s_warp = reinterpret_cast<float*>(smem + G::S_OFF) + warp * 16 * G::LD_S;
-  T* p_warp = reinterpret_cast<T*>(smem + G::P_OFF) + warp * 16 * G::LD_P;
-  float* o_warp = reinterpret_cast<float*>(smem + G::O_OFF) + warp * 16 * G::LD_O;
+  float* s_warp = reinterpret_cast<float*>(smem + G::S_OFF) + h.warp * 16 * G::LD_S;
+  T* p_warp = reinterpret_cast<T*>(smem + G::P_OFF) + h.warp * 16 * G::LD_P;
+  float* o_warp = reinterpret_cast<float*>(smem + G::O_OFF) + h.warp * 16 * G::LD_O;
 
   // The Q tile goes through the (not yet used) K buffer into registers once, for all key tiles.
-  load_tile_16bit<T, D, G::DP, G::LD_KV, G::BQ, G::THREADS>(ks, q_head, q0, sq);
+  load_tile_16bit<T, D, G::DP, G::LD_KV, G::BQ, G::THREADS>(ks, h.q, h.q0, sq);
   __syncthreads();
   wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> q_frag[G::DP / 16];
 #pragma unroll
   for (int kk = 0; kk < G::DP / 16; ++kk) {
-    wmma::load_matrix_sync(q_frag[kk], ks + warp * 16 * G::LD_KV + kk * 16, G::LD_KV);
+    wmma::load_matrix_sync(q_frag[kk], ks + h.warp * 16 * G::LD_KV + kk * 16, G::LD_KV);
   }
-  for (int i = lane; i < 16 * G::LD_O; i += WARP_SIZE) {
+  for (int i = h.lane; i < 16 * G::LD_O; i += WARP_SIZE) {
     o_warp[i] = 0.0f;
   }
 
@@ -191,8 +247,8 @@ __device__ __forceinline__ void attention_tensor_core(const T* __restrict__ q,
 
   for (int k0 = 0; k0 < sk; k0 += G::BK) {
     __syncthreads();  // all warps are done with the previous K/V tile (or the staged Q)
-    load_tile_16bit<T, D, G::DP, G::LD_KV, G::BK, G::THREADS>(ks, k_head, k0, sk);
-    load_tile_16bit<T, D, G::DP, G::LD_KV, G::BK, G::THREADS>(vs, v_head, k0, sk);
+    load_tile_16bit<T, D, G::DP, G::LD_KV, G::BK, G::THREADS>(ks, h.k, k0, sk);
+    load_tile_16bit<T, D, G::DP, G::LD_KV, G::BK, G::THREADS>(vs, h.v, k0, sk);
     __syncthreads();
 
     // S = Q K^T for this warp's 16 rows and the tile's 64 keys. K is stored [key][dim], which
@@ -214,24 +270,24 @@ __device__ __forceinline__ void attention_tensor_core(const T* __restrict__ q,
     // Online softmax, one row at a time across the whole warp (lane j owns keys j and j + 32).
     // The probabilities are rounded to T for the P V product, and the denominator sums the
     // rounded values, so the output is an exact convex combination of the weights actually used.
-    const bool key0_valid = k0 + lane < sk;
-    const bool key1_valid = k0 + lane + WARP_SIZE < sk;
+    const bool key0_valid = k0 + h.lane < sk;
+    const bool key1_valid = k0 + h.lane + WARP_SIZE < sk;
 #pragma unroll
     for (int r = 0; r < 16; ++r) {
       const float* s_row = s_warp + r * G::LD_S;
-      const float s0 = key0_valid ? s_row[lane] * scale : -INFINITY;
-      const float s1 = key1_valid ? s_row[lane + WARP_SIZE] * scale : -INFINITY;
+      const float s0 = key0_valid ? s_row[h.lane] * scale : -INFINITY;
+      const float s1 = key1_valid ? s_row[h.lane + WARP_SIZE] * scale : -INFINITY;
       const float alpha = online_max_step(row_max[r], warp_max(fmaxf(s0, s1)));
       const T p0 = from_float<T>(expf(s0 - row_max[r]));
       const T p1 = from_float<T>(expf(s1 - row_max[r]));
       row_sum[r] = row_sum[r] * alpha + warp_sum(to_float(p0) + to_float(p1));
-      p_warp[r * G::LD_P + lane] = p0;
-      p_warp[r * G::LD_P + lane + WARP_SIZE] = p1;
+      p_warp[r * G::LD_P + h.lane] = p0;
+      p_warp[r * G::LD_P + h.lane + WARP_SIZE] = p1;
       float* o_row = o_warp + r * G::LD_O;
 #pragma unroll
       for (int c0 = 0; c0 < G::DP; c0 += WARP_SIZE) {
-        if (c0 + lane < G::DP) {
-          o_row[c0 + lane] *= alpha;
+        if (c0 + h.lane < G::DP) {
+          o_row[c0 + h.lane] *= alpha;
         }
       }
     }
@@ -257,38 +313,17 @@ __device__ __forceinline__ void attention_tensor_core(const T* __restrict__ q,
   }
 
   // Normalise and write the real rows and head dims; each lane writes consecutive columns.
-#pragma unroll
-  for (int r = 0; r < 16; ++r) {
-    const int row = q0 + warp * 16 + r;
-    if (row < sq) {
-      const float inv_sum = 1.0f / row_sum[r];
-      float* out_row = out + (static_cast<size_t>(bh) * sq + row) * D;
-      for (int c = lane; c < D; c += WARP_SIZE) {
-        out_row[c] = o_warp[r * G::LD_O + c] * inv_sum;
-      }
+  for_each_output_row(h, out, sq, row_sum, [&](int r, float* out_row, float inv_sum) {
+    for (int c = h.lane; c < D; c += WARP_SIZE) {
+      out_row[c] = o_warp[r * G::LD_O + c] * inv_sum;
     }
-  }
+  });
 }
 
 }  // namespace
 
-#define FUSED_ATTENTION_TC(NAME, T, D)                                                       \
-  extern "C" __global__ void __launch_bounds__(TcTile<D>::THREADS)                           \
-      NAME(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,        \
-           float* __restrict__ out, int sq, int sk, float scale) {                           \
-    attention_tensor_core<T, D>(q, k, v, out, sq, sk, scale);                                \
-  }
-
-FUSED_ATTENTION_TC(fused_attention_bf16_d64, __nv_bfloat16, 64)
-FUSED_ATTENTION_TC(fused_attention_bf16_d72, __nv_bfloat16, 72)
-FUSED_ATTENTION_TC(fused_attention_bf16_d80, __nv_bfloat16, 80)
-FUSED_ATTENTION_TC(fused_attention_bf16_d96, __nv_bfloat16, 96)
-FUSED_ATTENTION_TC(fused_attention_bf16_d128, __nv_bfloat16, 128)
-FUSED_ATTENTION_TC(fused_attention_f16_d64, __half, 64)
-FUSED_ATTENTION_TC(fused_attention_f16_d72, __half, 72)
-FUSED_ATTENTION_TC(fused_attention_f16_d80, __half, 80)
-FUSED_ATTENTION_TC(fused_attention_f16_d96, __half, 96)
-FUSED_ATTENTION_TC(fused_attention_f16_d128, __half, 128)
+FUSED_ATTENTION_EVERY_D(bf16, __nv_bfloat16, TcTile, attention_tensor_core)
+FUSED_ATTENTION_EVERY_D(f16, __half, TcTile, attention_tensor_core)
 
 #endif  // tensor-core kernels
 
@@ -313,28 +348,17 @@ struct F32Tile {
 };
 
 template <int D>
-__device__ __forceinline__ void attention_f32(const float* __restrict__ q,
-                                              const float* __restrict__ k,
-                                              const float* __restrict__ v,
-                                              float* __restrict__ out, int sq, int sk,
-                                              float scale) {
+__device__ __forceinline__ void attention_f32(const HeadTile<float, D>& h, float* __restrict__ out,
+                                              int sq, int sk, float scale) {
   using G = F32Tile<D>;
   __shared__ float qs[G::BQ][D];
   __shared__ float ks[G::BK][G::LD_K];
   __shared__ float vs[G::BK][D];
 
-  const int warp = threadIdx.x / WARP_SIZE;
-  const int lane = threadIdx.x % WARP_SIZE;
-  const int bh = blockIdx.y;
-  const int q0 = blockIdx.x * G::BQ;
-  const float* q_head = q + static_cast<size_t>(bh) * sq * D;
-  const float* k_head = k + static_cast<size_t>(bh) * sk * D;
-  const float* v_head = v + static_cast<size_t>(bh) * sk * D;
-
   for (int i = threadIdx.x; i < G::BQ * D; i += G::THREADS) {
     const int r = i / D;
     const int c = i % D;
-    qs[r][c] = q0 + r < sq ? q_head[static_cast<size_t>(q0 + r) * D + c] : 0.0f;
+    qs[r][c] = h.q0 + r < sq ? h.q[static_cast<size_t>(h.q0 + r) * D + c] : 0.0f;
   }
 
   float row_max[G::ROWS_PER_WARP];
@@ -357,19 +381,19 @@ __device__ __forceinline__ void attention_f32(const float* __restrict__ q,
       const int c = i % D;
       const bool valid = k0 + r < sk;
       const size_t at = static_cast<size_t>(k0 + r) * D + c;
-      ks[r][c] = valid ? k_head[at] : 0.0f;
-      vs[r][c] = valid ? v_head[at] : 0.0f;
+      ks[r][c] = valid ? h.k[at] : 0.0f;
+      vs[r][c] = valid ? h.v[at] : 0.0f;
     }
     __syncthreads();
 
-    const bool key_valid = k0 + lane < sk;
+    const bool key_valid = k0 + h.lane < sk;
 #pragma unroll
     for (int i = 0; i < G::ROWS_PER_WARP; ++i) {
-      const float* q_row = qs[warp * G::ROWS_PER_WARP + i];
+      const float* q_row = qs[h.warp * G::ROWS_PER_WARP + i];
       float s = 0.0f;
 #pragma unroll 8
       for (int d = 0; d < D; ++d) {
-        s = fmaf(q_row[d], ks[lane][d], s);
+        s = fmaf(q_row[d], ks[h.lane][d], s);
       }
       s = key_valid ? s * scale : -INFINITY;
       const float alpha = online_max_step(row_max[i], warp_max(s));
@@ -383,7 +407,7 @@ __device__ __forceinline__ void attention_f32(const float* __restrict__ q,
         const float p_j = __shfl_sync(FULL_MASK, p, j);
 #pragma unroll
         for (int c = 0; c < G::COLS_PER_LANE; ++c) {
-          const int col = lane + c * WARP_SIZE;
+          const int col = h.lane + c * WARP_SIZE;
           if (col < D) {
             acc[i][c] = fmaf(p_j, vs[j][col], acc[i][c]);
           }
@@ -392,35 +416,17 @@ __device__ __forceinline__ void attention_f32(const float* __restrict__ q,
     }
   }
 
+  for_each_output_row(h, out, sq, row_sum, [&](int i, float* out_row, float inv_sum) {
 #pragma unroll
-  for (int i = 0; i < G::ROWS_PER_WARP; ++i) {
-    const int row = q0 + warp * G::ROWS_PER_WARP + i;
-    if (row < sq) {
-      const float inv_sum = 1.0f / row_sum[i];
-      float* out_row = out + (static_cast<size_t>(bh) * sq + row) * D;
-#pragma unroll
-      for (int c = 0; c < G::COLS_PER_LANE; ++c) {
-        const int col = lane + c * WARP_SIZE;
-        if (col < D) {
-          out_row[col] = acc[i][c] * inv_sum;
-        }
+    for (int c = 0; c < G::COLS_PER_LANE; ++c) {
+      const int col = h.lane + c * WARP_SIZE;
+      if (col < D) {
+        out_row[col] = acc[i][c] * inv_sum;
       }
     }
-  }
+  });
 }
 
 }  // namespace
 
-#define FUSED_ATTENTION_F32(NAME, D)                                                         \
-  extern "C" __global__ void __launch_bounds__(F32Tile<D>::THREADS)                          \
-      NAME(const float* __restrict__ q, const float* __restrict__ k,                         \
-           const float* __restrict__ v, float* __restrict__ out, int sq, int sk,             \
-           float scale) {                                                                    \
-    attention_f32<D>(q, k, v, out, sq, sk, scale);                                           \
-  }
-
-FUSED_ATTENTION_F32(fused_attention_f32_d64, 64)
-FUSED_ATTENTION_F32(fused_attention_f32_d72, 72)
-FUSED_ATTENTION_F32(fused_attention_f32_d80, 80)
-FUSED_ATTENTION_F32(fused_attention_f32_d96, 96)
-FUSED_ATTENTION_F32(fused_attention_f32_d128, 128)
+FUSED_ATTENTION_EVERY_D(f32, float, F32Tile, attention_f32)

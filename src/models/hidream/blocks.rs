@@ -4,6 +4,7 @@ use candle_core::{D, Module, Result, Tensor};
 use candle_nn::{Linear, VarBuilder, linear};
 
 use super::attention::Attention;
+use super::config::Config;
 use super::embeddings::RopeTable;
 use super::moe::{ExpertRouting, ImageFeedForward, SwiGlu};
 use crate::kernels;
@@ -29,6 +30,11 @@ impl Modulation {
     fn gated_add(&self, x: &Tensor, f: &Tensor) -> Result<Tensor> {
         kernels::gated_residual(x, f, &self.gate)
     }
+
+    /// A feed-forward sub-layer with its residual: `x + gate·ff(LN(x)·(1 + scale) + shift)`.
+    fn feed_forward(&self, x: &Tensor, ff: &impl Module) -> Result<Tensor> {
+        self.gated_add(x, &ff.forward(&self.modulated_norm(x)?)?)
+    }
 }
 
 /// Splits an adaLN output [B, n·3·D] into n modulation triples, in the order
@@ -45,32 +51,60 @@ fn modulations(ada: &Tensor, n: usize) -> Result<Vec<Modulation>> {
         .collect())
 }
 
+/// What both kinds of block hold, under the reference's names: the adaLN projection of the
+/// timestep embedding to the block's modulation triples, the attention, and the image tokens'
+/// mixture-of-experts feed-forward.
+#[derive(Debug, Clone)]
+struct BlockCore {
+    ada: Linear,
+    /// Modulation triples: one per attention and feed-forward sub-layer of each stream.
+    triples: usize,
+    attn: Attention,
+    ff_i: ImageFeedForward,
+}
+
+impl BlockCore {
+    /// A dual-stream block's attention is joint and it modulates four sub-layers (attention
+    /// and feed-forward of each stream); a single-stream block modulates two.
+    fn new(cfg: &Config, dual_stream: bool, vb: &VarBuilder) -> Result<Self> {
+        let dim = cfg.inner_dim();
+        let triples = if dual_stream { 4 } else { 2 };
+        Ok(Self {
+            ada: linear(dim, 3 * triples * dim, vb.pp("adaLN_modulation.1"))?,
+            triples,
+            attn: Attention::new(dim, cfg.num_attention_heads, dual_stream, vb.pp("attn1"))?,
+            ff_i: ImageFeedForward::new(
+                dim,
+                cfg.num_routed_experts,
+                cfg.num_activated_experts,
+                vb.pp("ff_i"),
+            )?,
+        })
+    }
+
+    /// The block's modulation triples for `temb_act` = SiLU(temb) [B, D].
+    fn modulations(&self, temb_act: &Tensor) -> Result<Vec<Modulation>> {
+        modulations(&self.ada.forward(temb_act)?, self.triples)
+    }
+}
+
 /// Dual-stream block: image and text have their own norms, projections and feed-forwards and
 /// meet in one joint attention.
 #[derive(Debug, Clone)]
 pub(crate) struct DoubleStreamBlock {
-    ada: Linear,
-    attn: Attention,
-    ff_i: ImageFeedForward,
+    core: BlockCore,
     ff_t: SwiGlu,
 }
 
 impl DoubleStreamBlock {
     pub fn set_expert_routing(&mut self, routing: ExpertRouting) -> Result<()> {
-        self.ff_i.set_routing(routing)
+        self.core.ff_i.set_routing(routing)
     }
 
-    pub fn new(
-        dim: usize,
-        heads: usize,
-        experts: usize,
-        top_k: usize,
-        vb: VarBuilder,
-    ) -> Result<Self> {
+    pub fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
+        let dim = cfg.inner_dim();
         Ok(Self {
-            ada: linear(dim, 12 * dim, vb.pp("adaLN_modulation.1"))?,
-            attn: Attention::new(dim, heads, true, vb.pp("attn1"))?,
-            ff_i: ImageFeedForward::new(dim, experts, top_k, vb.pp("ff_i"))?,
+            core: BlockCore::new(cfg, true, &vb)?,
             ff_t: SwiGlu::new(dim, 4 * dim, vb.pp("ff_t"))?,
         })
     }
@@ -87,10 +121,10 @@ impl DoubleStreamBlock {
         temb_act: &Tensor,
         rope: &RopeTable,
     ) -> Result<(Tensor, Tensor)> {
-        let m = modulations(&self.ada.forward(temb_act)?, 4)?;
+        let m = self.core.modulations(temb_act)?;
         let (msa_i, mlp_i, msa_t, mlp_t) = (&m[0], &m[1], &m[2], &m[3]);
 
-        let (attn_i, attn_t) = self.attn.forward_joint(
+        let (attn_i, attn_t) = self.core.attn.forward_joint(
             &msa_i.modulated_norm(img)?,
             key_mask,
             &msa_t.modulated_norm(txt)?,
@@ -100,36 +134,27 @@ impl DoubleStreamBlock {
         let img = msa_i.gated_add(img, &attn_i)?;
         let txt = msa_t.gated_add(&txt.narrow(1, 0, keep_text)?, &attn_t)?;
 
-        let ff_i = self.ff_i.forward(&mlp_i.modulated_norm(&img)?)?;
-        let ff_t = self.ff_t.forward(&mlp_t.modulated_norm(&txt)?)?;
-        Ok((mlp_i.gated_add(&img, &ff_i)?, mlp_t.gated_add(&txt, &ff_t)?))
+        Ok((
+            mlp_i.feed_forward(&img, &self.core.ff_i)?,
+            mlp_t.feed_forward(&txt, &self.ff_t)?,
+        ))
     }
 }
 
 /// Single-stream block: one sequence of image and text tokens, one set of weights.
 #[derive(Debug, Clone)]
 pub(crate) struct SingleStreamBlock {
-    ada: Linear,
-    attn: Attention,
-    ff_i: ImageFeedForward,
+    core: BlockCore,
 }
 
 impl SingleStreamBlock {
     pub fn set_expert_routing(&mut self, routing: ExpertRouting) -> Result<()> {
-        self.ff_i.set_routing(routing)
+        self.core.ff_i.set_routing(routing)
     }
 
-    pub fn new(
-        dim: usize,
-        heads: usize,
-        experts: usize,
-        top_k: usize,
-        vb: VarBuilder,
-    ) -> Result<Self> {
+    pub fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
-            ada: linear(dim, 6 * dim, vb.pp("adaLN_modulation.1"))?,
-            attn: Attention::new(dim, heads, false, vb.pp("attn1"))?,
-            ff_i: ImageFeedForward::new(dim, experts, top_k, vb.pp("ff_i"))?,
+            core: BlockCore::new(cfg, false, &vb)?,
         })
     }
 
@@ -143,13 +168,13 @@ impl SingleStreamBlock {
         temb_act: &Tensor,
         rope: &RopeTable,
     ) -> Result<Tensor> {
-        let m = modulations(&self.ada.forward(temb_act)?, 2)?;
+        let m = self.core.modulations(temb_act)?;
         let (msa, mlp) = (&m[0], &m[1]);
         let attn = self
+            .core
             .attn
             .forward(&msa.modulated_norm(x)?, keep, key_mask, rope)?;
         let x = msa.gated_add(&x.narrow(1, 0, keep)?, &attn)?;
-        let ff = self.ff_i.forward(&mlp.modulated_norm(&x)?)?;
-        mlp.gated_add(&x, &ff)
+        mlp.feed_forward(&x, &self.core.ff_i)
     }
 }

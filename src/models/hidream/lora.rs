@@ -10,11 +10,10 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device, Shape, Tensor};
-use candle_nn::var_builder::SimpleBackend;
-use candle_nn::{Init, VarBuilder};
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
 
-use crate::weights::{TensorStore, WeightsError};
+use crate::weights::{Request, TensorSource, TensorStore, WeightsError, var_builder_over};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoraError {
@@ -193,15 +192,12 @@ pub(crate) fn merged_var_builder(
     dtype: DType,
     device: &Device,
 ) -> VarBuilder<'static> {
-    VarBuilder::from_backend(
-        Box::new(MergedBackend {
-            base,
-            lora,
-            lora_use,
-        }),
-        dtype,
-        device.clone(),
-    )
+    let merged = MergedBackend {
+        base,
+        lora,
+        lora_use,
+    };
+    var_builder_over(merged, dtype, device)
 }
 
 struct MergedBackend {
@@ -234,29 +230,13 @@ impl MergedBackend {
     }
 }
 
-impl SimpleBackend for MergedBackend {
-    fn get(
-        &self,
-        shape: Shape,
-        name: &str,
-        _init: Init,
-        dtype: DType,
-        device: &Device,
-    ) -> candle_core::Result<Tensor> {
-        self.merged(name, Some(shape.dims()), device)?
-            .to_dtype(dtype)
+impl TensorSource for MergedBackend {
+    fn tensor(&self, request: Request<'_>) -> candle_core::Result<Tensor> {
+        self.merged(request.name, request.dims(), request.device)?
+            .to_dtype(request.dtype)
     }
 
-    fn get_unchecked(
-        &self,
-        name: &str,
-        dtype: DType,
-        device: &Device,
-    ) -> candle_core::Result<Tensor> {
-        self.merged(name, None, device)?.to_dtype(dtype)
-    }
-
-    fn contains_tensor(&self, name: &str) -> bool {
+    fn holds(&self, name: &str) -> bool {
         self.base.contains(name)
     }
 }

@@ -65,8 +65,6 @@ impl HiDreamTransformer {
     /// exactly as in the released snapshots).
     pub fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
         let dim = cfg.inner_dim();
-        let heads = cfg.num_attention_heads;
-        let (experts, top_k) = (cfg.num_routed_experts, cfg.num_activated_experts);
         let [t5_width, llama_width] = [cfg.caption_channels[0], cfg.caption_channels[1]];
         let blocks = cfg.num_blocks();
         let caption_projection = (0..=blocks)
@@ -76,26 +74,10 @@ impl HiDreamTransformer {
             })
             .collect::<Result<_>>()?;
         let double_blocks = (0..cfg.num_layers)
-            .map(|i| {
-                DoubleStreamBlock::new(
-                    dim,
-                    heads,
-                    experts,
-                    top_k,
-                    vb.pp(format!("double_stream_blocks.{i}.block")),
-                )
-            })
+            .map(|i| DoubleStreamBlock::new(cfg, vb.pp(format!("double_stream_blocks.{i}.block"))))
             .collect::<Result<_>>()?;
         let single_blocks = (0..cfg.num_single_layers)
-            .map(|j| {
-                SingleStreamBlock::new(
-                    dim,
-                    heads,
-                    experts,
-                    top_k,
-                    vb.pp(format!("single_stream_blocks.{j}.block")),
-                )
-            })
+            .map(|j| SingleStreamBlock::new(cfg, vb.pp(format!("single_stream_blocks.{j}.block"))))
             .collect::<Result<_>>()?;
         Ok(Self {
             cfg: cfg.clone(),

@@ -33,6 +33,44 @@ enum Resample {
     Down(Downsample),
 }
 
+impl Stage {
+    /// One side's stages, in the order data flows through them, under `vb` (`up_blocks` or
+    /// `down_blocks`): stage `i` has `resnets` ResNet blocks of `widths[i]` channels (the first
+    /// taking the previous stage's width) and, except the last, the resampler `resample` builds
+    /// for its width. Returns the stages and the width they end at.
+    fn stack(
+        widths: &[usize],
+        resnets: usize,
+        groups: usize,
+        vb: &VarBuilder,
+        resample: impl Fn(usize, &VarBuilder) -> Result<Resample>,
+    ) -> Result<(Vec<Self>, usize)> {
+        let mut stages = Vec::with_capacity(widths.len());
+        let mut prev = widths.first().copied().unwrap_or_default();
+        for (i, &width) in widths.iter().enumerate() {
+            let stage_vb = vb.pp(i);
+            let resnets = (0..resnets)
+                .map(|j| {
+                    ResnetBlock::new(
+                        if j == 0 { prev } else { width },
+                        width,
+                        groups,
+                        stage_vb.pp(format!("resnets.{j}")),
+                    )
+                })
+                .collect::<Result<_>>()?;
+            let resample = if i + 1 < widths.len() {
+                Some(resample(width, &stage_vb)?)
+            } else {
+                None
+            };
+            stages.push(Self { resnets, resample });
+            prev = width;
+        }
+        Ok((stages, prev))
+    }
+}
+
 impl Module for Stage {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let mut x = x.clone();
@@ -62,37 +100,19 @@ impl Decoder {
         let g = cfg.norm_num_groups;
         let widths: Vec<usize> = cfg.block_out_channels.iter().rev().copied().collect();
         let top = widths[0];
-        let mut up = Vec::with_capacity(widths.len());
-        let mut prev = top;
-        for (i, &width) in widths.iter().enumerate() {
-            let stage_vb = vb.pp(format!("up_blocks.{i}"));
-            let resnets = (0..=cfg.layers_per_block)
-                .map(|j| {
-                    ResnetBlock::new(
-                        if j == 0 { prev } else { width },
-                        width,
-                        g,
-                        stage_vb.pp(format!("resnets.{j}")),
-                    )
-                })
-                .collect::<Result<_>>()?;
-            let resample = if i + 1 < widths.len() {
-                Some(Resample::Up(Upsample::new(
-                    width,
-                    stage_vb.pp("upsamplers.0"),
-                )?))
-            } else {
-                None
-            };
-            up.push(Stage { resnets, resample });
-            prev = width;
-        }
+        let (up, out_width) = Stage::stack(
+            &widths,
+            cfg.layers_per_block + 1,
+            g,
+            &vb.pp("up_blocks"),
+            |width, vb| Ok(Resample::Up(Upsample::new(width, vb.pp("upsamplers.0"))?)),
+        )?;
         Ok(Self {
             conv_in: conv3x3(cfg.latent_channels, top, vb.pp("conv_in"))?,
             mid: MidBlock::new(top, g, cfg.mid_block_add_attention, vb.pp("mid_block"))?,
             up,
-            norm_out: Norm::new(g, prev, vb.pp("conv_norm_out"))?,
-            conv_out: conv3x3(prev, cfg.out_channels, vb.pp("conv_out"))?,
+            norm_out: Norm::new(g, out_width, vb.pp("conv_norm_out"))?,
+            conv_out: conv3x3(out_width, cfg.out_channels, vb.pp("conv_out"))?,
         })
     }
 }
@@ -121,37 +141,29 @@ impl Encoder {
     pub fn new(cfg: &VaeConfig, vb: VarBuilder) -> Result<Self> {
         let g = cfg.norm_num_groups;
         let widths = &cfg.block_out_channels;
-        let mut down = Vec::with_capacity(widths.len());
-        let mut prev = widths[0];
-        for (i, &width) in widths.iter().enumerate() {
-            let stage_vb = vb.pp(format!("down_blocks.{i}"));
-            let resnets = (0..cfg.layers_per_block)
-                .map(|j| {
-                    ResnetBlock::new(
-                        if j == 0 { prev } else { width },
-                        width,
-                        g,
-                        stage_vb.pp(format!("resnets.{j}")),
-                    )
-                })
-                .collect::<Result<_>>()?;
-            let resample = if i + 1 < widths.len() {
-                Some(Resample::Down(Downsample::new(
+        let (down, out_width) = Stage::stack(
+            widths,
+            cfg.layers_per_block,
+            g,
+            &vb.pp("down_blocks"),
+            |width, vb| {
+                Ok(Resample::Down(Downsample::new(
                     width,
-                    stage_vb.pp("downsamplers.0"),
+                    vb.pp("downsamplers.0"),
                 )?))
-            } else {
-                None
-            };
-            down.push(Stage { resnets, resample });
-            prev = width;
-        }
+            },
+        )?;
         Ok(Self {
             conv_in: conv3x3(cfg.in_channels, widths[0], vb.pp("conv_in"))?,
             down,
-            mid: MidBlock::new(prev, g, cfg.mid_block_add_attention, vb.pp("mid_block"))?,
-            norm_out: Norm::new(g, prev, vb.pp("conv_norm_out"))?,
-            conv_out: conv3x3(prev, 2 * cfg.latent_channels, vb.pp("conv_out"))?,
+            mid: MidBlock::new(
+                out_width,
+                g,
+                cfg.mid_block_add_attention,
+                vb.pp("mid_block"),
+            )?,
+            norm_out: Norm::new(g, out_width, vb.pp("conv_norm_out"))?,
+            conv_out: conv3x3(out_width, 2 * cfg.latent_channels, vb.pp("conv_out"))?,
         })
     }
 }

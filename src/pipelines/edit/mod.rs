@@ -218,7 +218,7 @@ pub fn edit(
         DenoiseInputs {
             resolved: &resolved,
             clip_cfg_norm: settings.clip_cfg_norm,
-            refine_model: settings.refine_model,
+            refine_model: settings.models.refine_model,
             source: &src,
             noise: initial_noise,
             mask: latent_mask.as_ref(),
