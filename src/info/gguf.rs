@@ -64,8 +64,8 @@ pub(super) fn inspect_gguf(path: &Path) -> weights::Result<FolderReport> {
     }
     if quantised {
         notes.push(
-            "runs on the CPU and on CUDA: quantised tensors are dequantised to the compute \
-             dtype as they load, so the loaded transformer takes the memory of that dtype"
+            "runs on the CPU and on CUDA: quantised layers stay quantised in memory and are \
+             dequantised to the compute dtype one layer at a time as they run"
                 .to_string(),
         );
     }

@@ -2,11 +2,15 @@
 //! shape against what the model asks for, then build it in the requested dtype and device.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
 
-use crate::weights::{TensorStore, WeightsError, check_tensors, requested_tensors};
+use super::linear::{QuantizedSource, with_quantized};
+use crate::weights::{
+    TensorStore, WeightsError, check_tensors, requested_tensors, var_builder_over,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -49,7 +53,7 @@ pub(crate) fn load_checked_ignoring<T>(
     build: impl Fn(VarBuilder<'_>) -> candle_core::Result<T>,
 ) -> Result<T, LoadError> {
     load_checked_with(dir, what, ignored, build, |store| {
-        Ok(store.into_var_builder(dtype, device))
+        Ok(store.into_var_builder(dtype, device).into())
     })
 }
 
@@ -65,8 +69,32 @@ pub(crate) fn load_checked_from<T>(
 ) -> Result<T, LoadError> {
     let store = TensorStore::open_path(weights, gguf_architecture)?;
     check_and_build(store, weights, what, &[], build, |store| {
-        Ok(store.into_var_builder(dtype, device))
+        if !store.holds_quantized() {
+            return Ok(store.into_var_builder(dtype, device).into());
+        }
+        // Quantised layers keep their blocks (see `models::linear`); the rest loads densely.
+        let store = Arc::new(store);
+        Ok(Weights {
+            vb: var_builder_over(store.clone(), dtype, device),
+            quantized: Some(store),
+        })
     })
+}
+
+/// What a model is built from: its `VarBuilder`, and the source of the weights that stay
+/// quantised when the checkpoint is a quantised GGUF.
+pub(crate) struct Weights {
+    vb: VarBuilder<'static>,
+    quantized: Option<Arc<dyn QuantizedSource>>,
+}
+
+impl From<VarBuilder<'static>> for Weights {
+    fn from(vb: VarBuilder<'static>) -> Self {
+        Self {
+            vb,
+            quantized: None,
+        }
+    }
 }
 
 /// As [`load_checked`], with the weights read through `backend` (a LoRA merge, say), which is
@@ -77,7 +105,9 @@ pub(crate) fn load_checked_through<T>(
     backend: impl FnOnce(TensorStore) -> Result<VarBuilder<'static>, LoadError>,
     build: impl Fn(VarBuilder<'_>) -> candle_core::Result<T>,
 ) -> Result<T, LoadError> {
-    load_checked_with(dir, what, &[], build, backend)
+    load_checked_with(dir, what, &[], build, |store| {
+        backend(store).map(Weights::from)
+    })
 }
 
 fn load_checked_with<T>(
@@ -85,7 +115,7 @@ fn load_checked_with<T>(
     what: &'static str,
     ignored: &[&str],
     build: impl Fn(VarBuilder<'_>) -> candle_core::Result<T>,
-    backend: impl FnOnce(TensorStore) -> Result<VarBuilder<'static>, LoadError>,
+    backend: impl FnOnce(TensorStore) -> Result<Weights, LoadError>,
 ) -> Result<T, LoadError> {
     check_and_build(
         TensorStore::open_dir(dir)?,
@@ -103,7 +133,7 @@ fn check_and_build<T>(
     what: &'static str,
     ignored: &[&str],
     build: impl Fn(VarBuilder<'_>) -> candle_core::Result<T>,
-    backend: impl FnOnce(TensorStore) -> Result<VarBuilder<'static>, LoadError>,
+    backend: impl FnOnce(TensorStore) -> Result<Weights, LoadError>,
 ) -> Result<T, LoadError> {
     let build_error = |source| LoadError::Build {
         what,
@@ -112,5 +142,10 @@ fn check_and_build<T>(
     };
     let requested = requested_tensors(&build).map_err(build_error)?;
     check_tensors(&store, &requested, ignored)?;
-    build(backend(store)?).map_err(build_error)
+    let Weights { vb, quantized } = backend(store)?;
+    match quantized {
+        Some(source) => with_quantized(source, || build(vb)),
+        None => build(vb),
+    }
+    .map_err(build_error)
 }

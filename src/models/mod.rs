@@ -5,9 +5,11 @@ pub mod text;
 pub mod vae;
 
 mod component;
+pub(crate) mod linear;
 mod load;
 
 pub(crate) use component::ComponentKind;
+pub(crate) use linear::QuantizedSource;
 pub use load::LoadError;
 pub(crate) use load::{
     load_checked, load_checked_from, load_checked_ignoring, load_checked_through,

@@ -32,6 +32,17 @@ pub(crate) trait TensorSource: Send + Sync + 'static {
     fn holds(&self, name: &str) -> bool;
 }
 
+/// A shared source (one a quantised model also reads its blocks from).
+impl<S: TensorSource> TensorSource for std::sync::Arc<S> {
+    fn tensor(&self, request: Request<'_>) -> candle_core::Result<Tensor> {
+        (**self).tensor(request)
+    }
+
+    fn holds(&self, name: &str) -> bool {
+        (**self).holds(name)
+    }
+}
+
 /// A `VarBuilder` over `source`, handing out `dtype` tensors on `device` unless a model asks
 /// for another dtype.
 pub(crate) fn var_builder_over(

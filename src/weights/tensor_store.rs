@@ -13,8 +13,11 @@ use super::backend::{Request, TensorSource, var_builder_over};
 use super::error::{Result, WeightsError};
 use super::gguf::GgufFile;
 use super::json::read_json;
+use super::safetensors_file::StoredDtype;
 use super::safetensors_file::{SafetensorsFile, TensorEntry};
 use super::weights_file::WeightsFile;
+use crate::models::QuantizedSource;
+use candle_core::quantized::QTensor;
 
 /// File names diffusers and transformers write, most specific first.
 const INDEX_NAMES: [&str; 2] = [
@@ -277,6 +280,31 @@ impl TensorStore {
     /// `device` as it is requested.
     pub fn into_var_builder(self, dtype: DType, device: &Device) -> VarBuilder<'static> {
         var_builder_over(self, dtype, device)
+    }
+}
+
+impl TensorStore {
+    /// Whether any tensor is block-quantised (a quantised GGUF).
+    pub(crate) fn holds_quantized(&self) -> bool {
+        self.entries().any(|(_, e)| match e.dtype {
+            StoredDtype::Ggml(ty) => ty.is_quantized(),
+            StoredDtype::Safetensors(_) => false,
+        })
+    }
+}
+
+impl QuantizedSource for TensorStore {
+    fn quantized(
+        &self,
+        name: &str,
+        shape: &[usize],
+        device: &Device,
+    ) -> Option<candle_core::Result<QTensor>> {
+        let file = &self.files[*self.by_name.get(name)?];
+        match file {
+            WeightsFile::Gguf(gguf) => gguf.quantized(name, shape, device),
+            WeightsFile::Safetensors(_) => None,
+        }
     }
 }
 

@@ -7,7 +7,9 @@
 //! block, for all text) and then discards them. Skipping those queries changes no kept value.
 
 use candle_core::{DType, Module, Result, Tensor};
-use candle_nn::{Linear, VarBuilder, linear};
+use candle_nn::VarBuilder;
+
+use crate::models::linear::{Linear, linear};
 
 use super::embeddings::RopeTable;
 use crate::kernels;
@@ -63,6 +65,10 @@ struct StreamProjections {
 }
 
 impl StreamProjections {
+    fn linears<'a>(&'a self, out: &mut Vec<&'a Linear>) {
+        out.extend([&self.to_q, &self.to_k, &self.to_v, &self.to_out]);
+    }
+
     fn new(dim: usize, suffix: &str, vb: &VarBuilder) -> Result<Self> {
         Ok(Self {
             to_q: linear(dim, dim, vb.pp(format!("to_q{suffix}")))?,
@@ -104,6 +110,13 @@ pub(crate) struct Attention {
 }
 
 impl Attention {
+    pub(crate) fn linears<'a>(&'a self, out: &mut Vec<&'a Linear>) {
+        self.image.linears(out);
+        if let Some(text) = &self.text {
+            text.linears(out);
+        }
+    }
+
     pub fn new(dim: usize, heads: usize, joint: bool, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
             image: StreamProjections::new(dim, "", &vb)?,

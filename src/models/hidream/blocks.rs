@@ -1,7 +1,9 @@
 //! Dual-stream and single-stream transformer blocks with adaLN modulation.
 
 use candle_core::{D, Module, Result, Tensor};
-use candle_nn::{Linear, VarBuilder, linear};
+use candle_nn::VarBuilder;
+
+use crate::models::linear::{Linear, linear};
 
 use super::attention::Attention;
 use super::config::Config;
@@ -64,6 +66,12 @@ struct BlockCore {
 }
 
 impl BlockCore {
+    fn linears<'a>(&'a self, out: &mut Vec<&'a Linear>) {
+        out.push(&self.ada);
+        self.attn.linears(out);
+        self.ff_i.linears(out);
+    }
+
     /// A dual-stream block's attention is joint and it modulates four sub-layers (attention
     /// and feed-forward of each stream); a single-stream block modulates two.
     fn new(cfg: &Config, dual_stream: bool, vb: &VarBuilder) -> Result<Self> {
@@ -97,6 +105,11 @@ pub(crate) struct DoubleStreamBlock {
 }
 
 impl DoubleStreamBlock {
+    pub(crate) fn linears<'a>(&'a self, out: &mut Vec<&'a Linear>) {
+        self.core.linears(out);
+        self.ff_t.linears(out);
+    }
+
     pub fn set_expert_routing(&mut self, routing: ExpertRouting) -> Result<()> {
         self.core.ff_i.set_routing(routing)
     }
@@ -148,6 +161,10 @@ pub(crate) struct SingleStreamBlock {
 }
 
 impl SingleStreamBlock {
+    pub(crate) fn linears<'a>(&'a self, out: &mut Vec<&'a Linear>) {
+        self.core.linears(out);
+    }
+
     pub fn set_expert_routing(&mut self, routing: ExpertRouting) -> Result<()> {
         self.core.ff_i.set_routing(routing)
     }

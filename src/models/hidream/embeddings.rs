@@ -1,7 +1,9 @@
 //! Timestep, pooled-text and patch embeddings, and the RoPE tables.
 
 use candle_core::{D, DType, Device, Module, Result, Tensor};
-use candle_nn::{Linear, VarBuilder, linear};
+use candle_nn::VarBuilder;
+
+use crate::models::linear::{Linear, linear};
 
 use super::config::ROPE_THETA;
 
@@ -33,6 +35,10 @@ pub(crate) struct MlpEmbedder {
 }
 
 impl MlpEmbedder {
+    pub(crate) fn linears<'a>(&'a self, out: &mut Vec<&'a Linear>) {
+        out.extend([&self.linear_1, &self.linear_2]);
+    }
+
     pub fn new(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
             linear_1: linear(in_dim, out_dim, vb.pp("linear_1"))?,

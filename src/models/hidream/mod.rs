@@ -21,4 +21,4 @@ pub use lora::LoraError;
 pub(crate) use lora::{LoraUse, LoraWeights};
 pub use moe::ExpertRouting;
 pub use transformer::PromptEmbeds;
-pub use transformer::{GGUF_ARCHITECTURE, HiDreamTransformer};
+pub use transformer::{GGUF_ARCHITECTURE, HiDreamTransformer, LinearMemory};

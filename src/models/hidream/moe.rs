@@ -1,7 +1,9 @@
 //! SwiGLU feed-forwards and the mixture of experts of the image stream.
 
 use candle_core::{D, DType, Device, Module, Result, Tensor};
-use candle_nn::{Linear, VarBuilder, linear_no_bias};
+use candle_nn::VarBuilder;
+
+use crate::models::linear::{Linear, linear_no_bias};
 
 use super::config::swiglu_hidden;
 use crate::{host_reads, kernels};
@@ -15,10 +17,20 @@ pub(crate) struct SwiGlu {
 }
 
 impl SwiGlu {
-    /// (w1, w3, w2) weights, [H, D], [H, D], [D, H].
+    pub(crate) fn linears<'a>(&'a self, out: &mut Vec<&'a Linear>) {
+        out.extend([&self.w1, &self.w2, &self.w3]);
+    }
+
+    /// (w1, w3, w2) weights, [H, D], [H, D], [D, H] (quantised ones dequantised).
     #[cfg(feature = "cuda")]
-    fn weights(&self) -> (&Tensor, &Tensor, &Tensor) {
-        (self.w1.weight(), self.w3.weight(), self.w2.weight())
+    fn weights(&self) -> Result<(Tensor, Tensor, Tensor)> {
+        Ok((self.w1.weight()?, self.w3.weight()?, self.w2.weight()?))
+    }
+
+    /// Whether any of the three weights stays quantised.
+    #[cfg(feature = "cuda")]
+    fn is_quantized(&self) -> bool {
+        self.w1.is_quantized() || self.w2.is_quantized() || self.w3.is_quantized()
     }
 
     /// From (w1, w3, w2), [H, D], [H, D], [D, H].
@@ -130,6 +142,16 @@ impl MixtureOfExperts {
     /// Switches the routing; grouped routing stacks the experts' weights (once).
     #[allow(clippy::unnecessary_wraps)] // stacking can fail in the CUDA build
     pub(crate) fn set_routing(&mut self, routing: ExpertRouting) -> Result<()> {
+        // Stacking dequantises every expert at once, which is the memory a quantised model is
+        // there to save: quantised experts are weighted densely instead, one at a time.
+        #[cfg(feature = "cuda")]
+        let routing = if routing == ExpertRouting::DeviceGrouped
+            && self.experts.iter().any(SwiGlu::is_quantized)
+        {
+            ExpertRouting::DeviceDense
+        } else {
+            routing
+        };
         #[cfg(feature = "cuda")]
         if routing == ExpertRouting::DeviceGrouped && self.stacked.is_none() {
             if !super::moe_cuda::supported(self.gate.device(), self.gate.dtype()) {
@@ -140,7 +162,12 @@ impl MixtureOfExperts {
                     self.gate.device()
                 );
             }
-            let weights: Vec<_> = self.experts.iter().map(SwiGlu::weights).collect();
+            let owned: Vec<_> = self
+                .experts
+                .iter()
+                .map(SwiGlu::weights)
+                .collect::<Result<_>>()?;
+            let weights: Vec<_> = owned.iter().map(|(w1, w3, w2)| (w1, w3, w2)).collect();
             let stacked = super::moe_cuda::StackedExperts::new(&weights)?;
             // The experts become views into the stacked weights, so the model holds its
             // expert weights once (they are most of its 17B parameters) and can still switch
@@ -261,6 +288,18 @@ pub(crate) enum ImageFeedForward {
 }
 
 impl ImageFeedForward {
+    pub(crate) fn linears<'a>(&'a self, out: &mut Vec<&'a Linear>) {
+        match self {
+            Self::Moe(moe) => {
+                for expert in &moe.experts {
+                    expert.linears(out);
+                }
+                moe.shared.linears(out);
+            }
+            Self::Dense(ff) => ff.linears(out),
+        }
+    }
+
     pub(crate) fn set_routing(&mut self, routing: ExpertRouting) -> Result<()> {
         match self {
             Self::Moe(moe) => moe.set_routing(routing),

@@ -5,7 +5,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use candle_core::{DType, Device, Module, Result, Tensor};
-use candle_nn::{Linear, VarBuilder, linear, linear_no_bias};
+use candle_nn::VarBuilder;
+
+use crate::models::linear::{Linear, linear, linear_no_bias};
 
 use super::blocks::{DoubleStreamBlock, NORM_EPS, SingleStreamBlock};
 use super::config::Config;
@@ -18,6 +20,16 @@ use crate::weights::TensorStore;
 
 /// `general.architecture` of HiDream transformer GGUF files (ComfyUI-GGUF's name for the model).
 pub const GGUF_ARCHITECTURE: &str = "hidream";
+
+/// What the transformer's linear layers hold while loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinearMemory {
+    pub layers: usize,
+    /// Layers whose weight stays block-quantised (dequantised at each use).
+    pub quantized: usize,
+    /// Bytes of their weights and biases.
+    pub bytes: usize,
+}
 
 /// The text conditioning of one batch of prompts, projected once and reused at every step
 /// (the reference recomputes these 49 projections at every step).
@@ -194,8 +206,30 @@ impl HiDreamTransformer {
         self.max_seq = max_seq;
     }
 
+    /// How the linear layers hold their weights (norms, MoE gates and biases aside, which the
+    /// community recipe never quantises and which are a few MB of the 17B model).
+    pub fn linear_memory(&self) -> LinearMemory {
+        let mut layers = Vec::new();
+        self.t_embedder.linears(&mut layers);
+        self.p_embedder.linears(&mut layers);
+        layers.push(&self.x_embedder);
+        layers.extend(&self.caption_projection);
+        for block in &self.double_blocks {
+            block.linears(&mut layers);
+        }
+        for block in &self.single_blocks {
+            block.linears(&mut layers);
+        }
+        layers.extend([&self.final_layer.ada, &self.final_layer.linear]);
+        LinearMemory {
+            layers: layers.len(),
+            quantized: layers.iter().filter(|l| l.is_quantized()).count(),
+            bytes: layers.iter().map(|l| l.resident_bytes()).sum(),
+        }
+    }
+
     pub fn device(&self) -> &Device {
-        self.x_embedder.weight().device()
+        self.x_embedder.device()
     }
 
     /// Projects the text conditioning once per prompt.

@@ -20,6 +20,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
+use candle_core::quantized::QTensor;
 use candle_core::quantized::ggml_file::qtensor_from_ggml;
 use candle_core::{DType, Device, Tensor};
 use memmap2::Mmap;
@@ -177,6 +178,31 @@ impl GgufFile {
             .and_then(|q| q.dequantize(device))
             .and_then(|t| t.reshape(entry.shape.as_slice()))
             .map_err(load_error)
+    }
+}
+
+impl GgufFile {
+    /// A block-quantised tensor as stored, when it is one and its stored shape is `shape`
+    /// (a tensor flattened for quantisation, with an `orig_shape`, loads densely instead).
+    pub fn quantized(
+        &self,
+        name: &str,
+        shape: &[usize],
+        device: &Device,
+    ) -> Option<candle_core::Result<QTensor>> {
+        let entry = self.tensors.get(name)?;
+        let StoredDtype::Ggml(ty) = entry.dtype else {
+            return None;
+        };
+        if !ty.is_quantized() || entry.shape != shape || self.stored_shapes.contains_key(name) {
+            return None;
+        }
+        Some(qtensor_from_ggml(
+            ty.candle,
+            &self.mmap[entry.data.clone()],
+            entry.shape.clone(),
+            device,
+        ))
     }
 }
 
