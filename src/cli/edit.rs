@@ -36,6 +36,11 @@ pub struct EditArgs {
     /// The Llama-3.1-8B-Instruct folder. Default: the Hugging Face cache.
     #[arg(long)]
     llama: Option<PathBuf>,
+    /// Weights for the editing transformer instead of its folder's: a GGUF file (an E1.1
+    /// quantised by `quantize`, say). Its config stays the --model folder's. Not with the
+    /// E1-Full LoRA.
+    #[arg(long)]
+    transformer: Option<PathBuf>,
     /// The image to edit (PNG, JPEG, WebP, TIFF, BMP…; EXIF orientation is applied).
     #[arg(long)]
     image: PathBuf,
@@ -122,6 +127,7 @@ pub fn run(args: &EditArgs) -> anyhow::Result<ExitCode> {
     }
     let models = EditModelChoice {
         base_model,
+        transformer: args.transformer.clone(),
         form: args.form,
         refine_model: args.refine_model,
         ..EditModelChoice::new(model, llama, args.run.dtype(), args.run.device)

@@ -53,6 +53,9 @@ pub struct EditModelChoice {
     pub dtype: ComputeDType,
     pub device: DeviceChoice,
     pub refine_model: RefineModel,
+    /// Weights for the editing transformer instead of its folder's (a GGUF file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transformer: Option<PathBuf>,
 }
 
 impl EditModelChoice {
@@ -67,6 +70,7 @@ impl EditModelChoice {
             dtype,
             device,
             refine_model: RefineModel::Reference,
+            transformer: None,
         }
     }
 }

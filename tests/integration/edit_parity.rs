@@ -35,7 +35,7 @@ fn model_arg(case: &serde_json::Value) -> std::path::PathBuf {
 }
 
 /// Runs `edit` with a case's settings; `extra` is appended.
-fn edit(case_name: &str, dir: &Path, extra: &[&str]) -> Output {
+pub(crate) fn edit(case_name: &str, dir: &Path, extra: &[&str]) -> Output {
     let c = case_json(case_name);
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_hidream-studio"));
     cmd.arg("edit")

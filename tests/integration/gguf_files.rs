@@ -45,7 +45,17 @@ fn write_f32_gguf(
     architecture: Option<&str>,
     edit: impl Fn(&str, Vec<u64>) -> Option<(String, Vec<u64>, u32)>,
 ) {
-    let store = TensorStore::open_dir(&transformer_dir()).unwrap();
+    write_f32_gguf_of(&transformer_dir(), path, architecture, edit);
+}
+
+/// As [`write_f32_gguf`], for the transformer folder `source`.
+fn write_f32_gguf_of(
+    source: &Path,
+    path: &Path,
+    architecture: Option<&str>,
+    edit: impl Fn(&str, Vec<u64>) -> Option<(String, Vec<u64>, u32)>,
+) {
+    let store = TensorStore::open_dir(source).unwrap();
     let mut names: Vec<&str> = store.names().collect();
     names.sort_unstable();
     let mut headers = Vec::new();
@@ -57,7 +67,13 @@ fn write_f32_gguf(
         let Some((new_name, dims, type_id)) = edit(name, dims) else {
             continue;
         };
-        let values: Vec<f32> = tensor.flatten_all().unwrap().to_vec1().unwrap();
+        let values: Vec<f32> = tensor
+            .to_dtype(DType::F32)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
         let count: u64 = dims.iter().product();
         let mut bytes = common::f32_bytes(&values);
         bytes.resize(count as usize * 4, 0);
@@ -307,4 +323,41 @@ fn quantised_layers_stay_quantised_in_memory() {
         dense.bytes, quantised.bytes
     );
     assert!(ratio < 0.4, "{ratio}");
+}
+
+#[test]
+fn edit_takes_a_gguf_transformer_and_the_lora_form_refuses_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let gguf = dir.path().join("e11.gguf");
+    let e11 = common::fixtures().join("edit-e11/model/transformer");
+    write_f32_gguf_of(&e11, &gguf, Some("hidream"), unchanged);
+    let noise = common::fixtures().join("edit-e11/reference.safetensors");
+    let (noise, gguf_arg) = (noise.display().to_string(), gguf.display().to_string());
+    let (with, without) = (dir.path().join("with"), dir.path().join("without"));
+    std::fs::create_dir_all(&with).unwrap();
+    std::fs::create_dir_all(&without).unwrap();
+    let run = |out: &Path, extra: &[&str]| {
+        let output = crate::edit_parity::edit("edit-e11", out, extra);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        candle_core::safetensors::load(out.join("dump.safetensors"), &Device::Cpu).unwrap()
+    };
+    let from_gguf = run(&with, &["--noise", &noise, "--transformer", &gguf_arg]);
+    let from_folder = run(&without, &["--noise", &noise]);
+    // An F32 GGUF holds the same numbers as the folder's safetensors: the same edit, exactly.
+    assert_eq!(
+        common::rel_err(&from_gguf["final_latents"], &from_folder["final_latents"]),
+        0.0
+    );
+    let lora = crate::edit_parity::edit(
+        "edit-e1full-lora",
+        dir.path(),
+        &["--transformer", &gguf_arg],
+    );
+    assert!(!lora.status.success());
+    let message = String::from_utf8_lossy(&lora.stderr);
+    assert!(message.contains("takes no --transformer"), "{message}");
 }

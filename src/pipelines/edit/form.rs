@@ -69,6 +69,9 @@ pub struct EditModelPaths {
     pub lora: Option<PathBuf>,
     /// HiDream-I1-Full's transformer folder, when a base model was given.
     pub base_transformer: Option<PathBuf>,
+    /// Weights to load the editing transformer from instead of its folder's (a GGUF file);
+    /// its config stays the folder's.
+    pub transformer_weights: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +101,12 @@ pub(crate) enum FormError {
     BadBase { path: PathBuf, detail: String },
     #[error("--refine-model base refines with HiDream-I1-Full: pass its folder with --base-model")]
     RefineNeedsBase,
+    #[error(
+        "{path}: --transformer replaces the transformer of an E1.1 or merged E1-Full model; the \
+         E1-Full LoRA is merged into HiDream-I1-Full's own weights, so it takes no \
+         --transformer"
+    )]
+    TransformerWithLora { path: PathBuf },
 }
 
 /// Recognises the form of `model` (unless `forced`); see the module documentation.
@@ -134,6 +143,7 @@ pub(crate) fn recognise(
             transformer: base_transformer.clone(),
             lora: Some(lora),
             base_transformer: Some(base_transformer),
+            transformer_weights: None,
         })
     };
     if model.is_file() {
@@ -188,6 +198,7 @@ pub(crate) fn recognise(
         transformer,
         lora: None,
         base_transformer,
+        transformer_weights: None,
     })
 }
 
@@ -222,7 +233,12 @@ pub(crate) fn load_edit_transformer(
             dtype,
             device,
         ),
-        None => HiDreamTransformer::load(&paths.transformer, dtype, device),
+        None => match &paths.transformer_weights {
+            Some(weights) => {
+                HiDreamTransformer::load_weights(&paths.transformer, weights, dtype, device)
+            }
+            None => HiDreamTransformer::load(&paths.transformer, dtype, device),
+        },
     }
 }
 

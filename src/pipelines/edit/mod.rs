@@ -85,7 +85,16 @@ pub struct EditModels {
 
 impl EditModels {
     pub fn load(choice: &EditModelChoice, memory: EncoderMemory) -> anyhow::Result<Self> {
-        let paths = recognise(&choice.model, choice.base_model.as_deref(), choice.form)?;
+        let mut paths = recognise(&choice.model, choice.base_model.as_deref(), choice.form)?;
+        if let Some(weights) = &choice.transformer {
+            if paths.lora.is_some() {
+                return Err(FormError::TransformerWithLora {
+                    path: weights.clone(),
+                }
+                .into());
+            }
+            paths.transformer_weights = Some(weights.clone());
+        }
         if choice.refine_model == RefineModel::Base && paths.base_transformer.is_none() {
             return Err(FormError::RefineNeedsBase.into());
         }
