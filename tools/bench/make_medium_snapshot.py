@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
-from make_fixtures import randomise, shard_size  # noqa: E402
+from tiny_models import randomise, shard_size  # noqa: E402
 
 
 def main() -> None:
