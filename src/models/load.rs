@@ -52,8 +52,9 @@ pub(crate) fn load_checked_ignoring<T>(
     ignored: &[&str],
     build: impl Fn(VarBuilder<'_>) -> candle_core::Result<T>,
 ) -> Result<T, LoadError> {
-    load_checked_with(dir, what, ignored, build, |store| {
-        Ok(store.into_var_builder(dtype, device).into())
+    let store = TensorStore::open_dir(dir)?;
+    check_and_build(store, dir, what, ignored, build, |store| {
+        Ok(weights_of(store, dtype, device))
     })
 }
 
@@ -69,16 +70,21 @@ pub(crate) fn load_checked_from<T>(
 ) -> Result<T, LoadError> {
     let store = TensorStore::open_path(weights, gguf_architecture)?;
     check_and_build(store, weights, what, &[], build, |store| {
-        if !store.holds_quantized() {
-            return Ok(store.into_var_builder(dtype, device).into());
-        }
-        // Quantised layers keep their blocks (see `models::linear`); the rest loads densely.
-        let store = Arc::new(store);
-        Ok(Weights {
-            vb: var_builder_over(store.clone(), dtype, device),
-            quantized: Some(store),
-        })
+        Ok(weights_of(store, dtype, device))
     })
+}
+
+/// The weights a model is built from; a quantised GGUF's layers keep their blocks (see
+/// `models::linear`) and the rest loads densely.
+fn weights_of(store: TensorStore, dtype: DType, device: &Device) -> Weights {
+    if !store.holds_quantized() {
+        return store.into_var_builder(dtype, device).into();
+    }
+    let store = Arc::new(store);
+    Weights {
+        vb: var_builder_over(store.clone(), dtype, device),
+        quantized: Some(store),
+    }
 }
 
 /// What a model is built from: its `VarBuilder`, and the source of the weights that stay
@@ -105,26 +111,10 @@ pub(crate) fn load_checked_through<T>(
     backend: impl FnOnce(TensorStore) -> Result<VarBuilder<'static>, LoadError>,
     build: impl Fn(VarBuilder<'_>) -> candle_core::Result<T>,
 ) -> Result<T, LoadError> {
-    load_checked_with(dir, what, &[], build, |store| {
+    let store = TensorStore::open_dir(dir)?;
+    check_and_build(store, dir, what, &[], build, |store| {
         backend(store).map(Weights::from)
     })
-}
-
-fn load_checked_with<T>(
-    dir: &Path,
-    what: &'static str,
-    ignored: &[&str],
-    build: impl Fn(VarBuilder<'_>) -> candle_core::Result<T>,
-    backend: impl FnOnce(TensorStore) -> Result<Weights, LoadError>,
-) -> Result<T, LoadError> {
-    check_and_build(
-        TensorStore::open_dir(dir)?,
-        dir,
-        what,
-        ignored,
-        build,
-        backend,
-    )
 }
 
 fn check_and_build<T>(

@@ -9,6 +9,7 @@ mod hf_cache;
 mod json;
 mod locate;
 mod manifest;
+mod mapped_file;
 mod random;
 mod safetensors_file;
 mod snapshot;

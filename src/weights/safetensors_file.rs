@@ -1,15 +1,13 @@
 //! One memory-mapped `.safetensors` file with a validated header.
 
-use std::collections::HashMap;
-use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
-use memmap2::Mmap;
 use safetensors::tensor::{Dtype as StDtype, SafeTensorError, SafeTensors};
 
 use super::error::{Result, WeightsError};
 use super::gguf::GgmlType;
+use super::mapped_file::{MappedFile, map};
 
 /// Where one tensor lives inside its file.
 #[derive(Debug, Clone)]
@@ -27,31 +25,16 @@ impl TensorEntry {
     }
 }
 
-/// A safetensors file mapped into memory. Tensors are only copied out when loaded, so opening
-/// a 5 GB shard to read its header costs next to nothing.
+/// A safetensors file mapped into memory, its header validated.
+#[derive(Debug)]
 pub(crate) struct SafetensorsFile {
-    path: PathBuf,
-    mmap: Mmap,
+    pub file: MappedFile,
     data_start: usize,
-    tensors: HashMap<String, TensorEntry>,
-}
-
-impl std::fmt::Debug for SafetensorsFile {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SafetensorsFile")
-            .field("path", &self.path)
-            .field("tensors", &self.tensors.len())
-            .finish_non_exhaustive()
-    }
 }
 
 impl SafetensorsFile {
     pub fn open(path: &Path) -> Result<Self> {
-        let file = File::open(path).map_err(|e| WeightsError::io(path, e))?;
-        // SAFETY: the mapping is read-only. Another process truncating the file while we hold the
-        // map would fault; that is the usual contract of memory-mapped model loading and the
-        // header checks below catch files that were already short when opened.
-        let mmap = unsafe { Mmap::map(&file) }.map_err(|e| WeightsError::io(path, e))?;
+        let mmap = map(path)?;
         let (header_len, metadata) =
             SafeTensors::read_metadata(&mmap).map_err(|e| describe_header_error(path, &mmap, e))?;
         let data_start = 8 + header_len;
@@ -68,54 +51,33 @@ impl SafetensorsFile {
             })
             .collect();
         Ok(Self {
-            path: path.to_path_buf(),
-            mmap,
+            file: MappedFile {
+                path: path.to_path_buf(),
+                mmap,
+                tensors,
+            },
             data_start,
-            tensors,
         })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    pub fn tensors(&self) -> &HashMap<String, TensorEntry> {
-        &self.tensors
-    }
-
-    pub(crate) fn file_size(&self) -> u64 {
-        self.mmap.len() as u64
     }
 
     /// Copies a tensor out of the map in its stored dtype, checking that it is one we compute
     /// with (f32, f16, bf16).
     pub fn load(&self, name: &str, device: &Device) -> Result<Tensor> {
-        let entry = self
-            .tensors
-            .get(name)
-            .ok_or_else(|| WeightsError::TensorMissing {
-                tensor: name.to_string(),
-                location: self.path.clone(),
-            })?;
+        let entry = self.file.entry(name)?;
         let dtype =
             entry
                 .dtype
                 .safetensors_float()
                 .ok_or_else(|| WeightsError::UnsupportedDtype {
-                    file: self.path.clone(),
+                    file: self.file.path.clone(),
                     tensor: name.to_string(),
                     dtype: entry.dtype.name().to_string(),
                 })?;
         let start = self.data_start + entry.data.start;
         let end = self.data_start + entry.data.end;
-        let bytes = &self.mmap[start..end];
-        Tensor::from_raw_buffer(bytes, dtype, &entry.shape, device).map_err(|e| {
-            WeightsError::TensorLoad {
-                file: self.path.clone(),
-                tensor: name.to_string(),
-                detail: e.to_string(),
-            }
-        })
+        let bytes = &self.file.mmap[start..end];
+        Tensor::from_raw_buffer(bytes, dtype, &entry.shape, device)
+            .map_err(|e| self.file.load_error(name, e))
     }
 }
 

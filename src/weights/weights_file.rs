@@ -7,6 +7,7 @@ use candle_core::{Device, Tensor};
 
 use super::error::Result;
 use super::gguf::GgufFile;
+use super::mapped_file::MappedFile;
 use super::safetensors_file::{SafetensorsFile, TensorEntry};
 
 #[derive(Debug)]
@@ -16,18 +17,19 @@ pub(crate) enum WeightsFile {
 }
 
 impl WeightsFile {
-    pub fn path(&self) -> &Path {
+    fn mapped(&self) -> &MappedFile {
         match self {
-            Self::Safetensors(f) => f.path(),
-            Self::Gguf(f) => f.path(),
+            Self::Safetensors(f) => &f.file,
+            Self::Gguf(f) => &f.file,
         }
     }
 
+    pub fn path(&self) -> &Path {
+        &self.mapped().path
+    }
+
     pub fn tensors(&self) -> &HashMap<String, TensorEntry> {
-        match self {
-            Self::Safetensors(f) => f.tensors(),
-            Self::Gguf(f) => f.tensors(),
-        }
+        &self.mapped().tensors
     }
 
     pub fn entry(&self, name: &str) -> Option<&TensorEntry> {
@@ -35,10 +37,7 @@ impl WeightsFile {
     }
 
     pub fn file_size(&self) -> u64 {
-        match self {
-            Self::Safetensors(f) => f.file_size(),
-            Self::Gguf(f) => f.file_size(),
-        }
+        self.mapped().mmap.len() as u64
     }
 
     /// A tensor in its stored float dtype (quantised GGUF tensors dequantised to f32).

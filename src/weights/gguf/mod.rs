@@ -17,19 +17,18 @@ mod types;
 mod writer;
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use candle_core::quantized::QTensor;
 use candle_core::quantized::ggml_file::qtensor_from_ggml;
 use candle_core::{DType, Device, Tensor};
-use memmap2::Mmap;
 
 pub use header::MetaValue;
 pub use types::{GgmlType, LOADABLE, loadable_names};
 pub use writer::{TensorHeader, write_header, write_tensor_data};
 
 use super::error::{Result, WeightsError};
+use super::mapped_file::{MappedFile, map};
 use super::safetensors_file::{StoredDtype, TensorEntry};
 use header::{HeaderError, RawTensor};
 
@@ -40,30 +39,17 @@ pub const ORIG_SHAPE_KEY: &str = "comfy.gguf.orig_shape.";
 pub const ARCHITECTURE_KEY: &str = "general.architecture";
 
 /// One GGUF file, memory-mapped, its header checked against the file's length.
+#[derive(Debug)]
 pub(crate) struct GgufFile {
-    path: PathBuf,
-    mmap: Mmap,
+    pub file: MappedFile,
     architecture: Option<String>,
-    tensors: HashMap<String, TensorEntry>,
     /// The stored shape (PyTorch order) of tensors whose `orig_shape` differs from it.
     stored_shapes: HashMap<String, Vec<usize>>,
 }
 
-impl std::fmt::Debug for GgufFile {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GgufFile")
-            .field("path", &self.path)
-            .field("architecture", &self.architecture)
-            .field("tensors", &self.tensors.len())
-            .finish_non_exhaustive()
-    }
-}
-
 impl GgufFile {
     pub fn open(path: &Path) -> Result<Self> {
-        let file = File::open(path).map_err(|e| WeightsError::io(path, e))?;
-        // SAFETY: read-only mapping; see SafetensorsFile::open for the shared contract.
-        let mmap = unsafe { Mmap::map(&file) }.map_err(|e| WeightsError::io(path, e))?;
+        let mmap = map(path)?;
         let header = header::parse(&mmap).map_err(|e| match e {
             HeaderError::NotGguf => WeightsError::NotGguf {
                 path: path.to_path_buf(),
@@ -116,16 +102,14 @@ impl GgufFile {
             }
         }
         Ok(Self {
-            path: path.to_path_buf(),
-            mmap,
+            file: MappedFile {
+                path: path.to_path_buf(),
+                mmap,
+                tensors,
+            },
             architecture,
-            tensors,
             stored_shapes,
         })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// `general.architecture`, when the file names one.
@@ -133,37 +117,15 @@ impl GgufFile {
         self.architecture.as_deref()
     }
 
-    pub fn tensors(&self) -> &HashMap<String, TensorEntry> {
-        &self.tensors
-    }
-
-    pub(crate) fn file_size(&self) -> u64 {
-        self.mmap.len() as u64
-    }
-
     /// Loads a tensor: float types in their stored dtype, quantised ones dequantised to f32.
     pub fn load(&self, name: &str, device: &Device) -> Result<Tensor> {
-        let entry = self
-            .tensors
-            .get(name)
-            .ok_or_else(|| WeightsError::TensorMissing {
-                tensor: name.to_string(),
-                location: self.path.clone(),
-            })?;
+        let entry = self.file.entry(name)?;
         let StoredDtype::Ggml(ty) = entry.dtype else {
-            return Err(WeightsError::TensorLoad {
-                file: self.path.clone(),
-                tensor: name.to_string(),
-                detail: "not a GGUF tensor".to_string(),
-            });
+            return Err(self.file.load_error(name, "not a GGUF tensor"));
         };
         // `describe` checked the range against the file's length.
-        let bytes = &self.mmap[entry.data.clone()];
-        let load_error = |e: candle_core::Error| WeightsError::TensorLoad {
-            file: self.path.clone(),
-            tensor: name.to_string(),
-            detail: e.to_string(),
-        };
+        let bytes = &self.file.mmap[entry.data.clone()];
+        let load_error = |e: candle_core::Error| self.file.load_error(name, e);
         let float = match ty.candle {
             candle_core::quantized::GgmlDType::F32 => Some(DType::F32),
             candle_core::quantized::GgmlDType::F16 => Some(DType::F16),
@@ -190,7 +152,7 @@ impl GgufFile {
         shape: &[usize],
         device: &Device,
     ) -> Option<candle_core::Result<QTensor>> {
-        let entry = self.tensors.get(name)?;
+        let entry = self.file.tensors.get(name)?;
         let StoredDtype::Ggml(ty) = entry.dtype else {
             return None;
         };
@@ -199,7 +161,7 @@ impl GgufFile {
         }
         Some(qtensor_from_ggml(
             ty.candle,
-            &self.mmap[entry.data.clone()],
+            &self.file.mmap[entry.data.clone()],
             entry.shape.clone(),
             device,
         ))

@@ -14,47 +14,41 @@ pub struct GgmlType {
     pub candle: GgmlDType,
 }
 
-/// Every type we load, in ggml's numbering (ggml.h `enum ggml_type`).
-pub const LOADABLE: [GgmlType; 13] = [
-    t(0, "F32", GgmlDType::F32),
-    t(1, "F16", GgmlDType::F16),
-    t(2, "Q4_0", GgmlDType::Q4_0),
-    t(3, "Q4_1", GgmlDType::Q4_1),
-    t(6, "Q5_0", GgmlDType::Q5_0),
-    t(7, "Q5_1", GgmlDType::Q5_1),
-    t(8, "Q8_0", GgmlDType::Q8_0),
-    t(10, "Q2_K", GgmlDType::Q2K),
-    t(11, "Q3_K", GgmlDType::Q3K),
-    t(12, "Q4_K", GgmlDType::Q4K),
-    t(13, "Q5_K", GgmlDType::Q5K),
-    t(14, "Q6_K", GgmlDType::Q6K),
-    t(30, "BF16", GgmlDType::BF16),
+/// ggml's type names by number (ggml.h `enum ggml_type`); "" where a number is unused.
+const GGML_NAMES: [&str; 36] = [
+    "F32", "F16", "Q4_0", "Q4_1", "", "", "Q5_0", "Q5_1", "Q8_0", "Q8_1", "Q2_K", "Q3_K", "Q4_K",
+    "Q5_K", "Q6_K", "Q8_K", "IQ2_XXS", "IQ2_XS", "IQ3_XXS", "IQ1_S", "IQ4_NL", "IQ3_S", "IQ2_S",
+    "IQ4_XS", "I8", "I16", "I32", "I64", "F64", "IQ1_M", "BF16", "", "", "", "TQ1_0", "TQ2_0",
 ];
 
-const fn t(id: u32, name: &'static str, candle: GgmlDType) -> GgmlType {
-    GgmlType { id, name, candle }
-}
+/// The numbers of the types we load, and candle's type for each, in the same order.
+const LOADABLE_IDS: [u32; 13] = [0, 1, 2, 3, 6, 7, 8, 10, 11, 12, 13, 14, 30];
+const LOADABLE_CANDLE: [GgmlDType; 13] = {
+    use GgmlDType::{BF16, F16, F32, Q2K, Q3K, Q4_0, Q4_1, Q4K, Q5_0, Q5_1, Q5K, Q6K, Q8_0};
+    [
+        F32, F16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2K, Q3K, Q4K, Q5K, Q6K, BF16,
+    ]
+};
 
-/// Names of the ggml types we do not load, so a refusal can say what the file holds.
-const OTHER_NAMES: [(u32, &str); 17] = [
-    (9, "Q8_1"),
-    (15, "Q8_K"),
-    (16, "IQ2_XXS"),
-    (17, "IQ2_XS"),
-    (18, "IQ3_XXS"),
-    (19, "IQ1_S"),
-    (20, "IQ4_NL"),
-    (21, "IQ3_S"),
-    (22, "IQ2_S"),
-    (23, "IQ4_XS"),
-    (24, "I8"),
-    (25, "I16"),
-    (26, "I32"),
-    (27, "I64"),
-    (28, "F64"),
-    (29, "IQ1_M"),
-    (34, "TQ1_0"),
-];
+/// Every type we load, in ggml's numbering.
+pub const LOADABLE: [GgmlType; 13] = {
+    let mut types = [GgmlType {
+        id: 0,
+        name: "F32",
+        candle: GgmlDType::F32,
+    }; 13];
+    let mut i = 0;
+    while i < types.len() {
+        let id = LOADABLE_IDS[i];
+        types[i] = GgmlType {
+            id,
+            name: GGML_NAMES[id as usize],
+            candle: LOADABLE_CANDLE[i],
+        };
+        i += 1;
+    }
+    types
+};
 
 impl GgmlType {
     pub fn from_id(id: u32) -> Option<Self> {
@@ -102,10 +96,11 @@ impl GgmlType {
 
 /// The name of a ggml type number we do not load, or `type N` for one ggml does not define.
 pub fn unloadable_name(id: u32) -> String {
-    OTHER_NAMES
-        .iter()
-        .find(|(n, _)| *n == id)
-        .map_or_else(|| format!("type {id}"), |(_, name)| (*name).to_string())
+    usize::try_from(id)
+        .ok()
+        .and_then(|i| GGML_NAMES.get(i))
+        .filter(|name| !name.is_empty())
+        .map_or_else(|| format!("type {id}"), |name| (*name).to_string())
 }
 
 /// The names of the loadable types, for messages.
