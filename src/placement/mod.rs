@@ -3,12 +3,17 @@
 //!
 //! Sizes come from the code that loads the models: the released configs (built in) parsed into
 //! our config types, every tensor our constructors ask for, and the quantiser's per-tensor
-//! recipe for GGUF formats.
+//! recipe for GGUF formats. What the weights do not cover is the memory model in [`memory`],
+//! each constant with its reason.
 
+pub mod memory;
 mod released;
+mod size;
 mod weights;
 
+pub use memory::PlanModel;
 pub use released::ModelConfigs;
+pub use size::{SizeError, gb, parse_size};
 pub use weights::{EncoderBytes, EncoderFormat, ModelWeights, TransformerBytes};
 
 /// Why a placement could not be planned.
