@@ -4,16 +4,30 @@
 //! Sizes come from the code that loads the models: the released configs (built in) parsed into
 //! our config types, every tensor our constructors ask for, and the quantiser's per-tensor
 //! recipe for GGUF formats. What the weights do not cover is the memory model in [`memory`],
-//! each constant with its reason.
+//! each constant with its reason. The planner is arithmetic: the engine does not stream blocks
+//! yet and today dequantises GGUF weights to the compute dtype at load.
 
+mod ladder;
 pub mod memory;
+mod planner;
 mod released;
 mod size;
+mod table;
+#[cfg(test)]
+mod tiers_tests;
 mod weights;
 
+pub use ladder::LADDER;
 pub use memory::PlanModel;
+pub use planner::{
+    DecodePlacement, EncoderDevice, EncoderPlacement, PhasePeaks, Placement, PlanRequest, Planner,
+    TransformerPlacement,
+};
 pub use released::ModelConfigs;
 pub use size::{SizeError, gb, parse_size};
+pub use table::{
+    TIERS, TableRequest, TierPlacement, render_placement, render_tiers, tier_placements,
+};
 pub use weights::{EncoderBytes, EncoderFormat, ModelWeights, TransformerBytes};
 
 /// Why a placement could not be planned.
@@ -23,4 +37,29 @@ pub enum PlacementError {
     BuiltInConfig { what: &'static str, detail: String },
     #[error("sizing the {what} failed ({detail}); this is a bug, please report it")]
     Audit { what: &'static str, detail: String },
+    #[error(
+        "{model} with a {format} transformer does not fit {} even with every block streamed: \
+         it needs at least {}; give a larger --vram-budget or a smaller --transformer-type",
+        gb(*budget),
+        gb(*needed)
+    )]
+    DoesNotFit {
+        model: &'static str,
+        format: &'static str,
+        budget: u64,
+        needed: u64,
+    },
+    #[error(
+        "the text encoders do not fit the GPU: the largest, {largest} ({}), needs {} even \
+         alone, more than {}; use --encoder-device cpu or --encoder-type q8_0",
+        gb(*size),
+        gb(*needed),
+        gb(*budget)
+    )]
+    EncodersDoNotFit {
+        largest: &'static str,
+        size: u64,
+        needed: u64,
+        budget: u64,
+    },
 }
