@@ -10,6 +10,7 @@ pub mod info;
 mod job;
 mod outputs;
 pub mod parity;
+pub mod plan;
 mod previews;
 mod progress_bar;
 pub mod quantize;
