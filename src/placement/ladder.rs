@@ -65,7 +65,7 @@ impl Planner {
                         transformer: f,
                         ..*request
                     })
-                    .map(|p| gb(p.resident_denoise_bytes));
+                    .map(|p| gb(p.resident_need_bytes));
                 format!(
                     "{} needs {}",
                     f.name(),

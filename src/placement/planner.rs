@@ -130,8 +130,9 @@ pub struct Placement {
     pub decode: DecodePlacement,
     pub peak_bytes: PhasePeaks,
     pub overall_peak_bytes: u64,
-    /// What denoising would need with the whole transformer resident.
-    pub resident_denoise_bytes: u64,
+    /// What the whole transformer resident would need at its worst phase: denoising, or a
+    /// tiled decode beside it.
+    pub resident_need_bytes: u64,
     /// Host memory the placement holds: streamed blocks (pinned) and encoders on the CPU.
     pub host_bytes: u64,
     pub reasons: Vec<String>,
@@ -265,18 +266,21 @@ impl Planner {
             ])
         };
         let tiled = memory::vae_decode_tiled(&c.vae, IMAGE_SIDE);
-        let fits = |f: &Footprint| {
-            let denoise = denoise_parts(("transformer", f.bytes)).0;
-            let decode = f.bytes + tiled + common.vae + common.cache + RESERVE;
-            denoise <= budget && decode <= budget
+        // The transformer stays on the GPU through the decode (the next job reuses it), so a
+        // tiled decode beside it must fit as well as the denoising.
+        let need = |bytes: u64| {
+            let denoise = denoise_parts(("transformer", bytes)).0;
+            denoise.max(bytes + tiled + common.vae + common.cache + RESERVE)
         };
-        let (resident_need, resident_line) =
+        let fits = |f: &Footprint| need(f.bytes) <= budget;
+        let (resident_denoise, resident_line) =
             denoise_parts((&*format!("{format} transformer"), t.total()));
+        let resident_need = need(t.total());
         let all = footprint(&t, t.blocks.len());
         let chosen = if fits(&all) {
             reasons.push(format!(
                 "transformer resident: {resident_line} {}",
-                compare(resident_need, budget)
+                compare(resident_denoise, budget)
             ));
             all
         } else {
@@ -290,9 +294,7 @@ impl Planner {
                     model: req.model.name(),
                     format,
                     budget,
-                    needed: denoise_parts(("transformer", least.bytes))
-                        .0
-                        .max(least.bytes + tiled + common.vae + common.cache + RESERVE),
+                    needed: need(least.bytes),
                 });
             };
             let on_gpu = denoise_parts(("transformer on the GPU", f.bytes));
@@ -342,7 +344,7 @@ impl Planner {
             decode,
             overall_peak_bytes: peaks.max(),
             peak_bytes: peaks,
-            resident_denoise_bytes: resident_need,
+            resident_need_bytes: resident_need,
             host_bytes: chosen.streamed + host_encoders,
             reasons,
         })
@@ -523,7 +525,8 @@ fn streamed_reason(
     };
     let resident: u64 = t.blocks[..resident_blocks].iter().sum();
     format!(
-        "{format} transformer {} does not fit resident ({} > {}): {resident_blocks} of {blocks} \
+        "{format} transformer {} does not fit resident (it would need {} at its worst phase, > \
+         {}): {resident_blocks} of {blocks} \
          blocks resident, {} streamed from pinned host memory, {} a step (≈{:.2} s at {:.0} GB/s); \
          on the GPU outside the blocks {} + resident blocks {} + {STAGING_SLOTS} staging slots {}; \
          {line} {}",

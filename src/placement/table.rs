@@ -106,13 +106,13 @@ pub fn render_tiers(planner: &Planner, request: &TableRequest) -> Result<String,
         "\nTransformer by budget and format (placement and peak GB; N/48: N of the 48 blocks \
          resident, the rest streamed):"
     );
-    let _ = write!(out, "{:<8}", "budget");
+    let mut header = format!("{:<8}", "budget");
     for f in LADDER {
-        let _ = write!(out, "{:<15}", f.name());
+        let _ = write!(header, "{:<15}", f.name());
     }
-    out.push('\n');
+    let _ = writeln!(out, "{}", header.trim_end());
     for budget in TIERS {
-        let _ = write!(out, "{:<8}", format!("{:.0} GB", budget as f64 / 1e9));
+        let mut row = format!("{:<8}", format!("{:.0} GB", budget as f64 / 1e9));
         for f in LADDER {
             let cell = match planner.plan(&request.at(budget, f)) {
                 Ok(p) => format!(
@@ -127,9 +127,9 @@ pub fn render_tiers(planner: &Planner, request: &TableRequest) -> Result<String,
                 ),
                 Err(_) => "does not fit".into(),
             };
-            let _ = write!(out, "{cell:<15}");
+            let _ = write!(row, "{cell:<15}");
         }
-        out.push('\n');
+        let _ = writeln!(out, "{}", row.trim_end());
     }
     let _ = writeln!(out, "* the text encoders stay resident too");
     let placements = tier_placements(planner, request)?;

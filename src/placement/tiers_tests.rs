@@ -87,8 +87,8 @@ use TransformerPlacement::Resident;
 
 /// 80 GB: bf16 and every encoder resident. 48 GB: bf16 resident, the encoders one at a time
 /// before it (Llama beside the 34.2 GB transformer would need 50.9 GB). 24 GB: Q8_0 resident,
-/// tiled decode. 16 GB: Q4_K_M resident (Q5_K_M misses by 0.04 GB); bf16 Llama alone needs
-/// 16.7 GB, so the encoders go to the CPU. 12 GB: Q4_K_M streams 16 blocks.
+/// tiled decode. 16 GB: Q4_K_M resident (Q5_K_M's tiled decode beside it needs 16.2 GB); bf16
+/// Llama alone needs 16.7 GB, so the encoders go to the CPU. 12 GB: Q4_K_M streams 16 blocks.
 #[test]
 fn i1_tiers() {
     check_tiers(
