@@ -12,6 +12,7 @@ pub mod info;
 pub(crate) mod kernels;
 pub mod models;
 pub mod pipelines;
+pub mod placement;
 pub mod preview;
 pub mod quantize;
 pub mod rng;

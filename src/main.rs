@@ -79,6 +79,12 @@ enum Command {
     ///
     /// Load the result with `generate --transformer FILE.gguf`; ComfyUI-GGUF loads it too.
     Quantize(cli::quantize::QuantizeArgs),
+    /// Plan where the models go for a GPU memory budget: the transformer resident or
+    /// streamed, the text encoders together, one at a time or on the CPU, and each phase's peak.
+    ///
+    /// Arithmetic over the released models' sizes (no download needed); prints the choices and
+    /// why. Without --vram-budget, the table for 80, 48, 24, 16 and 12 GB.
+    Plan(cli::plan::PlanArgs),
     /// Time parts of the pipeline (for BENCHMARKS.md).
     ///
     /// Set RAYON_NUM_THREADS to fix the number of CPU threads.
@@ -137,6 +143,7 @@ fn main() -> ExitCode {
         Some(Command::Info(args)) => cli::info::run(&args),
         Some(Command::Bench(args)) => cli::bench::run(&args),
         Some(Command::Quantize(args)) => cli::quantize::run(&args),
+        Some(Command::Plan(args)) => cli::plan::run(&args),
         Some(Command::Parity(args)) => cli::parity::run(&args),
         Some(Command::Generate(args)) => cli::generate::run(&args),
         Some(Command::Edit(args)) => cli::edit::run(&args),

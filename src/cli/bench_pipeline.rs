@@ -16,40 +16,17 @@ use clap::Args;
 use hidream_studio::device_memory::PeakTracker;
 use hidream_studio::models::hidream::{Config, HiDreamTransformer};
 use hidream_studio::models::text::{
-    ClipConfig, ClipTextEncoder, LlamaConfig, LlamaEncoder, MAX_SEQUENCE_LENGTH, PromptTokenizer,
-    T5Config, T5Encoder, TextEncoders,
+    ClipConfig, ClipTextEncoder, LlamaEncoder, MAX_SEQUENCE_LENGTH, PromptTokenizer, T5Encoder,
+    TextEncoders,
 };
-use hidream_studio::models::vae::{AutoencoderKl, VaeConfig};
+use hidream_studio::models::vae::AutoencoderKl;
 use hidream_studio::pipelines::{
     ComputeDType, DeviceChoice, EncoderMemory, GenerateSettings, HiDreamModels, ModelSelection,
     Preset, Silent, generate,
 };
+use hidream_studio::placement::ModelConfigs;
 use hidream_studio::schedulers::ShiftMode;
 use hidream_studio::weights::{Snapshot, random_var_builder, read_json};
-
-/// The released models' configurations (the config.json files of
-/// https://huggingface.co/HiDream-ai/HiDream-I1-Full and of Llama-3.1-8B-Instruct; CLIP's 248
-/// positions are Long-CLIP's, any count ≥ 128 costs the same at 128 tokens).
-const TRANSFORMER: &str = include_str!("../../tools/gpu/hidream-i1-transformer.json");
-const CLIP_L: &str = r#"{"vocab_size": 49408, "hidden_size": 768, "intermediate_size": 3072,
-  "num_hidden_layers": 12, "num_attention_heads": 12, "max_position_embeddings": 248,
-  "projection_dim": 768, "hidden_act": "quick_gelu", "layer_norm_eps": 1e-05}"#;
-const CLIP_G: &str = r#"{"vocab_size": 49408, "hidden_size": 1280, "intermediate_size": 5120,
-  "num_hidden_layers": 32, "num_attention_heads": 20, "max_position_embeddings": 248,
-  "projection_dim": 1280, "hidden_act": "gelu", "layer_norm_eps": 1e-05}"#;
-const T5_XXL: &str = r#"{"vocab_size": 32128, "d_model": 4096, "d_kv": 64, "d_ff": 10240,
-  "num_layers": 24, "num_heads": 64, "relative_attention_num_buckets": 32,
-  "relative_attention_max_distance": 128, "layer_norm_epsilon": 1e-06,
-  "feed_forward_proj": "gated-gelu", "dense_act_fn": "gelu_new"}"#;
-const LLAMA_3_1_8B: &str = r#"{"vocab_size": 128256, "hidden_size": 4096,
-  "intermediate_size": 14336, "num_hidden_layers": 32, "num_attention_heads": 32,
-  "num_key_value_heads": 8, "head_dim": 128, "rms_norm_eps": 1e-05, "rope_theta": 500000.0,
-  "rope_scaling": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
-  "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}}"#;
-const FLUX_VAE: &str = r#"{"in_channels": 3, "out_channels": 3, "latent_channels": 16,
-  "block_out_channels": [128, 256, 512, 512], "layers_per_block": 2, "norm_num_groups": 32,
-  "scaling_factor": 0.3611, "shift_factor": 0.1159, "use_quant_conv": false,
-  "use_post_quant_conv": false, "mid_block_add_attention": true}"#;
 
 #[derive(Args)]
 pub struct PipelineArgs {
@@ -97,9 +74,9 @@ pub fn run(args: &PipelineArgs) -> anyhow::Result<ExitCode> {
     let baseline = memory.peak_bytes();
 
     let configs = if args.snapshot_configs {
-        Configs::from_folders(args)?
+        configs_from_folders(args)?
     } else {
-        Configs::released()?
+        ModelConfigs::released()?
     };
     let started = Instant::now();
     let transformer = HiDreamTransformer::new(
@@ -199,56 +176,26 @@ pub fn run(args: &PipelineArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The six models' configurations.
-struct Configs {
-    transformer: Config,
-    vae: VaeConfig,
-    clip_l: ClipConfig,
-    clip_g: ClipConfig,
-    t5: T5Config,
-    llama: LlamaConfig,
-}
-
-impl Configs {
-    fn released() -> anyhow::Result<Self> {
-        let parse = |what: &str, text: &str| {
-            serde_json::from_str::<serde_json::Value>(text)
-                .with_context(|| format!("the built-in {what} config"))
-        };
-        let transformer: Config = serde_json::from_value(parse("transformer", TRANSFORMER)?)?;
-        transformer.validate().map_err(|(field, problem)| {
-            anyhow::anyhow!("built-in transformer config: {field} {problem}")
-        })?;
-        Ok(Self {
-            transformer,
-            vae: serde_json::from_value(parse("autoencoder", FLUX_VAE)?)?,
-            clip_l: serde_json::from_value(parse("CLIP-L", CLIP_L)?)?,
-            clip_g: serde_json::from_value(parse("CLIP-G", CLIP_G)?)?,
-            t5: serde_json::from_value(parse("T5", T5_XXL)?)?,
-            llama: serde_json::from_value(parse("Llama", LLAMA_3_1_8B)?)?,
-        })
-    }
-
-    fn from_folders(args: &PipelineArgs) -> anyhow::Result<Self> {
-        let snapshot = Snapshot::open(&args.tokenizers)?;
-        let config = |component: &str| -> anyhow::Result<PathBuf> {
-            Ok(snapshot.component_dir(component)?.join("config.json"))
-        };
-        Ok(Self {
-            transformer: Config::from_file(&config("transformer")?)?,
-            vae: read_json(&config("vae")?, "autoencoder config")?,
-            clip_l: read_json(&config("text_encoder")?, "CLIP text encoder config")?,
-            clip_g: read_json(&config("text_encoder_2")?, "CLIP text encoder config")?,
-            t5: read_json(&config("text_encoder_3")?, "T5 encoder config")?,
-            llama: read_json(&args.llama_tokenizer.join("config.json"), "Llama config")?,
-        })
-    }
+/// The six models' configurations from a snapshot and a Llama folder.
+fn configs_from_folders(args: &PipelineArgs) -> anyhow::Result<ModelConfigs> {
+    let snapshot = Snapshot::open(&args.tokenizers)?;
+    let config = |component: &str| -> anyhow::Result<PathBuf> {
+        Ok(snapshot.component_dir(component)?.join("config.json"))
+    };
+    Ok(ModelConfigs {
+        transformer: Config::from_file(&config("transformer")?)?,
+        vae: read_json(&config("vae")?, "autoencoder config")?,
+        clip_l: read_json(&config("text_encoder")?, "CLIP text encoder config")?,
+        clip_g: read_json(&config("text_encoder_2")?, "CLIP text encoder config")?,
+        t5: read_json(&config("text_encoder_3")?, "T5 encoder config")?,
+        llama: read_json(&args.llama_tokenizer.join("config.json"), "Llama config")?,
+    })
 }
 
 /// CLIP-L, CLIP-G, T5-XXL and Llama-3.1-8B with seeded random weights, and the tokenizers.
 fn random_encoders(
     args: &PipelineArgs,
-    configs: &Configs,
+    configs: &ModelConfigs,
     dtype: DType,
     device: &Device,
 ) -> anyhow::Result<TextEncoders> {
@@ -285,37 +232,4 @@ fn random_encoders(
 
 fn ms(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1e3
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use hidream_studio::weights::requested_tensors;
-
-    fn parameters(tensors: &[(String, Vec<usize>)]) -> usize {
-        tensors
-            .iter()
-            .map(|(_, s)| s.iter().product::<usize>())
-            .sum()
-    }
-
-    /// The built-in configurations build models of the released checkpoints' sizes
-    /// (their published config.json files).
-    #[test]
-    fn the_built_in_configs_are_the_released_models() {
-        let c = Configs::released().unwrap();
-        let transformer = requested_tensors(|vb| HiDreamTransformer::new(&c.transformer, vb));
-        let transformer = transformer.unwrap();
-        assert_eq!(transformer.len(), 1615);
-        assert_eq!(parameters(&transformer), 17_105_733_184);
-        let t5 = requested_tensors(|vb| T5Encoder::new(&c.t5, vb)).unwrap();
-        // 4.762 B in the checkpoint, which also holds the shared embedding once more.
-        assert_eq!(parameters(&t5) / 1_000_000, 4_762);
-        let llama = requested_tensors(|vb| LlamaEncoder::new(&c.llama, vb)).unwrap();
-        // 8.03 B less the 0.525 B LM head, which the encoder never reads.
-        assert_eq!(parameters(&llama) / 10_000_000, 750);
-        let clip_g = requested_tensors(|vb| ClipTextEncoder::new(&c.clip_g, vb)).unwrap();
-        assert_eq!(parameters(&clip_g) / 10_000_000, 69);
-        assert_eq!(c.vae.scale_factor(), 8);
-    }
 }

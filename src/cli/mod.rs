@@ -11,6 +11,7 @@ mod job;
 mod job_args;
 mod outputs;
 pub mod parity;
+pub mod plan;
 mod previews;
 mod progress_bar;
 pub mod quantize;

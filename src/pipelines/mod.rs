@@ -21,6 +21,7 @@ pub use gpu_memory::GpuMemoryRecord;
 
 pub use llama::find_llama;
 
+pub(crate) use models::PROMPT_CACHE_SIZE;
 pub use models::{EncoderMemory, HiDreamModels};
 pub use noise::NoiseInput;
 pub use presets::Preset;

@@ -14,7 +14,7 @@ use crate::weights::Snapshot;
 
 /// Prompts whose embeddings are kept. One prompt is about 67 MB in f32 for the real encoders
 /// (T5 128×4096 and 32 Llama layers of 128×4096).
-const PROMPT_CACHE_SIZE: usize = 8;
+pub(crate) const PROMPT_CACHE_SIZE: usize = 8;
 
 /// Whether the text encoders stay loaded between prompts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

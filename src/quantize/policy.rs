@@ -48,6 +48,26 @@ pub enum QuantTarget {
 }
 
 impl QuantTarget {
+    /// The name `--type` takes (`q4_k_m`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::F16 => "f16",
+            Self::Bf16 => "bf16",
+            Self::Q8_0 => "q8_0",
+            Self::Q6K => "q6_k",
+            Self::Q5KM => "q5_k_m",
+            Self::Q5K => "q5_k",
+            Self::Q5_1 => "q5_1",
+            Self::Q5_0 => "q5_0",
+            Self::Q4KM => "q4_k_m",
+            Self::Q4K => "q4_k",
+            Self::Q4_1 => "q4_1",
+            Self::Q4_0 => "q4_0",
+            Self::Q3K => "q3_k",
+            Self::Q2K => "q2_k",
+        }
+    }
+
     /// The type most quantised tensors get.
     fn main_type(self) -> GgmlType {
         let name = match self {
@@ -158,6 +178,15 @@ mod tests {
 
     fn ty(name: &str, shape: &[usize], target: QuantTarget) -> &'static str {
         tensor_type(name, shape, DType::BF16, target).name
+    }
+
+    #[test]
+    fn names_are_the_flag_values() {
+        use clap::ValueEnum as _;
+        for target in QuantTarget::value_variants() {
+            let value = target.to_possible_value().map(|v| v.get_name().to_string());
+            assert_eq!(value.as_deref(), Some(target.name()));
+        }
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 mod ci_gate;
 mod cli_info;
+mod cli_plan;
 mod common;
 mod dit_checkpoint;
 mod dit_parity;

@@ -16,6 +16,7 @@ mod transformer;
 
 pub use attention::{CudaAttention, set_cuda_attention};
 pub use config::Config;
+pub(crate) use config::swiglu_hidden;
 
 pub use lora::LoraError;
 pub(crate) use lora::{LoraUse, LoraWeights};
