@@ -148,3 +148,44 @@ pub fn byte_difference(ours: &[u8], expected: &[u8]) -> Option<String> {
         expected.len()
     ))
 }
+
+/// `hidream-studio generate` on fixture `case`'s model with the tiny Llama; the caller adds the
+/// prompt, the settings and `--out`.
+pub fn generate_command(case: &str) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_hidream-studio"));
+    command
+        .arg("generate")
+        .arg("--model")
+        .arg(fixture_model(case))
+        .arg("--llama")
+        .arg(fixtures().join("llama-3.1-tiny"));
+    command
+}
+
+/// A run's `--dump` and PNG in `dir` against fixture `case`'s reference.
+pub struct AgainstReference {
+    /// Final latents' relative error.
+    pub latents: f64,
+    pub ours: image::RgbImage,
+    pub theirs: image::RgbImage,
+    /// PSNR of our PNG against the reference's, in dB.
+    pub psnr: f64,
+}
+
+pub fn against_reference(case: &str, dir: &Path) -> AgainstReference {
+    let dump =
+        candle_core::safetensors::load(dir.join("dump.safetensors"), &candle_core::Device::Cpu)
+            .unwrap();
+    let latents = rel_err(&dump["final_latents"], &reference(case)["latents.final"]);
+    let ours = image::open(dir.join("out.png")).unwrap().to_rgb8();
+    let theirs = image::open(fixtures().join(case).join("reference.png"))
+        .unwrap()
+        .to_rgb8();
+    let psnr = psnr(&ours, &theirs);
+    AgainstReference {
+        latents,
+        ours,
+        theirs,
+        psnr,
+    }
+}

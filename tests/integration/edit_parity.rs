@@ -9,7 +9,8 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use crate::common::{byte_difference, case_json, fixtures, psnr, reference, rel_err};
+use crate::common::{AgainstReference, against_reference};
+use crate::common::{byte_difference, case_json, fixtures, reference, rel_err};
 use candle_core::{Device, Tensor};
 use hidream_studio::models::vae::to_rgb8;
 use hidream_studio::pipelines::edit::to_source_size;
@@ -103,12 +104,12 @@ fn every_edit_fixture_reproduces_the_reference() {
             candle_core::safetensors::load(dir.path().join("dump.safetensors"), &Device::Cpu)
                 .unwrap();
         let r = reference(case);
-        let err = rel_err(&dump["final_latents"], &r["latents.final"]);
-        let ours = image::open(dir.path().join("out.png")).unwrap().to_rgb8();
-        let theirs = image::open(fixtures().join(case).join("reference.png"))
-            .unwrap()
-            .to_rgb8();
-        let p = psnr(&ours, &theirs);
+        let AgainstReference {
+            latents: err,
+            ours,
+            theirs,
+            psnr: p,
+        } = against_reference(case, dir.path());
         let bytes = byte_difference(ours.as_raw(), theirs.as_raw());
         println!(
             "{case}: final latents {err:.3e}, PSNR {p:.1} dB, PNG {}",

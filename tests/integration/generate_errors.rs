@@ -176,19 +176,11 @@ fn unwritable_output() {
 fn unbounded_or_late_failures_are_refused_up_front() {
     // The helper gives --base-resolution 64 already: this run names the model alone.
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_hidream-studio"))
-        .arg("generate")
-        .arg("--model")
-        .arg(fixture_model("dev-mixed-dtypes"))
-        .arg("--llama")
-        .arg(fixtures().join("llama-3.1-tiny"))
-        .args(["--prompt", "a red circle", "--base-resolution", "100000"])
-        .arg("--out")
-        .arg(dir.path().join("out.png"))
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let err = refused(
+        "dev-mixed-dtypes",
+        &["--prompt", "a red circle", "--base-resolution", "100000"],
+        dir.path(),
+    );
     assert!(
         err.contains("--base-resolution must be") && err.contains("at most 2048"),
         "{err}"
@@ -209,20 +201,22 @@ fn a_size_the_model_cannot_take_is_refused_as_the_base_resolution_flag() {
     // The fixture transformer takes 16 patches; a 96×48 image at base 80 has 18. Only the job
     // can tell, once it has read the transformer's config.
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_hidream-studio"))
-        .arg("generate")
-        .arg("--model")
-        .arg(fixture_model("full-square"))
-        .arg("--llama")
-        .arg(fixtures().join("llama-3.1-tiny"))
-        .args(["--prompt", "a red circle", "--base-resolution", "80"])
-        .args(["--width", "112", "--height", "64", "--steps", "2"])
-        .arg("--out")
-        .arg(dir.path().join("out.png"))
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let err = refused(
+        "full-square",
+        &[
+            "--prompt",
+            "a red circle",
+            "--base-resolution",
+            "80",
+            "--width",
+            "112",
+            "--height",
+            "64",
+            "--steps",
+            "2",
+        ],
+        dir.path(),
+    );
     assert!(
         err.contains(
             "--base-resolution is too large for this model: a 96×48 image has 18 patches, \
@@ -278,4 +272,18 @@ fn integer_noise_is_refused() {
         &["--noise", noise.to_str().unwrap()],
         &["`latents`", "not floating point"],
     );
+}
+
+/// `generate` on fixture `case` with `args`, writing into `dir`: it must fail with status 1;
+/// its stderr.
+fn refused(case: &str, args: &[&str], dir: &std::path::Path) -> String {
+    let out = crate::common::generate_command(case)
+        .args(args)
+        .arg("--out")
+        .arg(dir.join("out.png"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    err
 }

@@ -5,7 +5,8 @@
 use candle_core::Device;
 
 use super::generate_parity::generate;
-use crate::common::{CASES, fixtures, psnr, reference, rel_err};
+use crate::common::CASES;
+use crate::common::against_reference;
 
 // f16 keeps 11 significant bits: each rounding is off by up to 2⁻¹¹ ≈ 4.9e-4 relative. The
 // weights, activations and every matrix product's output are rounded through the encoders and
@@ -51,13 +52,8 @@ fn f16_on_the_cpu_runs_every_fixture_close_to_the_reference() {
                 .unwrap();
             assert!(sum.is_finite(), "{case}: {name} is not finite");
         }
-        let r = reference(case);
-        let err = rel_err(&dump["final_latents"], &r["latents.final"]);
-        let ours = image::open(dir.path().join("out.png")).unwrap().to_rgb8();
-        let theirs = image::open(fixtures().join(case).join("reference.png"))
-            .unwrap()
-            .to_rgb8();
-        let p = psnr(&ours, &theirs);
+        let against = against_reference(case, dir.path());
+        let (err, p) = (against.latents, against.psnr);
         println!("{case}: f16 final latents {err:.3e}, PSNR {p:.1} dB");
         assert!(
             err < MAX_LATENT_ERROR,

@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;
 
-use crate::common::{CASES, case_json, fixture_model, fixtures, psnr, reference, rel_err};
+use crate::common::against_reference;
+use crate::common::{CASES, case_json, fixture_model, fixtures, reference, rel_err};
 use candle_core::Device;
 
 /// The preset a fixture case imitates.
@@ -85,14 +86,9 @@ fn every_fixture_reproduces_the_reference() {
         let dump =
             candle_core::safetensors::load(dir.path().join("dump.safetensors"), &Device::Cpu)
                 .unwrap();
-        let r = reference(case);
-        let err = rel_err(&dump["final_latents"], &r["latents.final"]);
-        let image_err = rel_err(&dump["image"], &r["vae.image"]);
-        let ours = image::open(dir.path().join("out.png")).unwrap().to_rgb8();
-        let theirs = image::open(fixtures().join(case).join("reference.png"))
-            .unwrap()
-            .to_rgb8();
-        let p = psnr(&ours, &theirs);
+        let image_err = rel_err(&dump["image"], &reference(case)["vae.image"]);
+        let against = against_reference(case, dir.path());
+        let (err, p) = (against.latents, against.psnr);
         println!("{case}: final latents {err:.3e}, decoded {image_err:.3e}, PSNR {p:.1} dB");
         assert!(err < 1e-4, "{case}: final latents relative error {err:.3e}");
         assert!(p >= 60.0, "{case}: PSNR {p:.1} dB");

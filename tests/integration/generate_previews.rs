@@ -1,19 +1,10 @@
 //! `generate --preview-dir` writes one preview per step, drawn by the latent preview shader.
 
-use std::process::Command;
-
-use crate::common::{fixture_model, fixtures};
-
 #[test]
 fn one_preview_per_step_at_the_output_size() {
     let dir = tempfile::tempdir().unwrap();
     let previews = dir.path().join("previews");
-    let out = Command::new(env!("CARGO_BIN_EXE_hidream-studio"))
-        .arg("generate")
-        .arg("--model")
-        .arg(fixture_model("full-square"))
-        .arg("--llama")
-        .arg(fixtures().join("llama-3.1-tiny"))
+    let out = crate::common::generate_command("full-square")
         .args(["--prompt", "a red circle", "--base-resolution", "64"])
         .args(["--steps", "4", "--seed", "3"])
         .arg("--out")

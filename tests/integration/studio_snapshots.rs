@@ -9,7 +9,7 @@ use egui_kittest::kittest::Queryable as _;
 use hidream_studio::app::{ModelSlot, ScriptedDialogs, StudioApp, StudioConfig};
 
 use crate::common::fixtures;
-use crate::common::window::{Window, configure_fixture_models, paths};
+use crate::common::window::{Window, configure_fixture_models, open_image_to_edit, paths};
 
 fn wait_for_result(harness: &mut Harness<'_, StudioApp>) {
     let start = Instant::now();
@@ -82,10 +82,7 @@ fn edit_screen_with_a_brushed_mask() {
         ..Default::default()
     };
     let mut harness = Window::new(&paths).dialogs(dialogs).for_snapshots().build();
-    harness.get_by_label("Edit image").click();
-    harness.run_ok();
-    harness.get_by_label("Open image…").click();
-    harness.run_ok();
+    open_image_to_edit(&mut harness);
     harness.state_mut().edit_panel_mut().brush.radius = 5.0;
     let canvas = harness.get_by_label("Canvas").rect();
     let from = canvas.center() - egui::vec2(canvas.width() * 0.15, 0.0);

@@ -7,12 +7,14 @@ use std::time::{Duration, Instant};
 
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT as _, Queryable as _};
-use hidream_studio::app::{Mode, ModelSlot, ScriptedDialogs, SeedMode, StudioApp, StudioConfig};
+use hidream_studio::app::{
+    Message, Mode, ModelSlot, ScriptedDialogs, SeedMode, StudioApp, StudioConfig,
+};
 use hidream_studio::pipelines::Preset;
 use hidream_studio::store::{StoredRecord, read_stored_record};
 
 use crate::common::fixtures;
-use crate::common::window::{Window, dirs_with_models};
+use crate::common::window::{Window, dirs_with_models, open_image_to_edit};
 
 /// Steps the UI until `done` holds, failing after `timeout`.
 pub(crate) fn run_until(
@@ -32,6 +34,21 @@ pub(crate) fn run_until(
         std::thread::sleep(Duration::from_millis(10));
     }
     harness.run_ok();
+}
+
+/// Clicks Generate, waits for the job to end and returns the error it showed.
+pub(crate) fn generate_and_fail(harness: &mut Harness<'_, StudioApp>) -> Message {
+    harness.get_by_label("Generate").click();
+    harness.run_ok();
+    run_until(harness, Duration::from_mins(1), "the failure", |app| {
+        app.pending_jobs().is_empty()
+    });
+    let messages = harness.state().messages().to_vec();
+    messages
+        .iter()
+        .find(|m| m.is_error)
+        .cloned()
+        .unwrap_or_else(|| panic!("no error shown: {messages:?}"))
 }
 
 pub(crate) fn type_prompt(harness: &mut Harness<'_, StudioApp>, label: &str, text: &str) {
@@ -209,10 +226,7 @@ fn brushing_and_an_instruction_send_an_edit_job_with_that_mask() {
         ..Default::default()
     };
     let mut harness = Window::new(&dirs.paths).dialogs(dialogs).build();
-    harness.get_by_label("Edit image").click();
-    harness.run_ok();
-    harness.get_by_label("Open image…").click();
-    harness.run_ok();
+    open_image_to_edit(&mut harness);
     assert_eq!(harness.state().mode(), Mode::Edit);
     harness.state_mut().edit_panel_mut().brush.radius = 6.0;
 
@@ -369,10 +383,7 @@ fn an_edit_without_instruction_is_refused_in_the_window_words() {
         ..Default::default()
     };
     let mut harness = Window::new(&dirs.paths).dialogs(dialogs).build();
-    harness.get_by_label("Edit image").click();
-    harness.run_ok();
-    harness.get_by_label("Open image…").click();
-    harness.run_ok();
+    open_image_to_edit(&mut harness);
     harness.get_by_label("Apply edit").click();
     harness.run_ok();
     let messages = harness.state().messages().to_vec();
@@ -424,16 +435,7 @@ fn a_failing_job_is_reported_and_the_window_keeps_working() {
     let mut harness = Window::new(&dirs.paths).build();
     harness.get_by_label("Fast").click();
     harness.run_ok();
-    harness.get_by_label("Generate").click();
-    harness.run_ok();
-    run_until(&mut harness, Duration::from_mins(1), "the failure", |app| {
-        app.pending_jobs().is_empty()
-    });
-    let messages = harness.state().messages().to_vec();
-    let failure = messages
-        .iter()
-        .find(|m| m.is_error)
-        .unwrap_or_else(|| panic!("no error shown: {messages:?}"));
+    let failure = generate_and_fail(&mut harness);
     assert!(
         failure.text.contains(&empty.path().display().to_string()),
         "the message names the folder: {}",

@@ -20,14 +20,7 @@ fn a_chosen_gguf_is_checked_saved_and_generates() {
     let mut harness = Window::new(&dirs.paths).dialogs(dialogs).build();
     harness.get_by_label("Models").click();
     harness.run_ok();
-    // The first I1 slot is I1-Full, the fixture snapshot.
-    harness
-        .get_all_by_label("Choose GGUF…")
-        .next()
-        .unwrap()
-        .click();
-    harness.run_ok();
-    harness.run_ok();
+    choose_first_gguf(&mut harness);
     assert!(
         harness
             .query_by_label_contains("missing from the checkpoint")
@@ -36,13 +29,7 @@ fn a_chosen_gguf_is_checked_saved_and_generates() {
     );
     harness.get_by_label("Use the snapshot's").click();
     harness.run_ok();
-    harness
-        .get_all_by_label("Choose GGUF…")
-        .next()
-        .unwrap()
-        .click();
-    harness.run_ok();
-    harness.run_ok();
+    choose_first_gguf(&mut harness);
     assert!(harness.query_by_label_contains("missing from").is_none());
     let (saved, _) = StudioConfig::load(&dirs.paths);
     assert_eq!(
@@ -54,4 +41,16 @@ fn a_chosen_gguf_is_checked_saved_and_generates() {
     generate_one(&mut harness, 5);
     let record = generation_record(harness.state());
     assert_eq!(record.settings.models.transformer, Some(community));
+}
+
+/// Clicks the first "Choose GGUF…" (I1-Full's slot, the fixture snapshot) and lets the view
+/// check the file: one frame handles the click, the next shows the check.
+fn choose_first_gguf(harness: &mut egui_kittest::Harness<'static, hidream_studio::app::StudioApp>) {
+    harness
+        .get_all_by_label("Choose GGUF…")
+        .next()
+        .unwrap()
+        .click();
+    harness.run_ok();
+    harness.run_ok();
 }

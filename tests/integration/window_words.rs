@@ -7,8 +7,8 @@ use egui_kittest::kittest::Queryable as _;
 use hidream_studio::app::{Editor, ModelSlot, ScriptedDialogs, SizeChoice, StudioConfig};
 use hidream_studio::weights::StudioManifest;
 
-use super::studio_window::{run_until, type_prompt};
-use crate::common::window::{Window, dirs_with_models};
+use super::studio_window::{generate_and_fail, run_until, type_prompt};
+use crate::common::window::{Window, dirs_with_models, open_image_to_edit};
 use crate::common::{copy_dir, fixture_model, fixtures};
 
 fn texts(messages: &[hidream_studio::app::Message]) -> Vec<String> {
@@ -28,16 +28,7 @@ fn a_size_the_model_cannot_take_is_refused_as_the_base_resolution_label() {
     (panel.custom_width, panel.custom_height) = (112, 64);
     panel.steps = 2;
     type_prompt(&mut harness, "Prompt", "a red circle");
-    harness.get_by_label("Generate").click();
-    harness.run_ok();
-    run_until(&mut harness, Duration::from_mins(1), "the failure", |app| {
-        app.pending_jobs().is_empty()
-    });
-    let messages = harness.state().messages().to_vec();
-    let failure = messages
-        .iter()
-        .find(|m| m.is_error)
-        .unwrap_or_else(|| panic!("no error shown: {:?}", texts(&messages)));
+    let failure = generate_and_fail(&mut harness);
     assert!(
         failure
             .text
@@ -82,10 +73,7 @@ fn an_unused_refine_strength_is_named_by_its_label() {
         ..Default::default()
     };
     let mut harness = Window::new(&dirs.paths).dialogs(dialogs).build();
-    harness.get_by_label("Edit image").click();
-    harness.run_ok();
-    harness.get_by_label("Open image…").click();
-    harness.run_ok();
+    open_image_to_edit(&mut harness);
     harness.get_by_label("E1-Full").click();
     harness.run_ok();
     type_prompt(&mut harness, "Instruction", "make the circle blue");

@@ -129,3 +129,12 @@ impl Window {
         })
     }
 }
+
+/// Switches to editing and opens the image the scripted dialogs hold.
+pub fn open_image_to_edit(harness: &mut Harness<'static, StudioApp>) {
+    use egui_kittest::kittest::Queryable as _;
+    harness.get_by_label("Edit image").click();
+    harness.run_ok();
+    harness.get_by_label("Open image…").click();
+    harness.run_ok();
+}
