@@ -63,13 +63,13 @@ pub(crate) fn load_checked_ignoring<T>(
 pub(crate) fn load_checked_from<T>(
     weights: &Path,
     gguf_architecture: &str,
-    what: &'static str,
+    (what, ignored): (&'static str, &[&str]),
     dtype: DType,
     device: &Device,
     build: impl Fn(VarBuilder<'_>) -> candle_core::Result<T>,
 ) -> Result<T, LoadError> {
     let store = TensorStore::open_path(weights, gguf_architecture)?;
-    check_and_build(store, weights, what, &[], build, |store| {
+    check_and_build(store, weights, what, ignored, build, |store| {
         Ok(weights_of(store, dtype, device))
     })
 }

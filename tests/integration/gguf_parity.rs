@@ -122,3 +122,47 @@ fn quantised_transformers_generate_what_the_official_pipeline_does() {
         );
     }
 }
+
+/// A Llama folder whose weights are llama.cpp's GGUF: config.json and the tokenizer from the
+/// tiny Llama, the weights from the fixture file.
+fn llama_gguf_folder(dir: &Path) -> PathBuf {
+    let folder = dir.join("llama");
+    std::fs::create_dir_all(&folder).unwrap();
+    let tiny = fixtures().join("llama-3.1-tiny");
+    for file in ["config.json", "tokenizer.json", "tokenizer_config.json"] {
+        std::fs::copy(tiny.join(file), folder.join(file)).unwrap();
+    }
+    let gguf = fixtures().join("gguf/llama-Q8_0/llama-Q8_0.gguf");
+    std::fs::copy(gguf, folder.join("Llama-3.1-8B-Instruct-Q8_0.gguf")).unwrap();
+    folder
+}
+
+/// llama.cpp renames Llama's tensors and reorders the query and key rows; read back, the
+/// encoder gives what transformers gives with the file read as ComfyUI-GGUF reads it.
+#[test]
+fn a_llama_cpp_gguf_encodes_what_transformers_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let llama = llama_gguf_folder(dir.path());
+    let snapshot =
+        hidream_studio::weights::Snapshot::open(&fixtures().join("full-square/model")).unwrap();
+    let encoders = hidream_studio::models::text::TextEncoders::load(
+        &snapshot,
+        &llama,
+        candle_core::DType::F32,
+        &Device::Cpu,
+    )
+    .unwrap();
+    let prompt = crate::common::case_json("full-square")["prompt"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let out = encoders.encode(&prompt).unwrap();
+    let reference = candle_core::safetensors::load(
+        fixtures().join("gguf/llama-Q8_0/reference.safetensors"),
+        &Device::Cpu,
+    )
+    .unwrap();
+    let err = rel_err(&out.llama, &reference["prompt.llama.hidden"]);
+    println!("llama Q8_0: hidden states {err:.3e}");
+    assert!(err < 1e-4, "relative error {err:.3e}");
+}

@@ -141,7 +141,7 @@ impl HiDreamTransformer {
         load_checked_from(
             weights,
             GGUF_ARCHITECTURE,
-            "HiDream transformer",
+            ("HiDream transformer", &[]),
             dtype,
             device,
             |vb| Self::new(&cfg, vb),

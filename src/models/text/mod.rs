@@ -22,14 +22,15 @@ pub use llama::{LlamaConfig, LlamaEncoder};
 pub use t5::{T5Config, T5Encoder};
 pub use tokenize::{PromptTokenizer, Tokens};
 
-use super::{LoadError, load_checked_ignoring};
+use super::{LoadError, load_checked_from, load_checked_ignoring};
+use crate::weights::gguf::llama_cpp;
 
 /// Checkpoint tensors each encoder knowingly leaves unread: CLIP's position-id buffer, T5's
 /// unshared copy of the shared embedding, Llama's language-model head.
 pub(crate) const CLIP_UNREAD: &[&str] = &["text_model.embeddings.position_ids"];
 pub(crate) const T5_UNREAD: &[&str] = &["encoder.embed_tokens.weight"];
 pub(crate) const LLAMA_UNREAD: &[&str] = &["lm_head.weight"];
-use crate::weights::{Snapshot, StudioManifest, WeightsError, read_json};
+use crate::weights::{Snapshot, StudioManifest, TensorStore, WeightsError, read_json};
 
 /// Tokens every encoder sees (the pipelines' `max_sequence_length`) unless a bundled model's
 /// manifest says otherwise.
@@ -223,15 +224,34 @@ fn load_llama(
         .into());
     }
     let cfg: LlamaConfig = read_json(&config, "Llama config")?;
-    Ok(Encoder {
-        tokenizer: PromptTokenizer::llama(dir, max_len)?,
-        model: load_checked_ignoring(
+    let build = |vb: candle_nn::VarBuilder<'_>| LlamaEncoder::new(&cfg, vb);
+    // A llama.cpp GGUF in the folder stands in for missing safetensors weights (config.json
+    // and tokenizer.json still come from the folder); its RoPE frequency table is computed
+    // from the config instead.
+    let gguf = TensorStore::gguf_standing_in(dir).filter(|g| g.parent() == Some(dir));
+    let model = match gguf {
+        Some(gguf) => load_checked_from(
+            &gguf,
+            llama_cpp::ARCHITECTURE,
+            (
+                "Llama text encoder",
+                &[LLAMA_UNREAD, &["rope_freqs.weight"]].concat(),
+            ),
+            dtype,
+            device,
+            build,
+        )?,
+        None => load_checked_ignoring(
             dir,
             "Llama text encoder",
             dtype,
             device,
             LLAMA_UNREAD,
-            |vb| LlamaEncoder::new(&cfg, vb),
+            build,
         )?,
+    };
+    Ok(Encoder {
+        tokenizer: PromptTokenizer::llama(dir, max_len)?,
+        model,
     })
 }

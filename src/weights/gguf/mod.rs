@@ -13,6 +13,7 @@
 //! converted to the compute dtype like any other weight.
 
 mod header;
+pub mod llama_cpp;
 mod types;
 mod writer;
 
@@ -45,6 +46,9 @@ pub(crate) struct GgufFile {
     architecture: Option<String>,
     /// The stored shape (PyTorch order) of tensors whose `orig_shape` differs from it.
     stored_shapes: HashMap<String, Vec<usize>>,
+    /// llama.cpp Llama files: the projections whose rows llama.cpp reordered, with the number
+    /// of heads to undo it over (see [`llama_cpp`]).
+    permuted: HashMap<String, usize>,
 }
 
 impl GgufFile {
@@ -76,6 +80,15 @@ impl GgufFile {
                     .to_string(),
             ),
         };
+        let llama_heads = match architecture.as_deref() {
+            Some(llama_cpp::ARCHITECTURE) => {
+                Some(llama_cpp::head_counts(&header.metadata).ok_or_else(|| {
+                    corrupt("a llama GGUF without `llama.attention.head_count`".to_string())
+                })?)
+            }
+            _ => None,
+        };
+        let mut permuted = HashMap::new();
         let prefixed = header
             .tensors
             .iter()
@@ -90,6 +103,12 @@ impl GgufFile {
                     continue;
                 };
                 name.to_string()
+            } else if let Some((heads, kv_heads)) = llama_heads {
+                let name = llama_cpp::transformers_name(&raw.name);
+                if let Some(h) = llama_cpp::permuted_heads(&name, heads, kv_heads) {
+                    permuted.insert(name.clone(), h);
+                }
+                name
             } else {
                 raw.name.clone()
             };
@@ -109,6 +128,7 @@ impl GgufFile {
             },
             architecture,
             stored_shapes,
+            permuted,
         })
     }
 
@@ -132,14 +152,19 @@ impl GgufFile {
             candle_core::quantized::GgmlDType::BF16 => Some(DType::BF16),
             _ => None,
         };
-        if let Some(dtype) = float {
-            return Tensor::from_raw_buffer(bytes, dtype, &entry.shape, device).map_err(load_error);
+        let tensor = if let Some(dtype) = float {
+            Tensor::from_raw_buffer(bytes, dtype, &entry.shape, device)
+        } else {
+            let stored = self.stored_shapes.get(name).unwrap_or(&entry.shape);
+            qtensor_from_ggml(ty.candle, bytes, stored.clone(), device)
+                .and_then(|q| q.dequantize(device))
+                .and_then(|t| t.reshape(entry.shape.as_slice()))
+        };
+        match self.permuted.get(name) {
+            Some(&heads) => tensor.and_then(|t| llama_cpp::unpermute(&t, heads)),
+            None => tensor,
         }
-        let stored = self.stored_shapes.get(name).unwrap_or(&entry.shape);
-        qtensor_from_ggml(ty.candle, bytes, stored.clone(), device)
-            .and_then(|q| q.dequantize(device))
-            .and_then(|t| t.reshape(entry.shape.as_slice()))
-            .map_err(load_error)
+        .map_err(load_error)
     }
 }
 
@@ -156,7 +181,12 @@ impl GgufFile {
         let StoredDtype::Ggml(ty) = entry.dtype else {
             return None;
         };
-        if !ty.is_quantized() || entry.shape != shape || self.stored_shapes.contains_key(name) {
+        // Reordered rows (llama.cpp's query and key projections) load densely, reordered back.
+        if !ty.is_quantized()
+            || entry.shape != shape
+            || self.stored_shapes.contains_key(name)
+            || self.permuted.contains_key(name)
+        {
             return None;
         }
         Some(qtensor_from_ggml(
