@@ -249,9 +249,9 @@ fn inspect_weights(report: &mut ComponentReport, dir: &Path) {
     } else if let Err(e) = weights::read_json::<serde_json::Value>(&config, "model config") {
         report.status = ComponentStatus::Broken(e.to_string());
     }
-    let gguf = (ComponentKind::from_class(&report.class) == Some(ComponentKind::Transformer))
-        .then(|| TensorStore::gguf_standing_in(dir))
-        .flatten();
+    let gguf = ComponentKind::from_class(&report.class)
+        .and_then(|kind| kind.gguf_standing_in(dir))
+        .map(|(file, _)| file);
     let store = match &gguf {
         Some(file) => {
             let shown = file

@@ -45,12 +45,26 @@ impl ComponentKind {
     /// of another shape or stored as integers.
     pub fn check(self, dir: &Path) -> Result<(), LoadError> {
         let (requested, unread) = self.plan(dir)?;
-        let store = match (self, TensorStore::gguf_standing_in(dir)) {
-            (Self::Transformer, Some(gguf)) => TensorStore::open_gguf(&gguf, GGUF_ARCHITECTURE)?,
-            _ => TensorStore::open_dir(dir)?,
+        let store = match self.gguf_standing_in(dir) {
+            Some((gguf, architecture)) => TensorStore::open_gguf(&gguf, architecture)?,
+            None => TensorStore::open_dir(dir)?,
         };
         check_tensors(&store, &requested, unread)?;
         Ok(())
+    }
+
+    /// The GGUF file that loading takes instead of `dir`'s missing safetensors, with the
+    /// architecture it must name: a transformer's in its folder or beside it in the snapshot,
+    /// T5's and Llama's in their folder.
+    pub(crate) fn gguf_standing_in(self, dir: &Path) -> Option<(std::path::PathBuf, &'static str)> {
+        let found = TensorStore::gguf_standing_in(dir)?;
+        let inside = found.parent() == Some(dir);
+        match self {
+            Self::Transformer => Some((found, GGUF_ARCHITECTURE)),
+            Self::T5 if inside => Some((found, crate::weights::gguf::t5::ARCHITECTURES[0])),
+            Self::Llama if inside => Some((found, crate::weights::gguf::llama_cpp::ARCHITECTURE)),
+            _ => None,
+        }
     }
 
     /// Checks a transformer weights file (a GGUF, say) against the config in `config_dir`,

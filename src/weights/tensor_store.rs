@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use super::backend::{Request, TensorSource, var_builder_over};
 use super::error::{Result, WeightsError};
-use super::gguf::GgufFile;
+use super::gguf::{GgufFile, t5};
 use super::json::read_json;
 use super::safetensors_file::StoredDtype;
 use super::safetensors_file::{SafetensorsFile, TensorEntry};
@@ -73,8 +73,11 @@ impl TensorStore {
     pub fn open_gguf(path: &Path, architecture: &str) -> Result<Self> {
         let store = Self::open_gguf_any(path)?;
         let file = store.gguf_architecture();
+        // ComfyUI-GGUF takes `t5` files as T5 encoders too.
+        let alias = architecture == t5::ARCHITECTURES[0] && file == Some(t5::ARCHITECTURES[1]);
         if let Some(found) = file
             && found != architecture
+            && !alias
         {
             return Err(WeightsError::GgufArchitecture {
                 path: path.to_path_buf(),

@@ -143,11 +143,47 @@ fn llama_gguf_folder(dir: &Path) -> PathBuf {
 fn a_llama_cpp_gguf_encodes_what_transformers_does() {
     let dir = tempfile::tempdir().unwrap();
     let llama = llama_gguf_folder(dir.path());
-    let snapshot =
-        hidream_studio::weights::Snapshot::open(&fixtures().join("full-square/model")).unwrap();
+    let err = encoded_against_reference(&fixtures().join("full-square/model"), &llama, "llama");
+    println!("llama Q8_0: hidden states {err:.3e}");
+    assert!(err < 1e-4, "relative error {err:.3e}");
+}
+
+/// A snapshot whose T5 encoder is a `t5encoder` GGUF (ComfyUI-GGUF's T5 names) encodes what
+/// transformers does with the file read back as ComfyUI-GGUF reads it.
+#[test]
+fn a_t5_gguf_encodes_what_transformers_does() {
+    let (_keep, model) = crate::common::scratch_model("full-square");
+    let t5 = model.join("text_encoder_3");
+    for entry in std::fs::read_dir(&t5).unwrap() {
+        let path = entry.unwrap().path();
+        if path.file_name().unwrap() != "config.json" {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+    std::fs::copy(
+        fixtures().join("gguf/t5-Q8_0/t5-Q8_0.gguf"),
+        t5.join("t5-v1_1-xxl-encoder-Q8_0.gguf"),
+    )
+    .unwrap();
+    // `info` checks the GGUF the way loading will, and names it.
+    let report = hidream_studio::info::inspect(&model).unwrap();
+    assert!(report.is_ok(), "{report}");
+    assert!(
+        report.to_string().contains("t5-v1_1-xxl-encoder-Q8_0.gguf"),
+        "{report}"
+    );
+    let err = encoded_against_reference(&model, &fixtures().join("llama-3.1-tiny"), "t5");
+    println!("t5 Q8_0: hidden states {err:.3e}");
+    assert!(err < 1e-4, "relative error {err:.3e}");
+}
+
+/// Encodes full-square's prompt with the snapshot's encoders and `llama`, and compares the
+/// `encoder`'s hidden states ("llama" or "t5") with `gguf/ENCODER-Q8_0/reference.safetensors`.
+fn encoded_against_reference(snapshot: &Path, llama: &Path, encoder: &str) -> f64 {
+    let snapshot = hidream_studio::weights::Snapshot::open(snapshot).unwrap();
     let encoders = hidream_studio::models::text::TextEncoders::load(
         &snapshot,
-        &llama,
+        llama,
         candle_core::DType::F32,
         &Device::Cpu,
     )
@@ -158,11 +194,14 @@ fn a_llama_cpp_gguf_encodes_what_transformers_does() {
         .to_string();
     let out = encoders.encode(&prompt).unwrap();
     let reference = candle_core::safetensors::load(
-        fixtures().join("gguf/llama-Q8_0/reference.safetensors"),
+        fixtures().join(format!("gguf/{encoder}-Q8_0/reference.safetensors")),
         &Device::Cpu,
     )
     .unwrap();
-    let err = rel_err(&out.llama, &reference["prompt.llama.hidden"]);
-    println!("llama Q8_0: hidden states {err:.3e}");
-    assert!(err < 1e-4, "relative error {err:.3e}");
+    let ours = if encoder == "llama" {
+        &out.llama
+    } else {
+        &out.t5
+    };
+    rel_err(ours, &reference[&format!("prompt.{encoder}.hidden")])
 }

@@ -23,7 +23,7 @@ pub use t5::{T5Config, T5Encoder};
 pub use tokenize::{PromptTokenizer, Tokens};
 
 use super::{LoadError, load_checked_from, load_checked_ignoring};
-use crate::weights::gguf::llama_cpp;
+use crate::weights::gguf::{llama_cpp, t5 as t5_gguf};
 
 /// Checkpoint tensors each encoder knowingly leaves unread: CLIP's position-id buffer, T5's
 /// unshared copy of the shared embedding, Llama's language-model head.
@@ -129,12 +129,11 @@ impl TextEncoders {
             clip_g: clip("text_encoder_2", "tokenizer_2")?,
             t5: Encoder {
                 tokenizer: PromptTokenizer::t5(&snapshot.component_dir("tokenizer_3")?, max_len)?,
-                model: load_checked_ignoring(
+                model: load_encoder(
                     &t5_dir,
-                    "T5 encoder",
-                    dtype,
-                    device,
-                    T5_UNREAD,
+                    ("T5 encoder", T5_UNREAD),
+                    t5_gguf::ARCHITECTURES[0],
+                    (dtype, device),
                     |vb| T5Encoder::new(&t5_cfg, vb),
                 )?,
             },
@@ -208,6 +207,32 @@ impl TextEncoders {
     }
 }
 
+/// A text encoder from its folder: its safetensors, or a GGUF file of `gguf_architecture` in the
+/// folder that stands in for them (config.json and the tokenizer still come from the folder;
+/// llama.cpp's RoPE frequency table, which the config gives too, is left unread).
+fn load_encoder<T>(
+    dir: &Path,
+    (what, unread): (&'static str, &[&str]),
+    gguf_architecture: &str,
+    (dtype, device): (DType, &Device),
+    build: impl Fn(candle_nn::VarBuilder<'_>) -> candle_core::Result<T>,
+) -> std::result::Result<T, LoadError> {
+    match TensorStore::gguf_standing_in(dir).filter(|g| g.parent() == Some(dir)) {
+        Some(gguf) => {
+            let unread = [unread, &["rope_freqs.weight"]].concat();
+            load_checked_from(
+                &gguf,
+                gguf_architecture,
+                (what, &unread),
+                dtype,
+                device,
+                build,
+            )
+        }
+        None => load_checked_ignoring(dir, what, dtype, device, unread, build),
+    }
+}
+
 /// A Llama-3.1 folder: config.json, sharded weights (the LM head is left unread) and
 /// tokenizer.json.
 fn load_llama(
@@ -224,32 +249,13 @@ fn load_llama(
         .into());
     }
     let cfg: LlamaConfig = read_json(&config, "Llama config")?;
-    let build = |vb: candle_nn::VarBuilder<'_>| LlamaEncoder::new(&cfg, vb);
-    // A llama.cpp GGUF in the folder stands in for missing safetensors weights (config.json
-    // and tokenizer.json still come from the folder); its RoPE frequency table is computed
-    // from the config instead.
-    let gguf = TensorStore::gguf_standing_in(dir).filter(|g| g.parent() == Some(dir));
-    let model = match gguf {
-        Some(gguf) => load_checked_from(
-            &gguf,
-            llama_cpp::ARCHITECTURE,
-            (
-                "Llama text encoder",
-                &[LLAMA_UNREAD, &["rope_freqs.weight"]].concat(),
-            ),
-            dtype,
-            device,
-            build,
-        )?,
-        None => load_checked_ignoring(
-            dir,
-            "Llama text encoder",
-            dtype,
-            device,
-            LLAMA_UNREAD,
-            build,
-        )?,
-    };
+    let model = load_encoder(
+        dir,
+        ("Llama text encoder", LLAMA_UNREAD),
+        llama_cpp::ARCHITECTURE,
+        (dtype, device),
+        |vb| LlamaEncoder::new(&cfg, vb),
+    )?;
     Ok(Encoder {
         tokenizer: PromptTokenizer::llama(dir, max_len)?,
         model,

@@ -14,6 +14,7 @@
 
 mod header;
 pub mod llama_cpp;
+pub mod t5;
 mod types;
 mod writer;
 
@@ -103,6 +104,11 @@ impl GgufFile {
                     continue;
                 };
                 name.to_string()
+            } else if architecture
+                .as_deref()
+                .is_some_and(|a| t5::ARCHITECTURES.contains(&a))
+            {
+                t5::transformers_name(&raw.name)
             } else if let Some((heads, kv_heads)) = llama_heads {
                 let name = llama_cpp::transformers_name(&raw.name);
                 if let Some(h) = llama_cpp::permuted_heads(&name, heads, kv_heads) {
