@@ -289,18 +289,13 @@ fn summarise(store: &TensorStore) -> WeightsSummary {
     }
 }
 
-/// Whether root file `name` is the GGUF that stands in for the transformer's weights (the
-/// transformer's row names it).
-fn is_gguf_standing_in(root: &Path, name: &str) -> bool {
-    TensorStore::gguf_standing_in(&root.join("transformer"))
-        .is_some_and(|found| found == root.join(name))
-}
-
 /// Root entries that belong to no listed component.
 fn unexpected_entries(root: &Path, components: &BTreeMap<String, ComponentSpec>) -> Vec<String> {
     let Ok(listing) = std::fs::read_dir(root) else {
         return Vec::new();
     };
+    // A root GGUF standing in for the transformer's weights is named in the transformer's row.
+    let transformer_gguf = TensorStore::gguf_standing_in(&root.join("transformer"));
     let mut notes: Vec<String> = listing
         .filter_map(|entry| {
             let entry = entry.ok()?;
@@ -314,7 +309,7 @@ fn unexpected_entries(root: &Path, components: &BTreeMap<String, ComponentSpec>)
                     "unexpected folder {name}/: model_index.json does not name it, so it is \
                      ignored"
                 ))
-            } else if is_gguf_standing_in(root, &name) {
+            } else if transformer_gguf.as_ref() == Some(&entry.path()) {
                 None
             } else if !is_incidental_root_file(&name) {
                 Some(format!("unexpected file {name}: it is ignored"))

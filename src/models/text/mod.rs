@@ -22,15 +22,14 @@ pub use llama::{LlamaConfig, LlamaEncoder};
 pub use t5::{T5Config, T5Encoder};
 pub use tokenize::{PromptTokenizer, Tokens};
 
-use super::{LoadError, load_checked_from, load_checked_ignoring};
-use crate::weights::gguf::{llama_cpp, t5 as t5_gguf};
+use super::{ComponentKind, LoadError, load_checked_from, load_checked_ignoring};
 
 /// Checkpoint tensors each encoder knowingly leaves unread: CLIP's position-id buffer, T5's
 /// unshared copy of the shared embedding, Llama's language-model head.
 pub(crate) const CLIP_UNREAD: &[&str] = &["text_model.embeddings.position_ids"];
 pub(crate) const T5_UNREAD: &[&str] = &["encoder.embed_tokens.weight"];
 pub(crate) const LLAMA_UNREAD: &[&str] = &["lm_head.weight"];
-use crate::weights::{Snapshot, StudioManifest, TensorStore, WeightsError, read_json};
+use crate::weights::{Snapshot, StudioManifest, WeightsError, read_json};
 
 /// Tokens every encoder sees (the pipelines' `max_sequence_length`) unless a bundled model's
 /// manifest says otherwise.
@@ -131,8 +130,8 @@ impl TextEncoders {
                 tokenizer: PromptTokenizer::t5(&snapshot.component_dir("tokenizer_3")?, max_len)?,
                 model: load_encoder(
                     &t5_dir,
+                    ComponentKind::T5,
                     ("T5 encoder", T5_UNREAD),
-                    t5_gguf::ARCHITECTURES[0],
                     (dtype, device),
                     |vb| T5Encoder::new(&t5_cfg, vb),
                 )?,
@@ -207,27 +206,20 @@ impl TextEncoders {
     }
 }
 
-/// A text encoder from its folder: its safetensors, or a GGUF file of `gguf_architecture` in the
-/// folder that stands in for them (config.json and the tokenizer still come from the folder;
-/// llama.cpp's RoPE frequency table, which the config gives too, is left unread).
+/// A text encoder from its folder: its safetensors, or the GGUF file that stands in for them
+/// (see [`ComponentKind::gguf_standing_in`]; config.json and the tokenizer still come from the
+/// folder, and llama.cpp's RoPE frequency table, which the config gives too, is left unread).
 fn load_encoder<T>(
     dir: &Path,
+    kind: ComponentKind,
     (what, unread): (&'static str, &[&str]),
-    gguf_architecture: &str,
     (dtype, device): (DType, &Device),
     build: impl Fn(candle_nn::VarBuilder<'_>) -> candle_core::Result<T>,
 ) -> std::result::Result<T, LoadError> {
-    match TensorStore::gguf_standing_in(dir).filter(|g| g.parent() == Some(dir)) {
-        Some(gguf) => {
+    match kind.gguf_standing_in(dir) {
+        Some((gguf, architecture)) => {
             let unread = [unread, &["rope_freqs.weight"]].concat();
-            load_checked_from(
-                &gguf,
-                gguf_architecture,
-                (what, &unread),
-                dtype,
-                device,
-                build,
-            )
+            load_checked_from(&gguf, architecture, (what, &unread), dtype, device, build)
         }
         None => load_checked_ignoring(dir, what, dtype, device, unread, build),
     }
@@ -251,8 +243,8 @@ fn load_llama(
     let cfg: LlamaConfig = read_json(&config, "Llama config")?;
     let model = load_encoder(
         dir,
+        ComponentKind::Llama,
         ("Llama text encoder", LLAMA_UNREAD),
-        llama_cpp::ARCHITECTURE,
         (dtype, device),
         |vb| LlamaEncoder::new(&cfg, vb),
     )?;

@@ -32,11 +32,7 @@ const NAMES: [(&str, &str); 14] = [
 
 /// transformers' name for a llama.cpp tensor name.
 pub fn transformers_name(name: &str) -> String {
-    let mut name = name.to_string();
-    for (from, to) in NAMES {
-        name = name.replace(from, to);
-    }
-    name
+    super::renamed(name, &NAMES)
 }
 
 /// How many heads a tensor's rows were reordered over: the query projection over the attention

@@ -204,6 +204,14 @@ impl GgufFile {
     }
 }
 
+/// `name` with each (from, to) part of `parts` replaced in order, as ComfyUI-GGUF's
+/// `sd_map_replace` maps llama.cpp's names to transformers'.
+fn renamed(name: &str, parts: &[(&str, &str)]) -> String {
+    parts
+        .iter()
+        .fold(name.to_string(), |name, (from, to)| name.replace(from, to))
+}
+
 /// Checks one tensor description against the file and turns it into an entry (shape in
 /// PyTorch order, after `orig_shape`), plus the stored shape when the two differ.
 fn describe(

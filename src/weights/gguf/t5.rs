@@ -28,11 +28,7 @@ const NAMES: [(&str, &str); 14] = [
 
 /// transformers' name for a llama.cpp T5 tensor name.
 pub fn transformers_name(name: &str) -> String {
-    let mut name = name.to_string();
-    for (from, to) in NAMES {
-        name = name.replace(from, to);
-    }
-    name
+    super::renamed(name, &NAMES)
 }
 
 #[cfg(test)]
