@@ -64,6 +64,7 @@ impl StudioApp {
                     .get(slot)
                     .and(self.config.models.transformer_file(slot))
                     .map(Path::to_path_buf),
+                placement: crate::settings::PlacementChoice::default(),
             },
             prompt: self.generate.prompt.clone(),
             negative_prompt: uses_guidance.then(|| self.generate.negative_prompt.clone()),

@@ -98,6 +98,7 @@ pub fn run(args: &PipelineArgs) -> anyhow::Result<ExitCode> {
         dtype,
         device: choice,
         transformer: None,
+        placement: hidream_studio::settings::PlacementChoice::default(),
     };
     for &preset in &args.preset {
         let started = Instant::now();

@@ -169,7 +169,7 @@ fn write_outputs(args: &EditArgs, result: &Edit) -> anyhow::Result<()> {
         eprintln!("warning: {warning}");
     }
     if args.json {
-        summary!(args.output, record, Some(&warnings)).print()?;
+        summary!(args.output, record, Some(&warnings), None).print()?;
     } else {
         let r = &record.resolved;
         let size = format!(

@@ -101,6 +101,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
                     dtype: ComputeDType::F32,
                     device: DeviceChoice::Cpu,
                     transformer: None,
+                    placement: hidream_studio::settings::PlacementChoice::default(),
                 },
                 prompt: spec.caption(),
                 negative_prompt: None,

@@ -15,8 +15,8 @@ use hidream_studio::store::{model_display_name, png_with_metadata};
 use hidream_studio::weights::bundled_model;
 
 use super::job::run_job;
-use super::job_args::{OutputArgs, RunArgs, outputs_and_model};
-use super::outputs::{print_written, summary};
+use super::job_args::{OutputArgs, PlacementArgs, RunArgs, outputs_and_model};
+use super::outputs::{print_placement, print_written, summary};
 use super::previews::PreviewWriter;
 
 #[derive(Args)]
@@ -77,6 +77,8 @@ pub struct GenerateArgs {
     base_resolution: Option<u32>,
     #[command(flatten)]
     run: RunArgs,
+    #[command(flatten)]
+    placement: PlacementArgs,
     /// Keep the text encoders in memory after encoding (default on the CPU) or free them
     /// (default on CUDA).
     #[arg(long, value_parser = clap::builder::BoolishValueParser::new())]
@@ -130,6 +132,7 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
             dtype,
             device,
             transformer: args.transformer.clone(),
+            placement: args.placement.choice(),
         },
         prompt: args.prompt.clone(),
         negative_prompt: args.negative_prompt.clone(),
@@ -178,8 +181,11 @@ fn write_outputs(args: &GenerateArgs, generation: &Generation) -> anyhow::Result
         .write(&png, &generation.final_latents, &generation.decoded)?;
     let record = &generation.record;
     if args.json {
-        summary!(args.output, record, None).print()?;
+        summary!(args.output, record, None, record.placement.as_ref()).print()?;
     } else {
+        if let Some(placement) = &record.placement {
+            print_placement(placement);
+        }
         let size = format!("{}×{}", record.resolved.width, record.resolved.height);
         print_written(
             &args.output.out,

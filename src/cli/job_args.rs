@@ -8,7 +8,9 @@ use anyhow::Context;
 use candle_core::Tensor;
 use clap::Args;
 use hidream_studio::pipelines::{ComputeDType, DeviceChoice, NoiseInput};
+use hidream_studio::placement::{EncoderDevice, parse_size};
 use hidream_studio::rng::fresh_seed;
+use hidream_studio::settings::PlacementChoice;
 use hidream_studio::store::write_atomically;
 use hidream_studio::weights::{HubCache, resolve_model_path};
 
@@ -27,6 +29,35 @@ pub(crate) struct RunArgs {
     dtype: Option<ComputeDType>,
     #[arg(long, value_enum, default_value_t = DeviceChoice::Cpu)]
     pub(crate) device: DeviceChoice,
+}
+
+/// Where the models go (`generate`; editing plans its own memory).
+#[derive(Args)]
+pub(crate) struct PlacementArgs {
+    /// GPU memory the models may use: 24GiB (2³⁰ bytes), 24GB (10⁹ bytes), 16000MiB. The
+    /// planner then decides what stays on the GPU, what is streamed and where the text
+    /// encoders run, and prints why. Default on CUDA: the GPU's free memory.
+    #[arg(long, value_parser = size_flag)]
+    vram_budget: Option<u64>,
+    /// Where the text encoders run. Default: the GPU where they fit beside the transformer
+    /// (all at once, or one at a time), else the CPU.
+    #[arg(long, value_enum)]
+    encoder_device: Option<EncoderDevice>,
+}
+
+/// clap names the flag and the value around this message.
+pub(crate) fn size_flag(text: &str) -> Result<u64, String> {
+    parse_size(text).map_err(|e| e.to_string())
+}
+
+impl PlacementArgs {
+    /// `--vram-budget` and `--encoder-device`.
+    pub(crate) fn choice(&self) -> PlacementChoice {
+        PlacementChoice {
+            vram_budget: self.vram_budget,
+            encoder_device: self.encoder_device,
+        }
+    }
 }
 
 impl RunArgs {

@@ -35,6 +35,9 @@ pub struct Summary<'a, S: Serialize, R: Serialize> {
     pub timings: &'a Timings,
     /// Peak device memory per stage and how the result was decoded (null on the CPU).
     pub gpu_memory: &'a Option<GpuMemoryRecord>,
+    /// Where the placement planner put the models, and why (absent when it did not run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub placement: Option<&'a serde_json::Value>,
 }
 
 impl<S: Serialize, R: Serialize> Summary<'_, S, R> {
@@ -50,7 +53,7 @@ impl<S: Serialize, R: Serialize> Summary<'_, S, R> {
 ///
 /// [`OutputArgs`]: super::job_args::OutputArgs
 macro_rules! summary {
-    ($output:expr, $record:expr, $warnings:expr $(,)?) => {
+    ($output:expr, $record:expr, $warnings:expr, $placement:expr $(,)?) => {
         $crate::cli::outputs::Summary {
             output: &$output.out,
             dump: &$output.dump,
@@ -62,10 +65,36 @@ macro_rules! summary {
             prompt_truncated: $record.prompt_truncated,
             timings: &$record.timings,
             gpu_memory: &$record.gpu_memory,
+            placement: $placement,
         }
     };
 }
 pub(crate) use summary;
+
+/// The planner's choice on stderr without `--json`: what went where, then its reasons.
+pub(crate) fn print_placement(placement: &serde_json::Value) {
+    let field = |name: &str| {
+        placement[name]
+            .as_str()
+            .map_or_else(|| placement[name].to_string(), str::to_string)
+    };
+    let transformer = match &placement["transformer"] {
+        t if t["kind"] == "streamed" => format!(
+            "streamed ({} of {} blocks resident)",
+            t["resident_blocks"], t["blocks"]
+        ),
+        _ => "resident".to_string(),
+    };
+    eprintln!(
+        "placement for {} of GPU memory: transformer {transformer}, text encoders {}, decode {}",
+        hidream_studio::placement::gb(placement["budget_bytes"].as_u64().unwrap_or(0)),
+        field("encoders").replace('_', " "),
+        field("decode"),
+    );
+    for reason in placement["reasons"].as_array().into_iter().flatten() {
+        eprintln!("  {}", reason.as_str().unwrap_or_default());
+    }
+}
 
 /// The closing line on stderr without `--json`: the file written, the picture's `size` as the
 /// command describes it, the seed, and where the time went.

@@ -350,6 +350,7 @@ fn generate_settings(
             dtype,
             device,
             transformer: None,
+            placement: hidream_studio::settings::PlacementChoice::default(),
         },
         prompt: str_field(case, "prompt", dir)?.to_string(),
         negative_prompt: case["negative_prompt"].as_str().map(str::to_string),

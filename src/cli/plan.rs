@@ -4,10 +4,12 @@ use std::process::ExitCode;
 
 use clap::Args;
 use hidream_studio::placement::{
-    EncoderDevice, EncoderFormat, PlanModel, PlanRequest, Planner, TableRequest, parse_size,
-    render_placement, render_tiers, tier_placements,
+    EncoderDevice, EncoderFormat, PlanModel, PlanRequest, Planner, TableRequest, render_placement,
+    render_tiers, tier_placements,
 };
 use hidream_studio::quantize::QuantTarget;
+
+use super::job_args::size_flag;
 
 #[derive(Args)]
 pub struct PlanArgs {
@@ -17,7 +19,7 @@ pub struct PlanArgs {
     model: PlanModel,
     /// The GPU memory the models may use: 24GiB (2³⁰ bytes), 24GB (10⁹ bytes), 16000MiB.
     /// Without it, the table for 80, 48, 24, 16 and 12 GB.
-    #[arg(long, value_parser = budget)]
+    #[arg(long, value_parser = size_flag)]
     vram_budget: Option<u64>,
     /// The transformer's format. Default: the best that fits without streaming (bf16, q8_0,
     /// q6_k, q5_k_m, q4_k_m), else q4_k_m streamed.
@@ -32,11 +34,6 @@ pub struct PlanArgs {
     /// Print JSON: one placement with --vram-budget, else every tier's.
     #[arg(long)]
     json: bool,
-}
-
-/// clap names the flag and the value around this message.
-fn budget(text: &str) -> Result<u64, String> {
-    parse_size(text).map_err(|e| e.to_string())
 }
 
 pub fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {

@@ -12,9 +12,11 @@
 use std::cell::RefCell;
 use std::sync::Arc;
 
-use candle_core::quantized::QTensor;
+use candle_core::quantized::{QStorage, QTensor};
 use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::VarBuilder;
+
+use super::device_copy::ToDevice;
 
 /// Where quantised weights come from: a GGUF-backed tensor store.
 pub(crate) trait QuantizedSource {
@@ -110,6 +112,29 @@ impl Linear {
             Weight::Dense(w) => w.elem_count() * w.dtype().size_in_bytes(),
             Weight::Quantized { weight, .. } => weight.storage_size_in_bytes(),
         }
+    }
+}
+
+impl ToDevice for Linear {
+    /// A quantised weight travels as its blocks (the stored bytes), not dequantised.
+    fn to_device(&self, device: &Device) -> Result<Self> {
+        let weight = match &self.weight {
+            Weight::Dense(w) => Weight::Dense(w.to_device(device)?),
+            Weight::Quantized { weight, dtype, .. } => {
+                let storage = QStorage::from_data(weight.data()?, device, weight.dtype())?;
+                Weight::Quantized {
+                    weight: Arc::new(QTensor::new(storage, weight.shape().clone())?),
+                    dtype: *dtype,
+                    device: device.clone(),
+                }
+            }
+        };
+        let bias = self
+            .bias
+            .as_ref()
+            .map(|b| b.to_device(device))
+            .transpose()?;
+        Ok(Self { weight, bias })
     }
 }
 

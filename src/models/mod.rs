@@ -5,6 +5,7 @@ pub mod text;
 pub mod vae;
 
 mod component;
+pub(crate) mod device_copy;
 pub(crate) mod linear;
 mod load;
 

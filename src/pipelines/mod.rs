@@ -8,6 +8,7 @@ mod gpu_memory;
 mod llama;
 mod models;
 mod noise;
+mod placement;
 mod presets;
 mod progress;
 pub mod resample;

@@ -6,15 +6,23 @@ use std::sync::Arc;
 
 use candle_core::{DType, Device};
 
+use super::placement::plan_placement;
 use crate::models::hidream::HiDreamTransformer;
-use crate::models::text::{PromptEncoding, TextEncoders};
+use crate::models::text::{PromptEncoding, PromptTokenizers, TextEncoders, encode_one_at_a_time};
 use crate::models::vae::AutoencoderKl;
+use crate::placement::{
+    EncoderDevice, EncoderPlacement, Placement, PlanModel, TransformerPlacement,
+};
 use crate::settings::{DeviceChoice, ModelSelection};
 use crate::weights::Snapshot;
 
 /// Prompts whose embeddings are kept. One prompt is about 67 MB in f32 for the real encoders
 /// (T5 128×4096 and 32 Llama layers of 128×4096).
 pub(crate) const PROMPT_CACHE_SIZE: usize = 8;
+
+/// The text encoders' dtype on the CPU: candle's CPU kernels have no bf16 matrix product, and
+/// T5 overflows f16.
+const CPU_ENCODER_DTYPE: DType = DType::F32;
 
 /// Whether the text encoders stay loaded between prompts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +32,12 @@ pub enum EncoderMemory {
     /// Free them after encoding (the transformer alone is 34 GB in bf16; CLIP, T5 and Llama add
     /// 27 GB more) and load them again for a prompt that is not cached.
     Drop,
+    /// Load them one at a time for a prompt that is not cached, each freed before the next
+    /// loads: the peak is the largest encoder (Llama, 16 GB in bf16) instead of all four.
+    OneAtATime,
+    /// As [`Self::OneAtATime`], with the transformer moved to host memory while they run and
+    /// back afterwards: for GPUs that cannot hold the largest encoder beside it.
+    OneAtATimeWithoutTransformer,
 }
 
 impl EncoderMemory {
@@ -50,7 +64,13 @@ pub struct HiDreamModels {
     pub transformer: HiDreamTransformer,
     pub vae: AutoencoderKl,
     encoders: Option<TextEncoders>,
+    /// Kept for encoding one encoder at a time (the encoders hold their own otherwise).
+    tokenizers: Option<PromptTokenizers>,
     memory: EncoderMemory,
+    /// Where and in which dtype the text encoders run.
+    encoder_device: (Device, DType),
+    /// What the placement planner decided, when it ran.
+    placement: Option<Placement>,
     cache: VecDeque<(String, Arc<EncodedPrompt>)>,
     /// How many times the text encoders were loaded (for tests and logs).
     encoder_loads: usize,
@@ -58,16 +78,53 @@ pub struct HiDreamModels {
 
 impl HiDreamModels {
     /// Loads the transformer and the autoencoder; the text encoders load on first use.
+    /// With a GPU (or `--vram-budget`) the placement planner decides first: the transformer
+    /// resident or streamed, the encoders all at once, one at a time or on the CPU.
     pub fn load(selection: &ModelSelection, memory: EncoderMemory) -> anyhow::Result<Self> {
         let device = selection.device.device()?;
         let snapshot = Snapshot::open(&selection.model)?;
+        let placement = plan_placement(selection, &snapshot, &device, PlanModel::I1)?;
         let transformer_dir = snapshot.component_dir("transformer")?;
         let (dtype, dir) = (selection.dtype.dtype(), &transformer_dir);
-        let transformer = match &selection.transformer {
-            Some(weights) => HiDreamTransformer::load_weights(dir, weights, dtype, &device)?,
-            None => HiDreamTransformer::load(dir, dtype, &device)?,
+        let load_on = |device: &Device| match &selection.transformer {
+            Some(weights) => HiDreamTransformer::load_weights(dir, weights, dtype, device),
+            None => HiDreamTransformer::load(dir, dtype, device),
         };
-        Self::around(selection, memory, snapshot, device, transformer)
+        let transformer = match placement.as_ref().map(|p| p.transformer) {
+            // Streamed blocks never touch the GPU: everything loads into host memory and the
+            // resident part moves over.
+            Some(TransformerPlacement::Streamed {
+                resident_blocks, ..
+            }) => load_on(&Device::Cpu)?.place(&device, resident_blocks)?,
+            _ => load_on(&device)?,
+        };
+        let mut models = Self::around(selection, memory, snapshot, device, transformer)?;
+        models.apply(placement);
+        Ok(models)
+    }
+
+    /// Follows the planner's choice for the encoders, and keeps the placement for the records.
+    fn apply(&mut self, placement: Option<Placement>) {
+        if let Some(p) = &placement {
+            self.memory = match p.encoders {
+                EncoderPlacement::AllResident => EncoderMemory::Keep,
+                EncoderPlacement::OneAtATimeBesideTransformer | EncoderPlacement::Cpu => {
+                    EncoderMemory::OneAtATime
+                }
+                EncoderPlacement::OneAtATimeBeforeTransformer => {
+                    EncoderMemory::OneAtATimeWithoutTransformer
+                }
+            };
+            if p.encoders == EncoderPlacement::Cpu {
+                self.encoder_device = (Device::Cpu, CPU_ENCODER_DTYPE);
+            }
+        }
+        self.placement = placement;
+    }
+
+    /// What the placement planner decided for these models, if it ran.
+    pub fn placement(&self) -> Option<&Placement> {
+        self.placement.as_ref()
     }
 
     /// The components of `selection.model` (VAE now, encoders on first use) around a
@@ -95,6 +152,10 @@ impl HiDreamModels {
             selection.dtype.dtype(),
             &device,
         )?;
+        let encoder_device = match selection.placement.encoder_device {
+            Some(EncoderDevice::Cpu) => (Device::Cpu, CPU_ENCODER_DTYPE),
+            _ => (device.clone(), selection.dtype.dtype()),
+        };
         Ok(Self {
             selection: selection.clone(),
             snapshot,
@@ -102,7 +163,10 @@ impl HiDreamModels {
             transformer,
             vae,
             encoders: None,
+            tokenizers: None,
             memory,
+            encoder_device,
+            placement: None,
             cache: VecDeque::new(),
             encoder_loads: 0,
         })
@@ -119,16 +183,20 @@ impl HiDreamModels {
         vae: AutoencoderKl,
         encoders: TextEncoders,
     ) -> anyhow::Result<Self> {
+        // The models' own device handle: a second `Device::new_cuda` would make every
+        // transfer between the two go through the host.
+        let device = transformer.device().clone();
         Ok(Self {
             selection: selection.clone(),
             snapshot: Snapshot::open(&selection.model)?,
-            // The models' own device handle: a second `Device::new_cuda` would make every
-            // transfer between the two go through the host.
-            device: transformer.device().clone(),
+            encoder_device: (device.clone(), selection.dtype.dtype()),
+            device,
             transformer,
             vae,
             encoders: Some(encoders),
+            tokenizers: None,
             memory,
+            placement: None,
             cache: VecDeque::new(),
             encoder_loads: 0,
         })
@@ -166,43 +234,113 @@ impl HiDreamModels {
     }
 
     /// Embeddings of every prompt, from the cache where possible; the encoders are loaded only
-    /// when a prompt is new, and freed afterwards under [`EncoderMemory::Drop`].
+    /// when a prompt is new, as the memory policy says.
     pub(crate) fn encode_prompts(
         &mut self,
         prompts: &[&str],
     ) -> anyhow::Result<Vec<Arc<EncodedPrompt>>> {
-        let mut out = Vec::with_capacity(prompts.len());
+        let mut new: Vec<&str> = Vec::new();
         for prompt in prompts {
-            if let Some(hit) = self.cached_prompt(prompt) {
-                out.push(hit);
-                continue;
+            if self.cached_prompt(prompt).is_none() && !new.contains(prompt) {
+                new.push(prompt);
             }
-            let encoders = if let Some(e) = &self.encoders {
-                e
-            } else {
-                let loaded = TextEncoders::load(
-                    &self.snapshot,
-                    &self.selection.llama,
-                    self.dtype(),
-                    &self.device,
-                )?;
-                self.encoder_loads += 1;
-                self.encoders.insert(loaded)
-            };
-            let tokens = encoders.tokenize(prompt)?;
-            let encoded = Arc::new(EncodedPrompt {
-                encoding: encoders.encode_tokens(&tokens)?,
-                truncated: tokens.truncated(),
-            });
+        }
+        let mut encoded: Vec<(String, Arc<EncodedPrompt>)> = Vec::new();
+        if !new.is_empty() {
+            for (prompt, e) in new.iter().zip(self.encode_new(&new)?) {
+                encoded.push((prompt.to_string(), Arc::new(e)));
+            }
+        }
+        let out = prompts
+            .iter()
+            .map(|prompt| {
+                let fresh = encoded
+                    .iter()
+                    .find(|(p, _)| p == prompt)
+                    .map(|(_, e)| e.clone());
+                fresh.or_else(|| self.cached_prompt(prompt))
+            })
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| anyhow::anyhow!("a prompt's embeddings went missing; this is a bug"))?;
+        for entry in encoded {
             if self.cache.len() == PROMPT_CACHE_SIZE {
                 self.cache.pop_front();
             }
-            self.cache.push_back((prompt.to_string(), encoded.clone()));
-            out.push(encoded);
-        }
-        if self.memory == EncoderMemory::Drop {
-            self.encoders = None;
+            self.cache.push_back(entry);
         }
         Ok(out)
+    }
+
+    /// Runs the text encoders on prompts that are not cached, on the encoders' device, and
+    /// returns the embeddings on the models' device.
+    fn encode_new(&mut self, prompts: &[&str]) -> anyhow::Result<Vec<EncodedPrompt>> {
+        let (encoder_device, encoder_dtype) = self.encoder_device.clone();
+        let (tokens, encodings) = match self.memory {
+            EncoderMemory::Keep | EncoderMemory::Drop => {
+                let encoders = if let Some(e) = &self.encoders {
+                    e
+                } else {
+                    let loaded = TextEncoders::load(
+                        &self.snapshot,
+                        &self.selection.llama,
+                        encoder_dtype,
+                        &encoder_device,
+                    )?;
+                    self.encoder_loads += 1;
+                    self.encoders.insert(loaded)
+                };
+                let tokens = prompts
+                    .iter()
+                    .map(|p| encoders.tokenize(p))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let encodings = tokens
+                    .iter()
+                    .map(|t| encoders.encode_tokens(t))
+                    .collect::<candle_core::Result<Vec<_>>>()?;
+                if self.memory == EncoderMemory::Drop {
+                    self.encoders = None;
+                }
+                (tokens, encodings)
+            }
+            EncoderMemory::OneAtATime | EncoderMemory::OneAtATimeWithoutTransformer => {
+                let tokenizers = match &self.tokenizers {
+                    Some(t) => t,
+                    None => self.tokenizers.insert(PromptTokenizers::load(
+                        &self.snapshot,
+                        &self.selection.llama,
+                    )?),
+                };
+                let tokens = prompts
+                    .iter()
+                    .map(|p| tokenizers.tokenize(p))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let away = self.memory == EncoderMemory::OneAtATimeWithoutTransformer;
+                let resident = self.transformer.resident_blocks();
+                if away {
+                    self.transformer = self.transformer.clone().place(&Device::Cpu, usize::MAX)?;
+                }
+                let encodings = encode_one_at_a_time(
+                    &self.snapshot,
+                    &self.selection.llama,
+                    (encoder_dtype, &encoder_device),
+                    &tokens,
+                );
+                if away {
+                    self.transformer = self.transformer.clone().place(&self.device, resident)?;
+                }
+                self.encoder_loads += 1;
+                (tokens, encodings?)
+            }
+        };
+        tokens
+            .iter()
+            .zip(encodings)
+            .map(|(t, e)| {
+                Ok(EncodedPrompt {
+                    encoding: e.to_device(&self.device)?,
+                    truncated: t.truncated(),
+                })
+            })
+            .collect()
     }
 }

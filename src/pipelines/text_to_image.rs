@@ -45,6 +45,10 @@ pub struct GenerationRecord {
     /// Peak GPU memory per stage; absent on the CPU.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpu_memory: Option<GpuMemoryRecord>,
+    /// Where the planner put the models (`crate::placement::Placement` as JSON: the record
+    /// keeps what was decided even as the planner's types change); absent when it did not run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<serde_json::Value>,
     pub app: String,
 }
 
@@ -175,6 +179,7 @@ pub fn generate(
                 total_ms: ms(started),
             },
             gpu_memory: memory.into_record(),
+            placement: models.placement().map(serde_json::to_value).transpose()?,
             app: format!("hidream-studio {}", env!("CARGO_PKG_VERSION")),
         },
     })

@@ -4,9 +4,13 @@
 //! Sizes come from the code that loads the models: the released configs (built in) parsed into
 //! our config types, every tensor our constructors ask for, and the quantiser's per-tensor
 //! recipe for GGUF formats. What the weights do not cover is the memory model in [`memory`],
-//! each constant with its reason. The planner is arithmetic: the engine keeps GGUF layers
-//! quantised and dequantises one at a time as the plan assumes, but does not stream blocks or
-//! run the encoders one at a time yet.
+//! each constant with its reason. The planner is arithmetic; the engine follows it
+//! (`pipelines::placement`): GGUF layers stay quantised and are dequantised one at a time,
+//! streamed blocks live in host memory and are copied in for each evaluation, and the encoders
+//! run all at once, one at a time (with the transformer moved out if need be) or on the CPU.
+//! Two things the engine does not do as planned: the copies are synchronous from pageable host
+//! memory (no pinned buffers, no second stream to overlap them), and the decode keeps its own
+//! whole-or-tiled rule.
 
 mod ladder;
 pub mod memory;

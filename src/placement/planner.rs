@@ -16,7 +16,9 @@ use super::weights::{EncoderBytes, EncoderFormat, ModelWeights, TransformerBytes
 use crate::quantize::QuantTarget;
 
 /// Where the text encoders may run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum EncoderDevice {
     Gpu,
@@ -218,6 +220,12 @@ impl Planner {
     /// Sizes the released HiDream models.
     pub fn released() -> Result<Self, PlacementError> {
         let configs = ModelConfigs::released()?;
+        let weights = ModelWeights::audit(&configs)?;
+        Ok(Self { configs, weights })
+    }
+
+    /// Sizes the models of `configs` (a snapshot's own, read from its config.json files).
+    pub fn for_configs(configs: ModelConfigs) -> Result<Self, PlacementError> {
         let weights = ModelWeights::audit(&configs)?;
         Ok(Self { configs, weights })
     }

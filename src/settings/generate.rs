@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::checks;
 use super::error::{Field, SettingsError};
 use crate::pipelines::{Preset, effective_size};
+use crate::placement::EncoderDevice;
 use crate::schedulers::{SchedulerKind, ShiftMode};
 
 /// The dtype the models compute in.
@@ -79,6 +80,26 @@ pub struct ModelSelection {
     /// `transformer/config.json`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transformer: Option<PathBuf>,
+    /// What the placement planner may use; the default plans for the GPU's free memory.
+    #[serde(default, skip_serializing_if = "PlacementChoice::is_default")]
+    pub placement: PlacementChoice,
+}
+
+/// The user's say in where the models go (see [`crate::placement`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PlacementChoice {
+    /// GPU memory the models may use, in bytes; default: the GPU's free memory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vram_budget: Option<u64>,
+    /// Where the text encoders run; default: the GPU where they fit, else the CPU.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoder_device: Option<EncoderDevice>,
+}
+
+impl PlacementChoice {
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 /// A text-to-image request. `None` fields take the preset's value.
@@ -184,6 +205,7 @@ mod tests {
                 dtype: ComputeDType::F32,
                 device: DeviceChoice::Cpu,
                 transformer: None,
+                placement: PlacementChoice::default(),
             },
             prompt: "a red circle".into(),
             negative_prompt: None,

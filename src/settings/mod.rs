@@ -16,5 +16,7 @@ pub use edit::EditResolved;
 pub(crate) use edit::FormDefaults;
 pub use edit::{EditModelChoice, EditModelFacts, EditPlan};
 pub use error::{Field, JobWarning, SettingsError};
-pub use generate::{ComputeDType, DeviceChoice, GenerateSettings, ModelSelection, Resolved};
+pub use generate::{
+    ComputeDType, DeviceChoice, GenerateSettings, ModelSelection, PlacementChoice, Resolved,
+};
 pub use layers::{DEFAULT_BASE_RESOLUTION, UserValues};

@@ -19,6 +19,7 @@ pub(crate) fn record(prompt: &str, seed: u64) -> StoredRecord {
                 dtype: ComputeDType::F32,
                 device: DeviceChoice::Cpu,
                 transformer: None,
+                placement: hidream_studio::settings::PlacementChoice::default(),
             },
             prompt: prompt.into(),
             negative_prompt: Some(String::new()),
@@ -49,6 +50,7 @@ pub(crate) fn record(prompt: &str, seed: u64) -> StoredRecord {
             ..Timings::default()
         },
         gpu_memory: None,
+        placement: None,
         app: "test".into(),
     }))
 }

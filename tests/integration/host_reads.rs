@@ -47,6 +47,7 @@ fn settings(case: &str, preset: Preset, steps: usize, guidance: f64) -> Generate
             dtype: ComputeDType::F32,
             device: DeviceChoice::Cpu,
             transformer: None,
+            placement: hidream_studio::settings::PlacementChoice::default(),
         },
         prompt: "a red circle on the left".into(),
         negative_prompt: Some("blurry".into()),

@@ -25,6 +25,7 @@ mod hf_cache;
 mod history_store;
 mod host_reads;
 mod info_checks;
+mod placement_engine;
 mod preview_parity;
 mod preview_snapshot;
 mod prompt_cache;

@@ -40,6 +40,7 @@ fn mid_generation_estimate() -> Tensor {
         dtype: ComputeDType::F32,
         device: DeviceChoice::Cpu,
         transformer: None,
+        placement: hidream_studio::settings::PlacementChoice::default(),
     };
     let mut models = HiDreamModels::load(&selection, EncoderMemory::Keep).unwrap();
     let settings = GenerateSettings {

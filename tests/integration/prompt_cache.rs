@@ -16,6 +16,7 @@ fn settings(prompt: &str, seed: u64) -> GenerateSettings {
             dtype: ComputeDType::F32,
             device: DeviceChoice::Cpu,
             transformer: None,
+            placement: hidream_studio::settings::PlacementChoice::default(),
         },
         prompt: prompt.into(),
         negative_prompt: None,
@@ -68,4 +69,33 @@ fn kept_encoders_load_once() {
     }
     assert_eq!(models.encoder_loads(), 1);
     assert!(models.encoders_loaded());
+}
+
+#[test]
+fn encoders_one_at_a_time_compute_what_all_four_together_do() {
+    let job = settings("a red circle", 1);
+    let mut together = HiDreamModels::load(&job.models, EncoderMemory::Keep).unwrap();
+    let expected = generate(&mut together, &job, None, &mut Silent).unwrap();
+
+    for memory in [
+        EncoderMemory::OneAtATime,
+        EncoderMemory::OneAtATimeWithoutTransformer,
+    ] {
+        let mut models = HiDreamModels::load(&job.models, memory).unwrap();
+        let got = generate(&mut models, &job, None, &mut Silent).unwrap();
+        assert!(!models.encoders_loaded(), "{memory:?}: none is kept");
+        assert_eq!(models.encoder_loads(), 1, "{memory:?}");
+        let diff = (&got.final_latents - &expected.final_latents)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert_eq!(diff, 0.0, "{memory:?}");
+        // A cached prompt needs no encoder.
+        generate(&mut models, &settings("a red circle", 2), None, &mut Silent).unwrap();
+        assert_eq!(models.encoder_loads(), 1, "{memory:?}");
+    }
 }

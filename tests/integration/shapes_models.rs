@@ -28,6 +28,7 @@ fn draw(preset: Preset, prompt: &str, seed: u64) -> Rgb {
             dtype: ComputeDType::F32,
             device: DeviceChoice::Cpu,
             transformer: None,
+            placement: hidream_studio::settings::PlacementChoice::default(),
         },
         prompt: prompt.to_string(),
         negative_prompt: None,

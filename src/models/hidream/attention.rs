@@ -6,9 +6,10 @@
 //! the tokens: the reference computes outputs for the per-block Llama tokens (and, in the last
 //! block, for all text) and then discards them. Skipping those queries changes no kept value.
 
-use candle_core::{DType, Module, Result, Tensor};
+use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
+use crate::models::device_copy::ToDevice;
 use crate::models::linear::{Linear, linear};
 
 use super::embeddings::RopeTable;
@@ -64,6 +65,19 @@ struct StreamProjections {
     k_norm: Tensor,
 }
 
+impl ToDevice for StreamProjections {
+    fn to_device(&self, device: &Device) -> Result<Self> {
+        Ok(Self {
+            to_q: self.to_q.to_device(device)?,
+            to_k: self.to_k.to_device(device)?,
+            to_v: self.to_v.to_device(device)?,
+            to_out: self.to_out.to_device(device)?,
+            q_norm: self.q_norm.to_device(device)?,
+            k_norm: self.k_norm.to_device(device)?,
+        })
+    }
+}
+
 impl StreamProjections {
     fn linears<'a>(&'a self, out: &mut Vec<&'a Linear>) {
         out.extend([&self.to_q, &self.to_k, &self.to_v, &self.to_out]);
@@ -107,6 +121,21 @@ pub(crate) struct Attention {
     text: Option<StreamProjections>,
     heads: usize,
     head_dim: usize,
+}
+
+impl ToDevice for Attention {
+    fn to_device(&self, device: &Device) -> Result<Self> {
+        Ok(Self {
+            image: self.image.to_device(device)?,
+            text: self
+                .text
+                .as_ref()
+                .map(|t| t.to_device(device))
+                .transpose()?,
+            heads: self.heads,
+            head_dim: self.head_dim,
+        })
+    }
 }
 
 impl Attention {

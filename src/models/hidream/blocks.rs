@@ -1,8 +1,9 @@
 //! Dual-stream and single-stream transformer blocks with adaLN modulation.
 
-use candle_core::{D, Module, Result, Tensor};
+use candle_core::{D, Device, Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
+use crate::models::device_copy::ToDevice;
 use crate::models::linear::{Linear, linear};
 
 use super::attention::Attention;
@@ -65,6 +66,17 @@ struct BlockCore {
     ff_i: ImageFeedForward,
 }
 
+impl ToDevice for BlockCore {
+    fn to_device(&self, device: &Device) -> Result<Self> {
+        Ok(Self {
+            ada: self.ada.to_device(device)?,
+            triples: self.triples,
+            attn: self.attn.to_device(device)?,
+            ff_i: self.ff_i.to_device(device)?,
+        })
+    }
+}
+
 impl BlockCore {
     fn linears<'a>(&'a self, out: &mut Vec<&'a Linear>) {
         out.push(&self.ada);
@@ -102,6 +114,15 @@ impl BlockCore {
 pub(crate) struct DoubleStreamBlock {
     core: BlockCore,
     ff_t: SwiGlu,
+}
+
+impl ToDevice for DoubleStreamBlock {
+    fn to_device(&self, device: &Device) -> Result<Self> {
+        Ok(Self {
+            core: self.core.to_device(device)?,
+            ff_t: self.ff_t.to_device(device)?,
+        })
+    }
 }
 
 impl DoubleStreamBlock {
@@ -158,6 +179,14 @@ impl DoubleStreamBlock {
 #[derive(Debug, Clone)]
 pub(crate) struct SingleStreamBlock {
     core: BlockCore,
+}
+
+impl ToDevice for SingleStreamBlock {
+    fn to_device(&self, device: &Device) -> Result<Self> {
+        Ok(Self {
+            core: self.core.to_device(device)?,
+        })
+    }
 }
 
 impl SingleStreamBlock {

@@ -3,6 +3,7 @@
 use candle_core::{D, DType, Device, Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
+use crate::models::device_copy::ToDevice;
 use crate::models::linear::{Linear, linear};
 
 use super::config::ROPE_THETA;
@@ -32,6 +33,15 @@ pub(crate) fn timestep_sinusoid(t: &Tensor) -> Result<Tensor> {
 pub(crate) struct MlpEmbedder {
     linear_1: Linear,
     linear_2: Linear,
+}
+
+impl ToDevice for MlpEmbedder {
+    fn to_device(&self, device: &Device) -> Result<Self> {
+        Ok(Self {
+            linear_1: self.linear_1.to_device(device)?,
+            linear_2: self.linear_2.to_device(device)?,
+        })
+    }
 }
 
 impl MlpEmbedder {

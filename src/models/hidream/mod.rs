@@ -12,6 +12,7 @@ mod lora;
 mod moe;
 #[cfg(feature = "cuda")]
 mod moe_cuda;
+mod streaming;
 mod transformer;
 
 pub use attention::{CudaAttention, set_cuda_attention};

@@ -3,6 +3,7 @@
 use candle_core::{D, DType, Device, Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
+use crate::models::device_copy::ToDevice;
 use crate::models::linear::{Linear, linear_no_bias};
 
 use super::config::swiglu_hidden;
@@ -14,6 +15,16 @@ pub(crate) struct SwiGlu {
     w1: Linear,
     w2: Linear,
     w3: Linear,
+}
+
+impl ToDevice for SwiGlu {
+    fn to_device(&self, device: &Device) -> Result<Self> {
+        Ok(Self {
+            w1: self.w1.to_device(device)?,
+            w2: self.w2.to_device(device)?,
+            w3: self.w3.to_device(device)?,
+        })
+    }
 }
 
 impl SwiGlu {
@@ -112,6 +123,28 @@ pub(crate) struct MixtureOfExperts {
     shared: SwiGlu,
     top_k: usize,
     routing: ExpertRouting,
+}
+
+impl ToDevice for MixtureOfExperts {
+    /// The copy routes as the original did; grouped routing stacks the copied experts again on
+    /// the new device.
+    fn to_device(&self, device: &Device) -> Result<Self> {
+        let mut moe = Self {
+            gate: self.gate.to_device(device)?,
+            experts: self
+                .experts
+                .iter()
+                .map(|e| e.to_device(device))
+                .collect::<Result<_>>()?,
+            #[cfg(feature = "cuda")]
+            stacked: None,
+            shared: self.shared.to_device(device)?,
+            top_k: self.top_k,
+            routing: ExpertRouting::HostGather,
+        };
+        moe.set_routing(self.routing)?;
+        Ok(moe)
+    }
 }
 
 impl MixtureOfExperts {
@@ -285,6 +318,15 @@ impl Module for MixtureOfExperts {
 pub(crate) enum ImageFeedForward {
     Moe(MixtureOfExperts),
     Dense(SwiGlu),
+}
+
+impl ToDevice for ImageFeedForward {
+    fn to_device(&self, device: &Device) -> Result<Self> {
+        Ok(match self {
+            Self::Moe(moe) => Self::Moe(moe.to_device(device)?),
+            Self::Dense(ff) => Self::Dense(ff.to_device(device)?),
+        })
+    }
 }
 
 impl ImageFeedForward {

@@ -1,6 +1,7 @@
 //! `HiDreamImageTransformer2DModel`: patchify, embed, 16 dual-stream then 32 single-stream
 //! blocks, final adaLN layer, unpatchify (sizes from [`Config`]).
 
+use std::borrow::Cow;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -14,7 +15,9 @@ use super::config::Config;
 use super::embeddings::{MlpEmbedder, RopeTable, TIMESTEP_FEATURES, timestep_sinusoid};
 use super::lora::{LoraUse, LoraWeights, merged_var_builder};
 use super::moe::ExpertRouting;
+use super::streaming::{StreamableBlock, Streaming};
 use crate::kernels;
+use crate::models::device_copy::ToDevice;
 use crate::models::{LoadError, load_checked_from, load_checked_through};
 use crate::weights::TensorStore;
 
@@ -70,6 +73,8 @@ pub struct HiDreamTransformer {
     /// Non-square inputs are padded to this many image tokens (config's `max_resolution`
     /// unless a pipeline sets it, as the editing pipelines do for their canvas).
     max_seq: usize,
+    /// Set when the last blocks live in host memory (see [`HiDreamTransformer::place`]).
+    streaming: Option<Streaming>,
 }
 
 impl HiDreamTransformer {
@@ -117,6 +122,7 @@ impl HiDreamTransformer {
             },
             dtype: vb.dtype(),
             max_seq: cfg.max_seq(),
+            streaming: None,
         })
     }
 
@@ -179,13 +185,103 @@ impl HiDreamTransformer {
     /// [`ExpertRouting::for_device`] of its device and dtype; tests switch it to check that the
     /// device-resident routings compute what the host one does.
     pub fn set_expert_routing(&mut self, routing: ExpertRouting) -> Result<()> {
-        for block in &mut self.double_blocks {
+        // Blocks in host memory take the routing when they are copied to the device.
+        let resident = match &mut self.streaming {
+            Some(streaming) => {
+                streaming.routing = routing;
+                streaming.resident_blocks
+            }
+            None => self.cfg.num_blocks(),
+        };
+        let layers = self.cfg.num_layers;
+        for block in self.double_blocks.iter_mut().take(resident) {
             block.set_expert_routing(routing)?;
         }
-        for block in &mut self.single_blocks {
+        for block in self
+            .single_blocks
+            .iter_mut()
+            .take(resident.saturating_sub(layers))
+        {
             block.set_expert_routing(routing)?;
         }
         Ok(())
+    }
+
+    /// Moves a model loaded in host memory to `device`, all but the blocks from
+    /// `resident_blocks` on (execution order: dual-stream, then single-stream), which stay in
+    /// host memory and are copied to `device` for each evaluation. With `resident_blocks` ≥ the
+    /// number of blocks, everything moves.
+    pub fn place(self, device: &Device, resident_blocks: usize) -> Result<Self> {
+        let blocks = self.cfg.num_blocks();
+        let resident = resident_blocks.min(blocks);
+        let layers = self.cfg.num_layers;
+        let routing = ExpertRouting::for_device(device, self.dtype);
+        let mut double_blocks = Vec::with_capacity(self.double_blocks.len());
+        for (b, block) in self.double_blocks.iter().enumerate() {
+            double_blocks.push(if b < resident {
+                block.to_device(device)?
+            } else {
+                block.clone()
+            });
+        }
+        let mut single_blocks = Vec::with_capacity(self.single_blocks.len());
+        for (j, block) in self.single_blocks.iter().enumerate() {
+            single_blocks.push(if layers + j < resident {
+                block.to_device(device)?
+            } else {
+                block.clone()
+            });
+        }
+        let mut placed = Self {
+            cfg: self.cfg.clone(),
+            t_embedder: self.t_embedder.to_device(device)?,
+            p_embedder: self.p_embedder.to_device(device)?,
+            x_embedder: self.x_embedder.to_device(device)?,
+            caption_projection: self
+                .caption_projection
+                .iter()
+                .map(|l| l.to_device(device))
+                .collect::<Result<_>>()?,
+            double_blocks,
+            single_blocks,
+            final_layer: FinalLayer {
+                ada: self.final_layer.ada.to_device(device)?,
+                linear: self.final_layer.linear.to_device(device)?,
+            },
+            dtype: self.dtype,
+            max_seq: self.max_seq,
+            streaming: (resident < blocks).then(|| Streaming::new(resident, device, routing)),
+        };
+        placed.set_expert_routing(routing)?;
+        Ok(placed)
+    }
+
+    /// Blocks that stay on the compute device (all of them without streaming).
+    pub fn resident_blocks(&self) -> usize {
+        self.streaming
+            .as_ref()
+            .map_or(self.cfg.num_blocks(), |s| s.resident_blocks)
+    }
+
+    /// How many blocks stay in host memory and are copied in for each evaluation.
+    pub fn streamed_blocks(&self) -> usize {
+        self.streaming
+            .as_ref()
+            .map_or(0, |s| self.cfg.num_blocks() - s.resident_blocks)
+    }
+
+    /// Block `index` (execution order) on the compute device: itself, or a copy of a block
+    /// that lives in host memory.
+    fn on_device<'a, B: StreamableBlock>(&self, index: usize, block: &'a B) -> Result<Cow<'a, B>> {
+        match &self.streaming {
+            Some(streaming) => streaming.on_device(index, block),
+            None => Ok(Cow::Borrowed(block)),
+        }
+    }
+
+    /// Streamed-block copies made so far (0 without streaming).
+    pub fn block_copies(&self) -> usize {
+        self.streaming.as_ref().map_or(0, Streaming::copies)
     }
 
     pub fn config(&self) -> &Config {
@@ -328,6 +424,7 @@ impl HiDreamTransformer {
             .transpose()?;
 
         for (b, block) in self.double_blocks.iter().enumerate() {
+            let block = self.on_device(b, block)?;
             let txt = Tensor::cat(&[&carried, &prompt.llama[b]], 1)?;
             (img, carried) = block.forward(
                 &img,
@@ -354,6 +451,7 @@ impl HiDreamTransformer {
             .transpose()?;
         for (j, block) in self.single_blocks.iter().enumerate() {
             let b = self.cfg.num_layers + j;
+            let block = self.on_device(b, block)?;
             let x = Tensor::cat(&[&stream, &prompt.llama[b]], 1)?;
             // Only image tokens leave the last block.
             let keep = if j + 1 == self.single_blocks.len() {

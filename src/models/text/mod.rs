@@ -65,6 +65,15 @@ pub struct PromptEncoding {
 }
 
 impl PromptEncoding {
+    /// The same embeddings on `device` (the transformer's, when the encoders ran elsewhere).
+    pub fn to_device(&self, device: &Device) -> Result<Self> {
+        Ok(Self {
+            pooled: self.pooled.to_device(device)?,
+            t5: self.t5.to_device(device)?,
+            llama: self.llama.to_device(device)?,
+        })
+    }
+
     /// Stacks prompts into one batch in the given order (CFG: `[negative, positive]`).
     pub fn batch(parts: &[&PromptEncoding]) -> Result<Self> {
         let cat = |f: fn(&PromptEncoding) -> &Tensor, dim| {
@@ -78,19 +87,54 @@ impl PromptEncoding {
     }
 }
 
-/// A text encoder with its tokenizer.
+/// The four tokenizers, each cutting prompts at the snapshot's sequence length.
 #[derive(Debug, Clone)]
-struct Encoder<M> {
-    tokenizer: PromptTokenizer,
-    model: M,
+pub struct PromptTokenizers {
+    clip_l: PromptTokenizer,
+    clip_g: PromptTokenizer,
+    t5: PromptTokenizer,
+    llama: PromptTokenizer,
+}
+
+impl PromptTokenizers {
+    /// CLIP-L's, CLIP-G's and T5's from a HiDream snapshot, Llama's from its own folder.
+    pub fn load(snapshot: &Snapshot, llama_dir: &Path) -> std::result::Result<Self, LoadError> {
+        let max_len = max_sequence_length(snapshot)?;
+        check_llama_folder(llama_dir)?;
+        Ok(Self {
+            clip_l: PromptTokenizer::clip(&snapshot.component_dir("tokenizer")?, max_len)?,
+            clip_g: PromptTokenizer::clip(&snapshot.component_dir("tokenizer_2")?, max_len)?,
+            t5: PromptTokenizer::t5(&snapshot.component_dir("tokenizer_3")?, max_len)?,
+            llama: PromptTokenizer::llama(llama_dir, max_len)?,
+        })
+    }
+
+    pub fn tokenize(&self, prompt: &str) -> std::result::Result<PromptTokens, WeightsError> {
+        Ok(PromptTokens {
+            clip_l: self.clip_l.encode(prompt)?,
+            clip_g: self.clip_g.encode(prompt)?,
+            t5: self.t5.encode(prompt)?,
+            llama: self.llama.encode(prompt)?,
+        })
+    }
+}
+
+/// The four encoders' outputs for one prompt, as the transformer takes them (f32).
+fn assemble(clip_l: Tensor, clip_g: Tensor, t5: &Tensor, llama: &Tensor) -> Result<PromptEncoding> {
+    Ok(PromptEncoding {
+        pooled: Tensor::cat(&[clip_l, clip_g], 1)?.to_dtype(DType::F32)?,
+        t5: t5.to_dtype(DType::F32)?,
+        llama: llama.to_dtype(DType::F32)?,
+    })
 }
 
 #[derive(Debug, Clone)]
 pub struct TextEncoders {
-    clip_l: Encoder<ClipTextEncoder>,
-    clip_g: Encoder<ClipTextEncoder>,
-    t5: Encoder<T5Encoder>,
-    llama: Encoder<LlamaEncoder>,
+    tokenizers: PromptTokenizers,
+    clip_l: ClipTextEncoder,
+    clip_g: ClipTextEncoder,
+    t5: T5Encoder,
+    llama: LlamaEncoder,
     device: Device,
 }
 
@@ -102,41 +146,14 @@ impl TextEncoders {
         dtype: DType,
         device: &Device,
     ) -> std::result::Result<Self, LoadError> {
-        let max_len = StudioManifest::read(snapshot.root())?
-            .map_or(MAX_SEQUENCE_LENGTH, |m| m.max_sequence_length);
-        let clip = |encoder: &str,
-                    tokenizer: &str|
-         -> std::result::Result<Encoder<ClipTextEncoder>, LoadError> {
-            let dir = snapshot.component_dir(encoder)?;
-            let cfg: ClipConfig = read_json(&dir.join("config.json"), "CLIP text encoder config")?;
-            Ok(Encoder {
-                tokenizer: PromptTokenizer::clip(&snapshot.component_dir(tokenizer)?, max_len)?,
-                model: load_checked_ignoring(
-                    &dir,
-                    "CLIP text encoder",
-                    dtype,
-                    device,
-                    CLIP_UNREAD,
-                    |vb| ClipTextEncoder::new(&cfg, vb),
-                )?,
-            })
-        };
-        let t5_dir = snapshot.component_dir("text_encoder_3")?;
-        let t5_cfg: T5Config = read_json(&t5_dir.join("config.json"), "T5 encoder config")?;
+        let tokenizers = PromptTokenizers::load(snapshot, llama_dir)?;
+        let on = (dtype, device);
         Ok(Self {
-            clip_l: clip("text_encoder", "tokenizer")?,
-            clip_g: clip("text_encoder_2", "tokenizer_2")?,
-            t5: Encoder {
-                tokenizer: PromptTokenizer::t5(&snapshot.component_dir("tokenizer_3")?, max_len)?,
-                model: load_encoder(
-                    &t5_dir,
-                    ComponentKind::T5,
-                    ("T5 encoder", T5_UNREAD),
-                    (dtype, device),
-                    |vb| T5Encoder::new(&t5_cfg, vb),
-                )?,
-            },
-            llama: load_llama(llama_dir, max_len, dtype, device)?,
+            tokenizers,
+            clip_l: load_clip(snapshot, "text_encoder", on)?,
+            clip_g: load_clip(snapshot, "text_encoder_2", on)?,
+            t5: load_t5(snapshot, on)?,
+            llama: load_llama(llama_dir, on)?,
             device: device.clone(),
         })
     }
@@ -151,59 +168,114 @@ impl TextEncoders {
         device: &Device,
     ) -> Self {
         Self {
-            clip_l: Encoder {
-                tokenizer: clip_l.0,
-                model: clip_l.1,
+            tokenizers: PromptTokenizers {
+                clip_l: clip_l.0,
+                clip_g: clip_g.0,
+                t5: t5.0,
+                llama: llama.0,
             },
-            clip_g: Encoder {
-                tokenizer: clip_g.0,
-                model: clip_g.1,
-            },
-            t5: Encoder {
-                tokenizer: t5.0,
-                model: t5.1,
-            },
-            llama: Encoder {
-                tokenizer: llama.0,
-                model: llama.1,
-            },
+            clip_l: clip_l.1,
+            clip_g: clip_g.1,
+            t5: t5.1,
+            llama: llama.1,
             device: device.clone(),
         }
     }
 
     pub fn tokenize(&self, prompt: &str) -> std::result::Result<PromptTokens, WeightsError> {
-        Ok(PromptTokens {
-            clip_l: self.clip_l.tokenizer.encode(prompt)?,
-            clip_g: self.clip_g.tokenizer.encode(prompt)?,
-            t5: self.t5.tokenizer.encode(prompt)?,
-            llama: self.llama.tokenizer.encode(prompt)?,
-        })
+        self.tokenizers.tokenize(prompt)
     }
 
     /// Encodes already tokenized ids. Every output is returned in f32.
     pub(crate) fn encode_tokens(&self, tokens: &PromptTokens) -> Result<PromptEncoding> {
         let dev = &self.device;
-        let clip_l = self.clip_l.model.encode(&tokens.clip_l.ids, dev)?;
-        let clip_g = self.clip_g.model.encode(&tokens.clip_g.ids, dev)?;
-        Ok(PromptEncoding {
-            pooled: Tensor::cat(&[clip_l, clip_g], 1)?.to_dtype(DType::F32)?,
-            t5: self
-                .t5
-                .model
-                .encode(&tokens.t5.ids, &tokens.t5.mask, dev)?
-                .to_dtype(DType::F32)?,
-            llama: self
+        assemble(
+            self.clip_l.encode(&tokens.clip_l.ids, dev)?,
+            self.clip_g.encode(&tokens.clip_g.ids, dev)?,
+            &self.t5.encode(&tokens.t5.ids, &tokens.t5.mask, dev)?,
+            &self
                 .llama
-                .model
-                .encode(&tokens.llama.ids, &tokens.llama.mask, dev)?
-                .to_dtype(DType::F32)?,
-        })
+                .encode(&tokens.llama.ids, &tokens.llama.mask, dev)?,
+        )
     }
 
     pub fn encode(&self, prompt: &str) -> anyhow::Result<PromptEncoding> {
         let tokens = self.tokenize(prompt)?;
         Ok(self.encode_tokens(&tokens)?)
     }
+}
+
+/// Encodes prompts with one encoder in memory at a time: CLIP-L is loaded, encodes every
+/// prompt and is freed before CLIP-G loads, and so on for T5 and Llama. The outputs equal
+/// [`TextEncoders::encode_tokens`]'s; the peak is the largest encoder instead of all four.
+pub(crate) fn encode_one_at_a_time(
+    snapshot: &Snapshot,
+    llama_dir: &Path,
+    (dtype, device): (DType, &Device),
+    tokens: &[PromptTokens],
+) -> anyhow::Result<Vec<PromptEncoding>> {
+    let on = (dtype, device);
+    let each = |encode: &dyn Fn(&PromptTokens) -> Result<Tensor>| -> Result<Vec<Tensor>> {
+        tokens.iter().map(encode).collect()
+    };
+    let clip_l = {
+        let model = load_clip(snapshot, "text_encoder", on)?;
+        each(&|t| model.encode(&t.clip_l.ids, device))?
+    };
+    let clip_g = {
+        let model = load_clip(snapshot, "text_encoder_2", on)?;
+        each(&|t| model.encode(&t.clip_g.ids, device))?
+    };
+    let t5 = {
+        let model = load_t5(snapshot, on)?;
+        each(&|t| model.encode(&t.t5.ids, &t.t5.mask, device))?
+    };
+    let llama = {
+        let model = load_llama(llama_dir, on)?;
+        each(&|t| model.encode(&t.llama.ids, &t.llama.mask, device))?
+    };
+    let parts = clip_l.into_iter().zip(clip_g).zip(t5.iter().zip(&llama));
+    Ok(parts
+        .map(|((l, g), (t5, llama))| assemble(l, g, t5, llama))
+        .collect::<Result<_>>()?)
+}
+
+/// The sequence length every tokenizer cuts at: the bundled model's manifest's, else the
+/// released pipelines'.
+fn max_sequence_length(snapshot: &Snapshot) -> std::result::Result<usize, WeightsError> {
+    Ok(StudioManifest::read(snapshot.root())?
+        .map_or(MAX_SEQUENCE_LENGTH, |m| m.max_sequence_length))
+}
+
+/// CLIP-L (`text_encoder`) or CLIP-G (`text_encoder_2`) of a snapshot.
+fn load_clip(
+    snapshot: &Snapshot,
+    component: &str,
+    (dtype, device): (DType, &Device),
+) -> std::result::Result<ClipTextEncoder, LoadError> {
+    let dir = snapshot.component_dir(component)?;
+    let cfg: ClipConfig = read_json(&dir.join("config.json"), "CLIP text encoder config")?;
+    load_checked_ignoring(
+        &dir,
+        "CLIP text encoder",
+        dtype,
+        device,
+        CLIP_UNREAD,
+        |vb| ClipTextEncoder::new(&cfg, vb),
+    )
+}
+
+/// T5 (`text_encoder_3`) of a snapshot.
+fn load_t5(snapshot: &Snapshot, on: (DType, &Device)) -> std::result::Result<T5Encoder, LoadError> {
+    let dir = snapshot.component_dir("text_encoder_3")?;
+    let cfg: T5Config = read_json(&dir.join("config.json"), "T5 encoder config")?;
+    load_encoder(
+        &dir,
+        ComponentKind::T5,
+        ("T5 encoder", T5_UNREAD),
+        on,
+        |vb| T5Encoder::new(&cfg, vb),
+    )
 }
 
 /// A text encoder from its folder: its safetensors, or the GGUF file that stands in for them
@@ -225,31 +297,26 @@ fn load_encoder<T>(
     }
 }
 
-/// A Llama-3.1 folder: config.json, sharded weights (the LM head is left unread) and
-/// tokenizer.json.
-fn load_llama(
-    dir: &Path,
-    max_len: usize,
-    dtype: DType,
-    device: &Device,
-) -> std::result::Result<Encoder<LlamaEncoder>, LoadError> {
-    let config = dir.join("config.json");
-    if !config.is_file() {
-        return Err(WeightsError::NotAModelFolder {
+/// A Llama-3.1 folder holds config.json beside its weights and tokenizer.json.
+fn check_llama_folder(dir: &Path) -> std::result::Result<(), WeightsError> {
+    if dir.join("config.json").is_file() {
+        Ok(())
+    } else {
+        Err(WeightsError::NotAModelFolder {
             dir: dir.to_path_buf(),
-        }
-        .into());
+        })
     }
-    let cfg: LlamaConfig = read_json(&config, "Llama config")?;
-    let model = load_encoder(
+}
+
+/// A Llama-3.1 folder's model: config.json and sharded weights (the LM head is left unread).
+fn load_llama(dir: &Path, on: (DType, &Device)) -> std::result::Result<LlamaEncoder, LoadError> {
+    check_llama_folder(dir)?;
+    let cfg: LlamaConfig = read_json(&dir.join("config.json"), "Llama config")?;
+    load_encoder(
         dir,
         ComponentKind::Llama,
         ("Llama text encoder", LLAMA_UNREAD),
-        (dtype, device),
+        on,
         |vb| LlamaEncoder::new(&cfg, vb),
-    )?;
-    Ok(Encoder {
-        tokenizer: PromptTokenizer::llama(dir, max_len)?,
-        model,
-    })
+    )
 }

@@ -104,6 +104,7 @@ impl EditModels {
             dtype: choice.dtype,
             device: choice.device,
             transformer: None,
+            placement: crate::settings::PlacementChoice::default(),
         };
         let device = selection.device.device()?;
         let lora = paths
