@@ -25,9 +25,9 @@ pub fn run(args: &InfoArgs) -> anyhow::Result<ExitCode> {
     };
     let report = inspect(&path)?;
     if args.json {
-        println!("{}", serde_json::to_string(&report)?);
+        super::print_report(&format!("{}\n", serde_json::to_string(&report)?))?;
     } else {
-        print!("{report}");
+        super::print_report(&report.to_string())?;
     }
     Ok(if report.is_ok() {
         ExitCode::SUCCESS

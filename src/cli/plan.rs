@@ -58,7 +58,7 @@ pub fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {
                 serde_json::json!({"model": args.model, "tiers": tiers})
             );
         } else {
-            print!("{}", render_tiers(&planner, &table)?);
+            super::print_report(&render_tiers(&planner, &table)?)?;
         }
         return Ok(ExitCode::SUCCESS);
     };
@@ -76,7 +76,7 @@ pub fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {
     if args.json {
         println!("{}", serde_json::to_string(&placement)?);
     } else {
-        print!("{}", render_placement(&placement));
+        super::print_report(&render_placement(&placement))?;
     }
     Ok(ExitCode::SUCCESS)
 }
