@@ -14,7 +14,7 @@ use anyhow::Context;
 use candle_core::{DType, Device};
 use clap::Args;
 use hidream_studio::device_memory::PeakTracker;
-use hidream_studio::models::hidream::{Config, HiDreamTransformer};
+use hidream_studio::models::hidream::HiDreamTransformer;
 use hidream_studio::models::text::{
     ClipConfig, ClipTextEncoder, LlamaEncoder, MAX_SEQUENCE_LENGTH, PromptTokenizer, T5Encoder,
     TextEncoders,
@@ -25,8 +25,9 @@ use hidream_studio::pipelines::{
     Preset, Silent, generate,
 };
 use hidream_studio::placement::ModelConfigs;
+use hidream_studio::quantize::QuantTarget;
 use hidream_studio::schedulers::ShiftMode;
-use hidream_studio::weights::{Snapshot, random_var_builder, read_json};
+use hidream_studio::weights::{Snapshot, random_var_builder};
 
 #[derive(Args)]
 pub struct PipelineArgs {
@@ -55,6 +56,14 @@ pub struct PipelineArgs {
     /// 64).
     #[arg(long)]
     snapshot_configs: bool,
+    /// The transformer's format: bf16/f16 dense, or the community GGUF recipe's quantised
+    /// types (random blocks, dequantised at each use as a GGUF's are).
+    #[arg(long, value_enum, default_value_t = QuantTarget::Bf16)]
+    transformer_type: QuantTarget,
+    /// Keep only the first N blocks on the GPU and stream the others from host memory, as
+    /// the placement planner does when the transformer does not fit. Default: all resident.
+    #[arg(long)]
+    resident_blocks: Option<usize>,
     /// Seed of the random weights.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -74,16 +83,24 @@ pub fn run(args: &PipelineArgs) -> anyhow::Result<ExitCode> {
     let baseline = memory.peak_bytes();
 
     let configs = if args.snapshot_configs {
-        configs_from_folders(args)?
+        ModelConfigs::read(&Snapshot::open(&args.tokenizers)?, &args.llama_tokenizer)?
     } else {
         ModelConfigs::released()?
     };
     let started = Instant::now();
-    let transformer = HiDreamTransformer::new(
+    let mut transformer = HiDreamTransformer::random(
         &configs.transformer,
-        random_var_builder(args.seed, dtype.dtype(), &device),
+        args.transformer_type,
+        args.seed,
+        dtype.dtype(),
+        &device,
     )
     .context("building the random transformer")?;
+    if let Some(resident) = args.resident_blocks {
+        transformer = transformer
+            .place(&device, resident)
+            .context("moving the streamed blocks to host memory")?;
+    }
     let vae = AutoencoderKl::new(
         &configs.vae,
         random_var_builder(args.seed.wrapping_add(1), dtype.dtype(), &device),
@@ -145,6 +162,8 @@ pub fn run(args: &PipelineArgs) -> anyhow::Result<ExitCode> {
                     "steps": resolved.steps, "guidance": resolved.guidance,
                     "width": resolved.width, "height": resolved.height,
                     "device": choice.name(), "dtype": dtype.name(),
+                    "transformer_type": args.transformer_type.name(),
+                    "streamed_blocks": transformer.streamed_blocks(),
                     "build_transformer_vae_ms": build_ms, "build_encoders_ms": encoders_ms,
                     "encode_ms": t.encode_ms, "step_ms": t.step_ms,
                     "median_step_ms": median_step_ms, "decode_ms": t.decode_ms,
@@ -156,7 +175,7 @@ pub fn run(args: &PipelineArgs) -> anyhow::Result<ExitCode> {
             let gb = |b: Option<u64>| b.map_or("-".into(), |b| format!("{:.1} GB", b as f64 / 1e9));
             let memory = record.gpu_memory.clone().unwrap_or_default();
             println!(
-                "{} {}×{}, {} steps ({} {}): encode {:.0} ms, step {:.0} ms (median), decode {:.0} \
+                "{} {}×{}, {} steps ({} {}, transformer {}, {} blocks streamed): encode {:.0} ms, step {:.0} ms (median), decode {:.0} \
                  ms, total {:.1} s; peak GPU memory: encode {}, denoise {}, decode {}",
                 preset.name(),
                 resolved.width,
@@ -164,6 +183,8 @@ pub fn run(args: &PipelineArgs) -> anyhow::Result<ExitCode> {
                 resolved.steps,
                 dtype.name(),
                 choice.name(),
+                args.transformer_type.name(),
+                transformer.streamed_blocks(),
                 t.encode_ms,
                 median_step_ms,
                 t.decode_ms,
@@ -175,22 +196,6 @@ pub fn run(args: &PipelineArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// The six models' configurations from a snapshot and a Llama folder.
-fn configs_from_folders(args: &PipelineArgs) -> anyhow::Result<ModelConfigs> {
-    let snapshot = Snapshot::open(&args.tokenizers)?;
-    let config = |component: &str| -> anyhow::Result<PathBuf> {
-        Ok(snapshot.component_dir(component)?.join("config.json"))
-    };
-    Ok(ModelConfigs {
-        transformer: Config::from_file(&config("transformer")?)?,
-        vae: read_json(&config("vae")?, "autoencoder config")?,
-        clip_l: read_json(&config("text_encoder")?, "CLIP text encoder config")?,
-        clip_g: read_json(&config("text_encoder_2")?, "CLIP text encoder config")?,
-        t5: read_json(&config("text_encoder_3")?, "T5 encoder config")?,
-        llama: read_json(&args.llama_tokenizer.join("config.json"), "Llama config")?,
-    })
 }
 
 /// CLIP-L, CLIP-G, T5-XXL and Llama-3.1-8B with seeded random weights, and the tokenizers.

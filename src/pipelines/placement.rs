@@ -9,11 +9,10 @@ use candle_core::Device;
 
 use crate::device_memory::memory_info;
 use crate::models::ComponentKind;
-use crate::models::hidream::Config as TransformerConfig;
 use crate::placement::{EncoderFormat, ModelConfigs, Placement, PlanModel, PlanRequest, Planner};
 use crate::quantize::QuantTarget;
 use crate::settings::{ComputeDType, ModelSelection};
-use crate::weights::{Snapshot, TensorStore, read_json};
+use crate::weights::{Snapshot, TensorStore};
 
 /// The placement for `selection`'s models, or `None` when there is nothing to plan: the CPU
 /// without `--vram-budget`, or f32 on a GPU without one (the checking path, sized by hand).
@@ -36,7 +35,7 @@ pub(crate) fn plan_placement(
     let Some(budget) = asked.or_else(|| memory_info(device).map(|m| m.free)) else {
         return Ok(None);
     };
-    let planner = Planner::for_configs(snapshot_configs(selection, snapshot)?)?;
+    let planner = Planner::for_configs(ModelConfigs::read(snapshot, &selection.llama)?)?;
     let request = PlanRequest {
         budget,
         model,
@@ -45,24 +44,6 @@ pub(crate) fn plan_placement(
         encoder_device: selection.placement.encoder_device,
     };
     Ok(Some(planner.plan(&request)?))
-}
-
-/// The configs of the models `selection` loads, read as loading reads them.
-fn snapshot_configs(
-    selection: &ModelSelection,
-    snapshot: &Snapshot,
-) -> anyhow::Result<ModelConfigs> {
-    let config = |component: &str| -> anyhow::Result<std::path::PathBuf> {
-        Ok(snapshot.component_dir(component)?.join("config.json"))
-    };
-    Ok(ModelConfigs {
-        transformer: TransformerConfig::from_file(&config("transformer")?)?,
-        vae: read_json(&config("vae")?, "autoencoder config")?,
-        clip_l: read_json(&config("text_encoder")?, "CLIP text encoder config")?,
-        clip_g: read_json(&config("text_encoder_2")?, "CLIP text encoder config")?,
-        t5: read_json(&config("text_encoder_3")?, "T5 encoder config")?,
-        llama: read_json(&selection.llama.join("config.json"), "Llama config")?,
-    })
 }
 
 /// The transformer's format: the quantisation most of its GGUF's tensors have, else the

@@ -14,12 +14,15 @@
 //! - Llama: meta-llama/Llama-3.1-8B-Instruct's config.json (the LM head is never loaded).
 //! - autoencoder: `vae/config.json` of HiDream-I1-Full (FLUX.1's).
 
+use std::path::{Path, PathBuf};
+
 use serde::de::DeserializeOwned;
 
 use super::PlacementError;
 use crate::models::hidream::Config as TransformerConfig;
 use crate::models::text::{ClipConfig, LlamaConfig, T5Config};
 use crate::models::vae::VaeConfig;
+use crate::weights::{Snapshot, read_json};
 
 const TRANSFORMER: &str = include_str!("../../tools/gpu/hidream-i1-transformer.json");
 const CLIP_L: &str = r#"{"vocab_size": 49408, "hidden_size": 768, "intermediate_size": 3072,
@@ -54,6 +57,21 @@ pub struct ModelConfigs {
 }
 
 impl ModelConfigs {
+    /// The configs of a snapshot's models and of a Llama folder, read as loading reads them.
+    pub fn read(snapshot: &Snapshot, llama_dir: &Path) -> anyhow::Result<Self> {
+        let config = |component: &str| -> anyhow::Result<PathBuf> {
+            Ok(snapshot.component_dir(component)?.join("config.json"))
+        };
+        Ok(Self {
+            transformer: TransformerConfig::from_file(&config("transformer")?)?,
+            vae: read_json(&config("vae")?, "autoencoder config")?,
+            clip_l: read_json(&config("text_encoder")?, "CLIP text encoder config")?,
+            clip_g: read_json(&config("text_encoder_2")?, "CLIP text encoder config")?,
+            t5: read_json(&config("text_encoder_3")?, "T5 encoder config")?,
+            llama: read_json(&llama_dir.join("config.json"), "Llama config")?,
+        })
+    }
+
     /// The released models' configurations, parsed and checked as a downloaded config.json
     /// would be.
     pub fn released() -> Result<Self, PlacementError> {

@@ -11,6 +11,7 @@ mod locate;
 mod manifest;
 mod mapped_file;
 mod random;
+mod random_quantized;
 mod safetensors_file;
 mod snapshot;
 mod tensor_store;
@@ -30,6 +31,7 @@ pub use manifest::ManifestDefaults;
 
 pub use manifest::{StudioManifest, bundled_model};
 pub use random::random_var_builder;
+pub use random_quantized::RandomQuantized;
 pub use safetensors_file::{StoredDtype, TensorEntry};
 
 pub use snapshot::ComponentSpec;

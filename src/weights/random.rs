@@ -85,7 +85,7 @@ pub fn random_var_builder(seed: u64, dtype: DType, device: &Device) -> VarBuilde
     var_builder_over(weights, dtype, device)
 }
 
-fn fnv1a(s: &str) -> u64 {
+pub(super) fn fnv1a(s: &str) -> u64 {
     s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
     })

@@ -12,24 +12,30 @@
 # Every section has a time budget; the whole stays under CHECK_BUDGET_S (default 450 s, for the
 # device's 8-minute slot).
 #
+# With --tiers it runs only the memory tiers instead (issue 18): `bench pipeline` at 1024²,
+# Dev, TIER_STEPS (default 4) steps, for a bf16, a Q8_0 and a Q4_K_M transformer (random
+# weights), each with every block resident and with only TIER_RESIDENT (default 24) of the 48
+# blocks resident and the rest streamed from host memory.
+#
 # With --dry-run (no GPU) it runs only the fixture parity on the CPU — f32, and bf16 unless
 # --no-bf16 — with the release or debug build (or $HIDREAM_BIN), and marks the GPU sections
 # skipped. Exit status 1 when any parity check fails (or cannot run), else 0.
 #
-#   tools/gpu/check.sh [--dry-run] [--no-bf16] [--out REPORT.md]
+#   tools/gpu/check.sh [--dry-run] [--no-bf16] [--tiers] [--out REPORT.md]
 set -uo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
 cd "$root" || exit 2
 
-dry_run=0 bf16=1 out=""
+dry_run=0 bf16=1 tiers=0 out=""
 while [ $# -gt 0 ]; do
   case $1 in
     --dry-run) dry_run=1 ;;
     --no-bf16) bf16=0 ;;
+    --tiers) tiers=1 ;;
     --out) out=${2:?--out needs a file name}; shift ;;
-    -h | --help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,25p' "$0"; exit 0 ;;
     *) echo "check.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -222,6 +228,32 @@ parity() { # dtype budget
     tail_err "parity-$1"
   fi
 }
+# ------------------------------------------------------------------------------ memory tiers
+tiers() {
+  section "Memory tiers: bf16, Q8_0 and Q4_K_M, streaming off and on"
+  if [ -z "$bin" ]; then
+    para "Not run: no binary."
+    return
+  fi
+  local steps=${TIER_STEPS:-4} resident=${TIER_RESIDENT:-24} size=(--size 1024 --device cuda --dtype bf16)
+  # A dry run checks the commands on the tiny fixture configs (4 blocks, 1 kept resident).
+  [ "$dry_run" -eq 1 ] && size=(--size 64 --snapshot-configs --device cpu --dtype f16) && resident=1
+  : >"$work/tiers.out"
+  for type in bf16 q8_0 q4_k_m; do
+    for streaming in off on; do
+      local args=(bench pipeline --preset dev --steps "$steps" "${size[@]}" --transformer-type "$type" --json)
+      [ "$streaming" = on ] && args+=(--resident-blocks "$resident")
+      run "tiers-$type-$streaming" 120 "$bin" "${args[@]}"
+      cat "$work/tiers-$type-$streaming.out" >>"$work/tiers.out"
+      [ "$status" != ok ] && para "\`$type\`, streaming $streaming: $status" && tail_err "tiers-$type-$streaming" 5
+    done
+  done
+  "$python" tools/gpu/report.py tiers "$work/tiers.out" >>"$body"
+}
+
+if [ "$tiers" -eq 1 ]; then
+  tiers
+else
 para '' "Each fixture (tests/fixtures/CASE) runs through the library's pipeline with the reference's" \
   "noise; the error is ‖ours − ref‖₂ / ‖ref‖₂ of the final latents, the parity tests' metric." \
   "The reference is the official float32 pipeline. The f32 bound is the tests' 1e-4 (TF32 is" \
@@ -294,6 +326,8 @@ else
     section "End to end, 1024², Dev 28 steps and Full 50 steps"
     para "Not run: this binary has no \`bench pipeline\`."
   fi
+fi
+
 fi
 
 # ------------------------------------------------------------------------------- the report

@@ -4,6 +4,7 @@
     report.py dit DIFFUSERS.jsonl OURS.jsonl   transformer forward, diffusers vs ours
     report.py memory PIPELINE.jsonl             peak GPU memory per stage (bench pipeline)
     report.py pipeline PIPELINE.jsonl           end to end timings (bench pipeline)
+    report.py tiers TIERS.jsonl                 memory tiers: formats x streaming (bench pipeline)
 """
 
 from __future__ import annotations
@@ -123,6 +124,29 @@ def pipeline(path: str) -> None:
                   f"+ {sec(r.get('build_encoders_ms'))} (encoders).")
 
 
+def tiers(path: str) -> None:
+    runs = [r for r in lines(path) if r.get("bench") == "pipeline"]
+    print("Ours, bf16 compute, the real transformer with random weights in each format (quantised")
+    print("ones as random blocks of the community recipe's types, dequantised at each use), Dev at")
+    print("1024² for a few steps. Streaming keeps the first blocks on the GPU and copies the others")
+    print("in from host memory for every step. Peak = device-wide use while denoising (the random")
+    print("encoders are freed after encoding). Goals (issue 18): Q8_0 ≤ 1.3× bf16's step time,")
+    print("Q4_K_M's peak ≤ 14 GB.")
+    print()
+    print("| transformer | blocks streamed | per step (median) | × bf16 resident | denoising peak |")
+    print("|---|---:|---:|---:|---:|")
+    base = next((r.get("median_step_ms") for r in runs
+                 if r.get("transformer_type") == "bf16" and not r.get("streamed_blocks")), None)
+    for r in runs:
+        step = r.get("median_step_ms")
+        ratio = f"{step / base:.2f}×" if step and base else "–"
+        m = r.get("gpu_memory") or {}
+        print(f"| {r.get('transformer_type', '–')} | {r.get('streamed_blocks', 0)} | {sec(step)} | "
+              f"{ratio} | {gb(m.get('denoise_peak_bytes'))} |")
+    if not runs:
+        print("| – | – | – | – | – |")
+
+
 def main() -> int:
     if len(sys.argv) < 3:
         print(__doc__, file=sys.stderr)
@@ -134,6 +158,8 @@ def main() -> int:
         memory(*files)
     elif kind == "pipeline" and len(files) == 1:
         pipeline(*files)
+    elif kind == "tiers" and len(files) == 1:
+        tiers(*files)
     else:
         print(__doc__, file=sys.stderr)
         return 2

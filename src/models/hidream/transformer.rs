@@ -18,8 +18,10 @@ use super::moe::ExpertRouting;
 use super::streaming::{StreamableBlock, Streaming};
 use crate::kernels;
 use crate::models::device_copy::ToDevice;
+use crate::models::linear::with_quantized;
 use crate::models::{LoadError, load_checked_from, load_checked_through};
-use crate::weights::TensorStore;
+use crate::quantize::QuantTarget;
+use crate::weights::{RandomQuantized, TensorStore, random_var_builder};
 
 /// `general.architecture` of HiDream transformer GGUF files (ComfyUI-GGUF's name for the model).
 pub const GGUF_ARCHITECTURE: &str = "hidream";
@@ -126,6 +128,25 @@ impl HiDreamTransformer {
         })
     }
 
+    /// Seeded random weights for benchmarks (see [`random_var_builder`]); with a quantised
+    /// `format`, the linear layers the community recipe quantises hold random blocks of its
+    /// types (see [`RandomQuantized`]) and are dequantised at each use, as a GGUF's are.
+    pub fn random(
+        cfg: &Config,
+        format: QuantTarget,
+        seed: u64,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self> {
+        let vb = random_var_builder(seed, dtype, device);
+        match format {
+            QuantTarget::Bf16 | QuantTarget::F16 => Self::new(cfg, vb),
+            target => with_quantized(Arc::new(RandomQuantized { seed, target }), || {
+                Self::new(cfg, vb)
+            }),
+        }
+    }
+
     /// Loads `transformer/` of a snapshot: config.json, then the (sharded) weights converted to
     /// `dtype` on `device`, after checking every tensor name and shape.
     /// A folder without safetensors weights may have a GGUF file standing in for them (see
@@ -207,31 +228,25 @@ impl HiDreamTransformer {
         Ok(())
     }
 
-    /// Moves a model loaded in host memory to `device`, all but the blocks from
-    /// `resident_blocks` on (execution order: dual-stream, then single-stream), which stay in
-    /// host memory and are copied to `device` for each evaluation. With `resident_blocks` ≥ the
-    /// number of blocks, everything moves.
+    /// Moves the model to `device`, all but the blocks from `resident_blocks` on (execution
+    /// order: dual-stream, then single-stream), which go to host memory and are copied to
+    /// `device` for each evaluation. With `resident_blocks` ≥ the number of blocks, everything
+    /// moves.
     pub fn place(self, device: &Device, resident_blocks: usize) -> Result<Self> {
         let blocks = self.cfg.num_blocks();
         let resident = resident_blocks.min(blocks);
         let layers = self.cfg.num_layers;
         let routing = ExpertRouting::for_device(device, self.dtype);
-        let mut double_blocks = Vec::with_capacity(self.double_blocks.len());
-        for (b, block) in self.double_blocks.iter().enumerate() {
-            double_blocks.push(if b < resident {
-                block.to_device(device)?
-            } else {
-                block.clone()
-            });
-        }
-        let mut single_blocks = Vec::with_capacity(self.single_blocks.len());
-        for (j, block) in self.single_blocks.iter().enumerate() {
-            single_blocks.push(if layers + j < resident {
-                block.to_device(device)?
-            } else {
-                block.clone()
-            });
-        }
+        // Placement, not a read of results: the streamed blocks' weights move to host memory
+        // once (a no-op for a model loaded there).
+        let host = Device::Cpu;
+        let home = |index: usize| if index < resident { device } else { &host };
+        let double_blocks = (self.double_blocks.iter().enumerate())
+            .map(|(b, block)| block.to_device(home(b)))
+            .collect::<Result<_>>()?;
+        let single_blocks = (self.single_blocks.iter().enumerate())
+            .map(|(j, block)| block.to_device(home(layers + j)))
+            .collect::<Result<_>>()?;
         let mut placed = Self {
             cfg: self.cfg.clone(),
             t_embedder: self.t_embedder.to_device(device)?,
