@@ -13,8 +13,8 @@ use hidream_studio::store::png_with_edit_metadata;
 use hidream_studio::weights::{bundled_model, resolve_model_path};
 
 use super::job::run_job;
-use super::job_args::{OutputArgs, RunArgs, outputs_and_model};
-use super::outputs::{print_written, summary};
+use super::job_args::{OutputArgs, PlacementArgs, RunArgs, outputs_and_model};
+use super::outputs::{print_placement, print_written, summary};
 
 #[derive(Args)]
 #[command(mut_arg("dump", |arg| arg.help(
@@ -90,6 +90,8 @@ pub struct EditArgs {
     #[command(flatten)]
     run: RunArgs,
     #[command(flatten)]
+    placement: PlacementArgs,
+    #[command(flatten)]
     output: OutputArgs,
     /// Print one JSON summary line on stdout.
     #[arg(long)]
@@ -130,6 +132,7 @@ pub fn run(args: &EditArgs) -> anyhow::Result<ExitCode> {
         transformer: args.transformer.clone(),
         form: args.form,
         refine_model: args.refine_model,
+        placement: args.placement.choice(),
         ..EditModelChoice::new(model, llama, args.run.dtype(), args.run.device)
     };
     let seed = args.run.seed();
@@ -169,8 +172,17 @@ fn write_outputs(args: &EditArgs, result: &Edit) -> anyhow::Result<()> {
         eprintln!("warning: {warning}");
     }
     if args.json {
-        summary!(args.output, record, Some(&warnings), None).print()?;
+        summary!(
+            args.output,
+            record,
+            Some(&warnings),
+            record.placement.as_ref()
+        )
+        .print()?;
     } else {
+        if let Some(placement) = &record.placement {
+            print_placement(placement);
+        }
         let r = &record.resolved;
         let size = format!(
             "{}, {}×{} at {}×{}",

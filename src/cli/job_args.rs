@@ -31,7 +31,7 @@ pub(crate) struct RunArgs {
     pub(crate) device: DeviceChoice,
 }
 
-/// Where the models go (`generate`; editing plans its own memory).
+/// Where the models go (`generate` and `edit`).
 #[derive(Args)]
 pub(crate) struct PlacementArgs {
     /// GPU memory the models may use: 24GiB (2³⁰ bytes), 24GB (10⁹ bytes), 16000MiB. The

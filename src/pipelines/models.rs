@@ -6,13 +6,11 @@ use std::sync::Arc;
 
 use candle_core::{DType, Device};
 
-use super::placement::plan_placement;
+use super::placement::{load_placed, plan_placement};
 use crate::models::hidream::HiDreamTransformer;
 use crate::models::text::{PromptEncoding, PromptTokenizers, TextEncoders, encode_one_at_a_time};
 use crate::models::vae::AutoencoderKl;
-use crate::placement::{
-    EncoderDevice, EncoderPlacement, Placement, PlanModel, TransformerPlacement,
-};
+use crate::placement::{EncoderDevice, EncoderPlacement, Placement, PlanModel};
 use crate::settings::{DeviceChoice, ModelSelection};
 use crate::weights::Snapshot;
 
@@ -90,21 +88,14 @@ impl HiDreamModels {
             Some(weights) => HiDreamTransformer::load_weights(dir, weights, dtype, device),
             None => HiDreamTransformer::load(dir, dtype, device),
         };
-        let transformer = match placement.as_ref().map(|p| p.transformer) {
-            // Streamed blocks never touch the GPU: everything loads into host memory and the
-            // resident part moves over.
-            Some(TransformerPlacement::Streamed {
-                resident_blocks, ..
-            }) => load_on(&Device::Cpu)?.place(&device, resident_blocks)?,
-            _ => load_on(&device)?,
-        };
+        let transformer = load_placed(placement.as_ref(), &device, load_on)?;
         let mut models = Self::around(selection, memory, snapshot, device, transformer)?;
         models.apply(placement);
         Ok(models)
     }
 
     /// Follows the planner's choice for the encoders, and keeps the placement for the records.
-    fn apply(&mut self, placement: Option<Placement>) {
+    pub(crate) fn apply(&mut self, placement: Option<Placement>) {
         if let Some(p) = &placement {
             self.memory = match p.encoders {
                 EncoderPlacement::AllResident => EncoderMemory::Keep,

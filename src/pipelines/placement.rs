@@ -1,7 +1,7 @@
 //! The placement planner (`crate::placement`) applied to the models a job loads: the budget
 //! (`--vram-budget`, else the GPU's free memory), the snapshot's own configs, the transformer's
 //! format (its GGUF's quantisation, else the compute dtype) and the encoders' (Q8_0 where a
-//! GGUF stands in for T5 or Llama).
+//! GGUF stands in for T5 or Llama); and loading a transformer where the placement puts it.
 
 use std::collections::BTreeMap;
 
@@ -9,7 +9,10 @@ use candle_core::Device;
 
 use crate::device_memory::memory_info;
 use crate::models::ComponentKind;
-use crate::placement::{EncoderFormat, ModelConfigs, Placement, PlanModel, PlanRequest, Planner};
+use crate::models::hidream::HiDreamTransformer;
+use crate::placement::{
+    EncoderFormat, ModelConfigs, Placement, PlanModel, PlanRequest, Planner, TransformerPlacement,
+};
 use crate::quantize::QuantTarget;
 use crate::settings::{ComputeDType, ModelSelection};
 use crate::weights::{Snapshot, TensorStore};
@@ -104,4 +107,40 @@ fn encoder_format(
     } else {
         EncoderFormat::Bf16
     })
+}
+
+/// Where a transformer loads for `placement`: `device`, or host memory when its blocks are
+/// streamed (streamed blocks never touch the GPU; [`placed`] moves the resident part over).
+pub(crate) fn loading_device(placement: Option<&Placement>, device: &Device) -> Device {
+    match placement.map(|p| p.transformer) {
+        Some(TransformerPlacement::Streamed { .. }) => Device::Cpu,
+        _ => device.clone(),
+    }
+}
+
+/// A transformer loaded on [`loading_device`], placed as `placement` says.
+pub(crate) fn placed(
+    transformer: HiDreamTransformer,
+    placement: Option<&Placement>,
+    device: &Device,
+) -> candle_core::Result<HiDreamTransformer> {
+    match placement.map(|p| p.transformer) {
+        Some(TransformerPlacement::Streamed {
+            resident_blocks, ..
+        }) => transformer.place(device, resident_blocks),
+        _ => Ok(transformer),
+    }
+}
+
+/// A transformer loaded and placed where `placement` puts it.
+pub(crate) fn load_placed<E>(
+    placement: Option<&Placement>,
+    device: &Device,
+    load: impl FnOnce(&Device) -> Result<HiDreamTransformer, E>,
+) -> anyhow::Result<HiDreamTransformer>
+where
+    anyhow::Error: From<E>,
+{
+    let loaded = load(&loading_device(placement, device))?;
+    Ok(placed(loaded, placement, device)?)
 }

@@ -10,6 +10,7 @@ use super::error::{Field, JobWarning, SettingsError};
 use super::layers::UserValues;
 use crate::pipelines::edit::{EditForm, Fit, RefineModel};
 use crate::pipelines::{ComputeDType, DeviceChoice};
+use crate::settings::PlacementChoice;
 
 /// The marker the pipeline splits the E1-Full prompt at for the refine stage.
 pub(crate) const TARGET_MARKER: &str = "Target Image Description:";
@@ -56,6 +57,9 @@ pub struct EditModelChoice {
     /// Weights for the editing transformer instead of its folder's (a GGUF file).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transformer: Option<PathBuf>,
+    /// What the placement planner may use.
+    #[serde(default, skip_serializing_if = "PlacementChoice::is_default")]
+    pub placement: PlacementChoice,
 }
 
 impl EditModelChoice {
@@ -71,6 +75,7 @@ impl EditModelChoice {
             device,
             refine_model: RefineModel::Reference,
             transformer: None,
+            placement: PlacementChoice::default(),
         }
     }
 }

@@ -141,3 +141,45 @@ fn without_a_gpu_or_a_budget_nothing_is_planned() {
     let (summary, _) = run(dir.path(), &[]);
     assert!(summary.get("placement").is_none(), "{summary}");
 }
+
+/// `edit` plans E1.1's workload and follows it: streamed blocks (the editing and the refine
+/// transformer alike) compute what resident ones do.
+#[test]
+fn an_edit_streams_blocks_with_the_same_result() {
+    use super::edit_parity::edit;
+    let run_edit = |budget: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let args = [
+            "--dtype",
+            "f16",
+            "--json",
+            "--vram-budget",
+            budget,
+            "--encoder-device",
+            "cpu",
+        ];
+        let out = edit("edit-e11-base-refine", dir.path(), &args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let mut dump =
+            candle_core::safetensors::load(dir.path().join("dump.safetensors"), &Device::Cpu)
+                .unwrap();
+        (summary, dump.remove("final_latents").unwrap())
+    };
+    let (roomy, resident) = run_edit("64GiB");
+    let placement = &roomy["placement"];
+    assert_eq!(placement["model"], "e1.1", "{placement}");
+    assert_eq!(placement["transformer"]["kind"], "resident", "{placement}");
+    let need = placement["resident_need_bytes"].as_u64().unwrap();
+    let (tight, streamed) = run_edit(&format!("{}B", need - 1));
+    let placement = &tight["placement"];
+    assert_eq!(placement["transformer"]["kind"], "streamed", "{placement}");
+    assert!(
+        same(&resident, &streamed),
+        "streaming changed the edit: {placement}"
+    );
+}

@@ -11,6 +11,7 @@ use crate::models::hidream::PromptEmbeds;
 use crate::models::text::PromptEncoding;
 use crate::pipelines::finite::FiniteWatch;
 use crate::pipelines::gpu_memory::StageMemory;
+use crate::pipelines::placement::{loading_device, placed};
 use crate::pipelines::progress::Progress;
 use crate::schedulers::{Scheduler, diffusers_flow_unipc};
 use crate::settings::EditResolved;
@@ -119,14 +120,16 @@ fn start_refine(
     max_seq: usize,
 ) -> anyhow::Result<()> {
     let device = loaded.models.device().clone();
+    let placement = loaded.models.placement();
     let refine = form::load_refine_transformer(
         &loaded.paths,
         refine_model,
         loaded.lora.as_ref(),
         loaded.models.dtype(),
-        &device,
+        &loading_device(placement, &device),
     )?;
-    if let Some(mut refine) = refine {
+    if let Some(refine) = refine {
+        let mut refine = placed(refine, placement, &device)?;
         // The reference swaps weights inside the same module: its max_seq carries over.
         refine.set_max_seq(max_seq);
         loaded.models.transformer = refine;

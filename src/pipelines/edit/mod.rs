@@ -37,11 +37,13 @@ use super::decode::decode;
 use super::gpu_memory::{GpuMemoryRecord, StageMemory};
 use super::models::{EncoderMemory, HiDreamModels};
 use super::noise::{NoiseInput, NoiseSource};
+use super::placement::{load_placed, plan_placement};
 use super::progress::Progress;
 use super::text_to_image::Timings;
 use crate::models::hidream::LoraWeights;
 use crate::models::text::PromptEncoding;
 use crate::models::vae::to_rgb8;
+use crate::placement::PlanModel;
 use crate::settings::{EditModelFacts, JobWarning, ModelSelection};
 use denoise::{DenoiseInputs, denoise};
 
@@ -57,6 +59,9 @@ pub struct EditRecord {
     /// Peak GPU memory per stage; absent on the CPU.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpu_memory: Option<GpuMemoryRecord>,
+    /// Where the planner put the models (see `GenerationRecord::placement`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<serde_json::Value>,
     pub app: String,
 }
 
@@ -103,19 +108,30 @@ impl EditModels {
             llama: choice.llama.clone(),
             dtype: choice.dtype,
             device: choice.device,
-            transformer: None,
-            placement: crate::settings::PlacementChoice::default(),
+            transformer: paths.transformer_weights.clone(),
+            placement: choice.placement,
         };
         let device = selection.device.device()?;
+        let snapshot = crate::weights::Snapshot::open(&selection.model)?;
+        let placement = plan_placement(&selection, &snapshot, &device, PlanModel::E1_1)?;
         let lora = paths
             .lora
             .as_deref()
             .map(LoraWeights::read)
             .transpose()?
             .map(Arc::new);
-        let transformer =
-            form::load_edit_transformer(&paths, lora.as_ref(), selection.dtype.dtype(), &device)?;
-        let models = HiDreamModels::with_transformer(&selection, memory, transformer)?;
+        let dtype = selection.dtype.dtype();
+        let transformer = load_placed(placement.as_ref(), &device, |device| {
+            form::load_edit_transformer(&paths, lora.as_ref(), dtype, device)
+        })?;
+        // The editing transformer came from `paths`; the selection's other models from the
+        // components snapshot.
+        let selection = ModelSelection {
+            transformer: None,
+            ..selection
+        };
+        let mut models = HiDreamModels::with_transformer(&selection, memory, transformer)?;
+        models.apply(placement);
         let shift = scheduler_shift(&models)?;
         Ok(Self {
             paths,
@@ -161,12 +177,11 @@ pub fn edit(
     if loaded.edit_transformer_replaced {
         progress.stage("loading the editing model")?;
         let device = loaded.models.device().clone();
-        loaded.models.transformer = form::load_edit_transformer(
-            &loaded.paths,
-            loaded.lora.as_ref(),
-            loaded.models.dtype(),
-            &device,
-        )?;
+        let dtype = loaded.models.dtype();
+        let (paths, lora) = (&loaded.paths, loaded.lora.as_ref());
+        loaded.models.transformer = load_placed(loaded.models.placement(), &device, |device| {
+            form::load_edit_transformer(paths, lora, dtype, device)
+        })?;
         loaded.edit_transformer_replaced = false;
     }
     let scale = loaded.models.vae.config().scale_factor() as u32;
@@ -273,6 +288,11 @@ pub fn edit(
                 total_ms: ms(started),
             },
             gpu_memory: memory.into_record(),
+            placement: loaded
+                .models
+                .placement()
+                .map(serde_json::to_value)
+                .transpose()?,
             app: format!("hidream-studio {}", env!("CARGO_PKG_VERSION")),
         },
         warnings,
