@@ -36,7 +36,8 @@ pub const ENCODER_WORKING: u64 = 200_000_000;
 pub const STAGING_SLOTS: u64 = 2;
 
 /// What pinned host-to-device copies reach on PCIe 4.0 ×16 (31.5 GB/s raw, about 25 GB/s in
-/// practice), to turn streamed bytes into seconds.
+/// practice), to turn streamed bytes into seconds. The engine's copies come from pageable
+/// memory for now, which typically reaches about half of that.
 pub const PCIE_BYTES_PER_SECOND: f64 = 25e9;
 
 /// Side of the planned image in pixels: the models' native size.

@@ -1,5 +1,5 @@
 //! Where each model goes for a GPU memory budget: the transformer resident or streamed block by
-//! block from pinned host memory, the text encoders all resident, one at a time or on the CPU,
+//! block from host memory, the text encoders all resident, one at a time or on the CPU,
 //! the decode whole or in tiles; with the peak of each phase and the arithmetic behind every
 //! choice. Pure: the same request always gives the same placement.
 
@@ -69,7 +69,9 @@ impl EncoderPlacement {
 pub enum TransformerPlacement {
     Resident,
     /// The first `resident_blocks` blocks (in execution order) stay on the GPU; the others
-    /// live in pinned host memory and are copied in, two in flight, every step.
+    /// live in host memory and are copied in every step (two staging slots: the copy being
+    /// made and the block running; the engine's copies are synchronous for now, see
+    /// `models::hidream::streaming`).
     Streamed {
         resident_blocks: usize,
         blocks: usize,
@@ -135,7 +137,7 @@ pub struct Placement {
     /// What the whole transformer resident would need at its worst phase: denoising, or a
     /// tiled decode beside it.
     pub resident_need_bytes: u64,
-    /// Host memory the placement holds: streamed blocks (pinned) and encoders on the CPU.
+    /// Host memory the placement holds: streamed blocks and encoders on the CPU.
     pub host_bytes: u64,
     pub reasons: Vec<String>,
 }
@@ -336,7 +338,7 @@ impl Planner {
             decode: phases.decode + with_encoders,
         };
         let host_encoders = if encoders == EncoderPlacement::Cpu {
-            enc.total()
+            enc.cpu_peak(req.encoders)
         } else {
             0
         };
@@ -426,9 +428,9 @@ impl Planner {
         if req.encoder_device == Some(EncoderDevice::Cpu) {
             let (need, line) = with(&[("transformer", phases.transformer)]);
             reasons.push(format!(
-                "encoders on the CPU (--encoder-device cpu), {} of host memory in {format}; the \
-                 GPU holds {line}",
-                gb(enc.total())
+                "encoders on the CPU (--encoder-device cpu), one at a time in f32 from {format}: \
+                 {} of host memory at most; the GPU holds {line}",
+                gb(enc.cpu_peak(req.encoders))
             ));
             return Ok((EncoderPlacement::Cpu, need));
         }
@@ -504,9 +506,9 @@ impl Planner {
             String::new()
         };
         reasons.push(format!(
-            "encoders on the CPU, {} of host memory: on the GPU even alone they would need {} > \
-             {}{hint}; the GPU holds {line}",
-            gb(enc.total()),
+            "encoders on the CPU, one at a time in f32, {} of host memory at most: on the GPU \
+             even alone they would need {} > {}{hint}; the GPU holds {line}",
+            gb(enc.cpu_peak(req.encoders)),
             gb(before),
             gb(budget)
         ));
@@ -535,7 +537,7 @@ fn streamed_reason(
     format!(
         "{format} transformer {} does not fit resident (it would need {} at its worst phase, > \
          {}): {resident_blocks} of {blocks} \
-         blocks resident, {} streamed from pinned host memory, {} a step (≈{:.2} s at {:.0} GB/s); \
+         blocks resident, {} streamed from host memory, {} a step (≈{:.2} s at {:.0} GB/s); \
          on the GPU outside the blocks {} + resident blocks {} + {STAGING_SLOTS} staging slots {}; \
          {line} {}",
         gb(t.total()),

@@ -175,10 +175,10 @@ fn a_forced_encoder_device_is_obeyed_or_refused() {
     req.encoder_device = Some(EncoderDevice::Cpu);
     let p = planner.plan(&req).unwrap();
     assert_eq!(p.encoders, Cpu);
-    assert_eq!(
-        p.host_bytes,
-        planner.weights().encoders(EncoderFormat::Bf16).total()
-    );
+    // One at a time in f32: Llama's 16 GB of bf16 weights, twice over.
+    let encoders = planner.weights().encoders(EncoderFormat::Bf16);
+    assert_eq!(p.host_bytes, 2 * encoders.llama);
+    assert_eq!(p.host_bytes, encoders.cpu_peak(EncoderFormat::Bf16));
     let mut req = request(12, PlanModel::I1, QuantTarget::Q4KM);
     req.encoder_device = Some(EncoderDevice::Gpu);
     let error = planner.plan(&req).unwrap_err();

@@ -72,6 +72,26 @@ impl EncoderBytes {
         self.clip_l + self.clip_g + self.t5 + self.llama
     }
 
+    /// Host memory the engine's CPU encoding holds at its peak: the encoders run there one at
+    /// a time in f32 (candle's CPU kernels have no bf16 matrix product), so the largest
+    /// encoder's dense weights at twice their bf16 size; quantised ones stay as stored and are
+    /// dequantised one layer at a time.
+    pub fn cpu_peak(&self, format: EncoderFormat) -> u64 {
+        let quantised = |bytes: u64| match format {
+            EncoderFormat::Bf16 => 2 * bytes,
+            EncoderFormat::Q8_0 => bytes,
+        };
+        [
+            2 * self.clip_l,
+            2 * self.clip_g,
+            quantised(self.t5),
+            quantised(self.llama),
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or(0)
+    }
+
     /// The largest encoder and its name: what one-at-a-time loading must find room for.
     pub fn largest(&self) -> (&'static str, u64) {
         [

@@ -46,7 +46,7 @@ fn prints_the_tiers_table() {
         assert!(stdout.contains(start), "no {start:?} in\n{stdout}");
     }
     assert!(
-        stdout.contains("32 of 48 blocks resident, 16 streamed from pinned host memory"),
+        stdout.contains("32 of 48 blocks resident, 16 streamed from host memory"),
         "{stdout}"
     );
 }
