@@ -58,11 +58,22 @@ pub(crate) fn load_checked_ignoring<T>(
     })
 }
 
+/// What becomes of a quantised GGUF's layers at load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuantizedLayers {
+    /// They keep their blocks and are dequantised at each use (see `models::linear`): the
+    /// memory of the file, not of the dense model.
+    Kept,
+    /// They are dequantised once, at load: for small models, whose matrix products cost less
+    /// than dequantising their weights at every step.
+    Dequantized,
+}
+
 /// As [`load_checked`], with the weights at `weights`: a folder, a safetensors file, or a GGUF
 /// file whose `general.architecture` must be `gguf_architecture`.
 pub(crate) fn load_checked_from<T>(
     weights: &Path,
-    gguf_architecture: &str,
+    (gguf_architecture, layers): (&str, QuantizedLayers),
     (what, ignored): (&'static str, &[&str]),
     dtype: DType,
     device: &Device,
@@ -70,7 +81,10 @@ pub(crate) fn load_checked_from<T>(
 ) -> Result<T, LoadError> {
     let store = TensorStore::open_path(weights, gguf_architecture)?;
     check_and_build(store, weights, what, ignored, build, |store| {
-        Ok(weights_of(store, dtype, device))
+        Ok(match layers {
+            QuantizedLayers::Kept => weights_of(store, dtype, device),
+            QuantizedLayers::Dequantized => store.into_var_builder(dtype, device).into(),
+        })
     })
 }
 

@@ -11,7 +11,7 @@ mod load;
 
 pub(crate) use component::ComponentKind;
 pub(crate) use linear::QuantizedSource;
-pub use load::LoadError;
+pub use load::{LoadError, QuantizedLayers};
 pub(crate) use load::{
     load_checked, load_checked_from, load_checked_ignoring, load_checked_through,
 };

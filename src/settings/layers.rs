@@ -66,6 +66,7 @@ mod tests {
             llama: None,
             training: serde_json::Value::Null,
             scores: serde_json::Value::Null,
+            dequantize_at_load: false,
         }
     }
 

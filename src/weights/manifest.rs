@@ -27,6 +27,12 @@ pub struct StudioManifest {
     /// What ShapesEval measured on the shipped model (its JSON line).
     #[serde(default)]
     pub scores: serde_json::Value,
+    /// The transformer's GGUF (standing in for its safetensors) is dequantised once at load
+    /// rather than layer by layer at each use: the bundled models are stored as Q8_0 to keep
+    /// the download small, and at their size dequantising every step would cost more than the
+    /// step's matrix products.
+    #[serde(default)]
+    pub dequantize_at_load: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]

@@ -361,3 +361,18 @@ fn edit_takes_a_gguf_transformer_and_the_lora_form_refuses_one() {
     let message = String::from_utf8_lossy(&lora.stderr);
     assert!(message.contains("takes no --transformer"), "{message}");
 }
+
+/// The bundled models ship their transformers as Q8_0 GGUFs whose manifests ask for them to be
+/// dequantised at load; the same file named with `--transformer` (or given to `load_weights`)
+/// keeps its layers quantised.
+#[test]
+fn a_manifest_can_have_its_gguf_dequantised_at_load() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/models/shapes-i1-full");
+    let dir = root.join("transformer");
+    let gguf = TensorStore::gguf_standing_in(&dir).expect("the bundled transformer is a GGUF");
+    let bundled = HiDreamTransformer::load(&dir, DType::F32, &Device::Cpu).unwrap();
+    assert_eq!(bundled.linear_memory().quantized, 0);
+    let named = HiDreamTransformer::load_weights(&dir, &gguf, DType::F32, &Device::Cpu).unwrap();
+    assert!(named.linear_memory().quantized > 0);
+    assert_eq!(bundled.linear_memory().layers, named.linear_memory().layers);
+}

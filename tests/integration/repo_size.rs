@@ -1,14 +1,17 @@
 //! The tracked files stay small enough to travel to a lent GPU machine with the CUDA binary
 //! beside them: the device tool takes at most 64 MiB, and `tools/cuda/build.sh` makes a binary
-//! of about 16 MiB compressed (its size is in BENCHMARKS.md), so the repository gets 45 MiB and
-//! about 3 MiB stay for other carried files. (The 16 MB of diffusers wheels tools/gpu/README.md
-//! carries for the Python reference do not fit beside both: that check has to shrink them.)
-//! Shared model components are stored once (`tools/link_duplicates.py`).
+//! of about 16 MiB compressed (its size is in BENCHMARKS.md), so the repository gets 44 MiB
+//! (design.md's budget) and about 4 MiB stay for other carried files. (The 16 MB of diffusers
+//! wheels tools/gpu/README.md lists for the Python reference do not fit beside both: that
+//! check has to trim them; `check.sh --tiers` needs none.) Shared model components are stored
+//! once (`tools/link_duplicates.py`), and the bundled transformers as Q8_0 GGUFs (3.1 MB
+//! each instead of 5.5). What is left under the budget is for the bundled Hi-DiT and agent
+//! models (issues 19 and 20, up to 8 MB each).
 
 use std::path::Path;
 use std::process::Command;
 
-const BUDGET_BYTES: u64 = 45 * 1024 * 1024;
+const BUDGET_BYTES: u64 = 44 * 1024 * 1024;
 
 #[test]
 fn tracked_files_fit_the_trip_to_a_gpu_machine() {

@@ -100,6 +100,8 @@ def export(run: Path, out: Path, stages: list[str], scores: Path | None = None) 
             "base_resolution": SIZE,
             "max_sequence_length": MAX_SEQUENCE_LENGTH,
             "llama": "../shapes-llama",
+            # The transformer ships as a Q8_0 GGUF (README: the quantise step after export).
+            "dequantize_at_load": True,
             "defaults": {k: v for k, v in d.items() if k != "scheduler"},
             "training": dict(record, seed=0,
                              commands=[{"command": f"python tools/train-shapes/train.py {c}", "ran_on": where}

@@ -19,9 +19,9 @@ use super::streaming::{StreamableBlock, Streaming};
 use crate::kernels;
 use crate::models::device_copy::ToDevice;
 use crate::models::linear::with_quantized;
-use crate::models::{LoadError, load_checked_from, load_checked_through};
+use crate::models::{LoadError, QuantizedLayers, load_checked_from, load_checked_through};
 use crate::quantize::QuantTarget;
-use crate::weights::{RandomQuantized, TensorStore, random_var_builder};
+use crate::weights::{RandomQuantized, StudioManifest, TensorStore, random_var_builder};
 
 /// `general.architecture` of HiDream transformer GGUF files (ComfyUI-GGUF's name for the model).
 pub const GGUF_ARCHITECTURE: &str = "hidream";
@@ -150,10 +150,22 @@ impl HiDreamTransformer {
     /// Loads `transformer/` of a snapshot: config.json, then the (sharded) weights converted to
     /// `dtype` on `device`, after checking every tensor name and shape.
     /// A folder without safetensors weights may have a GGUF file standing in for them (see
-    /// [`TensorStore::gguf_standing_in`]).
+    /// [`TensorStore::gguf_standing_in`]); its quantised layers are dequantised at load when the
+    /// snapshot's manifest asks for it (`dequantize_at_load`: the bundled Shapes models, stored
+    /// as Q8_0 to keep the download small), else kept quantised.
     pub fn load(dir: &Path, dtype: DType, device: &Device) -> std::result::Result<Self, LoadError> {
-        let gguf = TensorStore::gguf_standing_in(dir);
-        Self::load_weights(dir, gguf.as_deref().unwrap_or(dir), dtype, device)
+        let Some(gguf) = TensorStore::gguf_standing_in(dir) else {
+            return Self::load_weights(dir, dir, dtype, device);
+        };
+        let manifest = match dir.parent() {
+            Some(root) => StudioManifest::read(root)?,
+            None => None,
+        };
+        let layers = match manifest {
+            Some(m) if m.dequantize_at_load => QuantizedLayers::Dequantized,
+            _ => QuantizedLayers::Kept,
+        };
+        Self::load_as(dir, &gguf, layers, dtype, device)
     }
 
     /// Loads the transformer described by `config_dir/config.json` from `weights`: a folder,
@@ -164,10 +176,20 @@ impl HiDreamTransformer {
         dtype: DType,
         device: &Device,
     ) -> std::result::Result<Self, LoadError> {
+        Self::load_as(config_dir, weights, QuantizedLayers::Kept, dtype, device)
+    }
+
+    fn load_as(
+        config_dir: &Path,
+        weights: &Path,
+        layers: QuantizedLayers,
+        dtype: DType,
+        device: &Device,
+    ) -> std::result::Result<Self, LoadError> {
         let cfg = Config::from_file(&config_dir.join("config.json"))?;
         load_checked_from(
             weights,
-            GGUF_ARCHITECTURE,
+            (GGUF_ARCHITECTURE, layers),
             ("HiDream transformer", &[]),
             dtype,
             device,

@@ -22,7 +22,7 @@ pub use llama::{LlamaConfig, LlamaEncoder};
 pub use t5::{T5Config, T5Encoder};
 pub use tokenize::{PromptTokenizer, Tokens};
 
-use super::{ComponentKind, LoadError, load_checked_from, load_checked_ignoring};
+use super::{ComponentKind, LoadError, QuantizedLayers, load_checked_from, load_checked_ignoring};
 
 /// Checkpoint tensors each encoder knowingly leaves unread: CLIP's position-id buffer, T5's
 /// unshared copy of the shared embedding, Llama's language-model head.
@@ -291,7 +291,14 @@ fn load_encoder<T>(
     match kind.gguf_standing_in(dir) {
         Some((gguf, architecture)) => {
             let unread = [unread, &["rope_freqs.weight"]].concat();
-            load_checked_from(&gguf, architecture, (what, &unread), dtype, device, build)
+            load_checked_from(
+                &gguf,
+                (architecture, QuantizedLayers::Kept),
+                (what, &unread),
+                dtype,
+                device,
+                build,
+            )
         }
         None => load_checked_ignoring(dir, what, dtype, device, unread, build),
     }
