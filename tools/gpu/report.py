@@ -124,15 +124,18 @@ def pipeline(path: str) -> None:
                   f"+ {sec(r.get('build_encoders_ms'))} (encoders).")
 
 
+TIERS_INTRO = """\
+Ours, bf16 compute, the real transformer with random weights in each format (quantised ones as
+random blocks of the community recipe's types, dequantised at each use), Dev at 1024² for a few
+steps. Streaming keeps the first blocks on the GPU and copies the others in from host memory for
+every step. Peak = device-wide use while denoising (the random encoders are freed after
+encoding). Goals (issue 18): Q8_0 ≤ 1.3× bf16's step time, Q4_K_M's peak ≤ 14 GB.
+"""
+
+
 def tiers(path: str) -> None:
     runs = [r for r in lines(path) if r.get("bench") == "pipeline"]
-    print("Ours, bf16 compute, the real transformer with random weights in each format (quantised")
-    print("ones as random blocks of the community recipe's types, dequantised at each use), Dev at")
-    print("1024² for a few steps. Streaming keeps the first blocks on the GPU and copies the others")
-    print("in from host memory for every step. Peak = device-wide use while denoising (the random")
-    print("encoders are freed after encoding). Goals (issue 18): Q8_0 ≤ 1.3× bf16's step time,")
-    print("Q4_K_M's peak ≤ 14 GB.")
-    print()
+    print(TIERS_INTRO)
     print("| transformer | blocks streamed | per step (median) | × bf16 resident | denoising peak |")
     print("|---|---:|---:|---:|---:|")
     base = next((r.get("median_step_ms") for r in runs
