@@ -2,6 +2,7 @@
 
 pub mod hidit;
 pub mod hidream;
+pub mod hidit;
 pub mod text;
 pub mod vae;
 

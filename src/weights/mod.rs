@@ -14,6 +14,7 @@ mod random;
 mod safetensors_file;
 mod snapshot;
 mod tensor_store;
+pub mod torch_pt;
 mod weights_file;
 
 pub use audit::requested_tensors;

@@ -1,5 +1,7 @@
-//! Hi-DiT's latent stage: REPA-E's class-conditional SiT on a VAE latent and its samplers.
+//! Hi-DiT: REPA-E's class-conditional SiT on a KL-autoencoder latent, its samplers and the
+//! autoencoder.
 
+pub mod autoencoder;
 pub mod config;
 pub mod sampler;
 pub mod sit;
