@@ -2,7 +2,6 @@
 
 pub mod hidit;
 pub mod hidream;
-pub mod hidit;
 pub mod text;
 pub mod vae;
 

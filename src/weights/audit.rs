@@ -68,11 +68,48 @@ pub(crate) fn check_tensors(
     requested: &[(String, Vec<usize>)],
     ignored: &[&str],
 ) -> Result<()> {
+    let held = |name: &str| {
+        store.entry(name).map(|(entry, _)| Held {
+            shape: entry.shape.clone(),
+            float: entry.dtype.loads_as_float(),
+            dtype: entry.dtype.name().to_string(),
+        })
+    };
+    match mismatch_details(requested, held, store.names(), ignored) {
+        None => Ok(()),
+        Some(details) => Err(WeightsError::Mismatch {
+            location: store.location().to_path_buf(),
+            expected: requested.len(),
+            found: store.len(),
+            details,
+        }),
+    }
+}
+
+/// What a checkpoint holds under one name, for [`mismatch_details`].
+pub(crate) struct Held {
+    pub shape: Vec<usize>,
+    /// Whether the stored dtype loads as floats.
+    pub float: bool,
+    /// The stored dtype's name, for the message.
+    pub dtype: String,
+}
+
+/// The differences between what a model asks for (`requested`) and a checkpoint (`held` by
+/// name; `names`: all it holds), as the indented groups of a mismatch message; `None` when they
+/// agree. `ignored`: checkpoint tensors the model knowingly leaves unread (exact names, or
+/// prefixes ending in `.`).
+pub(crate) fn mismatch_details<'a>(
+    requested: &[(String, Vec<usize>)],
+    held: impl Fn(&str) -> Option<Held>,
+    names: impl Iterator<Item = &'a str>,
+    ignored: &[&str],
+) -> Option<String> {
     let mut missing = Vec::new();
     let mut wrong_shape = Vec::new();
     let mut wrong_dtype = Vec::new();
     for (name, shape) in requested {
-        let Some((entry, _)) = store.entry(name) else {
+        let Some(entry) = held(name) else {
             missing.push(name.clone());
             continue;
         };
@@ -82,13 +119,12 @@ pub(crate) fn check_tensors(
                 entry.shape, shape
             ));
         }
-        if !entry.dtype.loads_as_float() {
-            wrong_dtype.push(format!("{name}: {}", entry.dtype.name()));
+        if !entry.float {
+            wrong_dtype.push(format!("{name}: {}", entry.dtype));
         }
     }
     let wanted: HashSet<&str> = requested.iter().map(|(n, _)| n.as_str()).collect();
-    let mut unexpected: Vec<String> = store
-        .names()
+    let mut unexpected: Vec<String> = names
         .filter(|n| !wanted.contains(n))
         .filter(|n| {
             !ignored
@@ -103,7 +139,7 @@ pub(crate) fn check_tensors(
         && wrong_dtype.is_empty()
         && unexpected.is_empty()
     {
-        return Ok(());
+        return None;
     }
     let mut groups = BTreeMap::new();
     groups.insert("missing from the checkpoint", missing);
@@ -123,10 +159,5 @@ pub(crate) fn check_tensors(
             let _ = write!(details, "\n    … and {} more", items.len() - LISTED);
         }
     }
-    Err(WeightsError::Mismatch {
-        location: store.location().to_path_buf(),
-        expected: requested.len(),
-        found: store.len(),
-        details,
-    })
+    Some(details)
 }

@@ -22,6 +22,8 @@ mod gguf_files;
 mod gguf_parity;
 mod gpu_check;
 mod hf_cache;
+mod hidit_cli;
+mod hidit_parity;
 mod history_store;
 mod host_reads;
 mod info_checks;
