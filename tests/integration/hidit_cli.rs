@@ -8,7 +8,7 @@ use candle_core::{Device, Tensor};
 use hidream_studio::pipelines::hidit::{Experiment, HiditError};
 use hidream_studio::weights::torch_pt;
 
-use super::hidit_parity::{experiment, hidit, hidit_command};
+use super::hidit_parity::{experiment, hidit, hidit_command, succeed};
 use crate::common::copy_dir;
 
 /// A writable copy of the fixture's experiment folder.
@@ -202,16 +202,11 @@ fn classes_by_number_or_by_the_models_names() {
     let names: Vec<String> = (0..10).map(|i| format!("shape {i}, synonym {i}")).collect();
     args["class_names"] = serde_json::json!(names);
     std::fs::write(&args_path, args.to_string()).unwrap();
-    let output = hidit_command(&exp)
-        .args(["--class", "Synonym 4", "--steps", "2", "--json"])
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    let output = succeed(
+        hidit_command(&exp)
+            .args(["--class", "Synonym 4", "--steps", "2", "--json"])
+            .arg("--out")
+            .arg(&out),
     );
     let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(summary["class"], 4);

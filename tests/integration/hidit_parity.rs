@@ -57,30 +57,36 @@ pub fn hidit_command(model: &Path) -> Command {
     command
 }
 
+/// Runs `command`, which must succeed (its stderr is the failure message).
+pub fn succeed(command: &mut Command) -> std::process::Output {
+    let out = command.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// Runs a case's settings with the reference's noise, writing out.png and dump.safetensors in
 /// `dir`.
 fn run_case(case: &str, dir: &Path) {
     let c = case_json(case);
-    let out = hidit_command(&experiment())
-        .args(["--class", &c["class"].to_string()])
-        .args(["--steps", &c["steps"].to_string()])
-        .args(["--mode", c["mode"].as_str().unwrap()])
-        .args(["--cfg-scale", &c["cfg_scale"].to_string()])
-        .args(["--guidance-low", &c["guidance_low"].to_string()])
-        .args(["--guidance-high", &c["guidance_high"].to_string()])
-        .arg("--noise")
-        .arg(hidit().join(case).join("reference.safetensors"))
-        .arg("--out")
-        .arg(dir.join("out.png"))
-        .arg("--dump")
-        .arg(dir.join("dump.safetensors"))
-        .arg("--json")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{case}: {}",
-        String::from_utf8_lossy(&out.stderr)
+    succeed(
+        hidit_command(&experiment())
+            .args(["--class", &c["class"].to_string()])
+            .args(["--steps", &c["steps"].to_string()])
+            .args(["--mode", c["mode"].as_str().unwrap()])
+            .args(["--cfg-scale", &c["cfg_scale"].to_string()])
+            .args(["--guidance-low", &c["guidance_low"].to_string()])
+            .args(["--guidance-high", &c["guidance_high"].to_string()])
+            .arg("--noise")
+            .arg(hidit().join(case).join("reference.safetensors"))
+            .arg("--out")
+            .arg(dir.join("out.png"))
+            .arg("--dump")
+            .arg(dir.join("dump.safetensors"))
+            .arg("--json"),
     );
 }
 
@@ -217,26 +223,21 @@ fn first_guided_call_pairs_the_class_with_the_null_class() {
 fn seeds_are_reproducible() {
     let dir = tempfile::tempdir().unwrap();
     let run = |seed: &str, name: &str| {
-        let out = hidit_command(&experiment())
-            .args([
-                "--class",
-                "2",
-                "--steps",
-                "4",
-                "--mode",
-                "sde",
-                "--cfg-scale",
-                "2",
-            ])
-            .args(["--seed", seed])
-            .arg("--out")
-            .arg(dir.path().join(name))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        succeed(
+            hidit_command(&experiment())
+                .args([
+                    "--class",
+                    "2",
+                    "--steps",
+                    "4",
+                    "--mode",
+                    "sde",
+                    "--cfg-scale",
+                    "2",
+                ])
+                .args(["--seed", seed])
+                .arg("--out")
+                .arg(dir.path().join(name)),
         );
         image::open(dir.path().join(name)).unwrap().to_rgb8()
     };

@@ -7,20 +7,19 @@
 //! second input stream can be added to the tokens before the blocks and a second head can read
 //! the blocks' output, without touching the latent path.
 
-use candle_core::{D, DType, Module, Result, Tensor};
+use candle_core::{Module, Result, Tensor};
 use candle_nn::{Conv2d, Conv2dConfig, Embedding, Linear, VarBuilder, conv2d, embedding, linear};
 
 use super::config::{FREQUENCY_EMBEDDING_SIZE, SitConfig};
 use crate::kernels::{
     conv2d_module, gated_residual, modulated_layer_norm, softmax_last_dim_scaled,
 };
+use crate::models::hidream::timestep_sinusoid;
 
 /// Epsilon of every LayerNorm in the SiT (`norm1`, `norm2`, `norm_final`; none has weights).
 const LN_EPS: f64 = 1e-6;
 /// Epsilon of the latent BatchNorm (`bn`, affine-free, always in eval mode).
 const BN_EPS: f64 = 1e-4;
-/// `max_period` of the sinusoidal timestep features.
-const MAX_PERIOD: f64 = 10_000.0;
 
 /// The SiT with its REPA projectors and latent statistics.
 #[derive(Debug, Clone)]
@@ -173,27 +172,11 @@ impl TimestepEmbedder {
 
     /// t [B] → [B, D].
     fn forward(&self, t: &Tensor) -> Result<Tensor> {
-        let features = timestep_features(t, FREQUENCY_EMBEDDING_SIZE)?;
+        // [cos(t·f_k), sin(t·f_k)], f_k = exp(−ln(10000)·k/128): the features HiDream's
+        // timestep embedding uses too (t fed as is, in [0, 1]).
+        let features = timestep_sinusoid(t)?;
         self.fc2.forward(&self.fc1.forward(&features)?.silu()?)
     }
-}
-
-/// [cos(t·f_k), sin(t·f_k)] with f_k = exp(−ln(10000)·k / half), k < half: [B] → [B, dim].
-/// The frequencies are rounded as PyTorch computes them in f32 (the scaled log first, then the
-/// division by half).
-fn timestep_features(t: &Tensor, dim: usize) -> Result<Tensor> {
-    let half = dim / 2;
-    let scaled_log = (-MAX_PERIOD.ln()) as f32;
-    let freqs: Vec<f32> = (0..half)
-        .map(|k| (scaled_log * k as f32 / half as f32).exp())
-        .collect();
-    let freqs = Tensor::from_vec(freqs, (1, half), t.device())?;
-    let args = t
-        .to_dtype(DType::F32)?
-        .unsqueeze(1)?
-        .broadcast_mul(&freqs)?;
-    // `dim` is even here (256); REPA-E pads an odd one with a zero column.
-    Tensor::cat(&[args.cos()?, args.sin()?], D::Minus1)
 }
 
 /// adaLN-Zero block: timm Attention (fused qkv with bias) and Mlp (tanh-GELU), each behind a
@@ -325,7 +308,7 @@ impl Projector {
 
 #[cfg(test)]
 mod tests {
-    use candle_core::Device;
+    use candle_core::{DType, Device};
 
     use super::*;
     use crate::models::hidit::config::Conditioning;
@@ -434,11 +417,12 @@ mod tests {
     #[test]
     fn timestep_features_are_cos_then_sin_of_raw_t() {
         let t = Tensor::new(&[0.5f32], &Device::Cpu).unwrap();
-        let f = timestep_features(&t, 8).unwrap().to_vec2::<f32>().unwrap();
-        // k = 0: frequency 1 → cos(0.5), sin(0.5) at columns 0 and 4.
+        let f = timestep_sinusoid(&t).unwrap().to_vec2::<f32>().unwrap();
+        assert_eq!(f[0].len(), FREQUENCY_EMBEDDING_SIZE);
+        // k = 0: frequency 1 → cos(0.5), sin(0.5) at columns 0 and 128.
         assert!((f[0][0] - 0.5f32.cos()).abs() < 1e-7);
-        assert!((f[0][4] - 0.5f32.sin()).abs() < 1e-7);
-        let f1 = (-(10_000f64.ln()) / 4.0).exp() as f32;
+        assert!((f[0][128] - 0.5f32.sin()).abs() < 1e-7);
+        let f1 = (-(10_000f64.ln()) / 128.0).exp() as f32;
         assert!((f[0][1] - (0.5 * f1).cos()).abs() < 1e-6);
     }
 }
