@@ -1,7 +1,7 @@
 //! The neural networks, in candle, with tensor names exactly as in the released checkpoints.
 
-pub mod hidream;
 pub mod hidit;
+pub mod hidream;
 pub mod text;
 pub mod vae;
 

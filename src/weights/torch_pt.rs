@@ -367,11 +367,12 @@ impl PtFile {
         let mut storages: HashMap<String, Vec<u8>> = HashMap::new();
         let mut out = HashMap::with_capacity(refs.len());
         for (name, t) in refs {
-            let dtype = candle_dtype(&t.storage.class).ok_or_else(|| PtError::UnsupportedDtype {
-                path: self.path.clone(),
-                tensor: name.clone(),
-                dtype: torch_dtype_name(&t.storage.class).to_string(),
-            })?;
+            let dtype =
+                candle_dtype(&t.storage.class).ok_or_else(|| PtError::UnsupportedDtype {
+                    path: self.path.clone(),
+                    tensor: name.clone(),
+                    dtype: torch_dtype_name(&t.storage.class).to_string(),
+                })?;
             if !storages.contains_key(&t.storage.key) {
                 let bytes = self.entry(&format!("data/{}", t.storage.key))?;
                 storages.insert(t.storage.key.clone(), bytes);
@@ -444,10 +445,7 @@ fn present_keys(keys: &[String]) -> String {
 
 /// Reads the state dict at `key` of a `torch.save` file (the whole file when `None`), every
 /// tensor in its stored dtype on the CPU.
-pub fn read_state_dict(
-    path: &Path,
-    key: Option<&str>,
-) -> Result<HashMap<String, Tensor>, PtError> {
+pub fn read_state_dict(path: &Path, key: Option<&str>) -> Result<HashMap<String, Tensor>, PtError> {
     PtFile::open(path)?.state_dict(key)
 }
 
@@ -536,7 +534,12 @@ fn materialise(t: &TensorRef, dtype: DType, storage: &[u8]) -> Result<Tensor, St
         let mut out = Vec::with_capacity(numel * size);
         let mut index = vec![0usize; t.shape.len()];
         for _ in 0..numel {
-            let at = t.offset + index.iter().zip(&t.stride).map(|(i, s)| i * s).sum::<usize>();
+            let at = t.offset
+                + index
+                    .iter()
+                    .zip(&t.stride)
+                    .map(|(i, s)| i * s)
+                    .sum::<usize>();
             out.extend_from_slice(&storage[at * size..(at + 1) * size]);
             for d in (0..index.len()).rev() {
                 index[d] += 1;

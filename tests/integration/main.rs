@@ -22,6 +22,7 @@ mod gguf_files;
 mod gguf_parity;
 mod gpu_check;
 mod hf_cache;
+mod hidit_files;
 mod history_store;
 mod host_reads;
 mod info_checks;

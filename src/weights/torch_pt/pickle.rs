@@ -60,7 +60,10 @@ pub(crate) enum Value {
     List(Shared<Vec<Value>>),
     Dict(Shared<Vec<(Value, Value)>>),
     /// A module-level name (`GLOBAL`), not yet called.
-    Global { module: String, name: String },
+    Global {
+        module: String,
+        name: String,
+    },
     Object(Shared<Object>),
     /// A persistent id other than a tensor storage.
     Persistent(Box<Value>),
@@ -311,7 +314,10 @@ impl Machine<'_> {
                 }
                 // Floats.
                 b'G' => {
-                    let bytes: [u8; 8] = self.take(8)?.try_into().map_err(|_| PickleError::Truncated)?;
+                    let bytes: [u8; 8] = self
+                        .take(8)?
+                        .try_into()
+                        .map_err(|_| PickleError::Truncated)?;
                     self.push(Value::Float(f64::from_be_bytes(bytes)));
                 }
                 b'F' => {
@@ -608,8 +614,13 @@ fn build(target: &mut Value, state: Value) {
 /// A persistent id; torch uses `('storage', StorageClass, key, location, numel)`.
 fn persistent(pid: Value) -> Value {
     if let Value::Tuple(items) = &pid
-        && let [Value::Str(tag), Value::Global { name, .. }, key, _location, numel] =
-            items.as_slice()
+        && let [
+            Value::Str(tag),
+            Value::Global { name, .. },
+            key,
+            _location,
+            numel,
+        ] = items.as_slice()
         && tag == "storage"
         && let Some(numel) = numel.as_int().and_then(|n| usize::try_from(n).ok())
     {
