@@ -119,7 +119,12 @@ impl Value {
             Self::Global { module, name } => format!("the name {module}.{name}"),
             Self::Object(o) => {
                 let o = o.borrow();
-                format!("a {}.{}", o.module, o.name)
+                let article = if o.module.starts_with(['a', 'e', 'i', 'o', 'u']) {
+                    "an"
+                } else {
+                    "a"
+                };
+                format!("{article} {}.{}", o.module, o.name)
             }
             Self::Persistent(_) => "an external reference".into(),
             Self::Storage(_) => "a tensor storage".into(),
