@@ -9,7 +9,7 @@ use super::{ComponentReport, ComponentStatus, FolderReport, WeightsSummary};
 use crate::models::hidit::autoencoder::{AutoencoderKl, VaeArch};
 use crate::models::hidit::files::{ArgsJson, LatentStats};
 use crate::weights::torch_pt::{self, FileKind, PtFile};
-use crate::weights::{self, TensorStore, check_held, requested_tensors};
+use crate::weights::{TensorStore, check_held, requested_tensors};
 
 /// A folder `info` reads as a REPA-E experiment.
 pub(super) fn is_experiment(path: &Path) -> bool {
@@ -205,7 +205,7 @@ fn broken_row(name: String, why: &str) -> ComponentReport {
 /// `info FILE`: a checkpoint, a VAE, latent statistics or any state dict; any other file is
 /// described as what its first bytes show (a PNG given by mistake), rather than refused as a
 /// folder that is not one.
-pub(super) fn inspect_file(path: &Path) -> weights::Result<FolderReport> {
+pub(super) fn inspect_file(path: &Path) -> FolderReport {
     let mut report = FolderReport {
         path: path.to_path_buf(),
         kind: "weights file",
@@ -220,7 +220,7 @@ pub(super) fn inspect_file(path: &Path) -> weights::Result<FolderReport> {
         Err(why) => {
             report.class_name = "(unreadable)".into();
             report.problems.push(why);
-            return Ok(report);
+            return report;
         }
     };
     report.kind = if matches!(torch_pt::sniff(path), Ok(FileKind::Safetensors)) {
@@ -254,7 +254,7 @@ pub(super) fn inspect_file(path: &Path) -> weights::Result<FolderReport> {
             )
         });
     }
-    Ok(report)
+    report
 }
 
 /// Rows (and notes) for each state dict of a file, names prefixed with `prefix`.
@@ -302,11 +302,7 @@ fn describe_dicts(report: &mut FolderReport, path: &Path, contents: &Contents, p
             .push(format!("{prefix}saved at training step {steps}"));
     }
     if let Some(args) = &contents.args {
-        let field = |k: &str| {
-            args.get(k)
-                .map(ToString::to_string)
-                .unwrap_or_else(|| "?".into())
-        };
+        let field = |k: &str| args.get(k).map_or_else(|| "?".into(), ToString::to_string);
         report.notes.push(format!(
             "{prefix}training arguments (argparse.Namespace): model {}, vae {}, resolution {}",
             field("model"),

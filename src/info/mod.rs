@@ -127,7 +127,7 @@ pub fn inspect(path: &Path) -> weights::Result<FolderReport> {
         return Ok(hidit::inspect_experiment(path));
     }
     if path.is_file() {
-        return hidit::inspect_file(path);
+        return Ok(hidit::inspect_file(path));
     }
     if path.join(MODEL_INDEX).is_file() {
         return Ok(inspect_pipeline(&Snapshot::open(path)?));

@@ -105,6 +105,11 @@ pub enum FileKind {
     Other(&'static str),
 }
 
+/// The start of a legacy torch.save file: a pickled magic number 0x1950a86a20f9469cfc6c.
+const LEGACY: [u8; 14] = [
+    0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19,
+];
+
 /// Looks at the first bytes of `path`.
 pub fn sniff(path: &Path) -> Result<FileKind, PtError> {
     let io = |source| PtError::Io {
@@ -117,10 +122,6 @@ pub fn sniff(path: &Path) -> Result<FileKind, PtError> {
         .take(16)
         .read_to_end(&mut head)
         .map_err(io)?;
-    // Legacy torch.save: a pickled magic number 0x1950a86a20f9469cfc6c first.
-    const LEGACY: [u8; 14] = [
-        0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19,
-    ];
     let kind = if head.starts_with(b"PK\x03\x04") {
         FileKind::TorchZip
     } else if head.starts_with(&LEGACY) {

@@ -303,7 +303,6 @@ fn folders_that_are_not_experiments_say_why() {
     assert!(
         msg.contains("no `ema` entry")
             && msg.contains("a plain state dict of")
-            && msg.contains("(")
             && msg.contains("in all)"),
         "{msg}"
     );

@@ -129,7 +129,11 @@ impl VaeArch {
         if self.num_res_blocks == 0 {
             return Err("`num_res_blocks` must be at least 1".into());
         }
-        if let Some(m) = self.ch_mult.iter().find(|&&m| (self.ch * m) % GROUPS != 0) {
+        if let Some(m) = self
+            .ch_mult
+            .iter()
+            .find(|&&m| !(self.ch * m).is_multiple_of(GROUPS))
+        {
             return Err(format!(
                 "`ch` × `ch_mult` gives a width of {}, not a multiple of the {GROUPS} GroupNorm \
                  groups",

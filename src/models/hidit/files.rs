@@ -382,9 +382,9 @@ pub fn load_vae(
 }
 
 /// As [`load_vae`], from a state dict already read (a checkpoint's `vae` entry).
-pub fn vae_from_tensors(
+pub fn vae_from_tensors<S: std::hash::BuildHasher>(
     path: &Path,
-    tensors: HashMap<String, Tensor>,
+    tensors: HashMap<String, Tensor, S>,
     arch: &VaeArch,
     described_by: &str,
     dtype: DType,
@@ -401,6 +401,7 @@ pub fn vae_from_tensors(
         problem,
     })?;
     let requested = requested_tensors(|vb| AutoencoderKl::new(arch, vb)).map_err(build_error)?;
+    let tensors: HashMap<String, Tensor> = tensors.into_iter().collect();
     check_tensor_map(path, described_by, &tensors, &requested, &[])?;
     let vb = VarBuilder::from_tensors(tensors, dtype, device);
     AutoencoderKl::new(arch, vb).map_err(build_error)
