@@ -14,6 +14,13 @@ use hidream_studio::weights::torch_pt::{self, PtError};
 
 use crate::common::{copy_dir, fixtures, rel_err};
 
+/// Asserts that `text` contains every one of `parts`.
+fn says(text: &str, parts: &[&str]) {
+    for part in parts {
+        assert!(text.contains(part), "no {part:?} in\n{text}");
+    }
+}
+
 fn files() -> PathBuf {
     fixtures().join("hidit").join("files")
 }
@@ -114,18 +121,18 @@ fn missing_key_lists_the_keys_present() {
     let err = torch_pt::read_state_dict(&path, Some("vae")).unwrap_err();
     assert!(matches!(err, PtError::KeyMissing { .. }), "{err:?}");
     let msg = err.to_string();
-    assert!(msg.contains("0000100.pt") && msg.contains("`vae`"), "{msg}");
-    assert!(msg.contains("model, ema, opt, args, steps"), "{msg}");
+    says(&msg, &["0000100.pt", "`vae`"]);
+    says(&msg, &["model, ema, opt, args, steps"]);
     // A whole checkpoint read as a state dict says which entries to choose from.
     let msg = torch_pt::read_state_dict(&path, None)
         .unwrap_err()
         .to_string();
-    assert!(msg.contains("checkpoint with entries model, ema"), "{msg}");
+    says(&msg, &["checkpoint with entries model, ema"]);
     // A key that is not a state dict says what it is.
     let msg = torch_pt::read_state_dict(&path, Some("args"))
         .unwrap_err()
         .to_string();
-    assert!(msg.contains("argparse.Namespace"), "{msg}");
+    says(&msg, &["argparse.Namespace"]);
 }
 
 #[test]
@@ -138,10 +145,7 @@ fn truncated_file_is_reported_as_truncated() {
         let err = torch_pt::read_state_dict(&path, Some("ema")).unwrap_err();
         assert!(matches!(err, PtError::Truncated { .. }), "{keep}: {err:?}");
         let msg = err.to_string();
-        assert!(
-            msg.contains("cut.pt") && msg.contains("fetch it again"),
-            "{msg}"
-        );
+        says(&msg, &["cut.pt", "fetch it again"]);
     }
 }
 
@@ -153,16 +157,13 @@ fn foreign_files_are_named_for_what_they_are() {
     let msg = torch_pt::read_state_dict(&png, None)
         .unwrap_err()
         .to_string();
-    assert!(
-        msg.contains("image.pt") && msg.contains("a PNG image"),
-        "{msg}"
-    );
+    says(&msg, &["image.pt", "a PNG image"]);
 
     let st = files().join("vae/tiny-vae-latents-stats.safetensors");
     let msg = torch_pt::read_state_dict(&st, None)
         .unwrap_err()
         .to_string();
-    assert!(msg.contains("a safetensors file"), "{msg}");
+    says(&msg, &["a safetensors file"]);
 
     // Python 3's pickle of the legacy torch.save header.
     let legacy = dir.path().join("legacy.pt");
@@ -228,10 +229,7 @@ fn safetensors_conversion_reads_as_the_ema() {
     // Integer buffers (num_batches_tracked) are not read from safetensors.
     assert_eq!(ema.len() + 1, direct.len());
     let err = exp.load_entry("model").unwrap_err().to_string();
-    assert!(
-        err.contains("`model`") && err.contains("taken as `ema`"),
-        "{err}"
-    );
+    says(&err, &["`model`", "taken as `ema`"]);
 }
 
 #[test]
@@ -246,10 +244,7 @@ fn several_checkpoints_need_a_choice() {
         "{err:?}"
     );
     let msg = err.to_string();
-    assert!(
-        msg.contains("0000100.pt, 0000200.pt") && msg.contains("--checkpoint 200"),
-        "{msg}"
-    );
+    says(&msg, &["0000100.pt, 0000200.pt", "--checkpoint 200"]);
 
     for (given, expected) in [
         ("200", "0000200.pt"),
@@ -266,10 +261,7 @@ fn several_checkpoints_need_a_choice() {
     let msg = HiditExperiment::open(&exp, Some("300"))
         .unwrap_err()
         .to_string();
-    assert!(
-        msg.contains("`300`") && msg.contains("0000100.pt, 0000200.pt"),
-        "{msg}"
-    );
+    says(&msg, &["`300`", "0000100.pt, 0000200.pt"]);
 }
 
 #[test]
@@ -278,12 +270,12 @@ fn folders_that_are_not_experiments_say_why() {
     let msg = HiditExperiment::open(empty.path(), None)
         .unwrap_err()
         .to_string();
-    assert!(msg.contains("no args.json"), "{msg}");
+    says(&msg, &["no args.json"]);
 
     let (_tmp, exp) = scratch_experiment("bare");
     std::fs::remove_dir_all(exp.join("checkpoints")).unwrap();
     let msg = HiditExperiment::open(&exp, None).unwrap_err().to_string();
-    assert!(msg.contains("no checkpoints/ folder"), "{msg}");
+    says(&msg, &["no checkpoints/ folder"]);
 
     std::fs::create_dir(exp.join("checkpoints")).unwrap();
     let err = HiditExperiment::open(&exp, None).unwrap_err();
@@ -300,11 +292,9 @@ fn folders_that_are_not_experiments_say_why() {
     .unwrap();
     let exp = HiditExperiment::open(&exp, None).unwrap();
     let msg = exp.load_ema().unwrap_err().to_string();
-    assert!(
-        msg.contains("no `ema` entry")
-            && msg.contains("a plain state dict of")
-            && msg.contains("in all)"),
-        "{msg}"
+    says(
+        &msg,
+        &["no `ema` entry", "a plain state dict of", "in all)"],
     );
 }
 
@@ -326,10 +316,7 @@ fn args_json_vae_names_are_checked() {
         .vae_arch()
         .unwrap_err()
         .to_string();
-    assert!(
-        msg.contains("args.json") && msg.contains("`vae`") && msg.contains("f16d32, f8d4"),
-        "{msg}"
-    );
+    says(&msg, &["args.json", "`vae`", "f16d32, f8d4"]);
 
     args["vae_arch"] = serde_json::json!({"embed_dim": 8, "ch": 48, "ch_mult": [1, 2]});
     std::fs::write(&args_path, args.to_string()).unwrap();
@@ -338,10 +325,7 @@ fn args_json_vae_names_are_checked() {
         .vae_arch()
         .unwrap_err()
         .to_string();
-    assert!(
-        msg.contains("`vae_arch`") && msg.contains("GroupNorm"),
-        "{msg}"
-    );
+    says(&msg, &["`vae_arch`", "GroupNorm"]);
 }
 
 #[test]
@@ -362,10 +346,7 @@ fn latent_stats_read_from_either_format() {
     let msg = LatentStats::read(&files().join("vae/tiny-vae.pt"))
         .unwrap_err()
         .to_string();
-    assert!(
-        msg.contains("no `latents_scale`") && msg.contains("tensors)"),
-        "{msg}"
-    );
+    says(&msg, &["no `latents_scale`", "tensors)"]);
 }
 
 #[test]
@@ -395,11 +376,13 @@ fn vae_loads_checked_from_pt_and_safetensors() {
     )
     .unwrap_err()
     .to_string();
-    assert!(
-        err.contains("tiny-vae.pt")
-            && err.contains("args.json's `vae` (f16d32) describes")
-            && err.contains("shape differs"),
-        "{err}"
+    says(
+        &err,
+        &[
+            "tiny-vae.pt",
+            "args.json's `vae` (f16d32) describes",
+            "shape differs",
+        ],
     );
 
     // A diffusers (FLUX-layout) VAE is another model: its names do not match.
@@ -407,11 +390,13 @@ fn vae_loads_checked_from_pt_and_safetensors() {
     let err = load_vae(&flux, &arch, "the test", DType::F32, &Device::Cpu)
         .unwrap_err()
         .to_string();
-    assert!(
-        err.contains("missing from the checkpoint")
-            && err.contains("encoder.down.0.block.0.conv1.weight")
-            && err.contains("not used by this model"),
-        "{err}"
+    says(
+        &err,
+        &[
+            "missing from the checkpoint",
+            "encoder.down.0.block.0.conv1.weight",
+            "not used by this model",
+        ],
     );
 }
 
@@ -448,21 +433,19 @@ fn info_describes_an_experiment_and_its_vae() {
     }
     let (ok, text) = info(&exp);
     assert!(ok, "{text}");
-    for expected in [
-        "REPA-E experiment folder: SiT-XL/1 (args.json `model`)",
-        "latent statistics, 8 channels",
-        "also holds opt (optimizer state), args (the training arguments)",
-        "saved at training step 100",
-        "autoencoder from args.json `vae_arch`: 8 latent channels at 1/16",
-        "no problems found",
-    ] {
-        assert!(text.contains(expected), "no {expected:?} in\n{text}");
-    }
-    let ema = row(&text, "0000100.pt: ema ");
-    assert!(
-        ema.contains("SiT weights (sampled)") && ema.contains("float32×5, int64×1  77"),
-        "{ema}"
+    says(
+        &text,
+        &[
+            "REPA-E experiment folder: SiT-XL/1 (args.json `model`)",
+            "latent statistics, 8 channels",
+            "also holds opt (optimizer state), args (the training arguments)",
+            "saved at training step 100",
+            "autoencoder from args.json `vae_arch`: 8 latent channels at 1/16",
+            "no problems found",
+        ],
     );
+    let ema = row(&text, "0000100.pt: ema ");
+    says(ema, &["SiT weights (sampled)", "float32×5, int64×1  77"]);
     assert!(row(&text, "0000100.pt: model ").contains("SiT weights"));
     let vae = row(&text, "tiny-vae.pt ");
     assert!(
@@ -477,11 +460,13 @@ fn info_describes_an_experiment_and_its_vae() {
     std::fs::write(ckpts.join("0000200.pt"), &bytes[..bytes.len() / 2]).unwrap();
     let (ok, text) = info(&exp);
     assert!(!ok, "{text}");
-    assert!(
-        text.contains("2 checkpoints: sampling needs --checkpoint STEP")
-            && text.contains("0000200.pt: ")
-            && text.contains("truncated or damaged"),
-        "{text}"
+    says(
+        &text,
+        &[
+            "2 checkpoints: sampling needs --checkpoint STEP",
+            "0000200.pt: ",
+            "truncated or damaged",
+        ],
     );
 }
 
@@ -489,21 +474,20 @@ fn info_describes_an_experiment_and_its_vae() {
 fn info_describes_single_files() {
     let (ok, text) = info(&files().join("vae/tiny-vae.pt"));
     assert!(ok, "{text}");
-    assert!(
-        text.contains("PyTorch checkpoint: AutoencoderKL")
-            && text.contains("float16")
-            && text.contains("its latent statistics are beside it"),
-        "{text}"
+    says(
+        &text,
+        &[
+            "PyTorch checkpoint: AutoencoderKL",
+            "float16",
+            "its latent statistics are beside it",
+        ],
     );
     let (ok, text) = info(&files().join("vae/tiny-vae-latents-stats.safetensors"));
     assert!(ok, "{text}");
-    assert!(
-        text.contains("safetensors file: latent statistics"),
-        "{text}"
-    );
+    says(&text, &["safetensors file: latent statistics"]);
     let (ok, text) = info(&files().join("exp/checkpoints/0000100.pt"));
     assert!(ok, "{text}");
-    assert!(text.contains("REPA-E training checkpoint"), "{text}");
+    says(&text, &["REPA-E training checkpoint"]);
     assert!(
         row(&text, "ema ").contains("SiT weights (sampled)"),
         "{text}"

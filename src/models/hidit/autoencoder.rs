@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::kernels::conv2d_module;
 use crate::models::vae::blocks::{
-    Downsample, MidAttention, MidBlock, Norm, ResnetBlock, Upsample, conv3x3,
+    Downsample, MidAttention, MidBlock, Norm, Resample, ResnetBlock, Upsample, conv3x3,
 };
 
 /// GroupNorm groups of every norm (REPA-E's `Normalize`): each width must be a multiple.
@@ -152,12 +152,6 @@ impl VaeArch {
     }
 }
 
-#[derive(Debug, Clone)]
-enum Resample {
-    Up(Upsample),
-    Down(Downsample),
-}
-
 /// One resolution level: ResNet blocks, each followed by attention at attention levels, then
 /// the resampler (none at the last level run).
 #[derive(Debug, Clone)]
@@ -214,8 +208,7 @@ impl Module for Level {
             }
         }
         match &self.resample {
-            Some(Resample::Up(up)) => up.forward(&x),
-            Some(Resample::Down(down)) => down.forward(&x),
+            Some(resample) => resample.forward(&x),
             None => Ok(x),
         }
     }
