@@ -43,10 +43,12 @@ pub struct HiditArgs {
     #[arg(long)]
     checkpoint: Option<String>,
     /// The autoencoder's weights: REPA-E's plain state dict (.pt), or a safetensors conversion.
+    /// Default: the checkpoint's own `vae` entry, which REPA-E's end-to-end checkpoints carry.
     #[arg(long)]
-    vae: PathBuf,
+    vae: Option<PathBuf>,
     /// `latents_scale` and `latents_bias`. Default: the VAE's file name with
-    /// `-latents-stats` added, as generate.py finds it.
+    /// `-latents-stats` added, as generate.py finds it (with the checkpoint's own VAE: its EMA
+    /// BatchNorm statistics).
     #[arg(long)]
     latents_stats: Option<PathBuf>,
     /// The class: its number, or a name (ImageNet's for 1000-class models, or the model's own).

@@ -19,7 +19,7 @@ mod weights_file;
 
 pub use audit::requested_tensors;
 
-pub(crate) use audit::{Held, check_tensors, mismatch_details};
+pub(crate) use audit::{check_held, check_tensor_map, check_tensors};
 pub(crate) use backend::{Request, TensorSource, var_builder_over};
 pub use error::{Result, WeightsError};
 pub use hf_cache::CachedModel;

@@ -105,6 +105,11 @@ pub enum FileKind {
     Other(&'static str),
 }
 
+/// The start of a legacy torch.save file: a pickled magic number 0x1950a86a20f9469cfc6c.
+const LEGACY: [u8; 14] = [
+    0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19,
+];
+
 /// Looks at the first bytes of `path`.
 pub fn sniff(path: &Path) -> Result<FileKind, PtError> {
     let io = |source| PtError::Io {
@@ -117,10 +122,6 @@ pub fn sniff(path: &Path) -> Result<FileKind, PtError> {
         .take(16)
         .read_to_end(&mut head)
         .map_err(io)?;
-    // Legacy torch.save: a pickled magic number 0x1950a86a20f9469cfc6c first.
-    const LEGACY: [u8; 14] = [
-        0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19,
-    ];
     let kind = if head.starts_with(b"PK\x03\x04") {
         FileKind::TorchZip
     } else if head.starts_with(&LEGACY) {
@@ -148,9 +149,14 @@ pub fn sniff(path: &Path) -> Result<FileKind, PtError> {
 /// The dtype and shape of one saved tensor, known without reading its data.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PtTensorInfo {
-    /// PyTorch's name of the dtype (`float32`, `int64`, …).
-    pub dtype: String,
+    /// PyTorch's name of the dtype (`float32`, `int64`, …; `other` for storages this reader
+    /// does not know).
+    pub dtype: &'static str,
     pub shape: Vec<usize>,
+    /// Bytes of the tensor's own elements (0 for an unknown dtype).
+    pub bytes: u64,
+    /// The archive entry of its storage, and that storage's bytes: tensors may share one.
+    pub storage: (String, u64),
 }
 
 impl PtTensorInfo {
@@ -318,6 +324,11 @@ impl PtFile {
         }
     }
 
+    /// What the top-level entry `key` holds, in words (`a dict`, `an argparse.Namespace`).
+    pub fn entry_kind(&self, key: &str) -> Option<String> {
+        self.get(key).map(|v| v.kind())
+    }
+
     /// Whether the top-level dict has `key`.
     pub fn has(&self, key: &str) -> bool {
         self.get(key).is_some()
@@ -350,8 +361,16 @@ impl PtFile {
                 Ok((
                     name,
                     PtTensorInfo {
-                        dtype: torch_dtype_name(&t.storage.class).to_string(),
+                        dtype: torch_dtype(&t.storage.class).map_or("other", |(name, _)| name),
+                        bytes: torch_dtype(&t.storage.class).map_or(0, |(_, size)| {
+                            (t.shape.iter().product::<usize>() * size) as u64
+                        }),
                         shape: t.shape.clone(),
+                        storage: (
+                            t.storage.key.clone(),
+                            torch_dtype(&t.storage.class)
+                                .map_or(0, |(_, size)| (t.storage.numel * size) as u64),
+                        ),
                     },
                 ))
             })
@@ -367,11 +386,15 @@ impl PtFile {
         let mut storages: HashMap<String, Vec<u8>> = HashMap::new();
         let mut out = HashMap::with_capacity(refs.len());
         for (name, t) in refs {
-            let dtype = candle_dtype(&t.storage.class).ok_or_else(|| PtError::UnsupportedDtype {
-                path: self.path.clone(),
-                tensor: name.clone(),
-                dtype: torch_dtype_name(&t.storage.class).to_string(),
-            })?;
+            let dtype =
+                candle_dtype(&t.storage.class).ok_or_else(|| PtError::UnsupportedDtype {
+                    path: self.path.clone(),
+                    tensor: name.clone(),
+                    dtype: torch_dtype(&t.storage.class).map_or_else(
+                        || t.storage.class.trim_end_matches("Storage").to_string(),
+                        |(name, _)| name.to_string(),
+                    ),
+                })?;
             if !storages.contains_key(&t.storage.key) {
                 let bytes = self.entry(&format!("data/{}", t.storage.key))?;
                 storages.insert(t.storage.key.clone(), bytes);
@@ -387,6 +410,22 @@ impl PtFile {
         Ok(out)
     }
 
+    /// What the top level holds, for messages: a checkpoint's entries, or "a plain state
+    /// dict of N tensors".
+    fn describe_entries(&self) -> String {
+        if let Value::Dict(items) = &self.root {
+            let items = items.borrow();
+            if !items.is_empty() && items.iter().all(|(_, v)| matches!(v, Value::Tensor(_))) {
+                return format!(
+                    "a plain state dict of {} tensors: {}",
+                    items.len(),
+                    present_keys(&self.keys())
+                );
+            }
+        }
+        present_keys(&self.keys())
+    }
+
     fn tensor_refs(&self, key: Option<&str>) -> Result<Vec<(String, TensorRef)>, PtError> {
         let (what, value) = match key {
             Some(key) => (
@@ -394,7 +433,7 @@ impl PtFile {
                 self.get(key).ok_or_else(|| PtError::KeyMissing {
                     path: self.path.clone(),
                     key: key.to_string(),
-                    present: present_keys(&self.keys()),
+                    present: self.describe_entries(),
                 })?,
             ),
             None => ("the file".to_string(), self.root.clone()),
@@ -434,20 +473,20 @@ impl PtFile {
     }
 }
 
+/// The top-level entries for a message: all of a checkpoint's, or a short sample of a plain
+/// state dict's.
 fn present_keys(keys: &[String]) -> String {
-    if keys.is_empty() {
-        "no named entries".into()
-    } else {
-        keys.join(", ")
+    const LISTED: usize = 8;
+    match keys.len() {
+        0 => "no named entries".into(),
+        n if n <= LISTED => keys.join(", "),
+        n => format!("{}, … ({n} in all)", keys[..LISTED].join(", ")),
     }
 }
 
 /// Reads the state dict at `key` of a `torch.save` file (the whole file when `None`), every
 /// tensor in its stored dtype on the CPU.
-pub fn read_state_dict(
-    path: &Path,
-    key: Option<&str>,
-) -> Result<HashMap<String, Tensor>, PtError> {
+pub fn read_state_dict(path: &Path, key: Option<&str>) -> Result<HashMap<String, Tensor>, PtError> {
     PtFile::open(path)?.state_dict(key)
 }
 
@@ -459,25 +498,25 @@ pub fn read_args_namespace(
     Ok(PtFile::open(path)?.args_namespace())
 }
 
-/// PyTorch's dtype name for a storage class (`FloatStorage` → `float32`).
-fn torch_dtype_name(class: &str) -> &str {
-    match class {
-        "FloatStorage" => "float32",
-        "DoubleStorage" => "float64",
-        "HalfStorage" => "float16",
-        "BFloat16Storage" => "bfloat16",
-        "ByteStorage" => "uint8",
-        "CharStorage" => "int8",
-        "ShortStorage" => "int16",
-        "IntStorage" => "int32",
-        "LongStorage" => "int64",
-        "BoolStorage" => "bool",
-        "ComplexFloatStorage" => "complex64",
-        "ComplexDoubleStorage" => "complex128",
-        "Float8_e4m3fnStorage" => "float8_e4m3fn",
-        "Float8_e5m2Storage" => "float8_e5m2",
-        other => other.strip_suffix("Storage").unwrap_or(other),
-    }
+/// PyTorch's dtype name and element size for a storage class (`FloatStorage` → `float32`, 4).
+fn torch_dtype(class: &str) -> Option<(&'static str, usize)> {
+    Some(match class {
+        "FloatStorage" => ("float32", 4),
+        "DoubleStorage" => ("float64", 8),
+        "HalfStorage" => ("float16", 2),
+        "BFloat16Storage" => ("bfloat16", 2),
+        "ByteStorage" => ("uint8", 1),
+        "CharStorage" => ("int8", 1),
+        "ShortStorage" => ("int16", 2),
+        "IntStorage" => ("int32", 4),
+        "LongStorage" => ("int64", 8),
+        "BoolStorage" => ("bool", 1),
+        "ComplexFloatStorage" => ("complex64", 8),
+        "ComplexDoubleStorage" => ("complex128", 16),
+        "Float8_e4m3fnStorage" => ("float8_e4m3fn", 1),
+        "Float8_e5m2Storage" => ("float8_e5m2", 1),
+        _ => return None,
+    })
 }
 
 /// The candle dtype a storage class is read as; booleans become `u8` 0/1.
@@ -536,7 +575,12 @@ fn materialise(t: &TensorRef, dtype: DType, storage: &[u8]) -> Result<Tensor, St
         let mut out = Vec::with_capacity(numel * size);
         let mut index = vec![0usize; t.shape.len()];
         for _ in 0..numel {
-            let at = t.offset + index.iter().zip(&t.stride).map(|(i, s)| i * s).sum::<usize>();
+            let at = t.offset
+                + index
+                    .iter()
+                    .zip(&t.stride)
+                    .map(|(i, s)| i * s)
+                    .sum::<usize>();
             out.extend_from_slice(&storage[at * size..(at + 1) * size]);
             for d in (0..index.len()).rev() {
                 index[d] += 1;

@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use candle_core::{Device, Tensor};
-use hidream_studio::pipelines::hidit::{Experiment, HiditError};
+use hidream_studio::models::hidit::files::{HiditExperiment, HiditFilesError};
+use hidream_studio::pipelines::hidit::load_sit;
 use hidream_studio::weights::torch_pt;
 
 use super::hidit_parity::{experiment, hidit, hidit_command, succeed};
@@ -56,34 +57,41 @@ fn run(exp: &Path, out: &Path, extra: &[&str]) -> (bool, String) {
 #[test]
 fn the_only_checkpoint_or_the_named_one() {
     let (dir, exp) = scratch();
-    let only = Experiment::open(&exp, None).unwrap();
+    let only = HiditExperiment::open(&exp, None).unwrap();
     assert_eq!(only.checkpoint, checkpoint_100(&exp));
     // A second checkpoint: the choice is the user's, and the message lists the steps.
     std::fs::copy(checkpoint_100(&exp), exp.join("checkpoints/0000200.pt")).unwrap();
-    let e = Experiment::open(&exp, None).unwrap_err();
-    assert!(matches!(e, HiditError::SeveralCheckpoints { .. }), "{e}");
+    let e = HiditExperiment::open(&exp, None).unwrap_err();
+    assert!(
+        matches!(e, HiditFilesError::SeveralCheckpoints { .. }),
+        "{e}"
+    );
     let message = e.to_string();
     assert!(
-        message.contains("100, 200") && message.contains("--checkpoint"),
+        message.contains("0000100.pt, 0000200.pt") && message.contains("--checkpoint"),
         "{message}"
     );
     for step in ["100", "0000100"] {
-        let chosen = Experiment::open(&exp, Some(step)).unwrap();
+        let chosen = HiditExperiment::open(&exp, Some(step)).unwrap();
         assert_eq!(chosen.checkpoint, checkpoint_100(&exp), "{step}");
     }
     let by_file = checkpoint_100(&exp).display().to_string();
     assert_eq!(
-        Experiment::open(&exp, Some(&by_file)).unwrap().checkpoint,
+        HiditExperiment::open(&exp, Some(&by_file))
+            .unwrap()
+            .checkpoint,
         checkpoint_100(&exp)
     );
     assert_eq!(
-        Experiment::open(&exp, Some("0000200.pt"))
+        HiditExperiment::open(&exp, Some("checkpoints/0000200.pt"))
             .unwrap()
             .checkpoint,
         exp.join("checkpoints/0000200.pt")
     );
-    let missing = Experiment::open(&exp, Some("300")).unwrap_err().to_string();
-    assert!(missing.contains("steps 100, 200"), "{missing}");
+    let missing = HiditExperiment::open(&exp, Some("300"))
+        .unwrap_err()
+        .to_string();
+    assert!(missing.contains("0000100.pt, 0000200.pt"), "{missing}");
     // The command line: refused without --checkpoint, runs with it.
     let out = dir.path().join("out.png");
     let (ok, stderr) = run(&exp, &out, &[]);
@@ -158,9 +166,8 @@ fn broken_and_mismatched_files_are_named() {
     ema.retain(|_, t| t.dtype().is_float());
     let broken = exp.join("checkpoints/0000100.safetensors");
     candle_core::safetensors::save(&ema, &broken).unwrap();
-    let e = Experiment::open(&exp, Some(&broken.display().to_string()))
-        .unwrap()
-        .load_sit(&Device::Cpu)
+    let chosen = HiditExperiment::open(&exp, Some(&broken.display().to_string())).unwrap();
+    let e = load_sit(&chosen, "ema", &Device::Cpu)
         .err()
         .unwrap()
         .to_string();
@@ -175,7 +182,9 @@ fn broken_and_mismatched_files_are_named() {
     }
 
     // No args.json: not an experiment folder.
-    let e = Experiment::open(&hidit(), None).unwrap_err().to_string();
+    let e = HiditExperiment::open(&hidit(), None)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("args.json"), "{e}");
 
     // A VAE that is not the one args.json describes.

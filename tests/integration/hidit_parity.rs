@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use candle_core::{DType, Device, Tensor};
+use hidream_studio::models::hidit::files::HiditExperiment;
 use hidream_studio::models::hidit::sampler::time_grid;
 use hidream_studio::models::hidit::{Mode, Sit};
-use hidream_studio::pipelines::hidit::Experiment;
-use hidream_studio::weights::torch_pt;
+use hidream_studio::pipelines::hidit::{load_sit, sit_config};
 
 use crate::common::{fixtures, psnr, rel_err};
 
@@ -144,11 +144,8 @@ fn time_grids_are_torch_linspace_bit_for_bit() {
 
 /// The fixture's SiT from its checkpoint entry `entry` (`ema` or `model`).
 fn sit_from(entry: &str) -> Sit {
-    let exp = Experiment::open(&experiment(), None).unwrap();
-    let weights = torch_pt::read_state_dict(&exp.checkpoint, Some(entry)).unwrap();
-    let cfg = exp.sit_config(&weights).unwrap();
-    let vb = candle_nn::VarBuilder::from_tensors(weights, DType::F32, &Device::Cpu);
-    Sit::new(&cfg, vb).unwrap()
+    let exp = HiditExperiment::open(&experiment(), None).unwrap();
+    load_sit(&exp, entry, &Device::Cpu).unwrap()
 }
 
 #[test]
@@ -159,10 +156,8 @@ fn one_forward_matches_repa_e_inference() {
     let y = r["y"].to_dtype(DType::U32).unwrap();
     // Labels include the null class (index num_classes = 10).
     assert_eq!(y.to_vec1::<u32>().unwrap(), [3, 10, 9]);
-    // The sampler's choice: the checkpoint's `ema`, through the experiment loader.
-    let exp = Experiment::open(&experiment(), None).unwrap();
-    let sit = exp.load_sit(&Device::Cpu).unwrap();
-    let out = sit.forward(&r["x"], &r["t"], &y).unwrap();
+    // The sampler's choice: the checkpoint's `ema`.
+    let out = sit_from("ema").forward(&r["x"], &r["t"], &y).unwrap();
     let err = rel_err(&out, &r["out"]);
     eprintln!("forward (ema): rel err {err:.2e}");
     assert!(err < 1e-5, "ema forward rel err {err:e}");
@@ -183,9 +178,9 @@ fn patch_2_forward_matches_repa_e() {
     let r =
         candle_core::safetensors::load(hidit().join("forward/reference.safetensors"), &Device::Cpu)
             .unwrap();
-    let exp = Experiment::open(&experiment(), None).unwrap();
-    let mut weights = torch_pt::read_state_dict(&exp.checkpoint, Some("ema")).unwrap();
-    let mut cfg = exp.sit_config(&weights).unwrap();
+    let exp = HiditExperiment::open(&experiment(), None).unwrap();
+    let mut weights = exp.load_ema().unwrap();
+    let mut cfg = sit_config(&exp, &weights).unwrap();
     cfg.patch_size = 2;
     for (name, t) in &r {
         if let Some(name) = name.strip_prefix("patch2.").filter(|n| *n != "out") {

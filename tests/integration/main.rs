@@ -23,6 +23,7 @@ mod gguf_parity;
 mod gpu_check;
 mod hf_cache;
 mod hidit_cli;
+mod hidit_files;
 mod hidit_parity;
 mod history_store;
 mod host_reads;

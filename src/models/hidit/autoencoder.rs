@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::kernels::conv2d_module;
 use crate::models::vae::blocks::{
-    Downsample, MidAttention, MidBlock, Norm, ResnetBlock, Upsample, conv3x3,
+    Downsample, MidAttention, MidBlock, Norm, Resample, ResnetBlock, Upsample, conv3x3,
 };
 
 /// GroupNorm groups of every norm (REPA-E's `Normalize`): each width must be a multiple.
@@ -129,7 +129,11 @@ impl VaeArch {
         if self.num_res_blocks == 0 {
             return Err("`num_res_blocks` must be at least 1".into());
         }
-        if let Some(m) = self.ch_mult.iter().find(|&&m| (self.ch * m) % GROUPS != 0) {
+        if let Some(m) = self
+            .ch_mult
+            .iter()
+            .find(|&&m| !(self.ch * m).is_multiple_of(GROUPS))
+        {
             return Err(format!(
                 "`ch` × `ch_mult` gives a width of {}, not a multiple of the {GROUPS} GroupNorm \
                  groups",
@@ -146,12 +150,6 @@ impl VaeArch {
         }
         Ok(())
     }
-}
-
-#[derive(Debug, Clone)]
-enum Resample {
-    Up(Upsample),
-    Down(Downsample),
 }
 
 /// One resolution level: ResNet blocks, each followed by attention at attention levels, then
@@ -210,8 +208,7 @@ impl Module for Level {
             }
         }
         match &self.resample {
-            Some(Resample::Up(up)) => up.forward(&x),
-            Some(Resample::Down(down)) => down.forward(&x),
+            Some(resample) => resample.forward(&x),
             None => Ok(x),
         }
     }

@@ -1,8 +1,9 @@
-//! Hi-DiT: REPA-E's class-conditional SiT on a KL-autoencoder latent, its samplers and the
-//! autoencoder.
+//! Hi-DiT: REPA-E's class-conditional SiT on a KL-autoencoder latent, its samplers, the
+//! autoencoder and the files they are published in.
 
 pub mod autoencoder;
 pub mod config;
+pub mod files;
 pub mod sampler;
 pub mod sit;
 

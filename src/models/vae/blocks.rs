@@ -232,6 +232,22 @@ impl Module for Upsample {
     }
 }
 
+/// A level's 2× resampler: up in a decoder, down in an encoder.
+#[derive(Debug, Clone)]
+pub(crate) enum Resample {
+    Up(Upsample),
+    Down(Downsample),
+}
+
+impl Module for Resample {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        match self {
+            Self::Up(up) => up.forward(x),
+            Self::Down(down) => down.forward(x),
+        }
+    }
+}
+
 /// A stride-2 3×3 conv after padding one pixel on the right and bottom only.
 #[derive(Debug, Clone)]
 pub(crate) struct Downsample {

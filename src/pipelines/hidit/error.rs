@@ -1,8 +1,8 @@
 use std::path::PathBuf;
 
 use crate::engine::Cancelled;
+use crate::models::hidit::files::HiditFilesError;
 use crate::weights::WeightsError;
-use crate::weights::torch_pt::PtError;
 
 use super::classes::ClassError;
 
@@ -10,17 +10,11 @@ use super::classes::ClassError;
 /// setting, and what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum HiditError {
-    #[error(
-        "{dir}: not a REPA-E experiment folder: it has no args.json; point --model at the \
-         folder that holds args.json and checkpoints/"
-    )]
-    NotAnExperiment { dir: PathBuf },
+    #[error(transparent)]
+    Files(#[from] HiditFilesError),
 
     #[error(transparent)]
     Weights(#[from] WeightsError),
-
-    #[error(transparent)]
-    Pt(#[from] PtError),
 
     #[error("{path}: field `{field}` {problem}")]
     Field {
@@ -29,52 +23,12 @@ pub enum HiditError {
         problem: String,
     },
 
-    #[error(
-        "{dir}: has no checkpoints (checkpoints/NNNNNNN.pt); the training saved none yet, or \
-         point --checkpoint at the file"
-    )]
-    NoCheckpoint { dir: PathBuf },
-
-    #[error(
-        "{dir}: holds several checkpoints (steps {steps}); choose one with --checkpoint STEP \
-         (the latest is {latest})"
-    )]
-    SeveralCheckpoints {
-        dir: PathBuf,
-        steps: String,
-        latest: String,
-    },
-
-    #[error("--checkpoint {given}: {problem}")]
-    CheckpointNotFound { given: String, problem: String },
-
-    #[error("{path}: cannot read the tensors: {detail}; the file is damaged: fetch it again")]
-    Safetensors { path: PathBuf, detail: String },
-
-    #[error(
-        "{path}: the {what} does not match the architecture {source_of_arch} describes:{details}\n\
-         this is not the checkpoint of this model, or args.json describes another one"
-    )]
-    Mismatch {
-        path: PathBuf,
-        what: &'static str,
-        source_of_arch: String,
-        details: String,
-    },
-
     #[error("{path}: cannot build the {what}: {source}")]
     Build {
         path: PathBuf,
         what: &'static str,
         #[source]
         source: candle_core::Error,
-    },
-
-    #[error("{path}: tensor `{tensor}` {problem}")]
-    Stats {
-        path: PathBuf,
-        tensor: &'static str,
-        problem: String,
     },
 
     #[error("the files do not fit together: {0}")]

@@ -6,7 +6,7 @@ mod classes;
 mod error;
 mod experiment;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
@@ -14,14 +14,14 @@ use serde::{Deserialize, Serialize};
 
 pub use classes::{ClassError, ClassNames, resolve_class};
 pub use error::HiditError;
-pub use experiment::{Experiment, ExperimentArgs, SAMPLING_ENTRY};
+pub use experiment::{SAMPLING_ENTRY, class_names, load_sit, sit_config};
 
 use super::{NoiseInput, Progress, Timings};
 use crate::host_reads;
 use crate::models::hidit::autoencoder::AutoencoderKl;
+use crate::models::hidit::files::{HiditExperiment, LatentStats, load_vae, vae_from_tensors};
 use crate::models::hidit::{Guidance, Mode, Sampler, Sit};
 use crate::rng::Rng;
-use experiment::{build_checked, read_weights};
 
 /// The files a run uses.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -30,21 +30,12 @@ pub struct HiditFiles {
     pub model: PathBuf,
     /// `--checkpoint`: a step or a file; `None` for the folder's only one.
     pub checkpoint: Option<String>,
-    /// The autoencoder's state dict (`.pt` or `.safetensors`).
-    pub vae: PathBuf,
+    /// The autoencoder's state dict (`.pt` or `.safetensors`); `None` for the checkpoint's
+    /// own `vae` entry (REPA-E's end-to-end checkpoints).
+    pub vae: Option<PathBuf>,
     /// `latents_scale` / `latents_bias`; `None` for the VAE's name with `-latents-stats`, as
-    /// generate.py finds it.
+    /// generate.py finds it (or, with the checkpoint's own VAE, its EMA BatchNorm's).
     pub latents_stats: Option<PathBuf>,
-}
-
-/// generate.py's way to the statistics: the VAE file's `.pt` replaced by `-latents-stats.pt`
-/// (and likewise for a `.safetensors` conversion).
-pub fn default_latents_stats(vae: &Path) -> PathBuf {
-    let ext = vae.extension().and_then(|e| e.to_str()).unwrap_or("pt");
-    let stem = vae
-        .file_stem()
-        .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
-    vae.with_file_name(format!("{stem}-latents-stats.{ext}"))
 }
 
 /// The sampler settings of one image.
@@ -112,59 +103,11 @@ impl HiditSettings {
     }
 }
 
-/// REPA-E's latent normalisation: normalised = (z − bias) · scale, per channel.
-#[derive(Debug, Clone)]
-pub struct LatentStats {
-    /// `latents_scale` [1, C, 1, 1] = 1 / std, f32.
-    pub scale: Tensor,
-    /// `latents_bias` [1, C, 1, 1] = mean, f32.
-    pub bias: Tensor,
-}
-
-impl LatentStats {
-    /// Reads `latents_scale` and `latents_bias` (any shape of `channels` values) from a
-    /// `torch.save` dict or a safetensors file.
-    pub fn read(path: &Path, channels: usize, device: &Device) -> Result<Self, HiditError> {
-        let tensors = read_weights(path, None)?;
-        let get = |tensor: &'static str| {
-            let problem = |problem: String| HiditError::Stats {
-                path: path.to_path_buf(),
-                tensor,
-                problem,
-            };
-            let t = tensors.get(tensor).ok_or_else(|| {
-                problem(
-                    "is missing; a latent-statistics file holds latents_scale and latents_bias"
-                        .into(),
-                )
-            })?;
-            if t.elem_count() != channels || !t.dtype().is_float() {
-                return Err(problem(format!(
-                    "is {:?} {:?}, but the model's latent has {channels} channels (floats)",
-                    t.dtype(),
-                    t.dims()
-                )));
-            }
-            Ok(t.to_dtype(DType::F32)?
-                .reshape((1, channels, 1, 1))?
-                .to_device(device)?)
-        };
-        Ok(Self {
-            scale: get("latents_scale")?,
-            bias: get("latents_bias")?,
-        })
-    }
-
-    /// Normalised latents [B, C, h, w] back to the autoencoder's: z / scale + bias.
-    pub fn denormalize(&self, z: &Tensor) -> candle_core::Result<Tensor> {
-        z.broadcast_div(&self.scale)?.broadcast_add(&self.bias)
-    }
-}
-
 /// Everything one run needs, loaded.
 pub struct HiditModels {
+    /// The files used, the latent statistics' as found.
     pub files: HiditFiles,
-    pub experiment: Experiment,
+    pub experiment: HiditExperiment,
     pub sit: Sit,
     pub vae: AutoencoderKl,
     pub stats: LatentStats,
@@ -175,46 +118,34 @@ pub struct HiditModels {
 }
 
 impl HiditModels {
+    /// Loads the checkpoint's `ema` SiT, the autoencoder and the latent statistics, as
+    /// generate.py does: a separate VAE with its `-latents-stats` file, or an end-to-end
+    /// checkpoint's own `vae` with its EMA BatchNorm's statistics.
     pub fn load(files: &HiditFiles, device: &Device) -> Result<Self, HiditError> {
         let start = Instant::now();
-        let experiment = Experiment::open(&files.model, files.checkpoint.as_deref())?;
-        let sit = experiment.load_sit(device)?;
-        let arch = experiment.vae_arch()?;
-        let args_path = experiment.args_path();
-        let vae_source = match &experiment.args.vae_arch {
-            Some(_) => format!("{}'s `vae_arch`", args_path.display()),
-            None => format!("{}'s `vae` ({})", args_path.display(), experiment.args.vae),
-        };
-        let vae = build_checked(
-            &files.vae,
-            ("autoencoder", vae_source, &[]),
-            read_weights(&files.vae, None)?,
-            device,
-            |vb| AutoencoderKl::new(&arch, vb),
-        )?;
+        let experiment = HiditExperiment::open(&files.model, files.checkpoint.as_deref())?;
+        let sit = load_sit(&experiment, SAMPLING_ENTRY, device)?;
+        let (vae, stats, latents_stats) = load_autoencoder(files, &experiment, &sit, device)?;
         let cfg = sit.config();
-        if arch.embed_dim != cfg.in_channels {
+        let embed_dim = vae.arch().embed_dim;
+        if embed_dim != cfg.in_channels || stats.channels() != cfg.in_channels {
             return Err(HiditError::Incompatible(format!(
-                "the autoencoder {} has {} latent channels, the SiT of {} works on {}",
-                files.vae.display(),
-                arch.embed_dim,
+                "the SiT of {} works on {} latent channels, the autoencoder has {} and the \
+                 latent statistics {}",
                 experiment.checkpoint.display(),
-                cfg.in_channels
+                cfg.in_channels,
+                embed_dim,
+                stats.channels()
             )));
         }
-        let stats_path = files
-            .latents_stats
-            .clone()
-            .unwrap_or_else(|| default_latents_stats(&files.vae));
-        let stats = LatentStats::read(&stats_path, cfg.in_channels, device)?;
-        let class_names = match &experiment.args.class_names {
-            Some(names) => Some(ClassNames::from_lines(names.iter().map(String::as_str))),
-            None if cfg.num_classes == 1000 => Some(ClassNames::imagenet()),
-            None => None,
+        let stats = LatentStats {
+            scale: stats.scale.to_device(device)?,
+            bias: stats.bias.to_device(device)?,
         };
+        let class_names = class_names(&experiment, cfg.num_classes)?;
         Ok(Self {
             files: HiditFiles {
-                latents_stats: Some(stats_path),
+                latents_stats,
                 ..files.clone()
             },
             experiment,
@@ -241,6 +172,57 @@ impl HiditModels {
         let cfg = self.sit.config();
         [1, cfg.in_channels, cfg.input_size, cfg.input_size]
     }
+}
+
+/// The autoencoder and the latent statistics (and the statistics file, if one was read):
+/// `files.vae` with its `-latents-stats` file, as generate.py loads them for LDM-only runs, or
+/// an end-to-end checkpoint's own `vae` with its EMA BatchNorm's statistics.
+fn load_autoencoder(
+    files: &HiditFiles,
+    experiment: &HiditExperiment,
+    sit: &Sit,
+    device: &Device,
+) -> Result<(AutoencoderKl, LatentStats, Option<PathBuf>), HiditError> {
+    let arch = experiment.vae_arch()?;
+    let described_by = match (&experiment.args.vae_arch, &experiment.args.vae) {
+        (Some(_), _) => "args.json's `vae_arch`".to_string(),
+        (None, name) => format!("args.json's `vae` ({})", name.as_deref().unwrap_or("?")),
+    };
+    if let Some(path) = &files.vae {
+        let vae = load_vae(path, &arch, &described_by, DType::F32, device)?;
+        let stats_path = files
+            .latents_stats
+            .clone()
+            .unwrap_or_else(|| LatentStats::path_beside(path));
+        let stats = LatentStats::read(&stats_path)?;
+        return Ok((vae, stats, Some(stats_path)));
+    }
+    if !experiment.checkpoint_has_vae()? {
+        return Err(HiditError::Setting {
+            flag: "--vae",
+            problem: format!(
+                "is needed: {} has no `vae` entry (only REPA-E's end-to-end checkpoints carry \
+                 their autoencoder)",
+                experiment.checkpoint.display()
+            ),
+        });
+    }
+    let weights = experiment.load_entry("vae")?;
+    let vae = vae_from_tensors(
+        &experiment.checkpoint,
+        weights,
+        &arch,
+        &described_by,
+        DType::F32,
+        device,
+    )?;
+    let stats = if let Some(path) = &files.latents_stats {
+        LatentStats::read(path)?
+    } else {
+        let (mean, var) = sit.latent_stats();
+        LatentStats::from_batchnorm(mean, var)?
+    };
+    Ok((vae, stats, files.latents_stats.clone()))
 }
 
 /// One image and how it was made.
@@ -307,7 +289,7 @@ pub fn generate(
     progress.stage("decoding")?;
     let decode_start = Instant::now();
     let samples = x.to_dtype(DType::F32)?;
-    let decoded = models.vae.decode(&models.stats.denormalize(&samples)?)?;
+    let decoded = models.vae.decode(&models.stats.denormalise(&samples)?)?;
     let image = to_rgb8(&decoded)?;
     let decode_ms = decode_start.elapsed().as_secs_f64() * 1e3;
     let record = HiditRecord {

@@ -60,7 +60,10 @@ pub(crate) enum Value {
     List(Shared<Vec<Value>>),
     Dict(Shared<Vec<(Value, Value)>>),
     /// A module-level name (`GLOBAL`), not yet called.
-    Global { module: String, name: String },
+    Global {
+        module: String,
+        name: String,
+    },
     Object(Shared<Object>),
     /// A persistent id other than a tensor storage.
     Persistent(Box<Value>),
@@ -116,7 +119,12 @@ impl Value {
             Self::Global { module, name } => format!("the name {module}.{name}"),
             Self::Object(o) => {
                 let o = o.borrow();
-                format!("a {}.{}", o.module, o.name)
+                let article = if o.module.starts_with(['a', 'e', 'i', 'o', 'u']) {
+                    "an"
+                } else {
+                    "a"
+                };
+                format!("{article} {}.{}", o.module, o.name)
             }
             Self::Persistent(_) => "an external reference".into(),
             Self::Storage(_) => "a tensor storage".into(),
@@ -202,6 +210,40 @@ impl Machine<'_> {
         let text = String::from_utf8_lossy(&rest[..end]).into_owned();
         self.pos += end + 1;
         Ok(text)
+    }
+
+    /// Protocol 0's `UNICODE` argument: Latin-1 bytes with `\uXXXX` / `\UXXXXXXXX` escapes
+    /// (Python's raw-unicode-escape).
+    fn raw_unicode_line(&mut self) -> Result<String, PickleError> {
+        let rest = self.input.get(self.pos..).ok_or(PickleError::Truncated)?;
+        let end = rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .ok_or(PickleError::Truncated)?;
+        let chars: Vec<char> = rest[..end].iter().map(|&b| char::from(b)).collect();
+        self.pos += end + 1;
+        let mut out = String::with_capacity(chars.len());
+        let mut i = 0;
+        while i < chars.len() {
+            let digits = match (chars[i], chars.get(i + 1)) {
+                ('\\', Some('u')) => 4,
+                ('\\', Some('U')) => 8,
+                _ => 0,
+            };
+            let code = (digits > 0)
+                .then(|| chars.get(i + 2..i + 2 + digits))
+                .flatten()
+                .and_then(|hex| u32::from_str_radix(&hex.iter().collect::<String>(), 16).ok())
+                .and_then(char::from_u32);
+            if let Some(c) = code {
+                out.push(c);
+                i += 2 + digits;
+            } else {
+                out.push(chars[i]);
+                i += 1;
+            }
+        }
+        Ok(out)
     }
 
     fn push(&mut self, v: Value) {
@@ -311,7 +353,10 @@ impl Machine<'_> {
                 }
                 // Floats.
                 b'G' => {
-                    let bytes: [u8; 8] = self.take(8)?.try_into().map_err(|_| PickleError::Truncated)?;
+                    let bytes: [u8; 8] = self
+                        .take(8)?
+                        .try_into()
+                        .map_err(|_| PickleError::Truncated)?;
                     self.push(Value::Float(f64::from_be_bytes(bytes)));
                 }
                 b'F' => {
@@ -334,7 +379,7 @@ impl Machine<'_> {
                     self.push(Value::Str(s));
                 }
                 b'V' => {
-                    let s = self.line()?;
+                    let s = self.raw_unicode_line()?;
                     self.push(Value::Str(s));
                 }
                 b'T' | b'U' => {
@@ -379,8 +424,9 @@ impl Machine<'_> {
                     items.reverse();
                     self.push(Value::Tuple(items));
                 }
-                b']' => self.push(Value::list(Vec::new())),
-                b'l' => {
+                // Lists; sets and frozensets are kept as lists.
+                b']' | 0x8f => self.push(Value::list(Vec::new())),
+                b'l' | 0x91 => {
                     let items = self.pop_mark()?;
                     self.push(Value::list(items));
                 }
@@ -391,11 +437,6 @@ impl Machine<'_> {
                 b'e' | 0x90 => {
                     let items = self.pop_mark()?;
                     extend(self.top()?, items)?;
-                }
-                0x8f => self.push(Value::list(Vec::new())),
-                0x91 => {
-                    let items = self.pop_mark()?;
-                    self.push(Value::list(items));
                 }
                 b'}' => self.push(Value::dict(Vec::new())),
                 b'd' => {
@@ -479,16 +520,11 @@ impl Machine<'_> {
                         _ => return Err(malformed("STACK_GLOBAL of a non-string name")),
                     }
                 }
-                b'R' => {
+                // REDUCE and NEWOBJ: callable, args.
+                b'R' | 0x81 => {
                     let args = self.pop()?;
                     let callable = self.pop()?;
                     let v = call(callable, args)?;
-                    self.push(v);
-                }
-                0x81 => {
-                    let args = self.pop()?;
-                    let class = self.pop()?;
-                    let v = call(class, args)?;
                     self.push(v);
                 }
                 0x92 => {
@@ -560,7 +596,7 @@ fn long_from_bytes(bytes: Vec<u8>) -> Value {
 }
 
 fn pairs(items: Vec<Value>) -> Result<Vec<(Value, Value)>, PickleError> {
-    if items.len() % 2 != 0 {
+    if !items.len().is_multiple_of(2) {
         return Err(malformed("a dict is built from an odd number of items"));
     }
     let mut out = Vec::with_capacity(items.len() / 2);
@@ -608,8 +644,13 @@ fn build(target: &mut Value, state: Value) {
 /// A persistent id; torch uses `('storage', StorageClass, key, location, numel)`.
 fn persistent(pid: Value) -> Value {
     if let Value::Tuple(items) = &pid
-        && let [Value::Str(tag), Value::Global { name, .. }, key, _location, numel] =
-            items.as_slice()
+        && let [
+            Value::Str(tag),
+            Value::Global { name, .. },
+            key,
+            _location,
+            numel,
+        ] = items.as_slice()
         && tag == "storage"
         && let Some(numel) = numel.as_int().and_then(|n| usize::try_from(n).ok())
     {
@@ -710,6 +751,11 @@ fn call(callable: Value, args: Value) -> Result<Value, PickleError> {
         ("builtins" | "__builtin__", "tuple") | ("torch", "Size") => {
             Value::Tuple(items.first().and_then(Value::items).unwrap_or_default())
         }
+        // Protocol 0/1 instances: `_reconstructor(cls, object, None)`, then BUILD.
+        ("copy_reg" | "copyreg", "_reconstructor") => match items.first() {
+            Some(Value::Global { module, name }) => object(module, name, Value::Tuple(Vec::new())),
+            _ => object(&module, &name, args),
+        },
         ("_codecs", "encode") => match items.first() {
             // Protocol-2 pickles of Python 3 bytes: encode(text, 'latin1').
             Some(Value::Str(s)) => Value::Bytes(s.chars().map(|c| c as u32 as u8).collect()),
@@ -727,4 +773,120 @@ fn object(module: &str, name: &str, args: Value) -> Value {
         args,
         state: None,
     })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `pickle.dumps(obj, protocol=P)` by CPython 3.11 of
+    /// `{"a": 1, "b": [1.5, None, True], "c": ("x", b"yz"), "big": 2**70, "neg": -300,
+    ///   "s": {7}, "ns": argparse.Namespace(lr=0.5, name="é"),
+    ///   "od": OrderedDict([("k", 2)]), "shared": (l, l)}` with `l = [1]`.
+    const PROTOCOLS: [(u8, &str); 4] = [
+        (
+            0,
+            "286470300a56610a70310a49310a7356620a70320a286c70330a46312e350a614e614930310a617356630a70340a2856780a70350a635f636f646563730a656e636f64650a70360a2856797a0a70370a566c6174696e310a70380a7470390a527031300a747031310a73566269670a7031320a4c313138303539313632303731373431313330333432344c0a73566e65670a7031330a492d3330300a7356730a7031340a635f5f6275696c74696e5f5f0a7365740a7031350a28286c7031360a49370a61747031370a527031380a73566e730a7031390a63636f70795f7265670a5f7265636f6e7374727563746f720a7032300a286361726770617273650a4e616d6573706163650a7032310a635f5f6275696c74696e5f5f0a6f626a6563740a7032320a4e747032330a527032340a28647032350a566c720a7032360a46302e350a73566e616d650a7032370a56e90a7032380a736273566f640a7032390a63636f6c6c656374696f6e730a4f726465726564446963740a7033300a2874527033310a566b0a7033320a49320a7373567368617265640a7033330a28286c7033340a49310a616733340a747033350a732e",
+        ),
+        (
+            2,
+            "80027d71002858010000006171014b0158010000006271025d710328473ff80000000000004e886558010000006371045801000000787105635f636f646563730a656e636f64650a71065802000000797a710758060000006c6174696e31710886710952710a86710b5803000000626967710c8a0900000000000000004058030000006e6567710d4ad4feffff580100000073710e635f5f6275696c74696e5f5f0a7365740a710f5d71104b076185711152711258020000006e7371136361726770617273650a4e616d6573706163650a7114298171157d71162858020000006c727117473fe000000000000058040000006e616d6571185802000000c3a97119756258020000006f64711a63636f6c6c656374696f6e730a4f726465726564446963740a711b2952711c58010000006b711d4b02735806000000736861726564711e5d711f4b0161681f867120752e",
+        ),
+        (
+            4,
+            "800495d2000000000000007d94288c0161944b018c0162945d9428473ff80000000000004e88658c0163948c0178944302797a9486948c03626967948a090000000000000000408c036e6567944ad4feffff8c0173948f94284b07908c026e73948c086172677061727365948c094e616d6573706163659493942981947d94288c026c7294473fe00000000000008c046e616d65948c02c3a99475628c026f64948c0b636f6c6c656374696f6e73948c0b4f726465726564446963749493942952948c016b944b02738c06736861726564945d944b0161681c8694752e",
+        ),
+        (
+            5,
+            "800595d2000000000000007d94288c0161944b018c0162945d9428473ff80000000000004e88658c0163948c0178944302797a9486948c03626967948a090000000000000000408c036e6567944ad4feffff8c0173948f94284b07908c026e73948c086172677061727365948c094e616d6573706163659493942981947d94288c026c7294473fe00000000000008c046e616d65948c02c3a99475628c026f64948c0b636f6c6c656374696f6e73948c0b4f726465726564446963749493942952948c016b944b02738c06736861726564945d944b0161681c8694752e",
+        ),
+    ];
+
+    fn bytes(hex: &str) -> Vec<u8> {
+        (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    fn entry(root: &Value, key: &str) -> Value {
+        let Value::Dict(items) = root else {
+            panic!("not a dict: {root:?}")
+        };
+        items
+            .borrow()
+            .iter()
+            .find(|(k, _)| k.as_str() == Some(key))
+            .map(|(_, v)| v.clone())
+            .unwrap()
+    }
+
+    #[test]
+    fn every_protocol_builds_the_same_values() {
+        for (protocol, hex) in PROTOCOLS {
+            let root = load(&bytes(hex)).unwrap();
+            assert_eq!(entry(&root, "a"), Value::Int(1), "{protocol}");
+            assert_eq!(
+                entry(&root, "b").items().unwrap(),
+                [Value::Float(1.5), Value::None, Value::Bool(true)],
+                "{protocol}"
+            );
+            assert_eq!(
+                entry(&root, "c").items().unwrap(),
+                [Value::Str("x".into()), Value::Bytes(b"yz".to_vec())],
+                "{protocol}"
+            );
+            assert!(
+                matches!(entry(&root, "big"), Value::BigInt(_)),
+                "{protocol}"
+            );
+            assert_eq!(entry(&root, "neg"), Value::Int(-300), "{protocol}");
+            assert_eq!(
+                entry(&root, "s").items().unwrap(),
+                [Value::Int(7)],
+                "{protocol}"
+            );
+            let Value::Object(ns) = entry(&root, "ns") else {
+                panic!("{protocol}: the namespace is not an object")
+            };
+            let ns = ns.borrow();
+            assert_eq!(
+                (ns.module.as_str(), ns.name.as_str()),
+                ("argparse", "Namespace")
+            );
+            let state = ns.state.clone().unwrap();
+            assert_eq!(entry(&state, "lr"), Value::Float(0.5), "{protocol}");
+            assert_eq!(entry(&state, "name"), Value::Str("é".into()), "{protocol}");
+            assert_eq!(entry(&entry(&root, "od"), "k"), Value::Int(2), "{protocol}");
+            // One list referenced twice is one shared list, as in Python.
+            let shared = entry(&root, "shared").items().unwrap();
+            let (Value::List(first), Value::List(second)) = (&shared[0], &shared[1]) else {
+                panic!("{protocol}: not lists")
+            };
+            assert!(Rc::ptr_eq(first, second), "{protocol}");
+        }
+    }
+
+    #[test]
+    fn cut_and_malformed_streams_are_errors() {
+        let full = bytes(PROTOCOLS[1].1);
+        for cut in [0, 1, 10, full.len() / 2, full.len() - 1] {
+            assert!(
+                matches!(load(&full[..cut]), Err(PickleError::Truncated)),
+                "cut at {cut}"
+            );
+        }
+        assert!(matches!(
+            load(b"\x80\x02\xff."),
+            Err(PickleError::Malformed(_))
+        ));
+        assert!(matches!(
+            load(b"\x80\x02s."),
+            Err(PickleError::Malformed(_))
+        ));
+        assert!(matches!(
+            load(b"\x80\x06N."),
+            Err(PickleError::Unsupported(_))
+        ));
+    }
 }
