@@ -9,7 +9,7 @@ use hidream_studio::models::hidit::files::{HiditExperiment, HiditFilesError};
 use hidream_studio::pipelines::hidit::load_sit;
 use hidream_studio::weights::torch_pt;
 
-use super::hidit_parity::{experiment, hidit, hidit_command, succeed};
+use super::hidit_parity::{experiment, hidit, hidit_command, succeed, vae};
 use crate::common::copy_dir;
 
 /// A writable copy of the fixture's experiment folder.
@@ -27,7 +27,7 @@ fn checkpoint_100(exp: &Path) -> std::path::PathBuf {
 /// Runs `hidit` on `exp` with ODE settings that take milliseconds, `extra` replacing any of
 /// them (and the fixture's --vae); returns (success, stderr).
 fn run(exp: &Path, out: &Path, extra: &[&str]) -> (bool, String) {
-    let vae = hidit().join("vae.pt").display().to_string();
+    let vae = vae().display().to_string();
     let defaults = [
         ("--vae", vae.as_str()),
         ("--class", "1"),

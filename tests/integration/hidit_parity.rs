@@ -31,6 +31,12 @@ pub fn experiment() -> PathBuf {
     hidit().join("model")
 }
 
+/// The autoencoder the fixture's cases decode with (tests/integration/hidit_files.rs's), its
+/// latent statistics beside it.
+pub fn vae() -> PathBuf {
+    hidit().join("files/vae/tiny-vae.pt")
+}
+
 fn reference(case: &str) -> HashMap<String, Tensor> {
     candle_core::safetensors::load(
         hidit().join(case).join("reference.safetensors"),
@@ -53,7 +59,7 @@ pub fn hidit_command(model: &Path) -> Command {
         .arg("--model")
         .arg(model)
         .arg("--vae")
-        .arg(hidit().join("vae.pt"));
+        .arg(vae());
     command
 }
 
