@@ -75,6 +75,13 @@ enum Command {
     /// Reads each picture back into objects (nearest palette colour, connected regions, shape
     /// from the outline) and prints accuracy per category, then one JSON line.
     Eval(Box<cli::eval::EvalArgs>),
+    /// Make a class-conditional image with a Hi-DiT / REPA-E latent SiT.
+    ///
+    /// Reads REPA-E's files as published (an experiment folder with args.json and
+    /// checkpoints/NNNNNNN.pt, the autoencoder's .pt and its latent statistics) and samples as
+    /// REPA-E's generate.py does: Euler ODE or Euler–Maruyama SDE, classifier-free guidance
+    /// inside a time interval, decoded and truncated to 8 bits.
+    Hidit(Box<cli::hidit::HiditArgs>),
     /// Write a HiDream transformer as a quantised GGUF file (ComfyUI-GGUF's format).
     ///
     /// Load the result with `generate --transformer FILE.gguf`; ComfyUI-GGUF loads it too.
@@ -147,6 +154,7 @@ fn main() -> ExitCode {
         Some(Command::Parity(args)) => cli::parity::run(&args),
         Some(Command::Generate(args)) => cli::generate::run(&args),
         Some(Command::Edit(args)) => cli::edit::run(&args),
+        Some(Command::Hidit(args)) => cli::hidit::run(&args),
         Some(Command::Eval(args)) if args.edits => cli::eval_edits::run(&args),
         Some(Command::Eval(args)) => cli::eval::run(&args),
     };

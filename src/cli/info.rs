@@ -6,9 +6,9 @@ use hidream_studio::weights::{HubCache, resolve_model_path};
 
 #[derive(Args)]
 pub struct InfoArgs {
-    /// A model folder (a HiDream snapshot or a Llama-3.1 folder), a GGUF file, or a Hugging
-    /// Face model id such as `HiDream-ai/HiDream-I1-Full` (optionally `@REVISION`) found in the
-    /// local cache.
+    /// A model folder (a HiDream snapshot, a Llama-3.1 folder or a REPA-E / Hi-DiT experiment
+    /// folder), a GGUF, `.pt` or safetensors file, or a Hugging Face model id such as
+    /// `HiDream-ai/HiDream-I1-Full` (optionally `@REVISION`) found in the local cache.
     pub model: String,
 
     /// Print the report as one JSON object instead of a table.

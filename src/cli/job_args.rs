@@ -106,7 +106,10 @@ impl OutputArgs {
         write_atomically(&self.out, png)
             .with_context(|| format!("--out {}", self.out.display()))?;
         if let Some(dump) = &self.dump {
-            write_dump(dump, final_latents, decoded)?;
+            write_dump(
+                dump,
+                &[("final_latents", final_latents), ("image", decoded)],
+            )?;
         }
         Ok(())
     }

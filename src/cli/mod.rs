@@ -6,6 +6,7 @@ pub mod edit;
 pub mod eval;
 pub mod eval_edits;
 pub mod generate;
+pub mod hidit;
 pub mod info;
 mod job;
 mod job_args;

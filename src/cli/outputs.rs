@@ -9,12 +9,12 @@ use candle_core::Tensor;
 use hidream_studio::pipelines::{GpuMemoryRecord, Timings};
 use serde::Serialize;
 
-/// `--dump`: the final latents and the decoded image, f32.
-pub fn write_dump(dump: &Path, final_latents: &Tensor, decoded: &Tensor) -> anyhow::Result<()> {
-    let tensors = HashMap::from([
-        ("final_latents".to_string(), final_latents.clone()),
-        ("image".to_string(), decoded.clone()),
-    ]);
+/// `--dump`: named tensors (the final latents and the decoded image, f32) as safetensors.
+pub fn write_dump(dump: &Path, tensors: &[(&str, &Tensor)]) -> anyhow::Result<()> {
+    let tensors: HashMap<String, Tensor> = tensors
+        .iter()
+        .map(|(name, t)| ((*name).to_string(), (*t).clone()))
+        .collect();
     candle_core::safetensors::save(&tensors, dump)
         .with_context(|| format!("--dump {}", dump.display()))
 }

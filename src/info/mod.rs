@@ -2,6 +2,7 @@
 //! check a 47 GB download before loading it.
 
 mod gguf;
+mod hidit;
 mod render;
 
 use std::collections::BTreeMap;
@@ -112,8 +113,8 @@ pub enum ComponentStatus {
 }
 
 /// Inspects a model folder: a diffusers pipeline snapshot (model_index.json) or a single
-/// transformers/diffusers model folder (config.json), such as Llama-3.1-8B-Instruct, or a GGUF
-/// file.
+/// transformers/diffusers model folder (config.json), such as Llama-3.1-8B-Instruct, a GGUF
+/// file, a REPA-E experiment folder (Hi-DiT), or a `.pt` / safetensors weights file.
 pub fn inspect(path: &Path) -> weights::Result<FolderReport> {
     if path.is_file()
         && path
@@ -121,6 +122,12 @@ pub fn inspect(path: &Path) -> weights::Result<FolderReport> {
             .is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
     {
         return gguf::inspect_gguf(path);
+    }
+    if hidit::is_experiment(path) {
+        return Ok(hidit::inspect_experiment(path));
+    }
+    if path.is_file() {
+        return Ok(hidit::inspect_file(path));
     }
     if path.join(MODEL_INDEX).is_file() {
         return Ok(inspect_pipeline(&Snapshot::open(path)?));

@@ -1,5 +1,6 @@
 //! The neural networks, in candle, with tensor names exactly as in the released checkpoints.
 
+pub mod hidit;
 pub mod hidream;
 pub mod text;
 pub mod vae;

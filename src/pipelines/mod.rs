@@ -5,6 +5,7 @@ mod decode;
 pub mod edit;
 mod finite;
 mod gpu_memory;
+pub mod hidit;
 mod llama;
 mod models;
 mod noise;

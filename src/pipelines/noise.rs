@@ -9,7 +9,7 @@ use candle_core::{DType, Device, Tensor};
 use crate::rng::Rng;
 
 /// Noise read from a safetensors file: `latents` [1, C, h, w] and optionally `step_noise`
-/// [steps − 1, C, h, w].
+/// [steps − 1, C, h, w]. Latents are kept as f32; step noise as f64 when stored so, else f32.
 #[derive(Debug, Clone)]
 pub struct NoiseInput {
     pub latents: Tensor,
@@ -32,9 +32,17 @@ impl NoiseInput {
         if let Some(t) = step_noise {
             float_noise(path, "step_noise", t)?;
         }
+        // f64 step noise stays f64: REPA-E's SDE draws it in f64 (the Hi-DiT samplers' state).
+        let step_dtype = |t: &Tensor| {
+            if t.dtype() == DType::F64 {
+                DType::F64
+            } else {
+                DType::F32
+            }
+        };
         Ok(Self {
             latents: latents.to_dtype(DType::F32)?,
-            step_noise: step_noise.map(|t| t.to_dtype(DType::F32)).transpose()?,
+            step_noise: step_noise.map(|t| t.to_dtype(step_dtype(t))).transpose()?,
         })
     }
 }
@@ -123,7 +131,10 @@ impl<'a> NoiseSource<'a> {
                          but the last; add it or drop --noise"
                     )
                 })?;
-                all.get(i)?.unsqueeze(0)?.to_device(device)?
+                all.get(i)?
+                    .unsqueeze(0)?
+                    .to_dtype(DType::F32)?
+                    .to_device(device)?
             }
         })
     }

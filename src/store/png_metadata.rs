@@ -5,8 +5,10 @@ use std::fmt::Write as _;
 use std::io::Cursor;
 use std::path::Path;
 
+use crate::models::hidit::Mode;
 use crate::pipelines::GenerationRecord;
 use crate::pipelines::edit::EditRecord;
+use crate::pipelines::hidit::HiditRecord;
 use crate::schedulers::SchedulerKind;
 
 /// The text chunk key of the JSON record.
@@ -120,13 +122,69 @@ pub fn png_with_texts(
     parameters: String,
     record_json: String,
 ) -> anyhow::Result<Vec<u8>> {
+    png_with_text_chunks(
+        image,
+        [(PARAMETERS_KEY, parameters), (RECORD_KEY, record_json)],
+    )
+}
+
+/// The text chunk key of a Hi-DiT image's JSON record. Not [`RECORD_KEY`]: the window reads
+/// that one as a text-to-image or edit record, which a class-conditional run is not.
+pub const HIDIT_RECORD_KEY: &str = "hidream-studio-hidit";
+
+/// Encodes a Hi-DiT result as PNG with a `parameters` text and its JSON record.
+pub fn png_with_hidit_metadata(
+    image: &image::RgbImage,
+    record: &HiditRecord,
+) -> anyhow::Result<Vec<u8>> {
+    let s = &record.settings;
+    let class = match &record.class_name {
+        Some(name) => format!("class {} ({name})", s.class),
+        None => format!("class {}", s.class),
+    };
+    let sampler = match s.mode {
+        Mode::Ode => "Euler ODE",
+        Mode::Sde => "Euler-Maruyama SDE",
+    };
+    let parameters = format!(
+        "{class}\nSteps: {}, Sampler: {sampler}, CFG scale: {}, Guidance interval: [{}, {}], \
+         Seed: {}, Size: {}x{}, Model: {}, Checkpoint: {}, Version: {}",
+        s.steps,
+        s.cfg_scale,
+        s.guidance_low,
+        s.guidance_high,
+        s.seed,
+        record.width,
+        record.height,
+        model_display_name(&record.files.model),
+        record
+            .checkpoint
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+        record.app
+    );
+    png_with_text_chunks(
+        image,
+        [
+            (PARAMETERS_KEY, parameters),
+            (HIDIT_RECORD_KEY, serde_json::to_string(record)?),
+        ],
+    )
+}
+
+/// Encodes `image` as PNG with the text chunks `texts` (key, text).
+fn png_with_text_chunks<const N: usize>(
+    image: &image::RgbImage,
+    texts: [(&str, String); N],
+) -> anyhow::Result<Vec<u8>> {
     let mut bytes = Vec::new();
     {
         let mut encoder = png::Encoder::new(Cursor::new(&mut bytes), image.width(), image.height());
         encoder.set_color(png::ColorType::Rgb);
         encoder.set_depth(png::BitDepth::Eight);
-        add_text(&mut encoder, PARAMETERS_KEY, parameters)?;
-        add_text(&mut encoder, RECORD_KEY, record_json)?;
+        for (key, text) in texts {
+            add_text(&mut encoder, key, text)?;
+        }
         let mut writer = encoder.write_header()?;
         writer.write_image_data(image.as_raw())?;
         writer.finish()?;

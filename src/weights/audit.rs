@@ -1,8 +1,9 @@
 //! Checking a checkpoint against the tensors a model asks for, before loading any of them, so
 //! a mismatched checkpoint fails with a list of what differs instead of at the first tensor.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
+use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use candle_core::{DType, Device, Tensor};
@@ -68,27 +69,68 @@ pub(crate) fn check_tensors(
     requested: &[(String, Vec<usize>)],
     ignored: &[&str],
 ) -> Result<()> {
+    let held: HashMap<&str, (&[usize], Option<&str>)> = store
+        .names()
+        .filter_map(|name| {
+            let (entry, _) = store.entry(name)?;
+            let dtype = (!entry.dtype.loads_as_float()).then(|| entry.dtype.name());
+            Some((name, (entry.shape.as_slice(), dtype)))
+        })
+        .collect();
+    check_held(
+        (store.location(), "its config.json"),
+        &held,
+        requested,
+        ignored,
+    )
+}
+
+/// As [`check_tensors`], for a state dict read into memory (a PyTorch `.pt` file) whose model
+/// is described by `described_by` (say, "args.json's `vae` (f16d32)").
+pub(crate) fn check_tensor_map(
+    location: &Path,
+    described_by: &str,
+    tensors: &HashMap<String, Tensor>,
+    requested: &[(String, Vec<usize>)],
+    ignored: &[&str],
+) -> Result<()> {
+    let held: HashMap<&str, (&[usize], Option<&str>)> = tensors
+        .iter()
+        .map(|(name, t)| {
+            let dtype = (!t.dtype().is_float()).then(|| t.dtype().as_str());
+            (name.as_str(), (t.dims(), dtype))
+        })
+        .collect();
+    check_held((location, described_by), &held, requested, ignored)
+}
+
+/// The comparison itself, over each held tensor's shape and, when it is not a float dtype,
+/// that dtype's name (for listings known without loading, such as a `.pt` file's).
+pub(crate) fn check_held(
+    (location, described_by): (&Path, &str),
+    held: &HashMap<&str, (&[usize], Option<&str>)>,
+    requested: &[(String, Vec<usize>)],
+    ignored: &[&str],
+) -> Result<()> {
     let mut missing = Vec::new();
     let mut wrong_shape = Vec::new();
     let mut wrong_dtype = Vec::new();
     for (name, shape) in requested {
-        let Some((entry, _)) = store.entry(name) else {
+        let Some((found, dtype)) = held.get(name.as_str()) else {
             missing.push(name.clone());
             continue;
         };
-        if &entry.shape != shape {
-            wrong_shape.push(format!(
-                "{name}: checkpoint {:?}, config {:?}",
-                entry.shape, shape
-            ));
+        if found != shape {
+            wrong_shape.push(format!("{name}: checkpoint {found:?}, config {shape:?}"));
         }
-        if !entry.dtype.loads_as_float() {
-            wrong_dtype.push(format!("{name}: {}", entry.dtype.name()));
+        if let Some(dtype) = dtype {
+            wrong_dtype.push(format!("{name}: {dtype}"));
         }
     }
     let wanted: HashSet<&str> = requested.iter().map(|(n, _)| n.as_str()).collect();
-    let mut unexpected: Vec<String> = store
-        .names()
+    let mut unexpected: Vec<String> = held
+        .keys()
+        .copied()
         .filter(|n| !wanted.contains(n))
         .filter(|n| {
             !ignored
@@ -124,9 +166,10 @@ pub(crate) fn check_tensors(
         }
     }
     Err(WeightsError::Mismatch {
-        location: store.location().to_path_buf(),
+        location: location.to_path_buf(),
+        described_by: described_by.to_string(),
         expected: requested.len(),
-        found: store.len(),
+        found: held.len(),
         details,
     })
 }

@@ -153,12 +153,14 @@ pub enum WeightsError {
     },
 
     #[error(
-        "{location}: the checkpoint does not match the model its config.json describes \
+        "{location}: the checkpoint does not match the model {described_by} describes \
          (the model expects {expected} tensors, the checkpoint holds {found}):{details}\n\
          this is not the checkpoint of this model, or a different version of it"
     )]
     Mismatch {
         location: PathBuf,
+        /// What states the model's architecture: "its config.json", "args.json's `vae`".
+        described_by: String,
         expected: usize,
         found: usize,
         details: String,

@@ -15,11 +15,12 @@ mod random_quantized;
 mod safetensors_file;
 mod snapshot;
 mod tensor_store;
+pub mod torch_pt;
 mod weights_file;
 
 pub use audit::requested_tensors;
 
-pub(crate) use audit::check_tensors;
+pub(crate) use audit::{check_held, check_tensor_map, check_tensors};
 pub(crate) use backend::{Request, TensorSource, var_builder_over};
 pub use error::{Result, WeightsError};
 pub use hf_cache::CachedModel;

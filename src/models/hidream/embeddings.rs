@@ -14,7 +14,9 @@ pub(crate) const TIMESTEP_FEATURES: usize = 256;
 /// The diffusers `Timesteps(256, flip_sin_to_cos=True, downscale_freq_shift=0)` sinusoid, in f32
 /// whatever the model dtype: `[cos(t·f_k) ‖ sin(t·f_k)]` with `f_k = 10000^(−k/128)`.
 ///
-/// `t`: [B] on the 0..1000 scale. Returns [B, 256] f32.
+/// `t`: [B] (HiDream: on the 0..1000 scale; REPA-E's SiT feeds t in [0, 1] to the same
+/// features, its `TimestepEmbedder.positional_embedding` rounding them alike). Returns [B, 256]
+/// f32.
 pub(crate) fn timestep_sinusoid(t: &Tensor) -> Result<Tensor> {
     let half = TIMESTEP_FEATURES / 2;
     let freqs: Vec<f32> = (0..half)

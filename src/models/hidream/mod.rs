@@ -18,6 +18,7 @@ mod transformer;
 pub use attention::{CudaAttention, set_cuda_attention};
 pub use config::Config;
 pub(crate) use config::swiglu_hidden;
+pub(crate) use embeddings::timestep_sinusoid;
 
 pub use lora::LoraError;
 pub(crate) use lora::{LoraUse, LoraWeights};

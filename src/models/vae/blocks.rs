@@ -1,5 +1,7 @@
 //! The building blocks of the diffusers autoencoder: ResNet blocks, the single-head mid-block
-//! attention, and the 2× resamplers.
+//! attention, and the 2× resamplers. The LDM autoencoder of Hi-DiT (`models::hidit`) computes
+//! the same blocks under the original latent-diffusion names, which the `ldm` constructors
+//! read.
 
 use crate::kernels::conv2d_module;
 use candle_core::{Module, Result, Tensor};
@@ -30,7 +32,7 @@ impl Norm {
     }
 }
 
-fn conv3x3(
+pub(crate) fn conv3x3(
     cin: usize,
     cout: usize,
     stride: usize,
@@ -62,6 +64,21 @@ pub(crate) struct ResnetBlock {
 
 impl ResnetBlock {
     pub fn new(cin: usize, cout: usize, groups: usize, vb: VarBuilder) -> Result<Self> {
+        Self::with_shortcut(cin, cout, groups, "conv_shortcut", vb)
+    }
+
+    /// As [`Self::new`], with the LDM name of the 1×1 shortcut (`nin_shortcut`).
+    pub fn ldm(cin: usize, cout: usize, groups: usize, vb: VarBuilder) -> Result<Self> {
+        Self::with_shortcut(cin, cout, groups, "nin_shortcut", vb)
+    }
+
+    fn with_shortcut(
+        cin: usize,
+        cout: usize,
+        groups: usize,
+        shortcut: &str,
+        vb: VarBuilder,
+    ) -> Result<Self> {
         Ok(Self {
             norm1: Norm::new(groups, cin, vb.pp("norm1"))?,
             conv1: conv3x3(cin, cout, 1, 1, vb.pp("conv1"))?,
@@ -75,7 +92,7 @@ impl ResnetBlock {
                     cout,
                     1,
                     Conv2dConfig::default(),
-                    vb.pp("conv_shortcut"),
+                    vb.pp(shortcut),
                 )?)
             },
         })
@@ -111,6 +128,26 @@ impl MidAttention {
             to_k: linear(channels, channels, vb.pp("to_k"))?,
             to_v: linear(channels, channels, vb.pp("to_v"))?,
             to_out: linear(channels, channels, vb.pp("to_out.0"))?,
+        })
+    }
+
+    /// The LDM `AttnBlock`: `norm`, then 1×1 convs `q`, `k`, `v` and `proj_out`. A 1×1 conv
+    /// over pixels is a linear map over pixel tokens, so the weights [C, C, 1, 1] load as
+    /// [C, C] linears and the forward pass is the one above.
+    pub fn ldm(channels: usize, groups: usize, vb: VarBuilder) -> Result<Self> {
+        let one_by_one = |name: &str| -> Result<Linear> {
+            let vb = vb.pp(name);
+            let weight = vb
+                .get((channels, channels, 1, 1), "weight")?
+                .reshape((channels, channels))?;
+            Ok(Linear::new(weight, Some(vb.get(channels, "bias")?)))
+        };
+        Ok(Self {
+            norm: Norm::new(groups, channels, vb.pp("norm"))?,
+            to_q: one_by_one("q")?,
+            to_k: one_by_one("k")?,
+            to_v: one_by_one("v")?,
+            to_out: one_by_one("proj_out")?,
         })
     }
 }
@@ -154,6 +191,15 @@ impl MidBlock {
             resnet1: ResnetBlock::new(channels, channels, groups, vb.pp("resnets.1"))?,
         })
     }
+
+    /// The LDM middle: `block_1`, `attn_1`, `block_2`, always with attention.
+    pub fn ldm(channels: usize, groups: usize, vb: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            resnet0: ResnetBlock::ldm(channels, channels, groups, vb.pp("block_1"))?,
+            attention: Some(MidAttention::ldm(channels, groups, vb.pp("attn_1"))?),
+            resnet1: ResnetBlock::ldm(channels, channels, groups, vb.pp("block_2"))?,
+        })
+    }
 }
 
 impl Module for MidBlock {
@@ -183,6 +229,22 @@ impl Upsample {
 impl Module for Upsample {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         conv2d_module(&self.conv, &crate::kernels::upsample_nearest_2x(x)?)
+    }
+}
+
+/// A level's 2× resampler: up in a decoder, down in an encoder.
+#[derive(Debug, Clone)]
+pub(crate) enum Resample {
+    Up(Upsample),
+    Down(Downsample),
+}
+
+impl Module for Resample {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        match self {
+            Self::Up(up) => up.forward(x),
+            Self::Down(down) => down.forward(x),
+        }
     }
 }
 

@@ -5,7 +5,7 @@ use crate::kernels::conv2d_module;
 use candle_core::{Module, Result, Tensor};
 use candle_nn::{Conv2d, Conv2dConfig, VarBuilder, conv2d};
 
-use super::blocks::{Downsample, MidBlock, Norm, ResnetBlock, Upsample};
+use super::blocks::{Downsample, MidBlock, Norm, Resample, ResnetBlock, Upsample};
 use super::config::VaeConfig;
 
 fn conv3x3(cin: usize, cout: usize, vb: VarBuilder) -> Result<Conv2d> {
@@ -25,12 +25,6 @@ fn conv3x3(cin: usize, cout: usize, vb: VarBuilder) -> Result<Conv2d> {
 struct Stage {
     resnets: Vec<ResnetBlock>,
     resample: Option<Resample>,
-}
-
-#[derive(Debug, Clone)]
-enum Resample {
-    Up(Upsample),
-    Down(Downsample),
 }
 
 impl Stage {
@@ -78,8 +72,7 @@ impl Module for Stage {
             x = resnet.forward(&x)?;
         }
         match &self.resample {
-            Some(Resample::Up(up)) => up.forward(&x),
-            Some(Resample::Down(down)) => down.forward(&x),
+            Some(resample) => resample.forward(&x),
             None => Ok(x),
         }
     }

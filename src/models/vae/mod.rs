@@ -2,7 +2,7 @@
 //! channels, scaling and shift factors from `vae/config.json` (0.3611 and 0.1159 for the real
 //! one), no quant convs.
 
-mod blocks;
+pub(crate) mod blocks;
 mod coder;
 mod config;
 mod tiled;

@@ -1,0 +1,12 @@
+//! Hi-DiT: REPA-E's class-conditional SiT on a KL-autoencoder latent, its samplers, the
+//! autoencoder and the files they are published in.
+
+pub mod autoencoder;
+pub mod config;
+pub mod files;
+pub mod sampler;
+pub mod sit;
+
+pub use config::{ArchSpec, Conditioning, SitConfig};
+pub use sampler::{Guidance, Mode, Sampler, VelocityModel};
+pub use sit::Sit;
