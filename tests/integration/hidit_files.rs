@@ -205,6 +205,19 @@ fn experiment_with_one_checkpoint_reads_its_ema() {
     assert_eq!(rel_err(&ema[w], &direct[w]), 0.0);
     assert!(rel_err(&ema[w], &model[w]) > 1e-3);
 
+    // End-to-end checkpoints take their statistics from the EMA's BatchNorm, as generate.py.
+    let stats =
+        LatentStats::from_batchnorm(&ema["bn.running_mean"], &ema["bn.running_var"]).unwrap();
+    let expected = ema["bn.running_var"]
+        .sqrt()
+        .unwrap()
+        .recip()
+        .unwrap()
+        .reshape((1, 8, 1, 1))
+        .unwrap();
+    assert_eq!(stats.channels(), 8);
+    assert_eq!(rel_err(&stats.scale, &expected), 0.0);
+
     // A checkpoint file given as the model opens its folder.
     let by_file = HiditExperiment::open(&exp.checkpoint, None).unwrap();
     assert_eq!(by_file.dir, exp.dir);
