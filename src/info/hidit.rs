@@ -11,9 +11,11 @@ use crate::models::hidit::files::{ArgsJson, LatentStats};
 use crate::weights::torch_pt::{self, FileKind, PtFile};
 use crate::weights::{TensorStore, check_held, requested_tensors};
 
-/// A folder `info` reads as a REPA-E experiment.
+/// A folder `info` reads as a REPA-E experiment: an args.json (and no diffusers index).
 pub(super) fn is_experiment(path: &Path) -> bool {
-    path.is_dir() && path.join("args.json").is_file() && path.join("checkpoints").is_dir()
+    path.is_dir()
+        && path.join("args.json").is_file()
+        && !path.join(crate::weights::MODEL_INDEX).is_file()
 }
 
 /// A file the experiment's `checkpoints/` holds: `.pt`, `.pth`, `.ckpt` or `.safetensors`.

@@ -8,16 +8,20 @@
 //! dicts of tensors and says little about what went wrong, hence this reader).
 
 mod pickle;
+mod storage;
+mod value;
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::Tensor;
 use zip::ZipArchive;
 
-use pickle::{PickleError, TensorRef, Value};
+use pickle::PickleError;
+use storage::{candle_dtype, materialise, torch_dtype};
+use value::{TensorRef, Value, to_json};
 
 /// Everything that can be wrong with a `.pt` file, each naming the file (and entry or tensor)
 /// and saying what to do.
@@ -382,7 +386,12 @@ impl PtFile {
     pub fn state_dict(&mut self, key: Option<&str>) -> Result<HashMap<String, Tensor>, PtError> {
         let refs = self.tensor_refs(key)?;
         // Storages are read once: several tensors may view one (REPA-E's latent statistics
-        // are views of the EMA BatchNorm buffers).
+        // are views of the EMA BatchNorm buffers). Each is dropped after its last tensor, so
+        // a 2.7 GB state dict does not sit in memory twice.
+        let mut uses: HashMap<String, usize> = HashMap::new();
+        for (_, t) in &refs {
+            *uses.entry(t.storage.key.clone()).or_insert(0) += 1;
+        }
         let mut storages: HashMap<String, Vec<u8>> = HashMap::new();
         let mut out = HashMap::with_capacity(refs.len());
         for (name, t) in refs {
@@ -406,6 +415,12 @@ impl PtFile {
                 detail,
             })?;
             out.insert(name, tensor);
+            if let Some(left) = uses.get_mut(&t.storage.key) {
+                *left -= 1;
+                if *left == 0 {
+                    storages.remove(&t.storage.key);
+                }
+            }
         }
         Ok(out)
     }
@@ -496,132 +511,4 @@ pub fn read_args_namespace(
     path: &Path,
 ) -> Result<Option<serde_json::Map<String, serde_json::Value>>, PtError> {
     Ok(PtFile::open(path)?.args_namespace())
-}
-
-/// PyTorch's dtype name and element size for a storage class (`FloatStorage` → `float32`, 4).
-fn torch_dtype(class: &str) -> Option<(&'static str, usize)> {
-    Some(match class {
-        "FloatStorage" => ("float32", 4),
-        "DoubleStorage" => ("float64", 8),
-        "HalfStorage" => ("float16", 2),
-        "BFloat16Storage" => ("bfloat16", 2),
-        "ByteStorage" => ("uint8", 1),
-        "CharStorage" => ("int8", 1),
-        "ShortStorage" => ("int16", 2),
-        "IntStorage" => ("int32", 4),
-        "LongStorage" => ("int64", 8),
-        "BoolStorage" => ("bool", 1),
-        "ComplexFloatStorage" => ("complex64", 8),
-        "ComplexDoubleStorage" => ("complex128", 16),
-        "Float8_e4m3fnStorage" => ("float8_e4m3fn", 1),
-        "Float8_e5m2Storage" => ("float8_e5m2", 1),
-        _ => return None,
-    })
-}
-
-/// The candle dtype a storage class is read as; booleans become `u8` 0/1.
-fn candle_dtype(class: &str) -> Option<DType> {
-    Some(match class {
-        "FloatStorage" => DType::F32,
-        "DoubleStorage" => DType::F64,
-        "HalfStorage" => DType::F16,
-        "BFloat16Storage" => DType::BF16,
-        "ByteStorage" | "BoolStorage" => DType::U8,
-        "ShortStorage" => DType::I16,
-        "IntStorage" => DType::I32,
-        "LongStorage" => DType::I64,
-        "Float8_e4m3fnStorage" => DType::F8E4M3,
-        _ => return None,
-    })
-}
-
-/// Copies the view `t` out of its storage's bytes into a contiguous tensor.
-fn materialise(t: &TensorRef, dtype: DType, storage: &[u8]) -> Result<Tensor, String> {
-    let size = dtype.size_in_bytes();
-    if storage.len() < t.storage.numel * size {
-        return Err(format!(
-            "its storage holds {} bytes, {} elements of {size} bytes were saved",
-            storage.len(),
-            t.storage.numel
-        ));
-    }
-    let numel: usize = t.shape.iter().product();
-    // The last element the view reaches must lie inside the storage.
-    let reach = t.offset
-        + t.shape
-            .iter()
-            .zip(&t.stride)
-            .map(|(&n, &s)| n.saturating_sub(1) * s)
-            .sum::<usize>();
-    if numel > 0 && reach >= t.storage.numel {
-        return Err(format!(
-            "its view (offset {}, shape {:?}, strides {:?}) reaches past its storage of {} \
-             elements",
-            t.offset, t.shape, t.stride, t.storage.numel
-        ));
-    }
-    let contiguous = {
-        let mut expected = 1;
-        t.shape.iter().zip(&t.stride).rev().all(|(&n, &s)| {
-            let ok = n == 1 || s == expected;
-            expected *= n;
-            ok
-        })
-    };
-    let bytes: std::borrow::Cow<[u8]> = if contiguous {
-        storage[t.offset * size..(t.offset + numel) * size].into()
-    } else {
-        // A transposed or expanded view: gather element by element in row-major order.
-        let mut out = Vec::with_capacity(numel * size);
-        let mut index = vec![0usize; t.shape.len()];
-        for _ in 0..numel {
-            let at = t.offset
-                + index
-                    .iter()
-                    .zip(&t.stride)
-                    .map(|(i, s)| i * s)
-                    .sum::<usize>();
-            out.extend_from_slice(&storage[at * size..(at + 1) * size]);
-            for d in (0..index.len()).rev() {
-                index[d] += 1;
-                if index[d] < t.shape[d] {
-                    break;
-                }
-                index[d] = 0;
-            }
-        }
-        out.into()
-    };
-    Tensor::from_raw_buffer(&bytes, dtype, &t.shape, &Device::Cpu).map_err(|e| e.to_string())
-}
-
-/// A pickled value as JSON, for `args` namespaces: containers and scalars as themselves,
-/// anything else as a short description.
-fn to_json(v: &Value) -> serde_json::Value {
-    use serde_json::Value as J;
-    match v {
-        Value::None => J::Null,
-        Value::Bool(b) => J::Bool(*b),
-        Value::Int(i) => J::from(*i),
-        Value::Float(f) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
-        Value::Str(s) => J::String(s.clone()),
-        Value::Tuple(_) | Value::List(_) => {
-            J::Array(v.items().unwrap_or_default().iter().map(to_json).collect())
-        }
-        Value::Dict(items) => J::Object(
-            items
-                .borrow()
-                .iter()
-                .map(|(k, v)| {
-                    let key = match k {
-                        Value::Str(s) => s.clone(),
-                        Value::Int(i) => i.to_string(),
-                        other => format!("<{}>", other.kind()),
-                    };
-                    (key, to_json(v))
-                })
-                .collect(),
-        ),
-        other => J::String(format!("<{}>", other.kind())),
-    }
 }

@@ -205,6 +205,19 @@ fn experiment_with_one_checkpoint_reads_its_ema() {
     assert_eq!(rel_err(&ema[w], &direct[w]), 0.0);
     assert!(rel_err(&ema[w], &model[w]) > 1e-3);
 
+    // End-to-end checkpoints take their statistics from the EMA's BatchNorm, as generate.py.
+    let stats =
+        LatentStats::from_batchnorm(&ema["bn.running_mean"], &ema["bn.running_var"]).unwrap();
+    let expected = ema["bn.running_var"]
+        .sqrt()
+        .unwrap()
+        .recip()
+        .unwrap()
+        .reshape((1, 8, 1, 1))
+        .unwrap();
+    assert_eq!(stats.channels(), 8);
+    assert_eq!(rel_err(&stats.scale, &expected), 0.0);
+
     // A checkpoint file given as the model opens its folder.
     let by_file = HiditExperiment::open(&exp.checkpoint, None).unwrap();
     assert_eq!(by_file.dir, exp.dir);
@@ -304,27 +317,19 @@ fn args_json_vae_names_are_checked() {
     let args_path = exp.join("args.json");
     let mut args: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&args_path).unwrap()).unwrap();
+    let vae_arch_with = |args: &serde_json::Value| {
+        std::fs::write(&args_path, args.to_string()).unwrap();
+        HiditExperiment::open(&exp, None).unwrap().vae_arch()
+    };
     args.as_object_mut().unwrap().remove("vae_arch");
-    std::fs::write(&args_path, args.to_string()).unwrap();
-    let opened = HiditExperiment::open(&exp, None).unwrap();
-    assert_eq!(opened.vae_arch().unwrap(), VaeArch::f16d32());
+    assert_eq!(vae_arch_with(&args).unwrap(), VaeArch::f16d32());
 
     args["vae"] = "f32d64".into();
-    std::fs::write(&args_path, args.to_string()).unwrap();
-    let msg = HiditExperiment::open(&exp, None)
-        .unwrap()
-        .vae_arch()
-        .unwrap_err()
-        .to_string();
+    let msg = vae_arch_with(&args).unwrap_err().to_string();
     says(&msg, &["args.json", "`vae`", "f16d32, f8d4"]);
 
     args["vae_arch"] = serde_json::json!({"embed_dim": 8, "ch": 48, "ch_mult": [1, 2]});
-    std::fs::write(&args_path, args.to_string()).unwrap();
-    let msg = HiditExperiment::open(&exp, None)
-        .unwrap()
-        .vae_arch()
-        .unwrap_err()
-        .to_string();
+    let msg = vae_arch_with(&args).unwrap_err().to_string();
     says(&msg, &["`vae_arch`", "GroupNorm"]);
 }
 

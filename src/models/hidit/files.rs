@@ -269,7 +269,7 @@ fn list_checkpoints(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
         })
         .map(|p| (step_of(&p), p))
         .collect();
-    found.sort();
+    found.sort_by_key(|(step, path)| (step.is_none(), *step, path.clone()));
     let numbered = found.iter().filter_map(|(s, _)| *s).max().unwrap_or(0);
     let mut next = numbered;
     Ok(found
