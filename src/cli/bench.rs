@@ -40,6 +40,10 @@ enum BenchTarget {
     /// (drawn on the GPU with --device cuda), through the library's `generate`: encode, per
     /// step, decode, total, and the peak GPU memory of each stage.
     Pipeline(super::bench_pipeline::PipelineArgs),
+    /// One forward of REPA-E's SiT (SiT-XL/1 by default) with seeded random weights on the
+    /// 16×16×32 latent of its f16d32 autoencoder, as `tools/bench/bench_sit.py` times REPA-E's
+    /// own model.
+    Sit(super::bench_sit::SitArgs),
     /// One latent preview: a seeded random [16, h, w] latent to RGB at 8× its size, by the
     /// wgpu compute pass (upload, dispatch, read back) and by the CPU reference.
     Preview(PreviewArgs),
@@ -100,6 +104,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         BenchTarget::Encoder(args) => bench_encoders(args),
         BenchTarget::Preview(args) => bench_preview(args),
         BenchTarget::Pipeline(args) => super::bench_pipeline::run(args),
+        BenchTarget::Sit(args) => super::bench_sit::run(args),
     }
 }
 

@@ -2,6 +2,7 @@
 
 pub mod bench;
 mod bench_pipeline;
+mod bench_sit;
 pub mod edit;
 pub mod eval;
 pub mod eval_edits;
