@@ -68,8 +68,8 @@ def evaluate(exp: Path, run: Path, per_class: int, seed: int, weights: str = "em
     images = to_uint8(image.float())
     result.update(score(images, labels.numpy()))
     result["seconds"] = round(time.time() - t0, 1)
-    name = "eval-{mode}{num_steps}-cfg{cfg_scale}".format(**settings) + (f"-tau{tau}" if tau is not None else "")
-    name += "-raw" if weights == "model" else ""
+    name = "eval-{mode}{num_steps}-cfg{cfg_scale}".format(**settings)
+    name += (f"-tau{tau}" if tau is not None else "") + ("-raw" if weights == "model" else "")
     grid(images, per_class, exp / f"{name}.png")
     (exp / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
     log("eval", f"{exp.name} {name}: class {result['class']:.3f} (colour {result['colour']:.3f}, "
