@@ -4,7 +4,7 @@
 //! This file holds the words only: panels name what was asked without knowing the window,
 //! and the window's `handle` says what each one does.
 
-use super::config::ModelSlot;
+use super::config::{HiditFile, ModelSlot};
 use crate::engine::JobId;
 
 /// One request from the window's panels, carried out by `StudioApp::handle`.
@@ -14,6 +14,8 @@ pub enum Action {
     Generate,
     /// Edit the source image with the edit controls (Apply edit, Ctrl+Enter).
     Edit,
+    /// Draw the chosen class with the class controls (Generate in class mode, Ctrl+Enter).
+    GenerateClass,
     /// Ask for an image file to edit.
     OpenImage,
     /// Stop one job, running or queued.
@@ -40,6 +42,10 @@ pub enum Action {
     ChooseTransformerFile(ModelSlot),
     /// Go back to the slot's snapshot weights.
     ClearTransformerFile(ModelSlot),
+    /// Ask for one of the Hi-DiT model's files (its folder, autoencoder or statistics).
+    ChooseHidit(HiditFile),
+    /// Forget one of them (the folder, or a file chosen instead of the default).
+    ClearHidit(HiditFile),
     /// Fill the empty model slots from the Hugging Face cache.
     FindInCache,
     /// Device, dtype or base resolution changed in the models view: save them.

@@ -49,6 +49,21 @@ pub struct ModelFolders {
     pub i1_full_gguf: Option<PathBuf>,
     pub i1_dev_gguf: Option<PathBuf>,
     pub i1_fast_gguf: Option<PathBuf>,
+    /// Class mode's Hi-DiT model: a REPA-E experiment folder (args.json, checkpoints/).
+    pub hidit: Option<PathBuf>,
+    /// Its autoencoder; unset: the one args.json's `vae_ckpt` names, else the checkpoint's own.
+    pub hidit_vae: Option<PathBuf>,
+    /// Its latent statistics; unset: the `-latents-stats` file beside the autoencoder.
+    pub hidit_latents_stats: Option<PathBuf>,
+}
+
+/// One of the files of class mode's Hi-DiT model, for the models view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HiditFile {
+    /// The experiment folder.
+    Folder,
+    Vae,
+    LatentsStats,
 }
 
 /// One configurable model slot, for the models view.
@@ -147,9 +162,33 @@ impl ModelFolders {
 
     /// Whether any image model is chosen (otherwise the first-run screen shows).
     pub(crate) fn any_image_model(&self) -> bool {
-        ModelSlot::ALL
-            .iter()
-            .any(|&s| s != ModelSlot::Llama && self.get(s).is_some())
+        self.hidit.is_some()
+            || ModelSlot::ALL
+                .iter()
+                .any(|&s| s != ModelSlot::Llama && self.get(s).is_some())
+    }
+
+    pub fn hidit_file(&self, file: HiditFile) -> Option<&Path> {
+        match file {
+            HiditFile::Folder => self.hidit.as_deref(),
+            HiditFile::Vae => self.hidit_vae.as_deref(),
+            HiditFile::LatentsStats => self.hidit_latents_stats.as_deref(),
+        }
+    }
+
+    /// Sets one of the Hi-DiT files; a new folder forgets the files chosen for the old one.
+    pub fn set_hidit_file(&mut self, file: HiditFile, path: Option<PathBuf>) {
+        match file {
+            HiditFile::Folder => {
+                if path != self.hidit {
+                    self.hidit_vae = None;
+                    self.hidit_latents_stats = None;
+                }
+                self.hidit = path;
+            }
+            HiditFile::Vae => self.hidit_vae = path,
+            HiditFile::LatentsStats => self.hidit_latents_stats = path,
+        }
     }
 
     /// The Shapes models bundled with the studio, in the slots they stand in for.
@@ -161,6 +200,7 @@ impl ModelFolders {
             i1_fast: get("shapes-i1-fast"),
             e1_full: None,
             e1_1: get("shapes-e1.1"),
+            hidit: crate::weights::bundled_experiment("shapes-hidit"),
             ..Self::default()
         }
     }

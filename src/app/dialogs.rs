@@ -12,6 +12,8 @@ pub trait Dialogs {
     fn pick_image(&mut self) -> Option<PathBuf>;
     /// A GGUF transformer file.
     fn pick_gguf(&mut self, title: &str) -> Option<PathBuf>;
+    /// A weights file in torch's or safetensors' format (a VAE, latent statistics).
+    fn pick_weights(&mut self, title: &str) -> Option<PathBuf>;
 }
 
 /// The desktop's own dialogs (XDG portal on Linux, native elsewhere).
@@ -50,6 +52,13 @@ impl Dialogs for NativeDialogs {
             .add_filter("GGUF", &["gguf"])
             .pick_file()
     }
+
+    fn pick_weights(&mut self, title: &str) -> Option<PathBuf> {
+        rfd::FileDialog::new()
+            .set_title(title)
+            .add_filter("Weights", &["pt", "pth", "safetensors"])
+            .pick_file()
+    }
 }
 
 /// Answers dialogs from queues filled beforehand (for tests and scripted runs).
@@ -59,6 +68,7 @@ pub struct ScriptedDialogs {
     pub folders: Vec<PathBuf>,
     pub images: Vec<PathBuf>,
     pub gguf_files: Vec<PathBuf>,
+    pub weight_files: Vec<PathBuf>,
 }
 
 impl Dialogs for ScriptedDialogs {
@@ -76,5 +86,9 @@ impl Dialogs for ScriptedDialogs {
 
     fn pick_gguf(&mut self, _: &str) -> Option<PathBuf> {
         (!self.gguf_files.is_empty()).then(|| self.gguf_files.remove(0))
+    }
+
+    fn pick_weights(&mut self, _: &str) -> Option<PathBuf> {
+        (!self.weight_files.is_empty()).then(|| self.weight_files.remove(0))
     }
 }

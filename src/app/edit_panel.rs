@@ -5,6 +5,7 @@ use egui::{RichText, Slider, TextEdit, Ui};
 use super::actions::Action;
 use super::brush::{Brush, BrushMask};
 use super::editor::Editor;
+use super::widgets::submit_button;
 use crate::pipelines::edit::EditRecord;
 
 pub struct EditPanel {
@@ -119,14 +120,7 @@ impl EditPanel {
             });
         }
         ui.add_space(8.0);
-        let edit = ui
-            .add_enabled(
-                can_edit && source.is_some(),
-                egui::Button::new(RichText::new("Apply edit").strong())
-                    .min_size(egui::vec2(ui.available_width(), 28.0)),
-            )
-            .on_hover_text("Ctrl+Enter");
-        if edit.clicked() {
+        if submit_button(ui, "Apply edit", can_edit && source.is_some()) {
             action = Some(Action::Edit);
         }
         action

@@ -1,8 +1,9 @@
 //! The text-to-image controls: prompt, preset, size, seed and the advanced sampling values.
 
-use egui::{DragValue, RichText, TextEdit, Ui};
+use egui::{DragValue, TextEdit, Ui};
 
 use super::actions::Action;
+use super::widgets::{submit_button, value_row};
 use crate::pipelines::{GenerationRecord, OFFICIAL_RESOLUTIONS, Preset, effective_size};
 use crate::rng::fresh_seed;
 use crate::schedulers::SchedulerKind;
@@ -182,14 +183,7 @@ impl GeneratePanel {
             .show(ui, |ui| self.advanced_ui(ui));
         ui.add_space(8.0);
 
-        let generate = ui
-            .add_enabled(
-                can_generate,
-                egui::Button::new(RichText::new("Generate").strong())
-                    .min_size(egui::vec2(ui.available_width(), 28.0)),
-            )
-            .on_hover_text("Ctrl+Enter");
-        generate.clicked().then_some(Action::Generate)
+        submit_button(ui, "Generate", can_generate).then_some(Action::Generate)
     }
 
     fn size_ui(&mut self, ui: &mut Ui, base_resolution: u32) {
@@ -265,30 +259,19 @@ impl GeneratePanel {
 
     fn advanced_ui(&mut self, ui: &mut Ui) {
         egui::Grid::new("advanced").num_columns(2).show(ui, |ui| {
-            let label = ui.label("Steps");
-            ui.add(DragValue::new(&mut self.steps).range(1..=1000))
-                .labelled_by(label.id);
-            ui.end_row();
-            let label = ui.label("Guidance");
-            ui.add(
-                DragValue::new(&mut self.guidance)
-                    .range(0.0..=30.0)
-                    .speed(0.05)
-                    .max_decimals(2),
-            )
-            .labelled_by(label.id)
-            .on_hover_text("Classifier-free guidance; 1 or less turns it off");
-            ui.end_row();
-            let label = ui.label("Shift");
-            ui.add(
-                DragValue::new(&mut self.shift)
-                    .range(0.1..=20.0)
-                    .speed(0.05)
-                    .max_decimals(2),
-            )
-            .labelled_by(label.id)
-            .on_hover_text("Scheduler time shift: higher spends more steps on composition");
-            ui.end_row();
+            value_row(ui, "Steps", DragValue::new(&mut self.steps).range(1..=1000));
+            let guidance = DragValue::new(&mut self.guidance)
+                .range(0.0..=30.0)
+                .speed(0.05)
+                .max_decimals(2);
+            value_row(ui, "Guidance", guidance)
+                .on_hover_text("Classifier-free guidance; 1 or less turns it off");
+            let shift = DragValue::new(&mut self.shift)
+                .range(0.1..=20.0)
+                .speed(0.05)
+                .max_decimals(2);
+            value_row(ui, "Shift", shift)
+                .on_hover_text("Scheduler time shift: higher spends more steps on composition");
         });
         if ui.small_button("Preset values").clicked() {
             self.set_preset(self.preset);

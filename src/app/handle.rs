@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use super::actions::Action;
 use super::brush::BrushMask;
-use super::config::ModelSlot;
+use super::config::{HiditFile, ModelSlot};
 use super::export::{self, export_entry};
 use super::generate_panel::SeedMode;
 use super::{EditSource, EditView, Mode, StudioApp};
@@ -18,6 +18,7 @@ impl StudioApp {
         match action {
             Action::Generate => self.submit_generate(),
             Action::Edit => self.submit_edit(),
+            Action::GenerateClass => self.submit_class(),
             Action::OpenImage => {
                 if let Some(path) = self.dialogs.pick_image() {
                     self.set_edit_source(path, None);
@@ -69,6 +70,25 @@ impl StudioApp {
             }
             Action::ClearTransformerFile(slot) => {
                 self.config.models.set_transformer_file(slot, None);
+                self.save_config();
+            }
+            Action::ChooseHidit(file) => {
+                let picked = match file {
+                    HiditFile::Folder => self.dialogs.pick_folder(
+                        "Choose the Hi-DiT experiment folder (args.json, checkpoints/)",
+                    ),
+                    HiditFile::Vae => self.dialogs.pick_weights("Choose the Hi-DiT autoencoder"),
+                    HiditFile::LatentsStats => self
+                        .dialogs
+                        .pick_weights("Choose the autoencoder's latent statistics"),
+                };
+                if let Some(path) = picked {
+                    self.config.models.set_hidit_file(file, Some(path));
+                    self.save_config();
+                }
+            }
+            Action::ClearHidit(file) => {
+                self.config.models.set_hidit_file(file, None);
                 self.save_config();
             }
             Action::FindInCache => self.fill_from_cache(),
@@ -138,6 +158,12 @@ impl StudioApp {
                 }
                 self.mode = Mode::Edit;
             }
+            StoredRecord::Hidit(r) => {
+                self.class.apply_record(r);
+                self.generate.seed = r.settings.seed;
+                self.generate.seed_mode = SeedMode::Fixed;
+                self.mode = Mode::Class;
+            }
         }
     }
 
@@ -181,6 +207,7 @@ impl StudioApp {
             self.error(format!("{e:#}"));
         }
         self.models_view.recheck();
+        self.class_model.forget();
     }
 
     fn fill_from_cache(&mut self) {

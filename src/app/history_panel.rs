@@ -84,6 +84,7 @@ impl HistoryPanel {
                 let kind = match entry.kind {
                     EntryKind::Generate => "",
                     EntryKind::Edit => "edit: ",
+                    EntryKind::Class => "class: ",
                 };
                 let title = format!("{kind}{}", shorten(&entry.prompt, 60));
                 if ui

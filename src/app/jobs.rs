@@ -26,6 +26,9 @@ pub struct PendingJob {
     pub phase: JobPhase,
     /// For edits: the history entry edited, kept as the result's parent.
     pub parent: Option<i64>,
+    /// A Hi-DiT class job: its errors name the command's flags, which the window words as its
+    /// labels.
+    pub class_job: bool,
     started: Option<Instant>,
     /// When the first denoising step ended, and how many had ended by then.
     first_step: Option<(Instant, usize)>,
@@ -38,6 +41,7 @@ impl PendingJob {
             title,
             phase: JobPhase::Queued,
             parent,
+            class_job: false,
             started: None,
             first_step: None,
         }

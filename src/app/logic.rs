@@ -10,6 +10,8 @@ use crate::pipelines::JobOutput;
 use crate::preview::LatentFrame;
 use crate::store::{StoredRecord, read_stored_record};
 
+use super::submit::class_words;
+
 impl StudioApp {
     /// The UI thread's time for the previous frame while a job runs, for measuring that jobs
     /// and previews leave the window responsive (HIDREAM_LOG=hidream_studio::frame=debug).
@@ -56,8 +58,15 @@ impl StudioApp {
                     self.info(format!("Done in {:.1} s.", elapsed.as_secs_f64()));
                 }
                 Event::Failed { error, setting, .. } => {
-                    let title = self.take_job(id).map_or_else(String::new, |j| j.title);
+                    let job = self.take_job(id);
+                    let class_job = job.as_ref().is_some_and(|j| j.class_job);
+                    let title = job.map_or_else(String::new, |j| j.title);
                     let error = setting.map_or(error, |s| s.for_window());
+                    let error = if class_job {
+                        class_words(&error)
+                    } else {
+                        error
+                    };
                     self.error(format!("{title} failed: {error}"));
                 }
                 Event::Cancelled { .. } => {
@@ -104,6 +113,7 @@ impl StudioApp {
                 }
                 (e.image, StoredRecord::Edit(Box::new(e.record)))
             }
+            JobOutput::Hidit(h) => (h.image, StoredRecord::Hidit(Box::new(h.record))),
         };
         let Some(history) = self.history.as_mut() else {
             self.canvas.show(ctx, "unsaved result", &image);

@@ -11,6 +11,8 @@
 mod actions;
 mod brush;
 mod canvas;
+mod class_model;
+mod class_panel;
 mod config;
 mod dialogs;
 mod edit_panel;
@@ -25,6 +27,7 @@ mod logic;
 mod models_view;
 mod submit;
 mod ui;
+mod widgets;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -36,7 +39,8 @@ pub use actions::Action;
 pub use brush::Brush;
 pub use brush::BrushMask;
 pub use canvas::Canvas;
-pub use config::{ModelFolders, ModelSlot, StudioConfig, StudioPaths};
+pub use class_panel::ClassPanel;
+pub use config::{HiditFile, ModelFolders, ModelSlot, StudioConfig, StudioPaths};
 pub use dialogs::Dialogs;
 pub(crate) use dialogs::NativeDialogs;
 pub use dialogs::ScriptedDialogs;
@@ -50,6 +54,7 @@ pub use generate_panel::SizeChoice;
 pub use jobs::JobPhase;
 pub use jobs::PendingJob;
 
+use class_model::ClassModelCache;
 use first_run::FirstRunView;
 use history_panel::{HistoryPanel, unreadable_note};
 use models_view::ModelsView;
@@ -65,8 +70,8 @@ pub struct StudioOptions {
     pub paths: StudioPaths,
     pub cache: Option<HubCache>,
     pub dialogs: Box<dyn Dialogs>,
-    /// Models used for every slot the configuration leaves empty: the bundled Shapes models,
-    /// so a fresh install makes pictures at once. Empty: the first-run screen asks for models.
+    /// Models used for every slot the configuration leaves empty: the bundled Shapes models
+    /// (and Shapes Hi-DiT, once bundled), so a fresh install makes pictures at once. Empty: the first-run screen asks for models.
     pub bundled: ModelFolders,
 }
 
@@ -75,6 +80,8 @@ pub struct StudioOptions {
 pub enum Mode {
     Generate,
     Edit,
+    /// A class-conditional image from a Hi-DiT model.
+    Class,
 }
 
 /// What the canvas shows in edit mode.
@@ -117,6 +124,9 @@ pub struct StudioApp {
     show_models: bool,
     generate: GeneratePanel,
     edit: EditPanel,
+    class: ClassPanel,
+    /// Class mode's model as configured, read once per set of files.
+    class_model: ClassModelCache,
     edit_source: Option<EditSource>,
     mask: Option<BrushMask>,
     canvas: Canvas,
@@ -202,6 +212,8 @@ impl StudioApp {
             show_models: false,
             generate: GeneratePanel::default(),
             edit: EditPanel::default(),
+            class: ClassPanel::default(),
+            class_model: ClassModelCache::default(),
             edit_source: None,
             mask: None,
             canvas: Canvas::default(),
@@ -246,6 +258,14 @@ impl StudioApp {
 
     pub fn edit_panel_mut(&mut self) -> &mut EditPanel {
         &mut self.edit
+    }
+
+    pub fn class_panel(&self) -> &ClassPanel {
+        &self.class
+    }
+
+    pub fn class_panel_mut(&mut self) -> &mut ClassPanel {
+        &mut self.class
     }
 
     pub fn clear_messages(&mut self) {

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use egui::{Color32, DragValue, RichText, Ui};
 
 use super::actions::Action;
-use super::config::{ModelFolders, ModelSlot, StudioConfig};
+use super::class_model::ClassModelState;
+use super::config::{HiditFile, ModelFolders, ModelSlot, StudioConfig};
 use crate::models::ComponentKind;
 use crate::pipelines::edit::recognise;
 use crate::pipelines::{ComputeDType, DeviceChoice};
@@ -57,6 +58,7 @@ impl ModelsView {
         ui: &mut Ui,
         config: &mut StudioConfig,
         bundled: &ModelFolders,
+        class_model: &ClassModelState,
         has_cache: bool,
     ) -> Option<Action> {
         let mut action = None;
@@ -102,6 +104,9 @@ impl ModelsView {
                     }
                 }
             });
+        }
+        if let Some(chosen) = hidit_ui(ui, config, bundled, class_model) {
+            action = Some(chosen);
         }
         ui.add_space(6.0);
         if has_cache
@@ -162,6 +167,87 @@ impl ModelsView {
         });
         action
     }
+}
+
+/// Class mode's model: a Hi-DiT (or REPA-E) experiment folder, and the autoencoder and latent
+/// statistics when the defaults do not find them.
+fn hidit_ui(
+    ui: &mut Ui,
+    config: &StudioConfig,
+    bundled: &ModelFolders,
+    model: &ClassModelState,
+) -> Option<Action> {
+    let mut action = None;
+    let models = &config.models;
+    ui.group(|ui| {
+        ui.set_width(ui.available_width());
+        ui.horizontal(|ui| {
+            ui.label(RichText::new("Hi-DiT (class to image)").strong());
+            if ui.button("Choose experiment folder…").clicked() {
+                action = Some(Action::ChooseHidit(HiditFile::Folder));
+            }
+            if models.hidit.is_some() && ui.button("Clear").clicked() {
+                action = Some(Action::ClearHidit(HiditFile::Folder));
+            }
+        });
+        match &models.hidit {
+            Some(folder) => ui.monospace(folder.display().to_string()),
+            None if bundled.hidit.is_some() => {
+                ui.weak("using the bundled Shapes Hi-DiT: a small model trained on pictures of coloured shapes")
+            }
+            None => ui.weak(
+                "not set: choose a REPA-E or Hi-DiT experiment folder (args.json and \
+                 checkpoints/) to draw images of its classes",
+            ),
+        };
+        if models.hidit.is_some() {
+            for (file, what, default, choose) in [
+                (
+                    HiditFile::Vae,
+                    "Autoencoder",
+                    "default: args.json's vae_ckpt, else the checkpoint's own",
+                    "Choose VAE file…",
+                ),
+                (
+                    HiditFile::LatentsStats,
+                    "Latent statistics",
+                    "default: the -latents-stats file beside the autoencoder",
+                    "Choose statistics file…",
+                ),
+            ] {
+                ui.horizontal(|ui| {
+                    ui.label(what);
+                    match models.hidit_file(file) {
+                        Some(path) => {
+                            ui.monospace(path.display().to_string());
+                            if ui.button("Use default").clicked() {
+                                action = Some(Action::ClearHidit(file));
+                            }
+                        }
+                        None => {
+                            ui.weak(default);
+                        }
+                    }
+                    if ui.button(choose).clicked() {
+                        action = Some(Action::ChooseHidit(file));
+                    }
+                });
+            }
+        }
+        match model {
+            ClassModelState::Ready(model) => {
+                ui.colored_label(
+                    Color32::from_rgb(80, 170, 90),
+                    format!("ready: {}", model.summary),
+                );
+            }
+            ClassModelState::Problem(problem) => {
+                ui.colored_label(ui.visuals().error_fg_color, problem);
+            }
+            ClassModelState::NotSet => {}
+        }
+    });
+    action
 }
 
 fn missing_hint(slot: ModelSlot) -> String {

@@ -4,10 +4,13 @@
 
 use std::path::{Path, PathBuf};
 
+use super::class_model::{ClassModel, ClassModelState};
 use super::config::ModelSlot;
 use super::jobs::PendingJob;
 use super::{Mode, StudioApp};
+use crate::pipelines::HiditJob;
 use crate::pipelines::edit::{EditModelChoice, EditSettings};
+use crate::pipelines::hidit::HiditSettings;
 use crate::pipelines::{EditJob, GenerateJob, GenerateSettings, Job, ModelSelection, find_llama};
 use crate::schedulers::ShiftMode;
 use crate::settings::{DEFAULT_BASE_RESOLUTION, UserValues};
@@ -20,7 +23,64 @@ impl StudioApp {
         match self.mode {
             Mode::Generate => self.submit_generate(),
             Mode::Edit => self.submit_edit(),
+            Mode::Class => self.submit_class(),
         }
+    }
+
+    pub(super) fn submit_class(&mut self) {
+        let (model, settings) = match self.class_settings() {
+            Ok(chosen) => chosen,
+            Err(e) => return self.error(e),
+        };
+        let title = format!("Class: {}", model.label(settings.class));
+        let id = self.engine.submit(Job::Hidit(HiditJob {
+            files: model.files,
+            settings,
+            device: self.config.device,
+        }));
+        let mut job = PendingJob::new(id, title, None);
+        job.class_job = true;
+        self.jobs.push(job);
+    }
+
+    /// The Hi-DiT model (read afresh: its files may have changed since the models view looked)
+    /// and the settings the class controls describe, validated. Takes the seed. The error is
+    /// the status line.
+    fn class_settings(&mut self) -> Result<(ClassModel, HiditSettings), String> {
+        self.class_model.forget();
+        let model = match self.class_model.get(&self.config.models, &self.bundled) {
+            ClassModelState::Ready(model) => (**model).clone(),
+            ClassModelState::NotSet => {
+                return Err(
+                    "No Hi-DiT model is set: open Models and choose its experiment \
+                            folder (args.json and checkpoints/)."
+                        .into(),
+                );
+            }
+            ClassModelState::Problem(problem) => {
+                return Err(format!("The Hi-DiT model cannot be used: {problem}"));
+            }
+        };
+        let Some(class) = self.class.class else {
+            return Err(
+                "Choose a class first: type part of its name in Search classes and click it."
+                    .into(),
+            );
+        };
+        let panel = &self.class;
+        let settings = HiditSettings {
+            class,
+            steps: panel.steps,
+            mode: panel.sampler,
+            cfg_scale: panel.cfg_scale,
+            guidance_low: panel.guidance_low,
+            guidance_high: panel.guidance_high,
+            seed: self.generate.take_seed(),
+        };
+        settings
+            .validate(model.count, model.null_class)
+            .map_err(|e| format!("Cannot generate: {}", class_words(&e.to_string())))?;
+        Ok((model, settings))
     }
 
     pub(super) fn submit_generate(&mut self) {
@@ -244,4 +304,23 @@ pub(super) fn short(text: &str) -> String {
     } else {
         line.to_string()
     }
+}
+
+/// A Hi-DiT message in the window's words: the `hidit` command's flags become the labels of
+/// the class controls and the models view.
+pub(super) fn class_words(message: &str) -> String {
+    const WORDS: [(&str, &str); 7] = [
+        ("--guidance-low", "Guidance from"),
+        ("--guidance-high", "Guidance to"),
+        ("--cfg-scale", "CFG scale"),
+        ("--steps", "Steps"),
+        ("--class", "Class"),
+        ("--latents-stats", "the latent statistics file (in Models)"),
+        ("--vae", "the autoencoder (in Models)"),
+    ];
+    WORDS
+        .iter()
+        .fold(message.to_string(), |text, (flag, label)| {
+            text.replace(flag, label)
+        })
 }

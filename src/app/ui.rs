@@ -68,6 +68,7 @@ impl StudioApp {
             ui.separator();
             ui.selectable_value(&mut self.mode, Mode::Generate, "Text to image");
             ui.selectable_value(&mut self.mode, Mode::Edit, "Edit image");
+            ui.selectable_value(&mut self.mode, Mode::Class, "Class to image");
             ui.separator();
             if ui.selectable_label(self.show_models, "Models").clicked() {
                 self.show_models = !self.show_models;
@@ -116,8 +117,9 @@ impl StudioApp {
         let has_cache = self.cache.is_some();
         egui::ScrollArea::vertical()
             .show(ui, |ui| {
+                let class_model = self.class_model.get(&self.config.models, &self.bundled);
                 self.models_view
-                    .ui(ui, &mut self.config, &self.bundled, has_cache)
+                    .ui(ui, &mut self.config, &self.bundled, class_model, has_cache)
             })
             .inner
     }
@@ -146,6 +148,12 @@ impl StudioApp {
                         ui.add_space(4.0);
                         ui.collapsing("Seed", |ui| self.generate.seed_ui(ui));
                         action
+                    }
+                    Mode::Class => {
+                        let model = self.class_model.get(&self.config.models, &self.bundled);
+                        let seed = &mut self.generate;
+                        self.class
+                            .ui(ui, model, self.history.is_some(), |ui| seed.seed_ui(ui))
                     }
                 };
                 action.or(self.queue_ui(ui))

@@ -128,11 +128,10 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
     let mut tally = Tally::default();
     let mut image_ms = Vec::new();
     for &(id, index, seed) in &jobs {
-        let generation = match wait_for(&mut engine, id, |_| Ok(()))
+        let JobOutput::Generation(generation) = wait_for(&mut engine, id, |_| Ok(()))
             .with_context(|| format!("prompt {index}, seed {seed}"))?
-        {
-            JobOutput::Generation(generation) => generation,
-            JobOutput::Edit(_) => anyhow::bail!("prompt {index}: the engine answered with an edit"),
+        else {
+            anyhow::bail!("prompt {index}: the engine answered with another kind of job");
         };
         image_ms.push(generation.record.timings.total_ms - generation.record.timings.load_ms);
         let picture = Rgb::from_image(&generation.image);

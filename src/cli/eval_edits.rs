@@ -82,13 +82,10 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
     }
     let mut by_kind: BTreeMap<&'static str, Vec<EditScore>> = BTreeMap::new();
     for &(id, index, seed) in &jobs {
-        let edit = match wait_for(&mut engine, id, |_| Ok(()))
+        let JobOutput::Edit(edit) = wait_for(&mut engine, id, |_| Ok(()))
             .with_context(|| format!("edit {index}, seed {seed}"))?
-        {
-            JobOutput::Edit(edit) => edit,
-            JobOutput::Generation(_) => {
-                anyhow::bail!("edit {index}: the engine answered with a generation")
-            }
+        else {
+            anyhow::bail!("edit {index}: the engine answered with another kind of job");
         };
         let result = Rgb::from_image(&edit.image);
         by_kind

@@ -463,16 +463,7 @@ fn describe_vae(report: &mut FolderReport, dir: &Path, args: &ArgsJson, e2e_vae:
         );
         return;
     }
-    // REPA-E's vae_ckpt is relative to its working directory, usually two levels up
-    // (exps/NAME).
-    let found = args.vae_ckpt.as_deref().and_then(|given| {
-        let given = Path::new(given);
-        [Some(dir), dir.parent(), dir.parent().and_then(Path::parent)]
-            .into_iter()
-            .flatten()
-            .map(|base| base.join(given))
-            .find(|p| p.is_file())
-    });
+    let found = args.training_vae(dir);
     let Some(vae) = found else {
         report.notes.push(match &args.vae_ckpt {
             Some(given) => format!(

@@ -17,7 +17,9 @@ mod resolution;
 mod text_to_image;
 
 pub use crate::settings::{ComputeDType, DeviceChoice, GenerateSettings, ModelSelection, Resolved};
-pub use backend::{EditJob, GenerateJob, HiDreamBackend, Job, JobOutput, ModelKey};
+pub use backend::{
+    EditJob, GenerateJob, HiDreamBackend, HiditJob, HiditModelKey, Job, JobOutput, ModelKey,
+};
 
 pub use gpu_memory::GpuMemoryRecord;
 

@@ -13,12 +13,39 @@ use image::RgbImage;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 
 use super::atomic_file::{WriteError, remove_stale_temporaries, write_atomically};
-use super::png_metadata::{StoredRecord, png_with_edit_metadata, png_with_metadata};
+use super::png_metadata::{StoredRecord, hidit_title};
 
 /// Longest side of a thumbnail, in pixels.
 pub(crate) const THUMBNAIL_SIDE: u32 = 192;
 
-const SCHEMA_VERSION: i64 = 1;
+/// The newest schema this version knows. 1: text-to-image and edit entries; 2: also Hi-DiT
+/// class entries (the `kind` check allows `class`). A history is written as 1 until its first
+/// class entry, so older versions keep reading it until then.
+const SCHEMA_VERSION: i64 = 2;
+
+/// The `entries` table; `{kinds}` is the list its `kind` check allows.
+const ENTRIES_TABLE: &str = "CREATE TABLE IF NOT EXISTS {table} (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created_ms INTEGER NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ({kinds})),
+    prompt TEXT NOT NULL,
+    image_file TEXT NOT NULL,
+    thumbnail_file TEXT NOT NULL,
+    parent_id INTEGER REFERENCES entries(id) ON DELETE SET NULL,
+    record_json TEXT NOT NULL
+)";
+
+/// The table of schema `version` under the name `table`.
+fn entries_table(table: &str, version: i64) -> String {
+    let kinds = if version >= 2 {
+        "'generate', 'edit', 'class'"
+    } else {
+        "'generate', 'edit'"
+    };
+    ENTRIES_TABLE
+        .replace("{table}", table)
+        .replace("{kinds}", kinds)
+}
 
 /// The database's file name in the data folder.
 const DATABASE_FILE: &str = "history.sqlite3";
@@ -84,6 +111,8 @@ pub enum HistoryError {
 pub enum EntryKind {
     Generate,
     Edit,
+    /// A Hi-DiT image of a class.
+    Class,
 }
 
 impl EntryKind {
@@ -91,6 +120,7 @@ impl EntryKind {
         match self {
             Self::Generate => "generate",
             Self::Edit => "edit",
+            Self::Class => "class",
         }
     }
 }
@@ -102,7 +132,7 @@ pub struct HistoryEntry {
     /// Milliseconds since the Unix epoch.
     pub created_ms: i64,
     pub kind: EntryKind,
-    /// The prompt, or the edit instruction.
+    /// The prompt, the edit instruction, or the class's name.
     pub prompt: String,
     pub image_path: PathBuf,
     pub thumbnail_path: PathBuf,
@@ -114,10 +144,7 @@ pub struct HistoryEntry {
 
 impl HistoryEntry {
     pub fn seed(&self) -> u64 {
-        match &self.record {
-            StoredRecord::Generation(r) => r.settings.seed,
-            StoredRecord::Edit(r) => r.settings.seed,
-        }
+        self.record.seed()
     }
 }
 
@@ -141,6 +168,8 @@ pub struct HistoryListing {
 /// The database and the folders it points into.
 pub struct History {
     db: Connection,
+    /// The database's `user_version`.
+    schema: i64,
     images: PathBuf,
     thumbnails: PathBuf,
 }
@@ -195,26 +224,20 @@ impl History {
                 |row| row.get(0),
             )
             .map_err(open_err)?;
-        if found < SCHEMA_VERSION || !has_table {
-            db.execute_batch(
-                "BEGIN;
-                 CREATE TABLE IF NOT EXISTS entries (
-                     id INTEGER PRIMARY KEY AUTOINCREMENT,
-                     created_ms INTEGER NOT NULL,
-                     kind TEXT NOT NULL CHECK (kind IN ('generate', 'edit')),
-                     prompt TEXT NOT NULL,
-                     image_file TEXT NOT NULL,
-                     thumbnail_file TEXT NOT NULL,
-                     parent_id INTEGER REFERENCES entries(id) ON DELETE SET NULL,
-                     record_json TEXT NOT NULL
-                 );
-                 PRAGMA user_version = 1;
-                 COMMIT;",
-            )
+        let schema = if found < 1 || !has_table {
+            // A new history is written as schema 1 (see SCHEMA_VERSION).
+            db.execute_batch(&format!(
+                "BEGIN; {}; PRAGMA user_version = 1; COMMIT;",
+                entries_table("entries", 1)
+            ))
             .map_err(open_err)?;
-        }
+            1
+        } else {
+            found
+        };
         let history = Self {
             db,
+            schema,
             images,
             thumbnails,
         };
@@ -248,22 +271,20 @@ impl History {
         parent: Option<i64>,
     ) -> Result<HistoryEntry, HistoryError> {
         let created_ms = now_ms();
-        let (kind, prompt, png, record_json) = match record {
-            StoredRecord::Generation(r) => (
-                EntryKind::Generate,
-                r.settings.prompt.clone(),
-                png_with_metadata(image, r),
-                serde_json::to_string(r),
-            ),
-            StoredRecord::Edit(r) => (
-                EntryKind::Edit,
-                r.settings.instruction.clone(),
-                png_with_edit_metadata(image, r),
-                serde_json::to_string(r),
-            ),
+        let (kind, prompt) = match record {
+            StoredRecord::Generation(r) => (EntryKind::Generate, r.settings.prompt.clone()),
+            StoredRecord::Edit(r) => (EntryKind::Edit, r.settings.instruction.clone()),
+            StoredRecord::Hidit(r) => (EntryKind::Class, hidit_title(r)),
         };
-        let png = png.map_err(|e| HistoryError::Encode(format!("{e:#}")))?;
-        let record_json = record_json.map_err(|e| HistoryError::Encode(e.to_string()))?;
+        if kind == EntryKind::Class && self.schema < 2 {
+            self.upgrade_to_class_entries()?;
+        }
+        let png = record
+            .png(image)
+            .map_err(|e| HistoryError::Encode(format!("{e:#}")))?;
+        let record_json = record
+            .to_json()
+            .map_err(|e| HistoryError::Encode(e.to_string()))?;
         let stem = self.unused_stem(created_ms);
         let image_file = format!("{stem}.png");
         let thumbnail_file = format!("{stem}.thumb.png");
@@ -351,11 +372,13 @@ impl History {
         };
         let (id, created_ms, kind, prompt, image_file, thumbnail_file, parent, json) =
             columns().map_err(|e| format!("its row is damaged ({e})"))?;
-        let record = if kind == "edit" {
-            serde_json::from_str(&json).map(|r| (EntryKind::Edit, StoredRecord::Edit(Box::new(r))))
-        } else {
-            serde_json::from_str(&json)
-                .map(|r| (EntryKind::Generate, StoredRecord::Generation(Box::new(r))))
+        let record = match kind.as_str() {
+            "edit" => serde_json::from_str(&json)
+                .map(|r| (EntryKind::Edit, StoredRecord::Edit(Box::new(r)))),
+            "class" => serde_json::from_str(&json)
+                .map(|r| (EntryKind::Class, StoredRecord::Hidit(Box::new(r)))),
+            _ => serde_json::from_str(&json)
+                .map(|r| (EntryKind::Generate, StoredRecord::Generation(Box::new(r)))),
         };
         let (kind, record) = record.map_err(|e| {
             format!(
@@ -393,6 +416,46 @@ impl History {
             let _ = std::fs::remove_file(self.images.join(image));
             let _ = std::fs::remove_file(self.thumbnails.join(thumbnail));
         }
+        Ok(())
+    }
+
+    /// Schema 1 to 2, before the first class entry: SQLite cannot change a column's check, so
+    /// the table is rebuilt (SQLite's twelve-step ALTER TABLE procedure), ids, links and the
+    /// id counter kept, in one transaction.
+    fn upgrade_to_class_entries(&mut self) -> Result<(), HistoryError> {
+        // Off for the rebuild (it cannot change inside a transaction): dropping the old table
+        // must not run its ON DELETE actions on the copied rows.
+        self.db.pragma_update(None, "foreign_keys", false)?;
+        let upgraded = (|| -> Result<(), rusqlite::Error> {
+            let tx = self.db.transaction()?;
+            let counter: Option<i64> = tx
+                .query_row(
+                    "SELECT seq FROM sqlite_sequence WHERE name = 'entries'",
+                    [],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            tx.execute_batch(&format!(
+                "{};
+                 INSERT INTO entries_v2 SELECT id, created_ms, kind, prompt, image_file, \
+                 thumbnail_file, parent_id, record_json FROM entries;
+                 DROP TABLE entries;
+                 ALTER TABLE entries_v2 RENAME TO entries;
+                 PRAGMA user_version = 2;",
+                entries_table("entries_v2", 2)
+            ))?;
+            if let Some(counter) = counter {
+                tx.execute("DELETE FROM sqlite_sequence WHERE name = 'entries'", [])?;
+                tx.execute(
+                    "INSERT INTO sqlite_sequence (name, seq) VALUES ('entries', ?1)",
+                    [counter],
+                )?;
+            }
+            tx.commit()
+        })();
+        self.db.pragma_update(None, "foreign_keys", true)?;
+        upgraded?;
+        self.schema = 2;
         Ok(())
     }
 

@@ -268,21 +268,69 @@ fn unreadable_text(keyword: &str, error: png::DecodingError) -> anyhow::Error {
     )
 }
 
-/// Either kind of record a studio PNG carries.
+/// Any kind of record a studio PNG carries.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StoredRecord {
     Generation(Box<GenerationRecord>),
     Edit(Box<EditRecord>),
+    /// A Hi-DiT class-conditional image.
+    Hidit(Box<HiditRecord>),
 }
 
-/// The record (text-to-image or edit) a PNG made by HiDream Studio carries, if any. Any other
-/// image (not a PNG, or a PNG without the record) carries none; a record that is there but
-/// does not parse is an error, never `None`.
+impl StoredRecord {
+    /// The PNG of `image` with this record embedded, as the job's own command writes it.
+    pub fn png(&self, image: &image::RgbImage) -> anyhow::Result<Vec<u8>> {
+        match self {
+            Self::Generation(r) => png_with_metadata(image, r),
+            Self::Edit(r) => png_with_edit_metadata(image, r),
+            Self::Hidit(r) => png_with_hidit_metadata(image, r),
+        }
+    }
+
+    /// The record as JSON, as the PNG and the history keep it.
+    pub fn to_json(&self) -> serde_json::Result<String> {
+        match self {
+            Self::Generation(r) => serde_json::to_string(r),
+            Self::Edit(r) => serde_json::to_string(r),
+            Self::Hidit(r) => serde_json::to_string(r),
+        }
+    }
+
+    pub fn seed(&self) -> u64 {
+        match self {
+            Self::Generation(r) => r.settings.seed,
+            Self::Edit(r) => r.settings.seed,
+            Self::Hidit(r) => r.settings.seed,
+        }
+    }
+}
+
+/// The words a Hi-DiT image goes by in lists: its class's name, else its number.
+pub fn hidit_title(record: &HiditRecord) -> String {
+    match &record.class_name {
+        Some(name) => name.clone(),
+        None => format!("class {}", record.settings.class),
+    }
+}
+
+/// The record (text-to-image, edit or Hi-DiT) a PNG made by HiDream Studio carries, if any.
+/// Any other image (not a PNG, or a PNG without a record) carries none; a record that is there
+/// but does not parse is an error, never `None`.
 pub fn read_stored_record(bytes: &[u8]) -> anyhow::Result<Option<StoredRecord>> {
     if !bytes.starts_with(PNG_SIGNATURE) {
         return Ok(None);
     }
-    let Some((_, json)) = png_texts(bytes)?.into_iter().find(|(k, _)| k == RECORD_KEY) else {
+    let texts = png_texts(bytes)?;
+    if let Some((_, json)) = texts.iter().find(|(k, _)| k == HIDIT_RECORD_KEY) {
+        let record: HiditRecord = serde_json::from_str(json).map_err(|e| {
+            anyhow::anyhow!(
+                "its `{HIDIT_RECORD_KEY}` text is not a Hi-DiT record ({e}); it may come from a \
+                 newer version of HiDream Studio"
+            )
+        })?;
+        return Ok(Some(StoredRecord::Hidit(Box::new(record))));
+    }
+    let Some((_, json)) = texts.into_iter().find(|(k, _)| k == RECORD_KEY) else {
         return Ok(None);
     };
     if let Ok(record) = serde_json::from_str::<GenerationRecord>(&json) {

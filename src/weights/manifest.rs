@@ -93,3 +93,10 @@ pub fn bundled_model(name: &str) -> Option<PathBuf> {
     let dir = bundled_models_dir()?.join(name);
     dir.join(super::MODEL_INDEX).is_file().then_some(dir)
 }
+
+/// The bundled experiment folder of a Hi-DiT model (`shapes-hidit`), if present: REPA-E's
+/// layout, recognised by its args.json.
+pub fn bundled_experiment(name: &str) -> Option<PathBuf> {
+    let dir = bundled_models_dir()?.join(name);
+    dir.join("args.json").is_file().then_some(dir)
+}

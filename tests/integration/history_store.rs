@@ -316,3 +316,89 @@ fn a_history_that_cannot_be_listed_is_refused_with_advice_and_never_written() {
         "the refused database is not written to"
     );
 }
+
+fn hidit_record(class: usize, seed: u64) -> StoredRecord {
+    use hidream_studio::models::hidit::Mode;
+    use hidream_studio::pipelines::hidit::{HiditFiles, HiditRecord, HiditSettings};
+    StoredRecord::Hidit(Box::new(HiditRecord {
+        settings: HiditSettings {
+            class,
+            steps: 50,
+            mode: Mode::Sde,
+            cfg_scale: 1.5,
+            guidance_low: 0.0,
+            guidance_high: 0.73,
+            seed,
+        },
+        class_name: Some("blue square".into()),
+        files: HiditFiles {
+            model: "/models/shapes-hidit".into(),
+            checkpoint: Some("200".into()),
+            vae: Some("/models/shapes-hidit/shapes-vae.pt".into()),
+            latents_stats: None,
+        },
+        checkpoint: "/models/shapes-hidit/checkpoints/0000200.pt".into(),
+        width: 64,
+        height: 64,
+        noise: "seed".into(),
+        timings: Timings {
+            total_ms: 12.25,
+            ..Timings::default()
+        },
+        app: "test".into(),
+    }))
+}
+
+fn user_version(dir: &Path) -> i64 {
+    rusqlite::Connection::open(dir.join("history.sqlite3"))
+        .unwrap()
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap()
+}
+
+#[test]
+fn class_entries_round_trip_and_upgrade_a_schema_1_history_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut history = History::open(dir.path()).unwrap();
+    let first = history.add(&image(1), &record("first", 1), None).unwrap();
+    let second = history
+        .add(&image(2), &record("second", 2), Some(first.id))
+        .unwrap();
+    // The newest id is deleted: the upgrade must not hand it out again.
+    let dropped = history.add(&image(3), &record("dropped", 3), None).unwrap();
+    history.delete(dropped.id).unwrap();
+    assert_eq!(
+        user_version(dir.path()),
+        1,
+        "a history without class entries stays at 1"
+    );
+
+    let class = history.add(&image(4), &hidit_record(6, 31), None).unwrap();
+    assert_eq!(user_version(dir.path()), 2);
+    assert_eq!(class.kind, EntryKind::Class);
+    assert_eq!(class.prompt, "blue square");
+    assert_eq!(class.seed(), 31);
+    assert!(class.id > dropped.id, "{} after {}", class.id, dropped.id);
+    // The PNG carries the Hi-DiT record under its own key.
+    let bytes = std::fs::read(&class.image_path).unwrap();
+    assert_eq!(
+        read_stored_record(&bytes).unwrap(),
+        Some(hidit_record(6, 31))
+    );
+    drop(history);
+
+    let mut history = History::open(dir.path()).unwrap();
+    let entries = history.entries().unwrap();
+    assert_eq!(entries, vec![class.clone(), second.clone(), first.clone()]);
+    assert_eq!(
+        entries[1].parent,
+        Some(first.id),
+        "links survive the rebuild"
+    );
+    // The rebuilt table still unlinks children of a deleted entry.
+    history.delete(first.id).unwrap();
+    assert_eq!(history.entries().unwrap()[1].parent, None);
+    let another = history.add(&image(5), &hidit_record(0, 1), None).unwrap();
+    assert_eq!(user_version(dir.path()), 2);
+    assert!(another.id > class.id);
+}

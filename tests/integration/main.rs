@@ -43,5 +43,6 @@ mod vae_parity;
 mod vae_tiled;
 mod weights_errors;
 mod window_gguf;
+mod window_hidit;
 mod window_store_errors;
 mod window_words;

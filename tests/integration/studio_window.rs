@@ -78,7 +78,7 @@ pub(crate) fn generate_one(harness: &mut Harness<'_, StudioApp>, seed: u64) {
 pub(crate) fn generation_record(app: &StudioApp) -> hidream_studio::pipelines::GenerationRecord {
     match &app.history_entries()[0].record {
         StoredRecord::Generation(r) => (**r).clone(),
-        StoredRecord::Edit(_) => panic!("expected a text-to-image record"),
+        other => panic!("expected a text-to-image record, got {other:?}"),
     }
 }
 

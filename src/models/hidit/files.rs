@@ -126,6 +126,18 @@ impl ArgsJson {
         Ok(read_json(path, "REPA-E args.json")?)
     }
 
+    /// The VAE training read (`vae_ckpt`) for the experiment folder `dir`, if it is found:
+    /// REPA-E gives it relative to its working directory, usually two levels above the
+    /// experiment folder (`exps/NAME`); a folder packed on its own holds it inside.
+    pub fn training_vae(&self, dir: &Path) -> Option<PathBuf> {
+        let given = Path::new(self.vae_ckpt.as_deref()?);
+        [Some(dir), dir.parent(), dir.parent().and_then(Path::parent)]
+            .into_iter()
+            .flatten()
+            .map(|base| base.join(given))
+            .find(|p| p.is_file())
+    }
+
     /// The autoencoder: `vae_arch` if given, else REPA-E's architecture named by `vae`.
     pub fn vae_arch(&self, path: &Path) -> Result<VaeArch> {
         let args_error = |field, problem: String| HiditFilesError::Args {

@@ -133,6 +133,24 @@ pub fn resolve_class(
     }
 }
 
+/// The classes among `count` whose number starts with `query`, or any of whose names contains
+/// it (case-insensitively), in class order: the window's class search. An empty query matches
+/// every class.
+pub fn search_classes(query: &str, count: usize, names: Option<&ClassNames>) -> Vec<usize> {
+    let query = query.trim().to_lowercase();
+    if query.is_empty() {
+        return (0..count).collect();
+    }
+    (0..count)
+        .filter(|&i| {
+            i.to_string().starts_with(&query)
+                || names
+                    .and_then(|n| n.names.get(i))
+                    .is_some_and(|names| names.iter().any(|n| n.to_lowercase().contains(&query)))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,6 +183,19 @@ mod tests {
             retriever.contains("did you mean") && retriever.contains("207"),
             "{retriever}"
         );
+    }
+
+    #[test]
+    fn search_finds_names_synonyms_and_numbers() {
+        let names = ClassNames::imagenet();
+        let found = search_classes("Retriever", 1000, Some(&names));
+        assert!(found.contains(&207) && found.len() > 2, "{found:?}");
+        assert_eq!(search_classes("tabby cat", 1000, Some(&names)), vec![281]);
+        assert_eq!(search_classes("", 3, None), vec![0, 1, 2]);
+        assert_eq!(search_classes("1", 12, None), vec![1, 10, 11]);
+        let own = ClassNames::from_lines(["red circle", "blue square", "red star"]);
+        assert_eq!(search_classes(" RED ", 3, Some(&own)), vec![0, 2]);
+        assert_eq!(search_classes("purple", 3, Some(&own)), Vec::<usize>::new());
     }
 
     #[test]

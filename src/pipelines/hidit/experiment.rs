@@ -34,6 +34,17 @@ fn field(exp: &HiditExperiment, field: &'static str, problem: impl Into<String>)
     }
 }
 
+/// The classes and label dropout args.json states, with train_ldm_only.py's defaults: what
+/// the window's class picker needs without reading the checkpoint.
+pub fn conditioning(exp: &HiditExperiment) -> Conditioning {
+    let args = &exp.args;
+    Conditioning {
+        num_classes: args.num_classes.unwrap_or(DEFAULT_NUM_CLASSES),
+        null_class: args.cfg_prob.unwrap_or(DEFAULT_CFG_PROB) > 0.0,
+        encoder_depth: args.encoder_depth.unwrap_or(DEFAULT_ENCODER_DEPTH),
+    }
+}
+
 /// The SiT's configuration. The projector widths of a named model are read off `state_dict`
 /// (REPA-E takes them from the encoders it aligns with, which sampling does not load).
 pub fn sit_config<S: std::hash::BuildHasher>(
@@ -49,11 +60,7 @@ pub fn sit_config<S: std::hash::BuildHasher>(
              models have none)",
         ));
     }
-    let conditioning = Conditioning {
-        num_classes: args.num_classes.unwrap_or(DEFAULT_NUM_CLASSES),
-        null_class: args.cfg_prob.unwrap_or(DEFAULT_CFG_PROB) > 0.0,
-        encoder_depth: args.encoder_depth.unwrap_or(DEFAULT_ENCODER_DEPTH),
-    };
+    let conditioning = conditioning(exp);
     let cfg = if let Some(arch) = &args.arch {
         let arch: ArchSpec = serde_json::from_value(arch.clone())
             .map_err(|e| field(exp, "arch", format!("is not a SiT architecture: {e}")))?;

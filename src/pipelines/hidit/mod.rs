@@ -12,9 +12,9 @@ use std::time::Instant;
 use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-pub use classes::{ClassError, ClassNames, resolve_class};
+pub use classes::{ClassError, ClassNames, resolve_class, search_classes};
 pub use error::HiditError;
-pub use experiment::{SAMPLING_ENTRY, class_names, load_sit, sit_config};
+pub use experiment::{SAMPLING_ENTRY, class_names, conditioning, load_sit, sit_config};
 
 use super::{NoiseInput, Progress, Timings};
 use crate::host_reads;
