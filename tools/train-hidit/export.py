@@ -1,0 +1,66 @@
+"""The bundle: an experiment folder as REPA-E's readers expect it, with the VAE and its
+latent statistics and the class names beside it:
+
+    OUT/args.json                        the experiment's args (REPA-E keys, arch, vae_arch,
+                                         pixel_branch for stage 2)
+    OUT/checkpoints/NNNNNNN.pt           {model, ema, opt, args (Namespace), steps}
+    OUT/shapes-vae.pt                    plain state dict, REPA-E AutoencoderKL names
+    OUT/shapes-vae-latents-stats.pt      {latents_scale = 1/std, latents_bias = mean}, [1, C, 1, 1]
+    OUT/classes.json                     class names by label, null label, sampling defaults
+
+To fit the size budget: `model` holds the EMA weights too (new tensor objects over the same
+storages, so torch.save writes each storage once), `opt` keeps its param_groups but no state
+(Adam's moments would double the file), and the VAE file holds the decoder and
+post_quant_conv only unless --vae-encoder is given. All tensors stay f32."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from collections import OrderedDict
+from pathlib import Path
+
+import runtime  # noqa: I001
+import class_world as cw
+import torch
+from loop import latest_checkpoint, load_state
+from runtime import log
+from vae import VAE_NAME
+
+# What the window uses unless the user changes it: REPA-E's SDE sampler, 50 steps, and the
+# guidance Shapes Hi-DiT was scored with (README).
+DEFAULTS = dict(mode="sde", num_steps=50, cfg_scale=1.0, guidance_low=0.0, guidance_high=1.0)
+
+
+def export(run: Path, exp_name: str, out: Path, with_encoder: bool = False) -> None:
+    exp = run / exp_name
+    args = json.loads((exp / "args.json").read_text())
+    ckpt = latest_checkpoint(exp)
+    state = load_state(ckpt)
+    ema = state["ema"]
+    out.mkdir(parents=True, exist_ok=True)
+    if (out / "checkpoints").exists():
+        shutil.rmtree(out / "checkpoints")
+    (out / "checkpoints").mkdir()
+    bundle = {
+        "model": OrderedDict((k, v.detach()) for k, v in ema.items()),
+        "ema": ema,
+        "opt": {"state": {}, "param_groups": state["opt"]["param_groups"]},
+        "args": argparse.Namespace(**args),
+        "steps": state["steps"],
+    }
+    torch.save(bundle, out / "checkpoints" / ckpt.name)
+    (out / "args.json").write_text(json.dumps(args, indent=4) + "\n")
+    vae = torch.load(run / "vae" / f"{VAE_NAME}.pt", map_location="cpu")
+    if not with_encoder:
+        vae = OrderedDict((k, v) for k, v in vae.items() if k.startswith(("decoder.", "post_quant_conv.")))
+    torch.save(vae, out / f"{VAE_NAME}.pt")
+    shutil.copyfile(run / "vae" / f"{VAE_NAME}-latents-stats.pt", out / f"{VAE_NAME}-latents-stats.pt")
+    classes = {**cw.classes_json(), "defaults": DEFAULTS}
+    (out / "classes.json").write_text(json.dumps(classes, indent=1) + "\n")
+    files = [p for p in out.rglob("*") if p.is_file()]
+    total = sum(p.stat().st_size for p in files)
+    for p in sorted(files):
+        log("export", f"{p.relative_to(out)}  {p.stat().st_size:,} bytes")
+    log("export", f"{len(files)} files, {total:,} bytes ({total / 2**20:.2f} MiB)")
