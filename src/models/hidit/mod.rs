@@ -4,9 +4,11 @@
 pub mod autoencoder;
 pub mod config;
 pub mod files;
+pub mod pixel;
 pub mod sampler;
 pub mod sit;
 
 pub use config::{ArchSpec, Conditioning, SitConfig};
+pub use pixel::{PixelBranch, PixelBranchConfig};
 pub use sampler::{Guidance, Mode, Sampler, VelocityModel};
 pub use sit::Sit;

@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize};
 
 pub use classes::{ClassError, ClassNames, resolve_class};
 pub use error::HiditError;
-pub use experiment::{SAMPLING_ENTRY, class_names, load_sit, sit_config};
+pub use experiment::{
+    SAMPLING_ENTRY, class_names, load_hidit, load_sit, pixel_branch_config, sit_config,
+};
 
 use super::{NoiseInput, Progress, Timings};
 use crate::host_reads;
