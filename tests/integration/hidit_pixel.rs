@@ -5,14 +5,14 @@
 //! case, replayed with the reference's recorded noise. CPU, f32 model, f64 sampler state.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 use hidream_studio::models::hidit::files::HiditExperiment;
 use hidream_studio::pipelines::hidit::load_hidit;
 
-use crate::common::rel_err;
-use crate::hidit_parity::hidit;
+use crate::common::{psnr, rel_err};
+use crate::hidit_parity::{experiment, hidit, hidit_command, succeed};
 
 fn pixel() -> PathBuf {
     hidit().join("pixel")
@@ -84,4 +84,150 @@ fn gate_off_is_the_stage_1_output_bit_for_bit() {
     };
     assert_eq!(first(&gated), first(&stage1));
     assert!(rel_err(&gated.get(1).unwrap(), &stage1.get(1).unwrap()) > 1e-3);
+}
+
+fn case_json(case: &str) -> serde_json::Value {
+    let text = std::fs::read_to_string(pixel().join(case).join("case.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// `hidream-studio hidit` on the pixel fixture's folder with a case's settings and noise;
+/// writes out.png and dump.safetensors into `dir` and returns the `--json` line.
+fn run_case(case: &str, dir: &Path, extra: &[&str]) -> serde_json::Value {
+    let c = case_json(case);
+    let mut command = hidit_command(&pixel().join("exp"));
+    command
+        .args(["--class", &c["class"].to_string()])
+        .args(["--steps", &c["steps"].to_string()])
+        .args(["--mode", c["mode"].as_str().unwrap()])
+        .args(["--cfg-scale", &c["cfg_scale"].to_string()])
+        .args(["--guidance-low", &c["guidance_low"].to_string()])
+        .args(["--guidance-high", &c["guidance_high"].to_string()])
+        .arg("--noise")
+        .arg(pixel().join(case).join("reference.safetensors"))
+        .arg("--out")
+        .arg(dir.join("out.png"))
+        .arg("--dump")
+        .arg(dir.join("dump.safetensors"))
+        .arg("--json")
+        .args(extra);
+    if let Some(tau) = c["tau"].as_f64() {
+        command.args(["--tau", &tau.to_string()]);
+    }
+    let out = succeed(&mut command);
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn hybrid_sampling_reproduces_the_trainer() {
+    for case in ["sde-cfg", "ode"] {
+        let dir = tempfile::tempdir().unwrap();
+        let summary = run_case(case, dir.path(), &[]);
+        let dump = load(dir.path().join("dump.safetensors"));
+        let r = load(pixel().join(case).join("reference.safetensors"));
+        let image = rel_err(&dump["image"], &r["image"]);
+        let samples = rel_err(&dump["samples"], &r["samples"]);
+        let ours = image::open(dir.path().join("out.png")).unwrap().to_rgb8();
+        let theirs = image::open(pixel().join(case).join("reference.png"))
+            .unwrap()
+            .to_rgb8();
+        let db = psnr(&ours, &theirs);
+        eprintln!(
+            "{case}: image rel err {image:.2e}, latents rel err {samples:.2e}, PNG {}",
+            if ours == theirs {
+                "identical".to_string()
+            } else {
+                format!("{db:.1} dB")
+            }
+        );
+        assert!(image <= 1e-5, "{case}: image rel err {image:e}");
+        assert!(samples <= 1e-5, "{case}: latents rel err {samples:e}");
+        assert!(ours == theirs || db >= 60.0, "{case}: PNG PSNR {db:.1} dB");
+        // The record says the pixel stream made it, and where it joined.
+        let stream = &summary["pixel_stream"];
+        let tau = case_json(case)["tau"].as_f64().unwrap_or(0.3);
+        assert_eq!(stream["tau"].as_f64(), Some(tau), "{case}: {summary}");
+        assert!(stream["hand_off_t"].as_f64().unwrap() < tau);
+    }
+}
+
+#[test]
+fn latent_only_decodes_the_latents_as_tau_zero_does() {
+    // --latent-only on a pixel folder is stage 1's path: the same as a τ that gates nothing.
+    let dir = tempfile::tempdir().unwrap();
+    let run = |name: &str, extra: &[&str]| {
+        let mut command = hidit_command(&pixel().join("exp"));
+        command
+            .args([
+                "--class", "2", "--steps", "6", "--mode", "sde", "--seed", "5",
+            ])
+            .arg("--out")
+            .arg(dir.path().join(name))
+            .arg("--json")
+            .args(extra);
+        let out = succeed(&mut command);
+        let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        (
+            image::open(dir.path().join(name)).unwrap().to_rgb8(),
+            summary,
+        )
+    };
+    let (latent_only, summary) = run("latent.png", &["--latent-only"]);
+    assert!(summary.get("pixel_stream").is_none(), "{summary}");
+    let (tau_zero, _) = run("tau0.png", &["--tau", "0"]);
+    assert_eq!(latent_only, tau_zero);
+    let (hybrid, summary) = run("hybrid.png", &[]);
+    assert!(summary["pixel_stream"].is_object(), "{summary}");
+    assert_ne!(hybrid, latent_only);
+    assert_eq!(hybrid, run("again.png", &[]).0, "a seed is reproducible");
+}
+
+#[test]
+fn latent_only_folders_run_unchanged_and_refuse_tau() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = hidit_command(&experiment());
+    command
+        .args(["--class", "3", "--steps", "3", "--seed", "1", "--json"])
+        .arg("--out")
+        .arg(dir.path().join("a.png"));
+    let out = succeed(&mut command);
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(summary.get("pixel_stream").is_none(), "{summary}");
+    let out = hidit_command(&experiment())
+        .args(["--class", "3", "--steps", "3", "--tau", "0.5"])
+        .arg("--out")
+        .arg(dir.path().join("b.png"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--tau") && err.contains("pixel_branch"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_tau_outside_0_to_1_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = hidit_command(&pixel().join("exp"))
+        .args(["--class", "1", "--steps", "4", "--tau", "1"])
+        .arg("--out")
+        .arg(dir.path().join("a.png"))
+        .output()
+        .unwrap();
+    // τ = 1 gates nothing at t = 1 (t < τ is false): allowed. Above 1 is refused by range.
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = hidit_command(&pixel().join("exp"))
+        .args(["--class", "1", "--steps", "4", "--tau", "1.5"])
+        .arg("--out")
+        .arg(dir.path().join("b.png"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--tau"));
 }

@@ -142,9 +142,11 @@ impl PixelBranch {
         Ok((sit.latent_head(&h, &c)?, self.head.forward(&h, &c)?))
     }
 
-    /// The pixel velocity of the x-prediction: v_p = (p − x̂) / t, in the caller's dtype.
+    /// The pixel velocity of the x-prediction: v_p = (p − x̂) / t in `p`'s dtype (f64 in the
+    /// sampler), a true division as the reference's (candle's `/ f64` multiplies by 1/t).
     pub fn velocity(p: &Tensor, x_hat: &Tensor, t: f64) -> Result<Tensor> {
-        (p - x_hat.to_dtype(p.dtype())?)? / t
+        let t = Tensor::new(t, p.device())?.to_dtype(p.dtype())?;
+        (p - x_hat.to_dtype(p.dtype())?)?.broadcast_div(&t)
     }
 }
 
