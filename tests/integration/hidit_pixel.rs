@@ -12,7 +12,7 @@ use hidream_studio::models::hidit::files::HiditExperiment;
 use hidream_studio::pipelines::hidit::load_hidit;
 
 use crate::common::{psnr, rel_err};
-use crate::hidit_parity::{experiment, hidit, hidit_command, succeed};
+use crate::hidit_parity::{case_arguments, experiment, hidit, hidit_command, succeed};
 
 fn pixel() -> PathBuf {
     hidit().join("pixel")
@@ -93,24 +93,10 @@ fn case_json(case: &str) -> serde_json::Value {
 
 /// `hidream-studio hidit` on the pixel fixture's folder with a case's settings and noise;
 /// writes out.png and dump.safetensors into `dir` and returns the `--json` line.
-fn run_case(case: &str, dir: &Path, extra: &[&str]) -> serde_json::Value {
+fn run_case(case: &str, dir: &Path) -> serde_json::Value {
     let c = case_json(case);
     let mut command = hidit_command(&pixel().join("exp"));
-    command
-        .args(["--class", &c["class"].to_string()])
-        .args(["--steps", &c["steps"].to_string()])
-        .args(["--mode", c["mode"].as_str().unwrap()])
-        .args(["--cfg-scale", &c["cfg_scale"].to_string()])
-        .args(["--guidance-low", &c["guidance_low"].to_string()])
-        .args(["--guidance-high", &c["guidance_high"].to_string()])
-        .arg("--noise")
-        .arg(pixel().join(case).join("reference.safetensors"))
-        .arg("--out")
-        .arg(dir.join("out.png"))
-        .arg("--dump")
-        .arg(dir.join("dump.safetensors"))
-        .arg("--json")
-        .args(extra);
+    case_arguments(&mut command, &c, &pixel().join(case), dir);
     if let Some(tau) = c["tau"].as_f64() {
         command.args(["--tau", &tau.to_string()]);
     }
@@ -122,7 +108,7 @@ fn run_case(case: &str, dir: &Path, extra: &[&str]) -> serde_json::Value {
 fn hybrid_sampling_reproduces_the_trainer() {
     for case in ["sde-cfg", "ode"] {
         let dir = tempfile::tempdir().unwrap();
-        let summary = run_case(case, dir.path(), &[]);
+        let summary = run_case(case, dir.path());
         let dump = load(dir.path().join("dump.safetensors"));
         let r = load(pixel().join(case).join("reference.safetensors"));
         let image = rel_err(&dump["image"], &r["image"]);
@@ -210,17 +196,12 @@ fn latent_only_folders_run_unchanged_and_refuse_tau() {
 #[test]
 fn a_tau_outside_0_to_1_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let out = hidit_command(&pixel().join("exp"))
-        .args(["--class", "1", "--steps", "4", "--tau", "1"])
-        .arg("--out")
-        .arg(dir.path().join("a.png"))
-        .output()
-        .unwrap();
     // τ = 1 gates nothing at t = 1 (t < τ is false): allowed. Above 1 is refused by range.
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    succeed(
+        hidit_command(&pixel().join("exp"))
+            .args(["--class", "1", "--steps", "4", "--tau", "1"])
+            .arg("--out")
+            .arg(dir.path().join("a.png")),
     );
     let out = hidit_command(&pixel().join("exp"))
         .args(["--class", "1", "--steps", "4", "--tau", "1.5"])
