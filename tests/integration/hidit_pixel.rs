@@ -212,3 +212,26 @@ fn a_tau_outside_0_to_1_is_refused() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--tau"));
 }
+
+#[test]
+fn info_says_whether_a_folder_has_a_pixel_branch() {
+    let info = |dir: &Path| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_hidream-studio"))
+            .arg("info")
+            .arg(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let stage2 = info(&pixel().join("exp"));
+    assert!(
+        stage2.contains("pixel branch") && stage2.contains("t < 0.3"),
+        "{stage2}"
+    );
+    assert!(info(&experiment()).contains("latent-only"));
+}
