@@ -9,10 +9,11 @@ neighbours of red/yellow and blue)."""
 
 from __future__ import annotations
 
-import runtime  # noqa: F401,I001  (one thread, import paths)
+import runtime  # noqa: I001  (one thread, import paths)
 import numpy as np
 import torch
 import shapes_world as world
+from runtime import seed_torch, step_rng
 
 SIZE = 64
 SHAPES = ["circle", "square", "triangle", "star"]
@@ -51,6 +52,14 @@ def batch(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray, np.
     pixels = np.stack([world.render(s, SIZE) for s in scenes])
     geometry = np.array([[o.cx, o.cy, o.r] for s in scenes for o in s.objects]) / SIZE
     return labels, pixels, geometry.astype(np.float32)
+
+
+def step_batch(seed: int, stage: str, step: int, n: int):
+    """A training step's scenes as (labels [n], images f32 [n, 3, H, W] in [-1, 1], geometry),
+    with torch's generator seeded for the step."""
+    labels, pixels, geometry = batch(step_rng(seed, stage, step), n)
+    seed_torch(seed, stage, step)
+    return labels, to_tensor(pixels), geometry
 
 
 def classes_json() -> dict:

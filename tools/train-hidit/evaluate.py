@@ -23,11 +23,12 @@ from runtime import log
 from vae import load_stats, load_vae, to_uint8
 
 
-def load_experiment(exp: Path):
+def load_experiment(exp: Path, weights: str = "ema"):
+    """The newest checkpoint's `ema` (what REPA-E samples with) or `model` (the raw weights)."""
     args = json.loads((exp / "args.json").read_text())
     model = build_from_args(args)
     ckpt = latest_checkpoint(exp)
-    model.load_state_dict(load_state(ckpt)["ema"])
+    model.load_state_dict(load_state(ckpt)[weights])
     return model.eval(), args, ckpt
 
 
@@ -49,13 +50,14 @@ def grid(images: np.ndarray, per_class: int, path: Path, cols: int = 8) -> None:
 
 
 @torch.no_grad()
-def evaluate(exp: Path, run: Path, per_class: int, seed: int, **settings) -> dict:
-    model, args, ckpt = load_experiment(exp)
+def evaluate(exp: Path, run: Path, per_class: int, seed: int, weights: str = "ema", **settings) -> dict:
+    model, args, ckpt = load_experiment(exp, weights)
     vae, stats = load_vae(run), load_stats(run)
     labels = torch.arange(cw.NUM_CLASSES).repeat_interleave(per_class)
     tau = settings.pop("tau", None)
     t0 = time.time()
-    result = {"checkpoint": str(ckpt), "seed": seed, "samples_per_class": per_class, **settings}
+    result = {"checkpoint": str(ckpt), "weights": weights, "seed": seed,
+              "samples_per_class": per_class, **settings}
     if args.get("pixel_branch"):
         image, z = sampling.hybrid(model, vae, stats, labels, seed, tau=tau, **settings)
         result["tau"] = model.tau if tau is None else tau
@@ -66,7 +68,8 @@ def evaluate(exp: Path, run: Path, per_class: int, seed: int, **settings) -> dic
     images = to_uint8(image.float())
     result.update(score(images, labels.numpy()))
     result["seconds"] = round(time.time() - t0, 1)
-    name = "eval-{mode}{num_steps}-cfg{cfg_scale}".format(**settings) + (f"-tau{tau}" if tau is not None else "")
+    name = "eval-{mode}{num_steps}-cfg{cfg_scale}".format(**settings)
+    name += (f"-tau{tau}" if tau is not None else "") + ("-raw" if weights == "model" else "")
     grid(images, per_class, exp / f"{name}.png")
     (exp / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
     log("eval", f"{exp.name} {name}: class {result['class']:.3f} (colour {result['colour']:.3f}, "

@@ -22,6 +22,8 @@ Pixel-branch forward, written out for the Rust side to mirror (N batch, T = 16 t
       x_hat = PixelShuffle(r)(pix_head.out(u))            Conv2d 3x3, pad 1, C_last -> 3 r r
                                                           x_hat [N, 3, H, W], clean pixels
     v_p   = (p_t - x_hat) / t                             the pixel velocity (x-prediction)
+    PixelShuffle(r) is torch's: [N, C r^2, h, w] -> [N, C, h r, w r] with
+      out[n, c, y r + i, x r + j] = in[n, c r^2 + i r + j, y, x]
 
 With g = 0 the latent output is exactly stage 1's whatever p_t is (the pixel tokens are
 multiplied by zero), and pix_embedder and pix_head.out start at zero, so stage 2 starts

@@ -68,7 +68,7 @@ def train(stage: str, folder: Path, model, opt, steps: int, loss_fn, *, args: di
     for step in range(start, steps):
         if lr_at is not None:
             for group in opt.param_groups:
-                group["lr"] = lr_at(step)
+                group["lr"] = lr_at(step) * group.get("lr_scale", 1.0)
         loss, parts = loss_fn(step)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -16,7 +16,7 @@ import class_world as cw
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from runtime import log, seed_torch, step_rng
+from runtime import log, step_rng
 
 Z_DIM = 64
 
@@ -51,9 +51,8 @@ def stage_encoder(run: Path, steps: int, seed: int, batch: int = 64, lr: float =
     opt = torch.optim.Adam(enc.parameters(), lr=lr)
 
     def loss_fn(step):
-        labels, pixels, geometry = cw.batch(step_rng(seed, "encoder", step), batch)
-        seed_torch(seed, "encoder", step)
-        logits, place = enc(cw.to_tensor(pixels))
+        labels, images, geometry = cw.step_batch(seed, "encoder", step, batch)
+        logits, place = enc(images)
         ce = F.cross_entropy(logits, torch.from_numpy(labels))
         geo = 10.0 * F.mse_loss(place, torch.from_numpy(geometry))
         return ce + geo, {"ce": ce.item(), "place": geo.item()}

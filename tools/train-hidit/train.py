@@ -21,8 +21,9 @@ def main() -> None:
     p.add_argument("--lr", type=float)
     p.add_argument("--stop-after", type=int, help="stop after this step, as an interruption")
     p.add_argument("--images", type=int, default=20480, help="cache: scenes in the data set")
-    p.add_argument("--exp", choices=["stage1", "stage2"], default="stage2",
-                   help="eval/export: which experiment folder")
+    p.add_argument("--exp", default="stage2", help="eval/export: the experiment folder in --run")
+    p.add_argument("--name", default="stage2", help="stage2: its experiment folder in --run")
+    p.add_argument("--pix-lr-scale", type=float, help="stage2: the pixel branch's lr multiple")
     p.add_argument("--per-class", type=int, default=16, help="eval: samples per class")
     p.add_argument("--mode", choices=["sde", "ode"], default="sde")
     p.add_argument("--num-steps", type=int, default=50)
@@ -30,6 +31,8 @@ def main() -> None:
     p.add_argument("--guidance-low", type=float, default=0.0)
     p.add_argument("--guidance-high", type=float, default=1.0)
     p.add_argument("--tau", type=float, help="eval: the hand-off time (default: the model's)")
+    p.add_argument("--weights", choices=["ema", "model"], default="ema",
+                   help="eval, export: the checkpoint's EMA (REPA-E samples with it) or raw weights")
     p.add_argument("--out", type=Path, help="export: the bundle folder")
     p.add_argument("--vae-encoder", action="store_true", help="export: keep the VAE encoder")
     args = p.parse_args()
@@ -56,10 +59,12 @@ def main() -> None:
         stage1.stage1(args.run, args.seed, **opt)
     elif args.stage == "stage2":
         import stage2
-        stage2.stage2(args.run, args.seed, **opt)
+        if args.pix_lr_scale is not None:
+            opt["pix_lr_scale"] = args.pix_lr_scale
+        stage2.stage2(args.run, args.seed, name=args.name, **opt)
     elif args.stage == "eval":
         import evaluate
-        evaluate.evaluate(args.run / args.exp, args.run, args.per_class, args.seed,
+        evaluate.evaluate(args.run / args.exp, args.run, args.per_class, args.seed, weights=args.weights,
                                    mode=args.mode, num_steps=args.num_steps,
                                    cfg_scale=args.cfg_scale, guidance_low=args.guidance_low,
                                    guidance_high=args.guidance_high, tau=args.tau)
@@ -67,7 +72,7 @@ def main() -> None:
         import export
         if args.out is None:
             p.error("export needs --out")
-        export.export(args.run, args.exp, args.out, args.vae_encoder)
+        export.export(args.run, args.exp, args.out, args.vae_encoder, args.weights)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import class_world as cw
 import shapes_read
 import torch
 import torch.nn as nn
-from runtime import log, seed_torch, step_rng
+from runtime import log, step_rng
 
 # 64 px -> 4 x 4 x 8, the f16 layout (five levels, attention at the lowest resolution, as
 # f16d32's at 16 px of 256) with 32 channels throughout (GroupNorm(32) is the floor) and one
@@ -61,9 +61,7 @@ def stage_vae(run: Path, steps: int, seed: int, batch: int = 16, lr: float = 1e-
     opt = torch.optim.Adam(vae.parameters(), lr=lr)
 
     def loss_fn(step):
-        _, pixels, _ = cw.batch(step_rng(seed, "vae", step), batch)
-        seed_torch(seed, "vae", step)
-        x = cw.to_tensor(pixels)
+        _, x, _ = cw.step_batch(seed, "vae", step, batch)
         posterior, _, recon = vae(x)
         rec = (foreground_weight(x) * (recon - x).abs()).mean()
         kl = posterior.kl().mean()
