@@ -76,6 +76,9 @@ impl StudioApp {
             guidance_low: panel.guidance_low,
             guidance_high: panel.guidance_high,
             seed: self.generate.take_seed(),
+            // The folder's own gate and its pixel stream where it has one.
+            tau: None,
+            latent_only: false,
         };
         settings
             .validate(model.count, model.null_class)

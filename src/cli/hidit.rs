@@ -32,7 +32,8 @@ enum SamplerMode {
 #[derive(Args)]
 #[command(mut_arg("dump", |arg| arg.help(
     "Also write `samples` (the final latents before decoding, in the sampler's normalised \
-     space) and `image` (f32 [1, 3, H, W], about [−1, 1]) as safetensors"
+     space) and `image` (f32 [1, 3, H, W], about [−1, 1]: the VAE's decode, or the pixel \
+     stream's image) as safetensors"
 )))]
 pub struct HiditArgs {
     /// The experiment folder: args.json and checkpoints/NNNNNNN.pt (REPA-E's layout).
@@ -68,12 +69,22 @@ pub struct HiditArgs {
     guidance_low: f64,
     #[arg(long, default_value_t = 1.0)]
     guidance_high: f64,
+    /// For a model with a pixel branch (args.json's `pixel_branch`): the pixel stream joins
+    /// at steps with t < TAU (default: the folder's `pixel_branch.tau`).
+    #[arg(long, conflicts_with = "latent_only")]
+    tau: Option<f64>,
+    /// For a model with a pixel branch: sample the latents only and decode them with the VAE
+    /// (stage 1's path), to compare with the pixel stream's image.
+    #[arg(long)]
+    latent_only: bool,
     /// Random seed. Default: a new one, printed.
     #[arg(long, conflicts_with = "noise")]
     seed: Option<u64>,
     /// Exact noise: a safetensors file with `latents` [1, C, h, w] and, for the SDE,
     /// `step_noise` [steps − 1, C, h, w] (f64 keeps REPA-E's draws exact), in the order the
-    /// reference sampler draws them.
+    /// reference sampler draws them; with a pixel branch also `pixel_noise` [1, 3, H, W] (the
+    /// hand-off's) and, for the SDE, `pixel_step_noise` [K, 3, H, W] (the gated steps' but
+    /// the last).
     #[arg(long)]
     noise: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = DeviceChoice::Cpu)]
@@ -109,6 +120,8 @@ pub fn run(args: &HiditArgs) -> anyhow::Result<ExitCode> {
         guidance_low: args.guidance_low,
         guidance_high: args.guidance_high,
         seed: args.seed.unwrap_or_else(fresh_seed),
+        tau: args.tau,
+        latent_only: args.latent_only,
     };
     let generation = generate(&models, &settings, noise.as_ref(), &mut Bar(&mut bar));
     bar.finish();
@@ -148,6 +161,8 @@ struct Summary<'a> {
     settings: &'a HiditSettings,
     checkpoint: &'a PathBuf,
     noise: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pixel_stream: &'a Option<hidream_studio::pipelines::hidit::PixelStream>,
     width: u32,
     height: u32,
     timings: &'a hidream_studio::pipelines::Timings,
@@ -177,6 +192,7 @@ fn write_outputs(args: &HiditArgs, generation: &HiditGeneration) -> anyhow::Resu
             settings: &record.settings,
             checkpoint: &record.checkpoint,
             noise: &record.noise,
+            pixel_stream: &record.pixel_stream,
             width: record.width,
             height: record.height,
             timings: &record.timings,

@@ -273,6 +273,8 @@ fn run_case(dir: &Path, device: DeviceChoice, dtype: ComputeDType) -> anyhow::Re
         let noise = NoiseInput {
             latents: tensor(&reference, "latents.init", &reference_path)?.clone(),
             step_noise: reference.get("step_noise").cloned(),
+            pixel_noise: None,
+            pixel_step_noise: None,
         };
         let memory = EncoderMemory::default_for(device);
         let mut models = HiDreamModels::load(&settings.models, memory)?;

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use super::{ComponentReport, ComponentStatus, FolderReport, WeightsSummary};
 use crate::models::hidit::autoencoder::{AutoencoderKl, VaeArch};
 use crate::models::hidit::files::{ArgsJson, LatentStats};
+use crate::models::hidit::pixel::PixelBranchConfig;
 use crate::weights::torch_pt::{self, FileKind, PtFile};
 use crate::weights::{TensorStore, check_held, requested_tensors};
 
@@ -362,6 +363,9 @@ pub(super) fn inspect_experiment(dir: &Path) -> FolderReport {
                 .push(format!("`arch` takes precedence over `model` ({model})"));
         }
     }
+    if let Some(args) = &args {
+        describe_pixel_branch(&mut report, &args_path, args);
+    }
 
     let checkpoints = checkpoint_files(dir);
     if checkpoints.is_empty() {
@@ -536,4 +540,32 @@ fn describe_vae(report: &mut FolderReport, dir: &Path, args: &ArgsJson, e2e_vae:
         )),
         Err(why) => report.problems.push(why),
     }
+}
+
+/// Whether the folder is stage 2 (args.json's `pixel_branch`) or latent-only.
+fn describe_pixel_branch(report: &mut FolderReport, args_path: &Path, args: &ArgsJson) {
+    let Some(value) = args.rest.get("pixel_branch").filter(|v| !v.is_null()) else {
+        report.notes.push(
+            "latent-only: no `pixel_branch` in args.json (the VAE decodes the latents)".into(),
+        );
+        return;
+    };
+    let problem = match serde_json::from_value::<PixelBranchConfig>(value.clone()) {
+        Ok(cfg) => match cfg.validate() {
+            Ok(()) => {
+                report.notes.push(format!(
+                    "pixel branch (args.json `pixel_branch`): pixel tokens join for t < {}, \
+                     {}×{} pixels per token, head widths {:?}; the image is the pixel stream's",
+                    cfg.tau, cfg.patch_size, cfg.patch_size, cfg.head_channels
+                ));
+                return;
+            }
+            Err(problem) => problem,
+        },
+        Err(e) => e.to_string(),
+    };
+    report.problems.push(format!(
+        "{}: field `pixel_branch` {problem}",
+        args_path.display()
+    ));
 }

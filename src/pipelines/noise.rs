@@ -14,6 +14,10 @@ use crate::rng::Rng;
 pub struct NoiseInput {
     pub latents: Tensor,
     pub step_noise: Option<Tensor>,
+    /// Hi-DiT's pixel stream: the start noise [1, 3, H, W] drawn at the hand-off, and the noise
+    /// of each stochastic gated step [K, 3, H, W], both kept in f64 (exact from any float).
+    pub pixel_noise: Option<Tensor>,
+    pub pixel_step_noise: Option<Tensor>,
 }
 
 impl NoiseInput {
@@ -32,6 +36,14 @@ impl NoiseInput {
         if let Some(t) = step_noise {
             float_noise(path, "step_noise", t)?;
         }
+        let pixel = |name: &str| -> anyhow::Result<Option<Tensor>> {
+            let Some(t) = tensors.get(name) else {
+                return Ok(None);
+            };
+            float_noise(path, name, t)?;
+            Ok(Some(t.to_dtype(DType::F64)?))
+        };
+        let (pixel_noise, pixel_step_noise) = (pixel("pixel_noise")?, pixel("pixel_step_noise")?);
         // f64 step noise stays f64: REPA-E's SDE draws it in f64 (the Hi-DiT samplers' state).
         let step_dtype = |t: &Tensor| {
             if t.dtype() == DType::F64 {
@@ -43,6 +55,8 @@ impl NoiseInput {
         Ok(Self {
             latents: latents.to_dtype(DType::F32)?,
             step_noise: step_noise.map(|t| t.to_dtype(step_dtype(t))).transpose()?,
+            pixel_noise,
+            pixel_step_noise,
         })
     }
 }

@@ -74,26 +74,31 @@ pub fn succeed(command: &mut Command) -> std::process::Output {
     out
 }
 
+/// A case's settings (case.json `c`) with the noise of `case_dir`'s reference.safetensors,
+/// writing out.png and dump.safetensors in `dir`, with `--json`.
+pub fn case_arguments(command: &mut Command, c: &serde_json::Value, case_dir: &Path, dir: &Path) {
+    command
+        .args(["--class", &c["class"].to_string()])
+        .args(["--steps", &c["steps"].to_string()])
+        .args(["--mode", c["mode"].as_str().unwrap()])
+        .args(["--cfg-scale", &c["cfg_scale"].to_string()])
+        .args(["--guidance-low", &c["guidance_low"].to_string()])
+        .args(["--guidance-high", &c["guidance_high"].to_string()])
+        .arg("--noise")
+        .arg(case_dir.join("reference.safetensors"))
+        .arg("--out")
+        .arg(dir.join("out.png"))
+        .arg("--dump")
+        .arg(dir.join("dump.safetensors"))
+        .arg("--json");
+}
+
 /// Runs a case's settings with the reference's noise, writing out.png and dump.safetensors in
 /// `dir`.
 fn run_case(case: &str, dir: &Path) {
-    let c = case_json(case);
-    succeed(
-        hidit_command(&experiment())
-            .args(["--class", &c["class"].to_string()])
-            .args(["--steps", &c["steps"].to_string()])
-            .args(["--mode", c["mode"].as_str().unwrap()])
-            .args(["--cfg-scale", &c["cfg_scale"].to_string()])
-            .args(["--guidance-low", &c["guidance_low"].to_string()])
-            .args(["--guidance-high", &c["guidance_high"].to_string()])
-            .arg("--noise")
-            .arg(hidit().join(case).join("reference.safetensors"))
-            .arg("--out")
-            .arg(dir.join("out.png"))
-            .arg("--dump")
-            .arg(dir.join("dump.safetensors"))
-            .arg("--json"),
-    );
+    let mut command = hidit_command(&experiment());
+    case_arguments(&mut command, &case_json(case), &hidit().join(case), dir);
+    succeed(&mut command);
 }
 
 #[test]

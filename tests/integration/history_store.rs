@@ -329,6 +329,8 @@ fn hidit_record(class: usize, seed: u64) -> StoredRecord {
             guidance_low: 0.0,
             guidance_high: 0.73,
             seed,
+            tau: None,
+            latent_only: false,
         },
         class_name: Some("blue square".into()),
         files: HiditFiles {
@@ -341,6 +343,7 @@ fn hidit_record(class: usize, seed: u64) -> StoredRecord {
         width: 64,
         height: 64,
         noise: "seed".into(),
+        pixel_stream: None,
         timings: Timings {
             total_ms: 12.25,
             ..Timings::default()

@@ -25,6 +25,7 @@ mod hf_cache;
 mod hidit_cli;
 mod hidit_files;
 mod hidit_parity;
+mod hidit_pixel;
 mod history_store;
 mod host_reads;
 mod info_checks;

@@ -298,6 +298,8 @@ fn engine_job(steps: usize) -> HiditJob {
             guidance_low: 0.0,
             guidance_high: 1.0,
             seed: 5,
+            tau: None,
+            latent_only: false,
         },
         device: DeviceChoice::Cpu,
     }

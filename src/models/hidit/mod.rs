@@ -4,9 +4,13 @@
 pub mod autoencoder;
 pub mod config;
 pub mod files;
+pub mod hybrid;
+pub mod pixel;
 pub mod sampler;
 pub mod sit;
 
 pub use config::{ArchSpec, Conditioning, SitConfig};
+pub use hybrid::{Hybrid, HybridState};
+pub use pixel::{PixelBranch, PixelBranchConfig};
 pub use sampler::{Guidance, Mode, Sampler, VelocityModel};
 pub use sit::Sit;

@@ -113,35 +113,64 @@ impl Sampler {
         &self,
         model: &impl VelocityModel,
         x: &Tensor,
-        (y, null): (&Tensor, u32),
+        labels: (&Tensor, u32),
         i: usize,
         noise: Option<&Tensor>,
     ) -> Result<Tensor> {
-        let (t_cur, t_next) = (self.grid[i], self.grid[i + 1]);
-        let guided = self.guidance.applies_at(t_cur);
-        let (input, labels) = if guided {
+        let (input, labels, t) = self.model_inputs(x, labels, i)?;
+        let v = model
+            .velocity(&input.to_dtype(DType::F32)?, &t, &labels)?
+            .to_dtype(DType::F64)?;
+        self.advance(x, &input, &v, i, noise)
+    }
+
+    /// Step `i`'s model inputs: the state, doubled as [x, x] where guided (f64), the labels
+    /// ([y, null] where guided) and the time, f32 [batch] (the reference hands the model the f64
+    /// time cast to the latents' dtype).
+    pub fn model_inputs(
+        &self,
+        x: &Tensor,
+        (y, null): (&Tensor, u32),
+        i: usize,
+    ) -> Result<(Tensor, Tensor, Tensor)> {
+        let (input, labels) = if self.guided_at(i) {
             let nulls = Tensor::full(null, y.dims(), y.device())?;
             (Tensor::cat(&[x, x], 0)?, Tensor::cat(&[y, &nulls], 0)?)
         } else {
             (x.clone(), y.clone())
         };
-        let batch = input.dim(0)?;
-        // The reference hands the model the f64 time cast to the latents' dtype.
-        let t = Tensor::full(t_cur as f32, batch, x.device())?;
-        let v = model
-            .velocity(&input.to_dtype(DType::F32)?, &t, &labels)?
-            .to_dtype(DType::F64)?;
+        let t = Tensor::full(self.grid[i] as f32, input.dim(0)?, x.device())?;
+        Ok((input, labels, t))
+    }
+
+    /// Classifier-free guidance on `d` [batch, …] (f64): `uncond + scale·(cond − uncond)` over
+    /// the two halves where step `i` is guided, else `d` itself.
+    pub fn guide(&self, d: &Tensor, i: usize) -> Result<Tensor> {
+        if !self.guided_at(i) {
+            return Ok(d.clone());
+        }
+        let half = d.dim(0)? / 2;
+        let (cond, uncond) = (d.narrow(0, 0, half)?, d.narrow(0, half, half)?);
+        &uncond + (cond - &uncond)?.affine(self.guidance.scale, 0.0)?
+    }
+
+    /// The update of step `i` from the model's velocity `v` (f64) at `input` (the state, doubled
+    /// where guided): the drift (SDE) or `v` (ODE), guided, then x + d·dt (+ noise). Any stream
+    /// on the same path steps this way: the latents, and the pixel stream of the hand-off.
+    pub fn advance(
+        &self,
+        x: &Tensor,
+        input: &Tensor,
+        v: &Tensor,
+        i: usize,
+        noise: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        let (t_cur, t_next) = (self.grid[i], self.grid[i + 1]);
         let d = match self.mode {
-            Mode::Ode => v,
-            Mode::Sde => sde_drift(&v, &input, t_cur)?,
+            Mode::Ode => v.clone(),
+            Mode::Sde => sde_drift(v, input, t_cur)?,
         };
-        let d = if guided {
-            let half = batch / 2;
-            let (cond, uncond) = (d.narrow(0, 0, half)?, d.narrow(0, half, half)?);
-            (&uncond + (cond - &uncond)?.affine(self.guidance.scale, 0.0)?)?
-        } else {
-            d
-        };
+        let d = self.guide(&d, i)?;
         let dt = t_next - t_cur;
         match (self.mode, noise) {
             (Mode::Sde, Some(eps)) if self.draws_noise_at(i) => {

@@ -11,7 +11,9 @@ use super::classes::ClassNames;
 use super::error::HiditError;
 use crate::models::hidit::config::MODEL_NAMES;
 use crate::models::hidit::files::HiditExperiment;
-use crate::models::hidit::{ArchSpec, Conditioning, Sit, SitConfig};
+use crate::models::hidit::{
+    ArchSpec, Conditioning, PixelBranch, PixelBranchConfig, Sit, SitConfig,
+};
 use crate::weights::{check_tensor_map, requested_tensors};
 
 /// The checkpoint entry sampling reads (generate.py loads `state_dict['ema']`).
@@ -104,16 +106,59 @@ fn arch_source(exp: &HiditExperiment) -> String {
 
 /// The SiT from the checkpoint's `entry` (`ema` for sampling; a safetensors conversion holds
 /// it alone), every tensor checked against the configuration first, computing in f32 on
-/// `device`.
+/// `device`. A folder with a pixel branch gives its SiT alone (the stage-1 path).
 pub fn load_sit(exp: &HiditExperiment, entry: &str, device: &Device) -> Result<Sit, HiditError> {
+    Ok(load_hidit(exp, entry, device)?.0)
+}
+
+/// args.json's `pixel_branch`, if the folder has one (absent or null: latent-only).
+pub fn pixel_branch_config(exp: &HiditExperiment) -> Result<Option<PixelBranchConfig>, HiditError> {
+    let Some(value) = exp.args.rest.get("pixel_branch").filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
+    let cfg: PixelBranchConfig = serde_json::from_value(value.clone())
+        .map_err(|e| field(exp, "pixel_branch", format!("is not a pixel branch: {e}")))?;
+    cfg.validate()
+        .map_err(|problem| field(exp, "pixel_branch", problem))?;
+    Ok(Some(cfg))
+}
+
+/// The SiT and, where args.json has `pixel_branch`, its pixel branch, from the checkpoint's
+/// `entry`: every tensor of both checked against the configuration first (a stage-1
+/// checkpoint in a folder that claims a pixel branch names the missing `pix_*` tensors).
+pub fn load_hidit(
+    exp: &HiditExperiment,
+    entry: &str,
+    device: &Device,
+) -> Result<(Sit, Option<PixelBranch>), HiditError> {
     let state_dict = exp.load_entry(entry)?;
     let cfg = sit_config(exp, &state_dict)?;
+    let pixel = pixel_branch_config(exp)?;
     let build_error = |source| HiditError::Build {
         path: exp.checkpoint.clone(),
         what: "SiT",
         source,
     };
-    let requested = requested_tensors(|vb| Sit::new(&cfg, vb)).map_err(build_error)?;
+    let build = |vb: VarBuilder| -> candle_core::Result<_> {
+        let sit = Sit::new(&cfg, vb.clone())?;
+        let branch = pixel
+            .as_ref()
+            .map(|p| PixelBranch::new(p, cfg.hidden_size, vb))
+            .transpose()?;
+        Ok((sit, branch))
+    };
+    let requested = requested_tensors(build).map_err(build_error)?;
+    if pixel.is_none() && state_dict.keys().any(|k| is_pixel_tensor(k)) {
+        return Err(field(
+            exp,
+            "pixel_branch",
+            format!(
+                "is missing, yet {} holds pixel-branch tensors (pix_embedder.*, pix_head.*): \
+                 add the `pixel_branch` object the trainer wrote",
+                exp.checkpoint.display()
+            ),
+        ));
+    }
     check_tensor_map(
         &exp.checkpoint,
         &arch_source(exp),
@@ -121,11 +166,11 @@ pub fn load_sit(exp: &HiditExperiment, entry: &str, device: &Device) -> Result<S
         &requested,
         &SIT_IGNORED,
     )?;
-    Sit::new(
-        &cfg,
-        VarBuilder::from_tensors(state_dict, DType::F32, device),
-    )
-    .map_err(build_error)
+    build(VarBuilder::from_tensors(state_dict, DType::F32, device)).map_err(build_error)
+}
+
+fn is_pixel_tensor(name: &str) -> bool {
+    name.starts_with("pix_embedder.") || name.starts_with("pix_head.")
 }
 
 /// The model's class names: args.json's `class_names` (ours), else ImageNet's for a

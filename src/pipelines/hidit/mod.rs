@@ -5,6 +5,8 @@
 mod classes;
 mod error;
 mod experiment;
+mod noise;
+mod sampling;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -14,14 +16,18 @@ use serde::{Deserialize, Serialize};
 
 pub use classes::{ClassError, ClassNames, resolve_class, search_classes};
 pub use error::HiditError;
-pub use experiment::{SAMPLING_ENTRY, class_names, conditioning, load_sit, sit_config};
+pub use experiment::{
+    SAMPLING_ENTRY, class_names, conditioning, load_hidit, load_sit, pixel_branch_config,
+    sit_config,
+};
+pub use sampling::PixelStream;
 
 use super::{NoiseInput, Progress, Timings};
 use crate::host_reads;
 use crate::models::hidit::autoencoder::AutoencoderKl;
 use crate::models::hidit::files::{HiditExperiment, LatentStats, load_vae, vae_from_tensors};
-use crate::models::hidit::{Guidance, Mode, Sampler, Sit};
-use crate::rng::Rng;
+use crate::models::hidit::{Guidance, Hybrid, Mode, PixelBranch, Sampler, Sit};
+use noise::NoiseSource;
 
 /// The files a run uses.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,6 +54,13 @@ pub struct HiditSettings {
     pub guidance_low: f64,
     pub guidance_high: f64,
     pub seed: u64,
+    /// The pixel branch's gate threshold, overriding the folder's `pixel_branch.tau`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tau: Option<f64>,
+    /// Sample the latents only and decode them with the VAE, even where the folder has a pixel
+    /// branch (stage 1's path, for comparison).
+    #[serde(default)]
+    pub latent_only: bool,
 }
 
 /// At most this many steps (REPA-E uses 50; more only costs time).
@@ -91,6 +104,14 @@ impl HiditSettings {
                 ),
             );
         }
+        if let Some(tau) = self.tau
+            && !(tau.is_finite() && (0.0..=1.0).contains(&tau))
+        {
+            return setting(
+                "--tau",
+                format!("{tau} is not in [0, 1]: the pixel stream joins at steps with t < tau"),
+            );
+        }
         if self.cfg_scale > 1.0 && !null_class {
             return setting(
                 "--cfg-scale",
@@ -109,6 +130,8 @@ pub struct HiditModels {
     pub files: HiditFiles,
     pub experiment: HiditExperiment,
     pub sit: Sit,
+    /// The pixel branch, where args.json has `pixel_branch` (stage 2).
+    pub pixel: Option<PixelBranch>,
     pub vae: AutoencoderKl,
     pub stats: LatentStats,
     /// The model's class names, if it has any (its own, or ImageNet's for 1000 classes).
@@ -124,7 +147,7 @@ impl HiditModels {
     pub fn load(files: &HiditFiles, device: &Device) -> Result<Self, HiditError> {
         let start = Instant::now();
         let experiment = HiditExperiment::open(&files.model, files.checkpoint.as_deref())?;
-        let sit = load_sit(&experiment, SAMPLING_ENTRY, device)?;
+        let (sit, pixel) = load_hidit(&experiment, SAMPLING_ENTRY, device)?;
         let (vae, stats, latents_stats) = load_autoencoder(files, &experiment, &sit, device)?;
         let cfg = sit.config();
         let embed_dim = vae.arch().embed_dim;
@@ -138,6 +161,20 @@ impl HiditModels {
                 stats.channels()
             )));
         }
+        if let Some(branch) = &pixel {
+            let per_token = cfg.patch_size * vae.arch().downsampling();
+            if branch.config().patch_size != per_token {
+                return Err(HiditError::Incompatible(format!(
+                    "{}'s `pixel_branch.patch_size` is {} but each latent token covers {} image \
+                     pixels per side (SiT patch {} × the autoencoder's factor {})",
+                    experiment.args_path.display(),
+                    branch.config().patch_size,
+                    per_token,
+                    cfg.patch_size,
+                    vae.arch().downsampling()
+                )));
+            }
+        }
         let stats = LatentStats {
             scale: stats.scale.to_device(device)?,
             bias: stats.bias.to_device(device)?,
@@ -150,6 +187,7 @@ impl HiditModels {
             },
             experiment,
             sit,
+            pixel,
             vae,
             stats,
             class_names,
@@ -165,6 +203,13 @@ impl HiditModels {
             self.sit.config().num_classes,
             self.class_names.as_ref(),
         )
+    }
+
+    /// The image's shape [1, 3, H, W].
+    pub fn image_shape(&self) -> [usize; 4] {
+        let [_, _, h, w] = self.latent_shape();
+        let f = self.vae.arch().downsampling();
+        [1, 3, h * f, w * f]
     }
 
     /// The latent's shape [1, C, h, w].
@@ -231,7 +276,8 @@ pub struct HiditGeneration {
     /// The sampler's result in the normalised latent space, f32 [1, C, h, w] (generate.py casts
     /// the f64 state to f32 before decoding).
     pub samples: Tensor,
-    /// The decoded image, f32 [1, 3, H, W], about [−1, 1], unclamped.
+    /// The image, f32 [1, 3, H, W], about [−1, 1], unclamped: the VAE's decode of `samples`,
+    /// or with a pixel branch the pixel stream at t = 0 (its f64 state cast down).
     pub decoded: Tensor,
     pub image: image::RgbImage,
     pub record: HiditRecord,
@@ -250,13 +296,18 @@ pub struct HiditRecord {
     pub height: u32,
     /// `seed`, or `file` when the noise came from a file.
     pub noise: String,
+    /// How the pixel stream made the image; `None` where the VAE decoded the final latents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pixel_stream: Option<PixelStream>,
     pub timings: Timings,
     pub app: String,
 }
 
-/// Samples one image of `settings.class`. The noise comes from `noise` (`latents` [1, C, h, w]
-/// and, for the SDE, `step_noise` [steps − 1, C, h, w] in the order the sampler draws it) or
-/// from the seeded generator: the latents first (f32), then each SDE step's noise (f64).
+/// Samples one image of `settings.class`: with the pixel branch where the folder has one (and
+/// not `latent_only`), else the latents decoded by the VAE. The noise comes from `noise`
+/// (`latents` [1, C, h, w]; for the SDE `step_noise` [steps − 1, C, h, w]; with a pixel branch
+/// `pixel_noise` and `pixel_step_noise`) or from the seeded generator, in the reference's draw
+/// order (see `noise`).
 pub fn generate(
     models: &HiditModels,
     settings: &HiditSettings,
@@ -266,32 +317,50 @@ pub fn generate(
     let start = Instant::now();
     let cfg = models.sit.config();
     settings.validate(cfg.num_classes, cfg.null_class)?;
-    let sampler = Sampler::new(settings.mode, settings.steps, settings.guidance());
-    let shape = models.latent_shape();
-    let mut source = NoiseSource::new(settings.seed, noise, shape, sampler.noise_draws())?;
-    let device = &models.device;
-    let mut x = source.latents()?.to_dtype(DType::F64)?.to_device(device)?;
-    let labels = Tensor::new(&[settings.class as u32], device)?;
-    let null = cfg.num_classes as u32;
-    progress.stage("sampling")?;
-    let mut step_ms = Vec::with_capacity(settings.steps);
-    for i in 0..sampler.steps() {
-        let step_start = Instant::now();
-        let eps = if sampler.draws_noise_at(i) {
-            Some(source.step(i)?.to_device(device)?)
-        } else {
-            None
-        };
-        x = sampler.step(&models.sit, &x, (&labels, null), i, eps.as_ref())?;
-        step_ms.push(step_start.elapsed().as_secs_f64() * 1e3);
-        progress.step(i + 1, sampler.steps(), None)?;
+    if settings.tau.is_some() && (models.pixel.is_none() || settings.latent_only) {
+        return Err(HiditError::Setting {
+            flag: "--tau",
+            problem: "applies to a model with a pixel branch, sampled without --latent-only \
+                      (its args.json has no `pixel_branch`, or --latent-only was given)"
+                .into(),
+        });
     }
+    let sampler = Sampler::new(settings.mode, settings.steps, settings.guidance());
+    let mut source = NoiseSource::new(
+        settings.seed,
+        noise,
+        models.latent_shape(),
+        sampler.noise_draws(),
+    )?;
+    let labels = Tensor::new(&[settings.class as u32], &models.device)?;
+    let run = sampling::Run {
+        models,
+        sampler: &sampler,
+        labels: (&labels, cfg.num_classes as u32),
+    };
+    progress.stage("sampling")?;
+    let branch = models.pixel.as_ref().filter(|_| !settings.latent_only);
+    let sampled = match branch {
+        Some(branch) => {
+            let tau = settings.tau.unwrap_or(branch.config().tau);
+            run.hybrid(
+                &Hybrid::new(&sampler, &models.sit, branch, tau),
+                &mut source,
+                progress,
+            )?
+        }
+        None => run.latent(&mut source, progress)?,
+    };
     progress.stage("decoding")?;
     let decode_start = Instant::now();
-    let samples = x.to_dtype(DType::F32)?;
-    let decoded = models.vae.decode(&models.stats.denormalise(&samples)?)?;
+    let samples = sampled.latents.to_dtype(DType::F32)?;
+    let decoded = match sampled.pixels {
+        Some(pixels) => pixels.to_dtype(DType::F32)?,
+        None => models.vae.decode(&models.stats.denormalise(&samples)?)?,
+    };
     let image = to_rgb8(&decoded)?;
     let decode_ms = decode_start.elapsed().as_secs_f64() * 1e3;
+    let step_ms = sampled.step_ms;
     let record = HiditRecord {
         settings: settings.clone(),
         class_name: models
@@ -304,6 +373,7 @@ pub fn generate(
         width: image.width(),
         height: image.height(),
         noise: if noise.is_some() { "file" } else { "seed" }.into(),
+        pixel_stream: sampled.pixel_stream,
         timings: Timings {
             load_ms: models.load_ms,
             encode_ms: 0.0,
@@ -334,71 +404,4 @@ fn to_rgb8(decoded: &Tensor) -> Result<image::RgbImage, HiditError> {
     let bytes = host_reads::to_vec1::<u8>(&pixels)?;
     image::RgbImage::from_raw(w as u32, h as u32, bytes)
         .ok_or_else(|| HiditError::Incompatible("the decoded image has an odd size".into()))
-}
-
-/// Where the noise comes from: a file (checked against the run) or the seeded generator.
-enum NoiseSource<'a> {
-    Seeded { rng: Rng, shape: [usize; 4] },
-    File(&'a NoiseInput),
-}
-
-impl<'a> NoiseSource<'a> {
-    fn new(
-        seed: u64,
-        input: Option<&'a NoiseInput>,
-        shape: [usize; 4],
-        draws: usize,
-    ) -> Result<Self, HiditError> {
-        let Some(input) = input else {
-            return Ok(Self::Seeded {
-                rng: Rng::new(seed),
-                shape,
-            });
-        };
-        if input.latents.dims() != shape {
-            return Err(HiditError::Noise(format!(
-                "the file's `latents` are {:?} but this model samples {shape:?}",
-                input.latents.dims()
-            )));
-        }
-        let expected = [draws, shape[1], shape[2], shape[3]];
-        match &input.step_noise {
-            Some(t) if draws > 0 && t.dims() != expected => Err(HiditError::Noise(format!(
-                "the file's `step_noise` is {:?} but these settings draw {expected:?} (one per \
-                 SDE step but the last)",
-                t.dims()
-            ))),
-            None if draws > 0 => Err(HiditError::Noise(format!(
-                "the file has no `step_noise`, which the SDE sampler needs ({expected:?}); add \
-                 it or drop --noise"
-            ))),
-            _ => Ok(Self::File(input)),
-        }
-    }
-
-    /// The initial latents, f32 on the CPU.
-    fn latents(&mut self) -> candle_core::Result<Tensor> {
-        match self {
-            Self::Seeded { rng, shape } => Tensor::from_vec(
-                rng.normals(shape.iter().product()),
-                shape.to_vec(),
-                &Device::Cpu,
-            ),
-            Self::File(input) => Ok(input.latents.clone()),
-        }
-    }
-
-    /// SDE step `i`'s noise, f64 [1, C, h, w] on the CPU.
-    fn step(&mut self, i: usize) -> candle_core::Result<Tensor> {
-        match self {
-            Self::Seeded { rng, shape } => {
-                let values: Vec<f64> = (0..shape.iter().product()).map(|_| rng.normal()).collect();
-                Tensor::from_vec(values, shape.to_vec(), &Device::Cpu)
-            }
-            Self::File(input) => match &input.step_noise {
-                Some(all) => all.get(i)?.unsqueeze(0)?.to_dtype(DType::F64),
-                None => candle_core::bail!("no step noise"),
-            },
-        }
-    }
 }
