@@ -54,6 +54,9 @@ def export(run: Path, exp_name: str, out: Path, with_encoder: bool = False,
         "steps": state["steps"],
     }
     torch.save(bundle, out / "checkpoints" / ckpt.name)
+    # The studio reads the class names from args.json (`class_names`); classes.json keeps the
+    # world's description beside them.
+    args["class_names"] = cw.classes_json()["classes"]
     (out / "args.json").write_text(json.dumps(args, indent=4) + "\n")
     vae = torch.load(run / "vae" / f"{VAE_NAME}.pt", map_location="cpu")
     if not with_encoder:
