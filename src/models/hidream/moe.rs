@@ -126,8 +126,9 @@ pub(crate) struct MixtureOfExperts {
 }
 
 impl ToDevice for MixtureOfExperts {
-    /// The copy routes as the original did; grouped routing stacks the copied experts again on
-    /// the new device.
+    /// The copy routes as the original did (grouped routing stacks the copied experts again on
+    /// the new device), except in host memory, where only host gathering runs: a streamed
+    /// block is given its device's routing when it is copied back in.
     fn to_device(&self, device: &Device) -> Result<Self> {
         let mut moe = Self {
             gate: self.gate.to_device(device)?,
@@ -142,7 +143,9 @@ impl ToDevice for MixtureOfExperts {
             top_k: self.top_k,
             routing: ExpertRouting::HostGather,
         };
-        moe.set_routing(self.routing)?;
+        if !device.is_cpu() {
+            moe.set_routing(self.routing)?;
+        }
         Ok(moe)
     }
 }
