@@ -86,7 +86,9 @@ def hybrid(model, vae, stats, labels, seed: int, mode="sde", num_steps=50, cfg_s
         t_in = torch.ones(x_in.size(0), dtype=torch.float64) * t_cur
         diffusion = samplers.compute_diffusion(t_cur)
         eps = torch.randn_like(x) if noisy else None
-        gated = bool(t_cur < tau)
+        # In f32, as the model's gate compares its f32 times (hidit_model.hybrid): in f64 a
+        # grid time just under tau that rounds up to f32 tau would hand off ungated.
+        gated = bool(t_cur.float() < tau)
         if gated and pixel is None:
             if prev is None:
                 raise ValueError(f"tau {tau} gates the first step: nothing to hand off from")

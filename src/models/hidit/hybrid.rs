@@ -60,9 +60,12 @@ impl<'a> Hybrid<'a> {
         self.tau
     }
 
-    /// Whether step `i` runs the gated model (its start time is below τ, compared in f64).
+    /// Whether step `i` runs the gated model: its start time is below τ, compared in f32 as the
+    /// model's own gate compares its f32 times (`PixelBranch::forward`). Compared in f64, a grid
+    /// time just under τ that rounds up to f32 τ (0.19999999999999998 for τ = 0.2 at 19 SDE
+    /// steps) made the sampler hand off while the model kept the pixel tokens out.
     pub fn gated_at(&self, i: usize) -> bool {
-        self.sampler.grid()[i] < self.tau
+        gates(self.sampler.grid()[i], self.tau)
     }
 
     /// The hand-off step: the first gated one (`None`: no step is gated, the image is the VAE's
@@ -149,6 +152,39 @@ impl<'a> Hybrid<'a> {
         let next = sampler.advance(x, &input, &v, i, latent_noise)?;
         state.previous = Some((state.latents.clone(), sampler.grid()[i], guided_v));
         state.latents = next;
+        Ok(())
+    }
+}
+
+/// The gate's decision for a step starting at `t` (see `HybridSampler::gated_at`).
+fn gates(t: f64, tau: f64) -> bool {
+    (t as f32) < tau as f32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    /// The sampler hands off exactly where the model's f32 gate lets the pixel tokens in, on
+    /// grids whose f64 times sit just under τ.
+    #[test]
+    fn sampler_gate_agrees_with_the_models_f32_gate() -> Result<()> {
+        use crate::models::hidit::sampler::{Guidance, Mode};
+        let sde_19 = Sampler::new(Mode::Sde, 19, Guidance::NONE);
+        let mut under_in_f64 = 0;
+        for &(tau, grid) in &[(0.2, sde_19.grid()), (0.3, sde_19.grid())] {
+            for &t in grid {
+                let model = Tensor::new(&[t as f32], &Device::Cpu)?
+                    .lt(tau as f32)?
+                    .to_vec1::<u8>()?[0]
+                    == 1;
+                assert_eq!(gates(t, tau), model, "t = {t:?}, tau = {tau}");
+                under_in_f64 += usize::from(t < tau && !model);
+            }
+        }
+        // The grid does hold a time the f64 comparison got wrong, so the test can fail.
+        assert!(under_in_f64 > 0);
         Ok(())
     }
 }
