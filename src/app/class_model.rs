@@ -43,9 +43,10 @@ impl ClassModel {
         exp.vae_arch().map_err(|e| e.to_string())?;
         let conditioning = conditioning(&exp);
         let names = class_names(&exp, conditioning.num_classes).map_err(|e| e.to_string())?;
-        let vae = vae
-            .map(Path::to_path_buf)
-            .or_else(|| exp.args.training_vae(&exp.dir));
+        let vae = match vae {
+            Some(vae) => Some(vae.to_path_buf()),
+            None => exp.default_vae().map_err(|e| e.to_string())?,
+        };
         let stats = resolve_stats(&exp, vae.as_deref(), stats)?;
         let shown = |p: &Path| {
             p.file_name()

@@ -44,7 +44,8 @@ pub struct HiditArgs {
     #[arg(long)]
     checkpoint: Option<String>,
     /// The autoencoder's weights: REPA-E's plain state dict (.pt), or a safetensors conversion.
-    /// Default: the checkpoint's own `vae` entry, which REPA-E's end-to-end checkpoints carry.
+    /// Default: the checkpoint's own `vae` entry, which REPA-E's end-to-end checkpoints carry,
+    /// else args.json's `vae_ckpt` found in or above the folder (generate.py's order).
     #[arg(long)]
     vae: Option<PathBuf>,
     /// `latents_scale` and `latents_bias`. Default: the VAE's file name with

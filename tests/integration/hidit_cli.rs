@@ -221,3 +221,51 @@ fn classes_by_number_or_by_the_models_names() {
     assert_eq!(summary["class"], 4);
     assert_eq!(summary["class_name"], "shape 4");
 }
+
+/// Without `--vae`, the autoencoder args.json's `vae_ckpt` names is read where it is found (the
+/// fixture's lies beside the experiment folder), as generate.py reads it; a copy whose
+/// `vae_ckpt` is not found asks for `--vae` and says where it looked.
+#[test]
+fn the_vae_defaults_to_args_json_vae_ckpt() {
+    let dir = tempfile::tempdir().unwrap();
+    let png = |name: &str, with_vae: bool| {
+        let out = dir.path().join(name);
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_hidream-studio"));
+        command.arg("hidit").arg("--model").arg(experiment());
+        if with_vae {
+            command.arg("--vae").arg(vae());
+        }
+        command.args([
+            "--class", "1", "--steps", "2", "--mode", "ode", "--seed", "3",
+        ]);
+        succeed(command.arg("--out").arg(&out));
+        // The PNG's metadata holds timings: compare the pixels, and the file its record names.
+        let bytes = std::fs::read(&out).unwrap();
+        let named = String::from_utf8_lossy(&bytes).contains("files/vae/tiny-vae.pt");
+        (image::open(&out).unwrap().to_rgb8().into_raw(), named)
+    };
+    let (default, default_named) = png("default.png", false);
+    let (given, _) = png("given.png", true);
+    assert!(
+        default == given,
+        "the default VAE decoded differently from --vae"
+    );
+    assert!(default_named, "the record does not name the VAE it read");
+
+    let (_copy, exp) = scratch();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_hidream-studio"));
+    let out = command
+        .arg("hidit")
+        .arg("--model")
+        .arg(&exp)
+        .args(["--class", "1", "--steps", "2", "--mode", "ode"])
+        .arg("--out")
+        .arg(dir.path().join("none.png"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    for part in ["--vae", "vae_ckpt", "files/vae/tiny-vae.pt", "not found"] {
+        assert!(stderr.contains(part), "{part:?} missing from: {stderr}");
+    }
+}

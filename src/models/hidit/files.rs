@@ -261,6 +261,16 @@ impl HiditExperiment {
             _ => false,
         })
     }
+
+    /// The autoencoder file to read when none is given, in generate.py's order: none if the
+    /// checkpoint carries its own `vae` (end-to-end runs), else args.json's `vae_ckpt` where
+    /// it is found (`ArgsJson::training_vae`); `None` with no such file either.
+    pub fn default_vae(&self) -> Result<Option<PathBuf>> {
+        if self.checkpoint_has_vae()? {
+            return Ok(None);
+        }
+        Ok(self.args.training_vae(&self.dir))
+    }
 }
 
 /// `checkpoints/*.pt|*.pth|*.safetensors` of `dir`, by the step in their names (files whose

@@ -148,7 +148,8 @@ impl HiditModels {
         let start = Instant::now();
         let experiment = HiditExperiment::open(&files.model, files.checkpoint.as_deref())?;
         let (sit, pixel) = load_hidit(&experiment, SAMPLING_ENTRY, device)?;
-        let (vae, stats, latents_stats) = load_autoencoder(files, &experiment, &sit, device)?;
+        let (vae, stats, vae_file, latents_stats) =
+            load_autoencoder(files, &experiment, &sit, device)?;
         let cfg = sit.config();
         let embed_dim = vae.arch().embed_dim;
         if embed_dim != cfg.in_channels || stats.channels() != cfg.in_channels {
@@ -182,6 +183,7 @@ impl HiditModels {
         let class_names = class_names(&experiment, cfg.num_classes)?;
         Ok(Self {
             files: HiditFiles {
+                vae: vae_file,
                 latents_stats,
                 ..files.clone()
             },
@@ -220,35 +222,47 @@ impl HiditModels {
 }
 
 /// The autoencoder and the latent statistics (and the statistics file, if one was read):
-/// `files.vae` with its `-latents-stats` file, as generate.py loads them for LDM-only runs, or
-/// an end-to-end checkpoint's own `vae` with its EMA BatchNorm's statistics.
+/// `files.vae` (or `HiditExperiment::default_vae`) with its `-latents-stats` file, as
+/// generate.py loads them for LDM-only runs, or an end-to-end checkpoint's own `vae` with its
+/// EMA BatchNorm's statistics. Also returns the VAE and statistics files read, if any.
 fn load_autoencoder(
     files: &HiditFiles,
     experiment: &HiditExperiment,
     sit: &Sit,
     device: &Device,
-) -> Result<(AutoencoderKl, LatentStats, Option<PathBuf>), HiditError> {
+) -> Result<(AutoencoderKl, LatentStats, Option<PathBuf>, Option<PathBuf>), HiditError> {
     let arch = experiment.vae_arch()?;
     let described_by = match (&experiment.args.vae_arch, &experiment.args.vae) {
         (Some(_), _) => "args.json's `vae_arch`".to_string(),
         (None, name) => format!("args.json's `vae` ({})", name.as_deref().unwrap_or("?")),
     };
-    if let Some(path) = &files.vae {
+    let vae_file = match &files.vae {
+        Some(path) => Some(path.clone()),
+        None => experiment.default_vae()?,
+    };
+    if let Some(path) = &vae_file {
         let vae = load_vae(path, &arch, &described_by, DType::F32, device)?;
         let stats_path = files
             .latents_stats
             .clone()
             .unwrap_or_else(|| LatentStats::path_beside(path));
         let stats = LatentStats::read(&stats_path)?;
-        return Ok((vae, stats, Some(stats_path)));
+        return Ok((vae, stats, vae_file, Some(stats_path)));
     }
     if !experiment.checkpoint_has_vae()? {
         return Err(HiditError::Setting {
             flag: "--vae",
             problem: format!(
                 "is needed: {} has no `vae` entry (only REPA-E's end-to-end checkpoints carry \
-                 their autoencoder)",
-                experiment.checkpoint.display()
+                 their autoencoder){}",
+                experiment.checkpoint.display(),
+                match &experiment.args.vae_ckpt {
+                    Some(given) => format!(
+                        ", and args.json's `vae_ckpt` ({given}) is not found in or above {}",
+                        experiment.dir.display()
+                    ),
+                    None => String::new(),
+                }
             ),
         });
     }
@@ -267,7 +281,7 @@ fn load_autoencoder(
         let (mean, var) = sit.latent_stats();
         LatentStats::from_batchnorm(mean, var)?
     };
-    Ok((vae, stats, files.latents_stats.clone()))
+    Ok((vae, stats, None, files.latents_stats.clone()))
 }
 
 /// One image and how it was made.
