@@ -23,8 +23,11 @@ BACKGROUND = "white"
 CLASSES = [(s, c) for s in SHAPES for c in COLOURS]
 NUM_CLASSES = len(CLASSES)
 # Radius (px, the world's circumradius) and centre offset from the middle (px), inclusive.
-RADII = (9, 13)
-OFFSET = 10
+# Large objects: at radius 9-13 (run r1) the four outlines differ by so few pixels that a
+# CPU-trained f16 VAE drew them all as one blob; at 14-20 a star's spikes and a square's
+# corners span several pixels each. 32 + 8 + 20 keeps every object inside the 64 px frame.
+RADII = (14, 20)
+OFFSET = 8
 
 
 def class_name(k: int) -> str:

@@ -1,7 +1,7 @@
 """Class accuracy of an experiment's EMA weights: `per_class` samples of every class from one
 seed (so stage 1 and stage 2 start from the same noise), each read back by the Python port
 of ShapesEval's detector; plus how far pixels sit from the world's palette (0 on renders:
-blur and smudges raise it). Writes eval-*.json and a grid PNG (a row per class) beside the
+blur and smudges raise it) and `quality`'s fine-detail and Frechet distances to renders. Writes eval-*.json and a grid PNG (a row per class) beside the
 checkpoints."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from pathlib import Path
 import runtime  # noqa: I001
 import class_world as cw
 import numpy as np
+import quality
 import sampling
 import shapes_read
 import torch
@@ -61,12 +62,15 @@ def evaluate(exp: Path, run: Path, per_class: int, seed: int, weights: str = "em
     if args.get("pixel_branch"):
         image, z = sampling.hybrid(model, vae, stats, labels, seed, tau=tau, **settings)
         result["tau"] = model.tau if tau is None else tau
-        result["latent_decode"] = score(to_uint8(sampling.decode(vae, z, stats)), labels.numpy())
+        decoded = to_uint8(sampling.decode(vae, z, stats))
+        result["latent_decode"] = {**score(decoded, labels.numpy()),
+                                   **quality.quality(decoded, per_class, seed)}
     else:
         z = sampling.latent(model, labels, seed, **settings)
         image = sampling.decode(vae, z, stats)
     images = to_uint8(image.float())
     result.update(score(images, labels.numpy()))
+    result.update(quality.quality(images, per_class, seed))
     result["seconds"] = round(time.time() - t0, 1)
     name = "eval-{mode}{num_steps}-cfg{cfg_scale}".format(**settings)
     name += (f"-tau{tau}" if tau is not None else "") + ("-raw" if weights == "model" else "")
@@ -74,5 +78,7 @@ def evaluate(exp: Path, run: Path, per_class: int, seed: int, weights: str = "em
     (exp / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
     log("eval", f"{exp.name} {name}: class {result['class']:.3f} (colour {result['colour']:.3f}, "
                 f"shape {result['shape']:.3f}, one object {result['count']:.3f}), palette "
-                f"distance {result['palette_distance']:.2f}")
+                f"distance {result['palette_distance']:.2f}, high-frequency distance "
+                f"{result['hf_spectrum_distance_db']:.2f} dB, Frechet (random features) "
+                f"{result['frechet_random_features']:.3f}")
     return result

@@ -11,7 +11,12 @@ latent statistics and the class names beside it:
 To fit the size budget: `model` holds the EMA weights too (new tensor objects over the same
 storages, so torch.save writes each storage once), `opt` keeps its param_groups but no state
 (Adam's moments would double the file), and the VAE file holds the decoder and
-post_quant_conv only unless --vae-encoder is given. All tensors stay f32."""
+post_quant_conv only unless --vae-encoder is given. Weights are stored in f16 (`STORED`), which
+halves the bundle (the repository's size budget holds it and the agent model beside the
+CUDA binary the GPU machine receives); the latent BatchNorm's statistics, the position table
+and the latent statistics file stay f32. Every reader computes in f32 as before: PyTorch's
+`load_state_dict` and the studio's loader both widen the f16 values exactly, and `verify`
+compares the bundle with the run's weights rounded the same way."""
 
 from __future__ import annotations
 
@@ -30,7 +35,19 @@ from vae import VAE_NAME
 
 # What the window uses unless the user changes it: REPA-E's SDE sampler, 50 steps, and the
 # guidance Shapes Hi-DiT was scored with (README).
-DEFAULTS = dict(mode="sde", num_steps=50, cfg_scale=1.0, guidance_low=0.0, guidance_high=1.0)
+DEFAULTS = dict(mode="ode", num_steps=50, cfg_scale=1.5, guidance_low=0.0, guidance_high=1.0)
+STORED = torch.float16
+
+
+def stored(name: str, t: torch.Tensor) -> torch.Tensor:
+    """What the bundle keeps of tensor `name`: f16 for weights, f32 for statistics."""
+    keep = name.startswith("bn.") or name == "pos_embed" or not t.is_floating_point()
+    return t if keep else t.to(STORED)
+
+
+def rounded(state: dict) -> OrderedDict:
+    """`state` with the bundle's rounding, in f32 (what a reader of the bundle computes with)."""
+    return OrderedDict((k, stored(k, v).to(v.dtype)) for k, v in state.items())
 
 
 def export(run: Path, exp_name: str, out: Path, with_encoder: bool = False,
@@ -41,7 +58,7 @@ def export(run: Path, exp_name: str, out: Path, with_encoder: bool = False,
     args = json.loads((exp / "args.json").read_text())
     ckpt = latest_checkpoint(exp)
     state = load_state(ckpt)
-    ema = state[weights]
+    ema = OrderedDict((k, stored(k, v)) for k, v in state[weights].items())
     out.mkdir(parents=True, exist_ok=True)
     if (out / "checkpoints").exists():
         shutil.rmtree(out / "checkpoints")
@@ -61,6 +78,7 @@ def export(run: Path, exp_name: str, out: Path, with_encoder: bool = False,
     vae = torch.load(run / "vae" / f"{VAE_NAME}.pt", map_location="cpu")
     if not with_encoder:
         vae = OrderedDict((k, v) for k, v in vae.items() if k.startswith(("decoder.", "post_quant_conv.")))
+    vae = OrderedDict((k, stored(k, v)) for k, v in vae.items())
     torch.save(vae, out / f"{VAE_NAME}.pt")
     shutil.copyfile(run / "vae" / f"{VAE_NAME}-latents-stats.pt", out / f"{VAE_NAME}-latents-stats.pt")
     classes = {**cw.classes_json(), "defaults": DEFAULTS}
@@ -76,7 +94,8 @@ def export(run: Path, exp_name: str, out: Path, with_encoder: bool = False,
 @torch.no_grad()
 def verify(run: Path, exp_name: str, out: Path, weights: str) -> None:
     """Reads the bundle back as a stranger would (no run folder) and samples one image per
-    class; they must equal the run's own samples bit for bit."""
+    class; they must equal the run's own samples, with its weights rounded as the bundle
+    stores them, bit for bit."""
     import sampling
     from evaluate import load_experiment
     from hidit_model import build_from_args
@@ -96,7 +115,9 @@ def verify(run: Path, exp_name: str, out: Path, weights: str) -> None:
     ours, _ = sampling.hybrid(model, vae, stats, labels, 0) if args.get("pixel_branch") else \
         (sampling.decode(vae, sampling.latent(model, labels, 0), stats), None)
     ref_model = load_experiment(run / exp_name, weights)[0]
+    ref_model.load_state_dict(rounded(ref_model.state_dict()))
     ref_vae, ref_stats = load_vae(run), load_stats(run)
+    ref_vae.load_state_dict(rounded(ref_vae.state_dict()))
     theirs, _ = sampling.hybrid(ref_model, ref_vae, ref_stats, labels, 0) if args.get("pixel_branch") \
         else (sampling.decode(ref_vae, sampling.latent(ref_model, labels, 0), ref_stats), None)
     assert torch.equal(ours, theirs), "the bundle samples differently from its run"

@@ -40,7 +40,10 @@ class ShapesEncoder(nn.Module):
         return self.body(x).flatten(2).transpose(1, 2)
 
     def forward(self, x: torch.Tensor):
-        pooled = self.tokens(x).mean(1)
+        # Max over cells: a corner or spike detector firing in one cell decides the shape. The
+        # mean (run r1) washed that out and left circle/square and triangle/star confused
+        # (held-out accuracy 0.60, cross-entropy stuck at ln 2).
+        pooled = self.tokens(x).amax(1)
         return self.classify(pooled), self.place(pooled)
 
 

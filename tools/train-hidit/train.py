@@ -13,7 +13,7 @@ import runtime  # noqa: I001  (one thread, deterministic kernels, before torch i
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("stage", choices=["encoder", "vae", "cache", "stage1", "stage2", "eval",
-                                     "export", "selfcheck"])
+                                     "baselines", "export", "selfcheck"])
     p.add_argument("--run", type=Path, help="folder of this run's stages (not committed)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int)
@@ -68,6 +68,9 @@ def main() -> None:
                                    mode=args.mode, num_steps=args.num_steps,
                                    cfg_scale=args.cfg_scale, guidance_low=args.guidance_low,
                                    guidance_high=args.guidance_high, tau=args.tau)
+    elif args.stage == "baselines":
+        import baselines
+        baselines.baselines(args.run, args.per_class, args.seed)
     elif args.stage == "export":
         import export
         if args.out is None:
