@@ -1,0 +1,442 @@
+//! The chat language model against transformers (tests/fixtures/chat, made by
+//! tools/fixtures/make_chat_fixtures.py): the chat templates' renders byte for byte, the prompt
+//! token ids, greedy generation's token ids and logits, and the sampling knobs' maths.
+
+use std::collections::HashMap;
+use std::ops::ControlFlow;
+
+use candle_core::{DType, Device, Tensor};
+use hidream_studio::agent::sampling::{
+    SamplingParams, apply_repetition_penalty, apply_top_k, apply_top_p, softmax,
+};
+use hidream_studio::agent::{
+    ChatModel, ChatTemplate, ChatTemplateError, Decoding, GenerateOptions, Json, Message,
+    RenderOptions, Role, StopReason, ToolCall,
+};
+use hidream_studio::models::text::{KvCache, LlamaForCausalLM, load_causal_lm};
+use serde_json::Value;
+
+use crate::common::{fixtures, rel_err};
+
+const F32_TOLERANCE: f64 = 1e-4;
+
+fn chat_dir() -> std::path::PathBuf {
+    fixtures().join("chat")
+}
+
+fn fixture_json(name: &str) -> Value {
+    let text = std::fs::read_to_string(chat_dir().join(name)).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// A fixture conversation as our messages and render options, read with key order kept (the
+/// order Python's dicts had, which `tojson` writes).
+fn conversation(conv: &Json) -> (Vec<Message>, RenderOptions) {
+    let list = |v: Option<&Json>| match v {
+        Some(Json::Array(items)) => items.clone(),
+        _ => Vec::new(),
+    };
+    let text = |v: &Json, key: &str| v.get(key).and_then(Json::as_str).map(str::to_owned);
+    let messages = list(conv.get("messages"))
+        .iter()
+        .map(|m| {
+            let role = match text(m, "role").unwrap().as_str() {
+                "system" => Role::System,
+                "user" => Role::User,
+                "assistant" => Role::Assistant,
+                "tool" => Role::Tool,
+                "ipython" => Role::Ipython,
+                other => panic!("role {other}"),
+            };
+            let tool_calls = list(m.get("tool_calls"))
+                .iter()
+                .map(|c| {
+                    let function = c.get("function").unwrap();
+                    ToolCall {
+                        name: text(function, "name").unwrap(),
+                        arguments: function.get("arguments").unwrap().clone(),
+                    }
+                })
+                .collect();
+            Message {
+                role,
+                content: text(m, "content"),
+                tool_calls,
+            }
+        })
+        .collect();
+    let options = RenderOptions {
+        tools: match conv.get("tools") {
+            Some(Json::Array(tools)) => Some(tools.clone()),
+            _ => None,
+        },
+        add_generation_prompt: conv.get("add_generation_prompt") == Some(&Json::Bool(true)),
+        extra: match conv.get("kwargs") {
+            Some(Json::Object(kwargs)) => kwargs.clone(),
+            _ => Vec::new(),
+        },
+    };
+    (messages, options)
+}
+
+/// templates.json's cases, read with key order kept.
+fn ordered_cases() -> Vec<Json> {
+    let text = std::fs::read_to_string(chat_dir().join("templates.json")).unwrap();
+    match Json::parse(&text).unwrap().get("cases") {
+        Some(Json::Array(cases)) => cases.clone(),
+        _ => panic!("templates.json has no cases"),
+    }
+}
+
+fn render_case(template: &ChatTemplate, case: &Json) -> Result<String, ChatTemplateError> {
+    let (messages, options) = conversation(case.get("conversation").unwrap());
+    template.render(&messages, &options)
+}
+
+fn llama_template() -> ChatTemplate {
+    ChatTemplate::from_tokenizer_config(&chat_dir().join("model").join("tokenizer_config.json"))
+        .unwrap()
+}
+
+#[test]
+fn chat_templates_render_as_transformers_renders_them() {
+    let fixture = fixture_json("templates.json");
+    let llama = llama_template();
+    let smol = ChatTemplate::new(
+        fixture["smollm2_template"].as_str().unwrap(),
+        vec![
+            ("bos_token".into(), "<|begin_of_text|>".into()),
+            ("eos_token".into(), "<|eot_id|>".into()),
+        ],
+        "SmolLM2-135M-Instruct",
+    )
+    .unwrap();
+    let cases = ordered_cases();
+    assert!(cases.len() >= 10);
+    for case in &cases {
+        let field = |key: &str| case.get(key).and_then(Json::as_str);
+        let name = format!("{} {}", field("template").unwrap(), field("name").unwrap());
+        let template = if field("template") == Some("smollm2") {
+            &smol
+        } else {
+            &llama
+        };
+        match (render_case(template, case), field("rendered")) {
+            (Ok(text), Some(expected)) => assert_eq!(text, expected, "{name}"),
+            (Err(e), None) => {
+                let expected = field("error").unwrap();
+                assert!(
+                    e.to_string().contains(expected),
+                    "{name}: {e} vs {expected}"
+                );
+            }
+            (got, expected) => panic!("{name}: {got:?}, expected {expected:?}"),
+        }
+    }
+}
+
+fn runs() -> Vec<Value> {
+    fixture_json("greedy.json")["runs"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+fn conversation_named(name: &str) -> Json {
+    ordered_cases()
+        .into_iter()
+        .find(|c| {
+            c.get("template").and_then(Json::as_str) == Some("llama-3.1")
+                && c.get("name").and_then(Json::as_str) == Some(name)
+        })
+        .unwrap()
+}
+
+fn ids(v: &Value) -> Vec<u32> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|i| u32::try_from(i.as_u64().unwrap()).unwrap())
+        .collect()
+}
+
+fn model_dir(run: &Value) -> std::path::PathBuf {
+    fixtures().join(run["model"].as_str().unwrap())
+}
+
+#[test]
+fn prompts_tokenize_to_transformers_ids() {
+    let chat = ChatModel::load(&chat_dir().join("model"), &Device::Cpu).unwrap();
+    for run in runs() {
+        let case = conversation_named(run["conversation"].as_str().unwrap());
+        let text = render_case(chat.template(), &case).unwrap();
+        assert_eq!(
+            chat.encode(&text).unwrap(),
+            ids(&run["prompt_ids"]),
+            "{}",
+            run["name"]
+        );
+    }
+}
+
+/// Greedy decoding with the fixture's options; stop strings through the chat model's decoder.
+fn greedy_options(run: &Value, eos: Vec<u32>) -> GenerateOptions {
+    let o = &run["options"];
+    GenerateOptions {
+        repetition_penalty: o["repetition_penalty"].as_f64().unwrap_or(1.0) as f32,
+        stop_strings: o["stop_strings"].as_array().map_or_else(Vec::new, |s| {
+            s.iter().map(|s| s.as_str().unwrap().to_owned()).collect()
+        }),
+        ..GenerateOptions::greedy(o["max_new_tokens"].as_u64().unwrap() as usize, eos)
+    }
+}
+
+#[test]
+fn greedy_decoding_gives_transformers_token_ids() {
+    let chat = ChatModel::load(&chat_dir().join("model"), &Device::Cpu).unwrap();
+    let eos = chat.generation_config().eos_token_ids.clone();
+    assert_eq!(eos, vec![901, 908, 909]);
+    let mut stops_seen = Vec::new();
+    for run in runs() {
+        let name = run["name"].as_str().unwrap();
+        let prompt = ids(&run["prompt_ids"]);
+        let options = greedy_options(&run, eos.clone());
+        let generated = if run["model"] == "chat/model" {
+            chat.generate_ids(&prompt, &options, |_| ControlFlow::Continue(()))
+                .unwrap()
+        } else {
+            // The untied, sharded encoder stand-in: the same loop over another LM.
+            let lm = load_causal_lm(&model_dir(&run), DType::F32, &Device::Cpu).unwrap();
+            let decode = |ids: &[u32]| chat.decode(ids).map_err(|e| e.to_string());
+            hidream_studio::agent::generate(&lm, &prompt, &options, &decode, |_| {
+                ControlFlow::Continue(())
+            })
+            .unwrap()
+        };
+        assert_eq!(generated.ids, ids(&run["new_ids"]), "{name}");
+        let stop = match generated.stop {
+            StopReason::Eos(_) => "eos",
+            StopReason::MaxNewTokens => "length",
+            StopReason::StopString(_) => "stop_string",
+            StopReason::Cancelled => "cancelled",
+        };
+        assert_eq!(stop, run["stopped_by"].as_str().unwrap(), "{name}");
+        stops_seen.push(stop);
+        // Greedy parity means something only while the reference's choices were clear-cut.
+        assert!(run["min_top2_gap"].as_f64().unwrap() > 1e-2, "{name}");
+    }
+    for stop in ["eos", "length", "stop_string"] {
+        assert!(stops_seen.contains(&stop), "no run stops by {stop}");
+    }
+}
+
+/// The first step's logits (the prompt in one pass) and the last step's (after feeding the
+/// generated tokens one at a time through the cache).
+fn first_and_last_logits(lm: &LlamaForCausalLM, prompt: &[u32], new: &[u32]) -> (Tensor, Tensor) {
+    let mut cache = KvCache::new();
+    let first = lm.forward(prompt, &mut cache).unwrap();
+    let mut last = first.clone();
+    for &id in &new[..new.len() - 1] {
+        last = lm.forward(&[id], &mut cache).unwrap();
+    }
+    assert_eq!(cache.len(), prompt.len() + new.len() - 1);
+    (first, last)
+}
+
+#[test]
+fn logits_match_transformers_through_the_cache() {
+    let reference: HashMap<String, Tensor> =
+        candle_core::safetensors::load(chat_dir().join("logits.safetensors"), &Device::Cpu)
+            .unwrap();
+    for run in runs() {
+        let name = run["name"].as_str().unwrap();
+        let lm = load_causal_lm(&model_dir(&run), DType::F32, &Device::Cpu).unwrap();
+        let (first, last) =
+            first_and_last_logits(&lm, &ids(&run["prompt_ids"]), &ids(&run["new_ids"]));
+        let err = rel_err(&first, &reference[&format!("{name}.first")]);
+        println!("{name}: first step relative error {err:.1e}");
+        assert!(err < F32_TOLERANCE, "{name} first step: {err}");
+        if let Some(expected) = reference.get(&format!("{name}.last")) {
+            let err = rel_err(&last, expected);
+            println!("{name}: last step relative error {err:.1e}");
+            assert!(err < F32_TOLERANCE, "{name} last step: {err}");
+        }
+    }
+}
+
+#[test]
+fn cached_decoding_equals_one_full_pass() {
+    let lm = load_causal_lm(&chat_dir().join("model"), DType::F32, &Device::Cpu).unwrap();
+    let ids: Vec<u32> = (0..40).map(|i| (i * 53 + 7) % 911).collect();
+    let full = lm.forward(&ids, &mut KvCache::new()).unwrap();
+    // The prompt in two chunks, then one token at a time.
+    let mut cache = KvCache::new();
+    lm.forward(&ids[..17], &mut cache).unwrap();
+    lm.forward(&ids[17..30], &mut cache).unwrap();
+    let mut step = None;
+    for &id in &ids[30..] {
+        step = Some(lm.forward(&[id], &mut cache).unwrap());
+    }
+    let err = rel_err(&step.unwrap(), &full);
+    assert!(err < 1e-5, "{err}");
+    assert!(lm.forward(&[], &mut cache).is_err());
+}
+
+fn rows(t: &Tensor) -> Vec<Vec<f32>> {
+    t.to_dtype(DType::F32).unwrap().to_vec2().unwrap()
+}
+
+#[test]
+fn sampling_knobs_do_transformers_maths() {
+    let t: HashMap<String, Tensor> =
+        candle_core::safetensors::load(chat_dir().join("sampling.safetensors"), &Device::Cpu)
+            .unwrap();
+    let logits = rows(&t["logits"]);
+    let input_ids: Vec<Vec<i64>> = t["input_ids"].to_vec2().unwrap();
+    for setting in fixture_json("sampling.json")["settings"]
+        .as_array()
+        .unwrap()
+    {
+        let name = setting["name"].as_str().unwrap();
+        let params = SamplingParams {
+            temperature: setting["temperature"].as_f64().unwrap_or(1.0) as f32,
+            top_k: setting["top_k"].as_u64().unwrap_or(0) as usize,
+            top_p: setting["top_p"].as_f64().unwrap_or(1.0) as f32,
+        };
+        let penalty = setting["repetition_penalty"].as_f64().unwrap_or(1.0) as f32;
+        let expected = rows(&t[&format!("{name}.scores")]);
+        let expected_probs = rows(&t[&format!("{name}.probs")]);
+        for (row, ids) in input_ids.iter().enumerate() {
+            let ids: Vec<u32> = ids.iter().map(|&i| i as u32).collect();
+            let mut scores = logits[row].clone();
+            apply_repetition_penalty(&mut scores, &ids, penalty);
+            params.warp(&mut scores);
+            for (i, (&a, &e)) in scores.iter().zip(&expected[row]).enumerate() {
+                if e == f32::NEG_INFINITY {
+                    assert_eq!(a, e, "{name} row {row} token {i} should be removed");
+                } else {
+                    assert!(
+                        (a - e).abs() <= 1e-6 * e.abs().max(1.0),
+                        "{name} {row}/{i}: {a} vs {e}"
+                    );
+                }
+            }
+            for (&a, &e) in softmax(&scores).iter().zip(&expected_probs[row]) {
+                assert!((a - e).abs() < 1e-6, "{name} row {row}: {a} vs {e}");
+            }
+        }
+    }
+    // The warpers alone, on a row with a tie at the k-th place: both equals stay.
+    let mut tied = vec![3.0, 1.0, 2.0, 2.0, 0.5];
+    apply_top_k(&mut tied, 2);
+    assert_eq!(tied.iter().filter(|s| s.is_finite()).count(), 3);
+    // Equal probabilities whose running sum lands exactly on 1 − top_p: those are removed too.
+    for (top_p, kept) in [(0.5, 2), (0.75, 3)] {
+        let mut flat = vec![0.0; 4];
+        apply_top_p(&mut flat, top_p);
+        assert_eq!(
+            flat.iter().filter(|s| s.is_finite()).count(),
+            kept,
+            "top_p {top_p}"
+        );
+    }
+    let mut one = vec![0.0, 10.0, 0.0];
+    apply_top_p(&mut one, 0.0);
+    assert_eq!(one, vec![f32::NEG_INFINITY, 10.0, f32::NEG_INFINITY]);
+}
+
+#[test]
+fn seeded_sampling_repeats_and_the_seed_matters() {
+    let chat = ChatModel::load(&chat_dir().join("model"), &Device::Cpu).unwrap();
+    let (_, prompt) = chat
+        .prompt(
+            &[Message::user("draw a red circle on the left")],
+            &RenderOptions {
+                add_generation_prompt: true,
+                ..RenderOptions::default()
+            },
+        )
+        .unwrap();
+    let config = chat.generation_config();
+    assert!(config.do_sample);
+    assert_eq!(
+        (config.sampling.temperature, config.sampling.top_p),
+        (0.6, 0.9)
+    );
+    let sample = |seed| {
+        let mut options = config.options(seed);
+        options.max_new_tokens = 12;
+        options.eos_token_ids.clear();
+        if let Decoding::Sample { params, .. } = &mut options.decoding {
+            params.temperature = 1.5;
+        }
+        chat.generate_ids(&prompt, &options, |_| ControlFlow::Continue(()))
+            .unwrap()
+            .ids
+    };
+    let a = sample(1);
+    assert_eq!(a.len(), 12);
+    assert_eq!(a, sample(1));
+    assert_ne!(a, sample(2));
+}
+
+#[test]
+fn the_caller_can_stop_generation() {
+    let chat = ChatModel::load(&chat_dir().join("model"), &Device::Cpu).unwrap();
+    let options = GenerateOptions::greedy(50, vec![]);
+    let mut seen = 0;
+    let generated = chat
+        .generate_ids(&[900, 5, 6], &options, |_| {
+            seen += 1;
+            if seen == 3 {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })
+        .unwrap();
+    assert_eq!(generated.ids.len(), 3);
+    assert_eq!(generated.stop, StopReason::Cancelled);
+    let err = chat
+        .generate_ids(&[], &options, |_| ControlFlow::Continue(()))
+        .unwrap_err();
+    assert!(err.to_string().contains("no tokens"), "{err}");
+}
+
+#[test]
+fn the_encoder_and_the_language_model_share_one_decoder() {
+    use hidream_studio::models::text::{LlamaConfig, LlamaEncoder};
+    let dir = fixtures().join("llama-3.1-tiny");
+    let lm = load_causal_lm(&dir, DType::F32, &Device::Cpu).unwrap();
+    let cfg: LlamaConfig =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+    let files: Vec<_> = (1..=4)
+        .map(|i| dir.join(format!("model-0000{i}-of-00004.safetensors")))
+        .collect();
+    // SAFETY: the fixture files are not modified while mapped.
+    let vb = unsafe {
+        candle_nn::VarBuilder::from_mmaped_safetensors(&files, DType::F32, &Device::Cpu).unwrap()
+    };
+    let encoder = LlamaEncoder::new(&cfg, vb.clone()).unwrap();
+    let head = vb
+        .get((cfg.vocab_size, cfg.hidden_size), "lm_head.weight")
+        .unwrap();
+    let shared = LlamaForCausalLM::from_encoder(&encoder, head);
+    let ids = [900, 17, 250, 3, 77];
+    let a = lm.forward(&ids, &mut KvCache::new()).unwrap();
+    let b = shared.forward(&ids, &mut KvCache::new()).unwrap();
+    assert_eq!(a.to_vec1::<f32>().unwrap(), b.to_vec1::<f32>().unwrap());
+    // The encoder's last state, after the final norm, is what the LM head reads.
+    let states = encoder.encode(&ids, &[1; 5], &Device::Cpu).unwrap();
+    assert_eq!(states.dims(), &[4, 1, 5, 48]);
+}
+
+#[test]
+fn a_model_without_a_chat_template_is_refused_with_a_reason() {
+    let err = ChatModel::load(&fixtures().join("llama-3.1-tiny"), &Device::Cpu).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("no `chat_template`") && text.contains("tokenizer_config.json"),
+        "{text}"
+    );
+}
