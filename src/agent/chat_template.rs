@@ -187,6 +187,7 @@ impl ChatTemplate {
                 .map_err(syntax_error)?,
         );
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        super::py_compat::install(&mut env);
         env.add_filter("tojson", tojson_filter);
         env.add_function(
             "raise_exception",

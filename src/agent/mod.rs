@@ -7,6 +7,7 @@ mod chat_model;
 mod chat_template;
 mod generate;
 mod json;
+mod py_compat;
 pub mod sampling;
 mod tool_call;
 

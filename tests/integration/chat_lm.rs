@@ -111,15 +111,21 @@ fn chat_templates_render_as_transformers_renders_them() {
         "SmolLM2-135M-Instruct",
     )
     .unwrap();
+    let compat = ChatTemplate::new(
+        fixture["compat_template"].as_str().unwrap(),
+        vec![],
+        "Jinja2 compatibility",
+    )
+    .unwrap();
     let cases = ordered_cases();
     assert!(cases.len() >= 10);
     for case in &cases {
         let field = |key: &str| case.get(key).and_then(Json::as_str);
         let name = format!("{} {}", field("template").unwrap(), field("name").unwrap());
-        let template = if field("template") == Some("smollm2") {
-            &smol
-        } else {
-            &llama
+        let template = match field("template") {
+            Some("smollm2") => &smol,
+            Some("python-compat") => &compat,
+            _ => &llama,
         };
         match (render_case(template, case), field("rendered")) {
             (Ok(text), Some(expected)) => assert_eq!(text, expected, "{name}"),
