@@ -29,6 +29,9 @@ pub enum ChatError {
 
     #[error("{path}: {detail}")]
     Tokenizer { path: PathBuf, detail: String },
+
+    #[error("{path} cannot be used as a chat model: {detail}")]
+    NotAChatGguf { path: PathBuf, detail: String },
 }
 
 impl From<WeightsError> for ChatError {
@@ -76,8 +79,29 @@ impl ChatModel {
         })
     }
 
+    /// A chat model from parts read elsewhere (a GGUF file's, say).
+    pub(super) fn from_parts(
+        lm: LlamaForCausalLM,
+        tokenizer: Tokenizer,
+        tokenizer_path: &Path,
+        template: ChatTemplate,
+        generation: GenerationConfig,
+    ) -> Self {
+        Self {
+            lm,
+            tokenizer,
+            tokenizer_path: tokenizer_path.to_path_buf(),
+            template,
+            generation,
+        }
+    }
+
     pub fn generation_config(&self) -> &GenerationConfig {
         &self.generation
+    }
+
+    pub fn language_model(&self) -> &LlamaForCausalLM {
+        &self.lm
     }
 
     pub fn template(&self) -> &ChatTemplate {

@@ -6,6 +6,7 @@
 mod chat_model;
 mod chat_template;
 mod generate;
+mod gguf;
 mod json;
 mod py_compat;
 pub mod sampling;

