@@ -64,6 +64,13 @@ impl ChatModel {
     /// Loads a Llama chat model folder in f32 on `device`.
     pub fn load(dir: &Path, device: &Device) -> Result<Self, ChatError> {
         let lm = load_causal_lm(dir, DType::F32, device)?;
+        Self::with_language_model(dir, lm)
+    }
+
+    /// A chat model over an already loaded language model (one sharing the text encoder's
+    /// weights, say: [`LlamaForCausalLM::from_encoder`]), with the tokenizer, chat template and
+    /// generation config of its folder `dir`.
+    pub fn with_language_model(dir: &Path, lm: LlamaForCausalLM) -> Result<Self, ChatError> {
         let tokenizer_path = dir.join("tokenizer.json");
         let tokenizer =
             Tokenizer::from_file(&tokenizer_path).map_err(|e| ChatError::Tokenizer {

@@ -427,7 +427,7 @@ fn the_encoder_and_the_language_model_share_one_decoder() {
     let head = vb
         .get((cfg.vocab_size, cfg.hidden_size), "lm_head.weight")
         .unwrap();
-    let shared = LlamaForCausalLM::from_encoder(&encoder, head);
+    let shared = LlamaForCausalLM::from_encoder(&encoder, Some(head));
     let ids = [900, 17, 250, 3, 77];
     let a = lm.forward(&ids, &mut KvCache::new()).unwrap();
     let b = shared.forward(&ids, &mut KvCache::new()).unwrap();

@@ -27,10 +27,13 @@ impl LlamaForCausalLM {
     }
 
     /// A language model over a text encoder's decoder stack (the weights are shared, not
-    /// copied) with the given LM head: [vocab, D].
-    pub fn from_encoder(encoder: &super::LlamaEncoder, lm_head: Tensor) -> Self {
+    /// copied) with the LM head `lm_head` ([vocab, D], the checkpoint's `lm_head.weight`, which
+    /// the encoder leaves unread), or the encoder's embedding when `None` (tied configs).
+    pub fn from_encoder(encoder: &super::LlamaEncoder, lm_head: Option<Tensor>) -> Self {
+        let decoder = encoder.decoder().clone();
+        let lm_head = lm_head.unwrap_or_else(|| decoder.embedding_weight().clone());
         Self {
-            decoder: encoder.decoder().clone(),
+            decoder,
             lm_head: Linear::new(lm_head, None),
         }
     }
