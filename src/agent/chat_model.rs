@@ -32,6 +32,12 @@ pub enum ChatError {
 
     #[error("{path} cannot be used as a chat model: {detail}")]
     NotAChatGguf { path: PathBuf, detail: String },
+
+    #[error(
+        "the latest message alone takes {tokens} tokens, more than the {max_tokens} the model \
+         can read at once: shorten it"
+    )]
+    TooLong { tokens: usize, max_tokens: usize },
 }
 
 impl From<WeightsError> for ChatError {

@@ -5,6 +5,7 @@
 
 mod chat_model;
 mod chat_template;
+mod context;
 mod generate;
 mod gguf;
 mod json;
@@ -14,6 +15,7 @@ mod tool_call;
 
 pub use chat_model::{ChatError, ChatModel, ChatReply};
 pub use chat_template::{ChatTemplate, ChatTemplateError, Message, RenderOptions, Role, ToolCall};
+pub use context::{FittedPrompt, TextStream};
 pub use generate::{
     DEFAULT_MAX_NEW_TOKENS, Decoding, GenerateError, GenerateOptions, Generated, GenerationConfig,
     StopReason, generate,

@@ -565,3 +565,63 @@ fn gguf_files_that_are_not_llama_chat_models_are_refused_with_a_reason() {
     .unwrap_err();
     assert!(err.to_string().contains("tokenizer"), "{err}");
 }
+
+fn long_conversation() -> Vec<Message> {
+    let mut messages = vec![Message::system(
+        "You are the planner of a local image studio.",
+    )];
+    for i in 0..4 {
+        messages.push(Message::user(format!("draw {i} red circles on the left")));
+        messages.push(Message::assistant(format!("Done: {i} red circles.")));
+    }
+    messages.push(Message::user("now make them blue"));
+    messages
+}
+
+#[test]
+fn an_over_long_conversation_loses_its_oldest_turns_and_says_how_many() {
+    let chat = ChatModel::load(&chat_dir().join("model"), &Device::Cpu).unwrap();
+    let messages = long_conversation();
+    let render = RenderOptions {
+        add_generation_prompt: true,
+        ..RenderOptions::default()
+    };
+    let (_, whole) = chat.prompt(&messages, &render).unwrap();
+    let all = chat.prompt_within(&messages, &render, whole.len()).unwrap();
+    assert_eq!((all.ids.len(), all.dropped), (whole.len(), 0));
+    // The system message, the last turn (user, assistant) and the new request.
+    let kept = [&messages[..1], &messages[7..]].concat();
+    let (_, short) = chat.prompt(&kept, &render).unwrap();
+    let fitted = chat.prompt_within(&messages, &render, short.len()).unwrap();
+    assert_eq!(fitted.dropped, 6, "three older turns go");
+    assert!(fitted.ids.len() <= short.len());
+    assert!(fitted.text.contains("planner") && fitted.text.contains("now make them blue"));
+    assert!(!fitted.text.contains("draw 2 red"));
+    // Never a kept part that opens with an answer.
+    let fitted = chat
+        .prompt_within(&messages, &render, short.len() - 1)
+        .unwrap();
+    assert_eq!(fitted.dropped, 8);
+    assert!(fitted.text.contains("now make them blue") && !fitted.text.contains("Done: 3"));
+    let err = chat.prompt_within(&messages, &render, 10).unwrap_err();
+    assert!(err.to_string().contains("shorten it"), "{err}");
+}
+
+#[test]
+fn streamed_text_adds_up_to_the_decoded_reply() {
+    let chat = ChatModel::load(&chat_dir().join("model"), &Device::Cpu).unwrap();
+    // "東京の夜景 🌸" needs several byte-level tokens per character.
+    let ids = chat.encode("Grüße! 東京の夜景 🌸 — ok").unwrap();
+    let mut stream = chat.text_stream();
+    let mut pieces = Vec::new();
+    for &id in &ids {
+        pieces.push(stream.push(id).unwrap());
+    }
+    pieces.push(stream.finish().unwrap());
+    assert!(pieces.iter().all(|p| !p.contains('\u{FFFD}')), "{pieces:?}");
+    assert!(
+        pieces.iter().any(String::is_empty),
+        "no token ended inside a character"
+    );
+    assert_eq!(pieces.concat(), chat.decode(&ids).unwrap());
+}
