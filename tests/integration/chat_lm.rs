@@ -438,6 +438,12 @@ fn the_encoder_and_the_language_model_share_one_decoder() {
 }
 
 #[test]
+fn a_chat_model_can_move_to_the_engine_thread() {
+    fn send_and_share<T: Send + Sync>() {}
+    send_and_share::<ChatModel>();
+}
+
+#[test]
 fn a_model_without_a_chat_template_is_refused_with_a_reason() {
     let err = ChatModel::load(&fixtures().join("llama-3.1-tiny"), &Device::Cpu).unwrap_err();
     let text = err.to_string();
