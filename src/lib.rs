@@ -4,6 +4,7 @@
 //! ([`weights`]), describing them ([`info`]) and the background engine that runs jobs
 //! ([`engine`]).
 
+pub mod agent;
 pub mod app;
 pub mod device_memory;
 pub mod engine;

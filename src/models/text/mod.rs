@@ -17,7 +17,7 @@ use candle_core::{DType, Device, Result, Tensor};
 
 pub use activation::Activation;
 pub use clip::{ClipConfig, ClipTextEncoder};
-pub use llama::{LlamaConfig, LlamaEncoder};
+pub use llama::{KvCache, LlamaConfig, LlamaEncoder, LlamaForCausalLM};
 
 pub use t5::{T5Config, T5Encoder};
 pub use tokenize::{PromptTokenizer, Tokens};
@@ -313,6 +313,24 @@ fn check_llama_folder(dir: &Path) -> std::result::Result<(), WeightsError> {
             dir: dir.to_path_buf(),
         })
     }
+}
+
+/// A Llama folder's causal language model (config.json, weights with `lm_head.weight` unless
+/// the config ties it to the embedding), or the llama.cpp GGUF file standing in for the weights.
+pub fn load_causal_lm(
+    dir: &Path,
+    dtype: DType,
+    device: &Device,
+) -> std::result::Result<LlamaForCausalLM, LoadError> {
+    check_llama_folder(dir)?;
+    let cfg: LlamaConfig = read_json(&dir.join("config.json"), "Llama config")?;
+    load_encoder(
+        dir,
+        ComponentKind::Llama,
+        ("Llama language model", &[]),
+        (dtype, device),
+        |vb| LlamaForCausalLM::new(&cfg, vb),
+    )
 }
 
 /// A Llama-3.1 folder's model: config.json and sharded weights (the LM head is left unread).

@@ -29,6 +29,15 @@ impl MetaValue {
         }
     }
 
+    pub fn as_f64(&self) -> Option<f64> {
+        match *self {
+            Self::Float(v) => Some(v),
+            Self::UInt(v) => Some(v as f64),
+            Self::Int(v) => Some(v as f64),
+            _ => None,
+        }
+    }
+
     pub fn as_u64(&self) -> Option<u64> {
         match *self {
             Self::UInt(v) => Some(v),

@@ -18,7 +18,7 @@ pub mod t5;
 mod types;
 mod writer;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use candle_core::quantized::QTensor;
@@ -40,6 +40,31 @@ pub const COMFY_PREFIX: &str = "model.diffusion_model.";
 pub const ORIG_SHAPE_KEY: &str = "comfy.gguf.orig_shape.";
 pub const ARCHITECTURE_KEY: &str = "general.architecture";
 
+/// A GGUF file's metadata and the names of its tensors as stored (llama.cpp's own names):
+/// what a model packed into one file (config, tokenizer, chat template) is rebuilt from.
+pub fn read_metadata(path: &Path) -> Result<(BTreeMap<String, MetaValue>, Vec<String>)> {
+    let mmap = map(path)?;
+    let header = header::parse(&mmap).map_err(|e| header_error(path, e))?;
+    let names = header.tensors.into_iter().map(|t| t.name).collect();
+    Ok((header.metadata, names))
+}
+
+fn header_error(path: &Path, e: HeaderError) -> WeightsError {
+    match e {
+        HeaderError::NotGguf => WeightsError::NotGguf {
+            path: path.to_path_buf(),
+        },
+        HeaderError::Truncated(detail) => WeightsError::Truncated {
+            path: path.to_path_buf(),
+            detail,
+        },
+        HeaderError::Corrupt(detail) => WeightsError::CorruptGguf {
+            path: path.to_path_buf(),
+            detail,
+        },
+    }
+}
+
 /// One GGUF file, memory-mapped, its header checked against the file's length.
 #[derive(Debug)]
 pub(crate) struct GgufFile {
@@ -55,19 +80,7 @@ pub(crate) struct GgufFile {
 impl GgufFile {
     pub fn open(path: &Path) -> Result<Self> {
         let mmap = map(path)?;
-        let header = header::parse(&mmap).map_err(|e| match e {
-            HeaderError::NotGguf => WeightsError::NotGguf {
-                path: path.to_path_buf(),
-            },
-            HeaderError::Truncated(detail) => WeightsError::Truncated {
-                path: path.to_path_buf(),
-                detail,
-            },
-            HeaderError::Corrupt(detail) => WeightsError::CorruptGguf {
-                path: path.to_path_buf(),
-                detail,
-            },
-        })?;
+        let header = header::parse(&mmap).map_err(|e| header_error(path, e))?;
         let corrupt = |detail: String| WeightsError::CorruptGguf {
             path: path.to_path_buf(),
             detail,

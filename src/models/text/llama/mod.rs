@@ -1,10 +1,19 @@
-//! Llama-3.1 as HiDream's fourth text encoder: every decoder layer's output (the last one after
-//! the final norm), with the padding mask, grouped-query attention and llama3 RoPE scaling. The
-//! LM head is never loaded.
+//! Llama-3.1 (grouped-query attention, llama3 RoPE scaling): its config, and the one decoder
+//! stack ([`decoder`]) that serves both HiDream's fourth text encoder (every decoder layer's
+//! output, the last after the final norm, with the padding mask; the LM head never loaded) and
+//! the chat model ([`LlamaForCausalLM`]: LM head, KV cache).
 
-use candle_core::{DType, Device, Module, Result, Tensor};
-use candle_nn::{Embedding, Linear, VarBuilder, embedding, linear_no_bias};
+mod cache;
+mod causal_lm;
+mod decoder;
+
+use candle_core::{Device, Result, Tensor};
+use candle_nn::VarBuilder;
 use serde::Deserialize;
+
+pub use cache::KvCache;
+pub use causal_lm::LlamaForCausalLM;
+pub(crate) use decoder::Decoder;
 
 /// Llama's `config.json`. Both spellings of the RoPE settings are read: `rope_theta` +
 /// `rope_scaling` (the released checkpoints) and `rope_parameters` (transformers 5).
@@ -26,6 +35,9 @@ pub struct LlamaConfig {
     pub rope_scaling: Option<RopeParameters>,
     #[serde(default)]
     pub rope_parameters: Option<RopeParameters>,
+    /// The LM head is the token embedding (no `lm_head.weight` in the checkpoint).
+    #[serde(default)]
+    pub tie_word_embeddings: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -50,7 +62,7 @@ impl LlamaConfig {
             .unwrap_or(self.hidden_size / self.num_attention_heads)
     }
 
-    pub(crate) fn kv_heads(&self) -> usize {
+    pub fn kv_heads(&self) -> usize {
         self.num_key_value_heads.unwrap_or(self.num_attention_heads)
     }
 
@@ -115,149 +127,38 @@ impl LlamaConfig {
 }
 
 #[derive(Debug, Clone)]
-struct DecoderLayer {
-    input_layernorm: Tensor,
-    q_proj: Linear,
-    k_proj: Linear,
-    v_proj: Linear,
-    o_proj: Linear,
-    post_attention_layernorm: Tensor,
-    gate_proj: Linear,
-    up_proj: Linear,
-    down_proj: Linear,
-}
-
-impl DecoderLayer {
-    fn new(cfg: &LlamaConfig, vb: VarBuilder) -> Result<Self> {
-        let (d, hd) = (cfg.hidden_size, cfg.head_dim());
-        let attn = vb.pp("self_attn");
-        let mlp = vb.pp("mlp");
-        Ok(Self {
-            input_layernorm: vb.get(d, "input_layernorm.weight")?,
-            q_proj: linear_no_bias(d, cfg.num_attention_heads * hd, attn.pp("q_proj"))?,
-            k_proj: linear_no_bias(d, cfg.kv_heads() * hd, attn.pp("k_proj"))?,
-            v_proj: linear_no_bias(d, cfg.kv_heads() * hd, attn.pp("v_proj"))?,
-            o_proj: linear_no_bias(cfg.num_attention_heads * hd, d, attn.pp("o_proj"))?,
-            post_attention_layernorm: vb.get(d, "post_attention_layernorm.weight")?,
-            gate_proj: linear_no_bias(d, cfg.intermediate_size, mlp.pp("gate_proj"))?,
-            up_proj: linear_no_bias(d, cfg.intermediate_size, mlp.pp("up_proj"))?,
-            down_proj: linear_no_bias(cfg.intermediate_size, d, mlp.pp("down_proj"))?,
-        })
-    }
-
-    fn forward(
-        &self,
-        x: &Tensor,
-        mask: &Tensor,
-        rope: &(Tensor, Tensor),
-        cfg: &LlamaConfig,
-    ) -> Result<Tensor> {
-        let (b, s, _) = x.dims3()?;
-        let (heads, kv_heads, hd) = (cfg.num_attention_heads, cfg.kv_heads(), cfg.head_dim());
-        let eps = cfg.rms_norm_eps as f32;
-        let h = candle_nn::ops::rms_norm(x, &self.input_layernorm, eps)?;
-        let split = |t: Tensor, n: usize| t.reshape((b, s, n, hd))?.transpose(1, 2)?.contiguous();
-        let q = split(self.q_proj.forward(&h)?, heads)?;
-        let k = split(self.k_proj.forward(&h)?, kv_heads)?;
-        let v = split(self.v_proj.forward(&h)?, kv_heads)?;
-        let (cos, sin) = rope;
-        let q = candle_nn::rotary_emb::rope(&q, cos, sin)?;
-        let k = candle_nn::rotary_emb::rope(&k, cos, sin)?;
-        // Grouped-query attention: each key/value head serves heads/kv_heads query heads.
-        let repeat = |t: Tensor| -> Result<Tensor> {
-            let groups = heads / kv_heads;
-            if groups == 1 {
-                return Ok(t);
-            }
-            t.unsqueeze(2)?
-                .broadcast_as((b, kv_heads, groups, s, hd))?
-                .reshape((b, heads, s, hd))
-        };
-        let (k, v) = (repeat(k)?, repeat(v)?);
-        let scale = 1.0 / (hd as f64).sqrt();
-        let scores = (q.matmul(&k.t()?)? * scale)?
-            .to_dtype(DType::F32)?
-            .broadcast_add(mask)?;
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?.to_dtype(x.dtype())?;
-        let attn = probs
-            .matmul(&v)?
-            .transpose(1, 2)?
-            .reshape((b, s, heads * hd))?;
-        let x = (x + self.o_proj.forward(&attn)?)?;
-        let h = candle_nn::ops::rms_norm(&x, &self.post_attention_layernorm, eps)?;
-        let mlp = self.down_proj.forward(
-            &(candle_nn::ops::silu(&self.gate_proj.forward(&h)?)? * self.up_proj.forward(&h)?)?,
-        )?;
-        x + mlp
-    }
-}
-
-#[derive(Debug, Clone)]
 pub struct LlamaEncoder {
-    cfg: LlamaConfig,
-    embed_tokens: Embedding,
-    layers: Vec<DecoderLayer>,
-    norm: Tensor,
-    inv_freq: Vec<f32>,
+    decoder: Decoder,
 }
 
 impl LlamaEncoder {
     /// `vb` at the checkpoint root (`model.*` names).
     pub fn new(cfg: &LlamaConfig, vb: VarBuilder) -> Result<Self> {
-        let m = vb.pp("model");
         Ok(Self {
-            cfg: cfg.clone(),
-            embed_tokens: embedding(cfg.vocab_size, cfg.hidden_size, m.pp("embed_tokens"))?,
-            layers: (0..cfg.num_hidden_layers)
-                .map(|i| DecoderLayer::new(cfg, m.pp(format!("layers.{i}"))))
-                .collect::<Result<_>>()?,
-            norm: m.get(cfg.hidden_size, "norm.weight")?,
-            inv_freq: cfg.inv_freq()?,
+            decoder: Decoder::new(cfg, vb.pp("model"))?,
         })
     }
 
     pub fn config(&self) -> &LlamaConfig {
-        &self.cfg
+        self.decoder.config()
+    }
+
+    /// The decoder stack, to share with a causal LM over the same weights.
+    pub(crate) fn decoder(&self) -> &Decoder {
+        &self.decoder
     }
 
     /// Every layer's output for one padded sequence, stacked: [layers, 1, S, hidden]. Entry j is
     /// the output of decoder layer j; the last is after the final RMSNorm. `mask`: 1 for real
     /// tokens, 0 for padding (masked as keys; padded queries still get values).
     pub fn encode(&self, ids: &[u32], mask: &[u32], device: &Device) -> Result<Tensor> {
-        let s = ids.len();
-        let dtype = self.norm.dtype();
-        let mut x = self
-            .embed_tokens
-            .forward(&Tensor::new(ids, device)?.unsqueeze(0)?)?;
-        let rope = self.rope_tables(s, dtype, device)?;
+        let x = self.decoder.embed(ids, device)?;
         let mask = attention_mask(mask, device)?;
-        let mut states = Vec::with_capacity(self.layers.len());
-        for layer in &self.layers {
-            x = layer.forward(&x, &mask, &rope, &self.cfg)?;
-            states.push(x.clone());
-        }
+        let mut states = self.decoder.layer_outputs(x, &mask)?;
         if let Some(last) = states.last_mut() {
-            *last = candle_nn::ops::rms_norm(&x, &self.norm, self.cfg.rms_norm_eps as f32)?;
+            *last = self.decoder.final_norm(last)?;
         }
         Tensor::stack(&states, 0)
-    }
-
-    /// cos/sin [S, head_dim/2] for positions 0..S: the angle is rounded to f32 like the
-    /// reference's f32 product, then its cosine and sine are taken accurately.
-    fn rope_tables(&self, s: usize, dtype: DType, device: &Device) -> Result<(Tensor, Tensor)> {
-        let half = self.inv_freq.len();
-        let mut cos = Vec::with_capacity(s * half);
-        let mut sin = Vec::with_capacity(s * half);
-        for pos in 0..s {
-            for &f in &self.inv_freq {
-                let angle = f64::from(pos as f32 * f);
-                cos.push(angle.cos() as f32);
-                sin.push(angle.sin() as f32);
-            }
-        }
-        let cos = Tensor::from_vec(cos, (s, half), device)?.to_dtype(dtype)?;
-        let sin = Tensor::from_vec(sin, (s, half), device)?.to_dtype(dtype)?;
-        Ok((cos, sin))
     }
 }
 
