@@ -38,6 +38,7 @@ mod repo_size;
 mod resample;
 mod shapes_editor;
 mod shapes_eval;
+mod shapes_hidit;
 mod shapes_models;
 mod studio_snapshots;
 mod studio_window;

@@ -29,7 +29,8 @@ def baselines(run: Path, per_class: int, seed: int) -> dict:
         out[name] = {**score(images, labels), **quality.quality(images, per_class, seed)}
         log("baselines", f"{name}: class {out[name]['class']:.3f}, palette distance "
                          f"{out[name]['palette_distance']:.2f}, high-frequency distance "
-                         f"{out[name]['hf_spectrum_distance_db']:.2f} dB, Frechet "
+                         f"{out[name]['hf_spectrum_distance_db']:.2f} dB (excess "
+                         f"{out[name]['hf_spectrum_excess_db']:+.2f}), Frechet "
                          f"{out[name]['frechet_random_features']:.3f}")
     (run / "baselines.json").write_text(json.dumps(out, indent=1) + "\n")
     return out

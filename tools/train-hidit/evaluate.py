@@ -79,6 +79,6 @@ def evaluate(exp: Path, run: Path, per_class: int, seed: int, weights: str = "em
     log("eval", f"{exp.name} {name}: class {result['class']:.3f} (colour {result['colour']:.3f}, "
                 f"shape {result['shape']:.3f}, one object {result['count']:.3f}), palette "
                 f"distance {result['palette_distance']:.2f}, high-frequency distance "
-                f"{result['hf_spectrum_distance_db']:.2f} dB, Frechet (random features) "
+                f"{result['hf_spectrum_distance_db']:.2f} dB (excess {result['hf_spectrum_excess_db']:+.2f}), Frechet (random features) "
                 f"{result['frechet_random_features']:.3f}")
     return result

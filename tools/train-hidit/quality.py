@@ -7,8 +7,9 @@ renders from another seed, `baselines.py`).
 
 Fine detail: the radially averaged power spectrum of the grey images (mean over the set), and
 the mean absolute difference of its log (in dB) from the renders' over the upper half of the
-frequencies (radius N/4 to N/2 cycles per image, up to Nyquist). Blur lowers that band,
-smudges and noise raise it: 0 dB means the same amount of fine detail as the renders.
+frequencies (radius N/4 to N/2 cycles per image, up to Nyquist), and the mean signed
+difference (the excess). Blur lowers that band (negative excess), grain and speckle raise it
+(positive): 0 dB means the same amount of fine detail as the renders.
 
 Frechet distance: as FID's formula (means and covariances of features, ||m1 - m2||^2 +
 tr(S1 + S2 - 2 (S1 S2)^1/2)), with features that depend on nothing trained here, so numbers
@@ -56,11 +57,13 @@ def radial_power_db(images: np.ndarray) -> np.ndarray:
     return 10 * np.log10(bins / counts + 1e-12)
 
 
-def high_frequency_distance_db(images: np.ndarray, renders: np.ndarray) -> float:
+def high_frequency_difference_db(images: np.ndarray, renders: np.ndarray) -> np.ndarray:
+    """The set's log power minus the renders' (dB), per radius over the upper half of the
+    frequencies: negative where detail is missing (blur), positive where there is too much
+    (grain, speckle)."""
     n = images.shape[1]
-    a, b = radial_power_db(images), radial_power_db(renders)
     band = slice(n // 4, n // 2 + 1)
-    return float(np.abs(a[band] - b[band]).mean())
+    return radial_power_db(images)[band] - radial_power_db(renders)[band]
 
 
 def feature_net() -> nn.Module:
@@ -100,5 +103,7 @@ def frechet_distance(images: np.ndarray, renders: np.ndarray) -> float:
 
 def quality(images: np.ndarray, per_class: int, seed: int) -> dict:
     renders = real_renders(per_class * REFERENCE_MULTIPLE, seed)
-    return {"hf_spectrum_distance_db": high_frequency_distance_db(images, renders),
+    difference = high_frequency_difference_db(images, renders)
+    return {"hf_spectrum_distance_db": float(np.abs(difference).mean()),
+            "hf_spectrum_excess_db": float(difference.mean()),
             "frechet_random_features": frechet_distance(images, renders)}
