@@ -28,6 +28,7 @@ pub(super) fn inspect_gguf(path: &Path) -> weights::Result<FolderReport> {
             tensors: 0,
             parameters: 0,
             bytes: 0,
+            shared_bytes: 0,
             dtypes: BTreeMap::from([(ty.name, 0)]),
         });
         group.tensors += 1;

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
+use super::render::human_bytes;
 use super::{ComponentReport, ComponentStatus, FolderReport, WeightsSummary};
 use crate::models::hidit::autoencoder::{AutoencoderKl, VaeArch};
 use crate::models::hidit::files::{ArgsJson, LatentStats};
@@ -134,6 +135,7 @@ fn summary(tensors: &[Listed]) -> WeightsSummary {
             .collect::<HashMap<_, _>>()
             .values()
             .sum(),
+        shared_bytes: 0,
         dtypes,
     }
 }
@@ -262,6 +264,9 @@ pub(super) fn inspect_file(path: &Path) -> FolderReport {
 
 /// Rows (and notes) for each state dict of a file, names prefixed with `prefix`.
 fn describe_dicts(report: &mut FolderReport, path: &Path, contents: &Contents, prefix: &str) {
+    // Storages already listed under an earlier entry of this file (exported checkpoints keep
+    // `model` and `ema` as views of the same tensors): the total counts them once.
+    let mut seen: HashMap<&str, u64> = HashMap::new();
     for (key, tensors) in &contents.dicts {
         let name = match key {
             Some(key) => format!("{prefix}{key}"),
@@ -290,9 +295,29 @@ fn describe_dicts(report: &mut FolderReport, path: &Path, contents: &Contents, p
         if key.as_deref() == Some("ema") {
             class.push_str(" (sampled)");
         }
-        report
-            .components
-            .push(row(name, class, tensors, ComponentStatus::Ok));
+        let mut component = row(name, class, tensors, ComponentStatus::Ok);
+        let own: HashMap<&str, u64> = tensors
+            .iter()
+            .map(|t| (t.storage.0.as_str(), t.storage.1))
+            .collect();
+        let shared: u64 = own
+            .iter()
+            .filter(|(k, _)| seen.contains_key(*k))
+            .map(|(_, b)| b)
+            .sum();
+        if shared > 0
+            && let Some(w) = component.weights.as_mut()
+        {
+            w.shared_bytes = shared;
+            report.notes.push(format!(
+                "{}: {} of its tensors are stored once with an earlier entry's (counted once \
+                 in the total)",
+                component.name,
+                human_bytes(shared)
+            ));
+        }
+        seen.extend(own);
+        report.components.push(component);
     }
     if !contents.others.is_empty() {
         report

@@ -76,7 +76,7 @@ impl FolderReport {
         self.components
             .iter()
             .filter_map(|c| c.weights.as_ref())
-            .map(|w| w.bytes)
+            .map(|w| w.bytes - w.shared_bytes)
             .sum()
     }
 }
@@ -98,6 +98,10 @@ pub struct WeightsSummary {
     pub tensors: usize,
     pub parameters: u64,
     pub bytes: u64,
+    /// Of `bytes`, those in storages an earlier component of the same file already holds
+    /// (a REPA-E checkpoint whose `model` and `ema` share tensors): counted once in the total.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub shared_bytes: u64,
     /// Tensor count per stored dtype.
     pub dtypes: BTreeMap<&'static str, usize>,
 }
@@ -286,12 +290,17 @@ fn inspect_weights(report: &mut ComponentReport, dir: &Path) {
     }
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 fn summarise(store: &TensorStore) -> WeightsSummary {
     WeightsSummary {
         shards: store.shard_count(),
         tensors: store.len(),
         parameters: store.parameter_count(),
         bytes: store.bytes_on_disk(),
+        shared_bytes: 0,
         dtypes: store.dtype_counts(),
     }
 }

@@ -59,3 +59,50 @@ fn bundled_hidit_draws_its_classes() {
         "class accuracy {accuracy:.3} < 0.9: {misses:#?}"
     );
 }
+
+/// `info` on the bundle counts the checkpoint's `model` and `ema`, views of the same tensors,
+/// once: its total is what the files take, not twice the checkpoint.
+#[test]
+fn info_counts_shared_checkpoint_storage_once() {
+    let folder = bundled_experiment("shapes-hidit").expect("assets/models/shapes-hidit is missing");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hidream-studio"))
+        .arg("info")
+        .arg(&folder)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    let total = text
+        .lines()
+        .find_map(|l| l.strip_prefix("total: "))
+        .and_then(|l| l.split(", ").nth(1))
+        .and_then(|l| l.strip_suffix(" on disk"))
+        .unwrap_or_else(|| panic!("no total line in:\n{text}"));
+    let megabytes: f64 = total.strip_suffix(" MB").unwrap().parse().unwrap();
+    let files: u64 = walk_pt(&folder);
+    let ratio = megabytes * 1e6 / files as f64;
+    assert!(
+        (0.97..=1.0).contains(&ratio),
+        "total {total} for {files} bytes of .pt files:\n{text}"
+    );
+    assert!(
+        text.contains("stored once with an earlier entry's"),
+        "{text}"
+    );
+}
+
+fn walk_pt(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .map(|p| {
+            if p.is_dir() {
+                walk_pt(&p)
+            } else if p.extension().is_some_and(|e| e == "pt") {
+                p.metadata().unwrap().len()
+            } else {
+                0
+            }
+        })
+        .sum()
+}
