@@ -2,9 +2,10 @@
 
 use std::collections::HashMap;
 
-use egui::{ColorImage, TextureHandle, TextureOptions, Ui};
+use egui::{ColorImage, TextureHandle, Ui};
 
 use super::actions::Action;
+use super::canvas::result_texture_options;
 use crate::store::{EntryKind, HistoryEntry, UnreadableEntry};
 
 /// Thumbnails are drawn at most this many points wide.
@@ -138,7 +139,7 @@ fn load_thumbnail(ctx: &egui::Context, entry: &HistoryEntry) -> Option<TextureHa
     Some(ctx.load_texture(
         format!("thumbnail:{}", entry.id),
         color,
-        TextureOptions::LINEAR,
+        result_texture_options(),
     ))
 }
 
