@@ -87,7 +87,12 @@ impl HistoryPanel {
                     EntryKind::Edit => "edit: ",
                     EntryKind::Class => "class: ",
                 };
-                let title = format!("{kind}{}", shorten(&entry.prompt, 60));
+                let prompt = if entry.prompt.trim().is_empty() {
+                    "(unconditional)".to_string()
+                } else {
+                    shorten(&entry.prompt, 60)
+                };
+                let title = format!("{kind}{prompt}");
                 if ui
                     .selectable_label(selected, title)
                     .on_hover_text(&entry.prompt)

@@ -49,6 +49,7 @@ pub use edit_panel::EditPanel;
 pub use editor::Editor;
 
 pub use generate_panel::GeneratePanel;
+pub use generate_panel::PROMPT_REQUEST;
 pub use generate_panel::SeedMode;
 pub use generate_panel::SizeChoice;
 

@@ -1,13 +1,15 @@
 //! The window's layout holds still: the side panels keep their width when results and jobs
-//! arrive, a width the user drags is remembered across restarts, and results are drawn crisp
-//! when magnified.
+//! arrive, a width the user drags is remembered across restarts, results are drawn crisp when
+//! magnified, and Generate without a prompt asks for one.
+
+use std::time::Duration;
 
 use egui::TextureFilter;
 use egui_kittest::Harness;
-use egui_kittest::kittest::Queryable as _;
-use hidream_studio::app::{PanelWidths, StudioApp, StudioConfig};
+use egui_kittest::kittest::{NodeT as _, Queryable as _};
+use hidream_studio::app::{PROMPT_REQUEST, PanelWidths, StudioApp, StudioConfig};
 
-use super::studio_window::generate_one;
+use super::studio_window::{generate_one, generation_record, run_until, type_prompt};
 use crate::common::window::{Window, dirs_with_models};
 
 /// The canvas's left and right edges: where the history ends and the controls begin.
@@ -92,4 +94,57 @@ fn a_dragged_panel_width_survives_a_restart() {
     let mut restarted = Window::new(&dirs.paths).build();
     restarted.run_ok();
     assert_eq!(canvas_edges(&restarted), dragged);
+}
+
+#[test]
+fn generate_without_a_prompt_asks_for_one_and_submits_nothing() {
+    let dirs = dirs_with_models();
+    let mut harness = Window::new(&dirs.paths).build();
+    harness.run_ok();
+    assert!(harness.query_by_label(PROMPT_REQUEST).is_none());
+
+    // Blank counts as empty.
+    type_prompt(&mut harness, "Prompt", "  \n ");
+    harness.get_by_label("Generate").click();
+    harness.run_ok();
+    harness.get_by_label(PROMPT_REQUEST);
+    assert!(harness.state().pending_jobs().is_empty());
+    assert!(
+        harness.state().messages().is_empty(),
+        "said by the prompt box, not in the status area: {:?}",
+        harness.state().messages()
+    );
+
+    // Typing a prompt takes the request away.
+    type_prompt(&mut harness, "Prompt", "a red circle");
+    assert!(harness.query_by_label(PROMPT_REQUEST).is_none());
+}
+
+#[test]
+fn unconditional_submits_with_an_empty_prompt() {
+    let dirs = dirs_with_models();
+    let mut harness = Window::new(&dirs.paths).build();
+    harness.state_mut().generate_panel_mut().steps = 2;
+    harness.run_ok();
+    // A prompt typed before the choice is not sent.
+    type_prompt(&mut harness, "Prompt", "a red circle");
+    harness.get_by_label("Unconditional (no prompt)").click();
+    harness.run_ok();
+    assert!(
+        harness
+            .get_by_label("Prompt")
+            .accesskit_node()
+            .is_disabled(),
+        "the prompt box is not used"
+    );
+    harness.get_by_label("Generate").click();
+    harness.run_ok();
+    assert!(harness.query_by_label(PROMPT_REQUEST).is_none());
+    let jobs = harness.state().pending_jobs();
+    assert_eq!(jobs.len(), 1, "messages: {:?}", harness.state().messages());
+    assert_eq!(jobs[0].title, "Generate (unconditional)");
+    run_until(&mut harness, Duration::from_mins(5), "the result", |app| {
+        !app.history_entries().is_empty()
+    });
+    assert_eq!(generation_record(harness.state()).settings.prompt, "");
 }
