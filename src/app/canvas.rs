@@ -1,7 +1,8 @@
 //! The central canvas: shows one image with zoom and pan, and takes brush strokes in edit mode.
 
 use egui::{
-    Color32, ColorImage, Pos2, Rect, Sense, Stroke, TextureHandle, TextureOptions, Ui, Vec2,
+    Color32, ColorImage, Pos2, Rect, Sense, Stroke, TextureFilter, TextureHandle, TextureOptions,
+    Ui, Vec2,
 };
 use image::RgbImage;
 
@@ -15,6 +16,19 @@ const MIN_ZOOM: f32 = 0.05;
 const MAX_ZOOM: f32 = 32.0;
 /// The mask overlay's colour where the user has painted.
 const MASK_TINT: [u8; 4] = [255, 70, 70, 110];
+
+/// How result images are sampled wherever they are drawn (canvas, history thumbnails). The
+/// bundled models make 64×64 images shown many times larger: drawn larger than their pixels they
+/// are sampled nearest, so each pixel stays a crisp square; drawn smaller (a large image fitted
+/// to the canvas) they are sampled linearly, which blurs less than dropping pixels. The GPU picks
+/// between the two per draw from the on-screen scale, so one texture serves both.
+pub(crate) fn result_texture_options() -> TextureOptions {
+    TextureOptions {
+        magnification: TextureFilter::Nearest,
+        minification: TextureFilter::Linear,
+        ..TextureOptions::LINEAR
+    }
+}
 
 pub struct Canvas {
     image: Option<ShownImage>,
@@ -52,7 +66,7 @@ impl Canvas {
         }
         let size = [image.width() as usize, image.height() as usize];
         let color = ColorImage::from_rgb(size, image.as_raw());
-        let texture = ctx.load_texture(format!("canvas:{key}"), color, TextureOptions::LINEAR);
+        let texture = ctx.load_texture(format!("canvas:{key}"), color, result_texture_options());
         self.image = Some(ShownImage {
             key: key.to_string(),
             texture,
@@ -250,5 +264,37 @@ impl Canvas {
             let uv = Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0));
             painter.image(texture.id(), at, uv, Color32::WHITE);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The filter a texture with `options` is sampled with when drawn at `scale` screen pixels
+    /// per image pixel (the GPU sampler's rule: above one it magnifies).
+    fn filter_at_scale(options: TextureOptions, scale: f32) -> TextureFilter {
+        if scale > 1.0 {
+            options.magnification
+        } else {
+            options.minification
+        }
+    }
+
+    #[test]
+    fn results_are_crisp_magnified_and_smooth_scaled_down() {
+        let options = result_texture_options();
+        // A 64×64 result fitted to a 600-point canvas at 1 pixel per point: about 9× larger.
+        assert_eq!(
+            filter_at_scale(options, 600.0 / 64.0),
+            TextureFilter::Nearest
+        );
+        // A 1024×1024 result fitted to the same canvas.
+        assert_eq!(
+            filter_at_scale(options, 600.0 / 1024.0),
+            TextureFilter::Linear
+        );
+        // The sampler's edges stay clamped, as with egui's default.
+        assert_eq!(options.wrap_mode, TextureOptions::LINEAR.wrap_mode);
     }
 }

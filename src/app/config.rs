@@ -1,11 +1,12 @@
-//! What the studio remembers between runs: the model folders and compute choices, as JSON in
-//! the config folder.
+//! What the studio remembers between runs: the model folders, compute choices and panel
+//! widths, as JSON in the config folder.
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use super::editor::Editor;
+use super::layout::PanelWidths;
 use crate::pipelines::{ComputeDType, DeviceChoice, Preset};
 use crate::store::write_atomically;
 use crate::weights::HubCache;
@@ -231,6 +232,8 @@ pub struct StudioConfig {
     pub dtype: Option<ComputeDType>,
     /// The models' native resolution (1024 for the released ones; small models use less).
     pub base_resolution: u32,
+    /// The side panels' widths as the user left them.
+    pub panels: PanelWidths,
 }
 
 impl Default for StudioConfig {
@@ -244,6 +247,7 @@ impl Default for StudioConfig {
             },
             dtype: None,
             base_resolution: 1024,
+            panels: PanelWidths::default(),
         }
     }
 }

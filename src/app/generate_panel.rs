@@ -9,6 +9,10 @@ use crate::rng::fresh_seed;
 use crate::schedulers::SchedulerKind;
 use crate::weights::ManifestDefaults;
 
+/// Shown by the prompt box when Generate is clicked without a prompt.
+pub const PROMPT_REQUEST: &str = "Type a prompt first: it says what to draw. To generate without \
+     one, tick Unconditional.";
+
 /// How the seed of the next job is chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SeedMode {
@@ -29,6 +33,8 @@ pub enum SizeChoice {
 
 pub struct GeneratePanel {
     pub prompt: String,
+    /// Generate without a prompt, chosen explicitly; the prompt box is then not used.
+    pub unconditional: bool,
     pub negative_prompt: String,
     pub preset: Preset,
     pub size: SizeChoice,
@@ -40,12 +46,15 @@ pub struct GeneratePanel {
     pub guidance: f64,
     pub shift: f64,
     show_advanced: bool,
+    /// Generate was asked for with an empty prompt: the box says what to do until it is filled.
+    asked_for_prompt: bool,
 }
 
 impl Default for GeneratePanel {
     fn default() -> Self {
         let mut panel = Self {
             prompt: String::new(),
+            unconditional: false,
             negative_prompt: String::new(),
             preset: Preset::Full,
             size: SizeChoice::Official(0),
@@ -57,6 +66,7 @@ impl Default for GeneratePanel {
             guidance: 0.0,
             shift: 0.0,
             show_advanced: false,
+            asked_for_prompt: false,
         };
         panel.set_preset(Preset::Full);
         panel
@@ -78,6 +88,26 @@ impl GeneratePanel {
         self.steps = defaults.steps;
         self.guidance = defaults.guidance;
         self.shift = defaults.shift;
+    }
+
+    /// Whether there is nothing to generate from: no prompt (blank counts as none) and
+    /// unconditional not chosen.
+    pub(crate) fn missing_prompt(&self) -> bool {
+        !self.unconditional && self.prompt.trim().is_empty()
+    }
+
+    /// Shows the request for a prompt by the prompt box.
+    pub(crate) fn ask_for_prompt(&mut self) {
+        self.asked_for_prompt = true;
+    }
+
+    /// The prompt a job runs with: empty when unconditional is chosen.
+    pub(crate) fn job_prompt(&self) -> String {
+        if self.unconditional {
+            String::new()
+        } else {
+            self.prompt.clone()
+        }
     }
 
     /// Whether the current values run classifier-free guidance (a negative prompt matters).
@@ -117,6 +147,8 @@ impl GeneratePanel {
         let s = &record.settings;
         let r = &record.resolved;
         self.prompt.clone_from(&s.prompt);
+        // An empty prompt was run unconditionally on purpose; run the same again.
+        self.unconditional = s.prompt.trim().is_empty();
         self.negative_prompt = s.negative_prompt.clone().unwrap_or_default();
         self.preset = s.preset;
         self.steps = r.steps;
@@ -135,13 +167,23 @@ impl GeneratePanel {
     /// Draws the controls; asks to generate when Generate is clicked.
     pub fn ui(&mut self, ui: &mut Ui, base_resolution: u32, can_generate: bool) -> Option<Action> {
         let label = ui.label("Prompt");
-        ui.add(
+        ui.add_enabled(
+            !self.unconditional,
             TextEdit::multiline(&mut self.prompt)
                 .hint_text("a red fox in the snow, golden hour")
                 .desired_rows(4)
                 .desired_width(f32::INFINITY),
         )
         .labelled_by(label.id);
+        ui.checkbox(&mut self.unconditional, "Unconditional (no prompt)")
+            .on_hover_text("Generate without a prompt: the model draws whatever it likes");
+        if self.asked_for_prompt {
+            if self.missing_prompt() {
+                ui.colored_label(ui.visuals().error_fg_color, PROMPT_REQUEST);
+            } else {
+                self.asked_for_prompt = false;
+            }
+        }
 
         let label = ui.label("Negative prompt");
         let guided = self.uses_guidance();

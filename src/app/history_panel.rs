@@ -2,9 +2,10 @@
 
 use std::collections::HashMap;
 
-use egui::{ColorImage, TextureHandle, TextureOptions, Ui};
+use egui::{ColorImage, TextureHandle, Ui};
 
 use super::actions::Action;
+use super::canvas::result_texture_options;
 use crate::store::{EntryKind, HistoryEntry, UnreadableEntry};
 
 /// Thumbnails are drawn at most this many points wide.
@@ -86,7 +87,12 @@ impl HistoryPanel {
                     EntryKind::Edit => "edit: ",
                     EntryKind::Class => "class: ",
                 };
-                let title = format!("{kind}{}", shorten(&entry.prompt, 60));
+                let prompt = if entry.prompt.trim().is_empty() {
+                    "(unconditional)".to_string()
+                } else {
+                    shorten(&entry.prompt, 60)
+                };
+                let title = format!("{kind}{prompt}");
                 if ui
                     .selectable_label(selected, title)
                     .on_hover_text(&entry.prompt)
@@ -138,7 +144,7 @@ fn load_thumbnail(ctx: &egui::Context, entry: &HistoryEntry) -> Option<TextureHa
     Some(ctx.load_texture(
         format!("thumbnail:{}", entry.id),
         color,
-        TextureOptions::LINEAR,
+        result_texture_options(),
     ))
 }
 

@@ -23,6 +23,7 @@ mod generate_panel;
 mod handle;
 mod history_panel;
 mod jobs;
+mod layout;
 mod logic;
 mod models_view;
 mod submit;
@@ -48,15 +49,18 @@ pub use edit_panel::EditPanel;
 pub use editor::Editor;
 
 pub use generate_panel::GeneratePanel;
+pub use generate_panel::PROMPT_REQUEST;
 pub use generate_panel::SeedMode;
 pub use generate_panel::SizeChoice;
 
 pub use jobs::JobPhase;
 pub use jobs::PendingJob;
+pub use layout::PanelWidths;
 
 use class_model::ClassModelCache;
 use first_run::FirstRunView;
 use history_panel::{HistoryPanel, unreadable_note};
+use layout::{CONTROLS_RANGE, HISTORY_RANGE, SteadyPanel};
 use models_view::ModelsView;
 
 use crate::engine::{Engine, JobId};
@@ -131,6 +135,9 @@ pub struct StudioApp {
     mask: Option<BrushMask>,
     canvas: Canvas,
     history_panel: HistoryPanel,
+    /// The side panels, whose widths change only when the user drags their edges.
+    history_side: SteadyPanel,
+    controls_side: SteadyPanel,
     models_view: ModelsView,
     first_run: FirstRunView,
     jobs: Vec<PendingJob>,
@@ -197,6 +204,8 @@ impl StudioApp {
             Box::new(move || repaint.request_repaint()),
         );
         let first_run = FirstRunView::new(cache.as_ref());
+        let history_side = SteadyPanel::left("history", HISTORY_RANGE, config.panels.history);
+        let controls_side = SteadyPanel::right("controls", CONTROLS_RANGE, config.panels.controls);
         Self {
             paths,
             cache,
@@ -218,6 +227,8 @@ impl StudioApp {
             mask: None,
             canvas: Canvas::default(),
             history_panel: HistoryPanel::default(),
+            history_side,
+            controls_side,
             models_view: ModelsView::default(),
             first_run,
             jobs: Vec::new(),

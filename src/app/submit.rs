@@ -87,11 +87,20 @@ impl StudioApp {
     }
 
     pub(super) fn submit_generate(&mut self) {
+        // Said by the prompt box, where the user looks, rather than in the status area.
+        if self.generate.missing_prompt() {
+            self.generate.ask_for_prompt();
+            return;
+        }
         let settings = match self.generate_settings() {
             Ok(settings) => settings,
             Err(e) => return self.error(e),
         };
-        let title = format!("Generate: {}", short(&settings.prompt));
+        let title = if settings.prompt.is_empty() {
+            "Generate (unconditional)".to_string()
+        } else {
+            format!("Generate: {}", short(&settings.prompt))
+        };
         let id = self.engine.submit(Job::Generate(GenerateJob {
             settings,
             noise: None,
@@ -129,7 +138,7 @@ impl StudioApp {
                     .map(Path::to_path_buf),
                 placement: crate::settings::PlacementChoice::default(),
             },
-            prompt: self.generate.prompt.clone(),
+            prompt: self.generate.job_prompt(),
             negative_prompt: uses_guidance.then(|| self.generate.negative_prompt.clone()),
             preset: self.generate.preset,
             steps: Some(self.generate.steps),

@@ -37,21 +37,23 @@ impl StudioApp {
             return false;
         }
 
-        let action = egui::Panel::left("history")
-            .default_size(300.0)
-            .min_size(260.0)
-            .show(ui, |ui| {
-                self.history_panel.ui(ui, &self.entries, self.selected)
-            })
-            .inner;
+        let (action, history_width) = self.history_side.show(ui, |ui| {
+            self.history_panel.ui(ui, &self.entries, self.selected)
+        });
         self.handle_some(&ctx, action);
-        let action = egui::Panel::right("controls")
-            .default_size(340.0)
-            .min_size(300.0)
-            .max_size(420.0)
-            .show(ui, |ui| self.controls_ui(ui))
-            .inner;
+        // A copy, since the controls borrow the whole app; written back once drawn.
+        let mut controls_side = self.controls_side;
+        let (action, controls_width) = controls_side.show(ui, |ui| self.controls_ui(ui));
+        self.controls_side = controls_side;
         self.handle_some(&ctx, action);
+        if history_width.is_some() || controls_width.is_some() {
+            let panels = &mut self.config.panels;
+            panels.history = history_width.unwrap_or(panels.history);
+            panels.controls = controls_width.unwrap_or(panels.controls);
+            if let Err(e) = self.config.save(&self.paths) {
+                self.error(format!("{e:#}"));
+            }
+        }
         egui::CentralPanel::default().show(ui, |ui| self.canvas_ui(ui));
         true
     }
@@ -182,8 +184,10 @@ impl StudioApp {
                 {
                     action = Some(Action::Cancel(job.id));
                 }
-                ui.label(short(&job.title));
-                ui.weak(job.status_line());
+                // Truncated, not wider than the panel: a long prompt would be clipped mid-word.
+                let line = format!("{} · {}", short(&job.title), job.status_line());
+                ui.add(egui::Label::new(line).truncate())
+                    .on_hover_text(&job.title);
             });
         }
         action

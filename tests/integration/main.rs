@@ -47,5 +47,6 @@ mod vae_tiled;
 mod weights_errors;
 mod window_gguf;
 mod window_hidit;
+mod window_layout;
 mod window_store_errors;
 mod window_words;

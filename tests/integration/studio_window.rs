@@ -171,6 +171,7 @@ fn switching_presets_changes_the_shown_defaults() {
     // Dev is not configured: asking for it says what to do instead of failing silently.
     harness.get_by_label("Dev").click();
     harness.run_ok();
+    type_prompt(&mut harness, "Prompt", "a red circle");
     harness.get_by_label("Generate").click();
     harness.run_ok();
     let messages = harness.state().messages();
@@ -435,6 +436,7 @@ fn a_failing_job_is_reported_and_the_window_keeps_working() {
     let mut harness = Window::new(&dirs.paths).build();
     harness.get_by_label("Fast").click();
     harness.run_ok();
+    type_prompt(&mut harness, "Prompt", "a red circle");
     let failure = generate_and_fail(&mut harness);
     assert!(
         failure.text.contains(&empty.path().display().to_string()),
