@@ -290,6 +290,8 @@ fn inspect_weights(report: &mut ComponentReport, dir: &Path) {
     }
 }
 
+// serde's `skip_serializing_if` hands the field over by reference.
+#[allow(clippy::trivially_copy_pass_by_ref)]
 fn is_zero(n: &u64) -> bool {
     *n == 0
 }

@@ -25,7 +25,7 @@ fn bundled_hidit_draws_its_classes() {
         latents_stats: None,
     };
     let models = HiditModels::load(&files, &candle_core::Device::Cpu).unwrap();
-    let (mut hits, mut total, mut misses) = (0, 0, Vec::new());
+    let (mut hits, mut total, mut misses) = (0usize, 0usize, Vec::new());
     for (class, name) in names.iter().enumerate() {
         let (colour, shape) = name.split_once(' ').unwrap();
         for seed in 0..2 {
