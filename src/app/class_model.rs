@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use super::config::ModelFolders;
+use crate::models::hidit::Mode as Sampler;
 use crate::models::hidit::files::{HiditExperiment, HiditFilesError, LatentStats};
 use crate::pipelines::hidit::{ClassNames, HiditFiles, class_names, conditioning};
 
@@ -19,6 +20,44 @@ pub(crate) struct ClassModel {
     pub names: Option<ClassNames>,
     /// The checkpoint, autoencoder and statistics used, for the models view.
     pub summary: String,
+    /// The sampling values its classes.json recommends, if any.
+    pub defaults: Option<ClassDefaults>,
+}
+
+/// The sampling values a model was made for, as the bundled Shapes Hi-DiT's classes.json
+/// gives them (`defaults`); the class controls start from them.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize)]
+pub(crate) struct ClassDefaults {
+    pub mode: Sampler,
+    pub num_steps: usize,
+    pub cfg_scale: f64,
+    pub guidance_low: f64,
+    pub guidance_high: f64,
+}
+
+impl ClassDefaults {
+    /// The folder's classes.json `defaults`. A file without them, or none, gives `None`; one
+    /// that does not parse is reported (the class names come from the same file).
+    fn read(folder: &Path) -> Result<Option<Self>, String> {
+        #[derive(serde::Deserialize)]
+        struct ClassesFile {
+            #[serde(default)]
+            defaults: Option<ClassDefaults>,
+        }
+        let path = folder.join("classes.json");
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            return Ok(None);
+        };
+        serde_json::from_str::<ClassesFile>(&text)
+            .map(|f| f.defaults)
+            .map_err(|e| {
+                format!(
+                    "{}: `defaults` is not as expected ({e}); it needs mode (\"ode\" or \"sde\"), \
+                     num_steps, cfg_scale, guidance_low and guidance_high",
+                    path.display()
+                )
+            })
+    }
 }
 
 impl ClassModel {
@@ -80,6 +119,7 @@ impl ClassModel {
             null_class: conditioning.null_class,
             names,
             summary,
+            defaults: ClassDefaults::read(folder)?,
         })
     }
 

@@ -2,6 +2,8 @@
 //! picker with search, the sampler (ODE or SDE, steps) and classifier-free guidance with its
 //! interval.
 
+use std::path::PathBuf;
+
 use egui::{DragValue, TextEdit, Ui};
 
 use super::actions::Action;
@@ -24,6 +26,12 @@ pub struct ClassPanel {
     /// Guidance applies at steps whose time t (1 = noise, 0 = image) lies in [low, high].
     pub guidance_low: f64,
     pub guidance_high: f64,
+    /// The model whose defaults the controls were last set to (they are set again when the
+    /// model changes).
+    defaults_for: Option<PathBuf>,
+    /// The values came from a result ("reuse settings"): the model's defaults must not
+    /// replace them.
+    values_from_record: bool,
 }
 
 impl Default for ClassPanel {
@@ -38,6 +46,8 @@ impl Default for ClassPanel {
             cfg_scale: 1.5,
             guidance_low: 0.0,
             guidance_high: 1.0,
+            defaults_for: None,
+            values_from_record: false,
         }
     }
 }
@@ -54,6 +64,26 @@ impl ClassPanel {
         self.cfg_scale = s.cfg_scale;
         self.guidance_low = s.guidance_low;
         self.guidance_high = s.guidance_high;
+        self.values_from_record = true;
+    }
+
+    /// Sets the controls to `model`'s own defaults when it is another model than last time.
+    fn follow_model(&mut self, model: &ClassModel) {
+        if self.defaults_for.as_ref() == Some(&model.files.model) {
+            self.values_from_record = false;
+            return;
+        }
+        self.defaults_for = Some(model.files.model.clone());
+        if std::mem::take(&mut self.values_from_record) {
+            return;
+        }
+        if let Some(d) = model.defaults {
+            self.sampler = d.mode;
+            self.steps = d.num_steps;
+            self.cfg_scale = d.cfg_scale;
+            self.guidance_low = d.guidance_low;
+            self.guidance_high = d.guidance_high;
+        }
     }
 
     /// Draws the controls for `model`; `seed_ui` draws the seed row. Asks to generate when
@@ -67,7 +97,10 @@ impl ClassPanel {
     ) -> Option<Action> {
         let mut action = None;
         match model {
-            ClassModelState::Ready(model) => self.picker_ui(ui, model),
+            ClassModelState::Ready(model) => {
+                self.follow_model(model);
+                self.picker_ui(ui, model);
+            }
             ClassModelState::NotSet => {
                 ui.colored_label(
                     ui.visuals().warn_fg_color,

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::Mode;
 use super::editor::Editor;
 use super::layout::PanelWidths;
 use crate::pipelines::{ComputeDType, DeviceChoice, Preset};
@@ -234,6 +235,37 @@ pub struct StudioConfig {
     pub base_resolution: u32,
     /// The side panels' widths as the user left them.
     pub panels: PanelWidths,
+    /// Modes that use the bundled model though a folder is set for them (the top bar's
+    /// switcher): the folder stays set, so switching back needs no new choice.
+    pub use_bundled: UseBundled,
+}
+
+/// Per mode, whether the bundled model is used rather than the configured folder.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct UseBundled {
+    pub generate: bool,
+    pub edit: bool,
+    pub class: bool,
+}
+
+impl UseBundled {
+    pub fn get(&self, mode: Mode) -> bool {
+        match mode {
+            Mode::Generate => self.generate,
+            Mode::Edit => self.edit,
+            Mode::Class => self.class,
+        }
+    }
+
+    pub fn set(&mut self, mode: Mode, bundled: bool) {
+        let field = match mode {
+            Mode::Generate => &mut self.generate,
+            Mode::Edit => &mut self.edit,
+            Mode::Class => &mut self.class,
+        };
+        *field = bundled;
+    }
 }
 
 impl Default for StudioConfig {
@@ -248,11 +280,38 @@ impl Default for StudioConfig {
             dtype: None,
             base_resolution: 1024,
             panels: PanelWidths::default(),
+            use_bundled: UseBundled::default(),
         }
     }
 }
 
 impl StudioConfig {
+    /// The folders jobs use: the configured ones, less those of modes switched to a bundled
+    /// model that exists (their empty slots then fall back to it, as on a fresh install).
+    pub fn models_in_use(&self, bundled: &ModelFolders) -> ModelFolders {
+        let mut models = self.models.clone();
+        let ub = self.use_bundled;
+        if ub.generate {
+            for slot in [ModelSlot::I1Full, ModelSlot::I1Dev, ModelSlot::I1Fast] {
+                if bundled.get(slot).is_some() {
+                    models.set(slot, None);
+                    models.set_transformer_file(slot, None);
+                }
+            }
+        }
+        if ub.edit {
+            for editor in [Editor::E1Full, Editor::E1_1] {
+                if bundled.get(ModelSlot::Editor(editor)).is_some() {
+                    models.set(ModelSlot::Editor(editor), None);
+                }
+            }
+        }
+        if ub.class && bundled.hidit.is_some() {
+            models.set_hidit_file(HiditFile::Folder, None);
+        }
+        models
+    }
+
     pub fn dtype(&self) -> ComputeDType {
         self.dtype.unwrap_or(match self.device {
             DeviceChoice::Cpu => ComputeDType::F32,

@@ -4,9 +4,12 @@ use egui::{DragValue, TextEdit, Ui};
 
 use super::actions::Action;
 use super::widgets::{submit_button, value_row};
-use crate::pipelines::{GenerationRecord, OFFICIAL_RESOLUTIONS, Preset, effective_size};
+use crate::pipelines::{
+    GenerationRecord, NamedResolution, OFFICIAL_RESOLUTIONS, Preset, effective_size,
+};
 use crate::rng::fresh_seed;
 use crate::schedulers::SchedulerKind;
+use crate::settings::DEFAULT_BASE_RESOLUTION;
 use crate::weights::ManifestDefaults;
 
 /// Shown by the prompt box when Generate is clicked without a prompt.
@@ -46,6 +49,13 @@ pub struct GeneratePanel {
     pub guidance: f64,
     pub shift: f64,
     show_advanced: bool,
+    /// The running model's own steps, guidance and shift (a bundled model's manifest), shown
+    /// instead of the preset's, which are made for the released models.
+    pub(crate) model_defaults: Option<ManifestDefaults>,
+    /// The running model's base resolution where its manifest gives one (64 for Shapes).
+    pub(crate) model_base: Option<u32>,
+    /// Prompts the running model can draw: the placeholder and "Surprise me".
+    pub(crate) examples: Vec<String>,
     /// Generate was asked for with an empty prompt: the box says what to do until it is filled.
     asked_for_prompt: bool,
 }
@@ -66,6 +76,9 @@ impl Default for GeneratePanel {
             guidance: 0.0,
             shift: 0.0,
             show_advanced: false,
+            model_defaults: None,
+            model_base: None,
+            examples: Vec::new(),
             asked_for_prompt: false,
         };
         panel.set_preset(Preset::Full);
@@ -78,16 +91,45 @@ impl GeneratePanel {
     pub(crate) fn set_preset(&mut self, preset: Preset) {
         let d = preset.defaults();
         self.preset = preset;
+        // The preset's model may be another: its defaults are looked up again.
+        self.model_defaults = None;
         self.steps = d.steps;
         self.guidance = d.guidance;
         self.shift = d.shift;
     }
 
     /// Shows a bundled model's own steps, guidance and shift instead of the preset's.
-    pub(crate) fn set_model_defaults(&mut self, defaults: ManifestDefaults) {
-        self.steps = defaults.steps;
-        self.guidance = defaults.guidance;
-        self.shift = defaults.shift;
+    pub(crate) fn set_model_defaults(&mut self, defaults: Option<ManifestDefaults>) {
+        self.model_defaults = defaults;
+        if let Some(defaults) = defaults {
+            self.steps = defaults.steps;
+            self.guidance = defaults.guidance;
+            self.shift = defaults.shift;
+        }
+    }
+
+    /// Back to the running model's defaults: its own, else the preset's.
+    fn reset_values(&mut self) {
+        match self.model_defaults {
+            Some(defaults) => self.set_model_defaults(Some(defaults)),
+            None => self.set_preset(self.preset),
+        }
+    }
+
+    /// Puts one of the model's example prompts in the box, another than the one there.
+    fn surprise(&mut self) {
+        let others: Vec<&String> = self
+            .examples
+            .iter()
+            .filter(|e| **e != self.prompt)
+            .collect();
+        if let Some(pick) = usize::try_from(fresh_seed())
+            .ok()
+            .and_then(|n| others.get(n % others.len().max(1)))
+        {
+            self.prompt = (*pick).clone();
+            self.unconditional = false;
+        }
     }
 
     /// Whether there is nothing to generate from: no prompt (blank counts as none) and
@@ -166,11 +208,29 @@ impl GeneratePanel {
 
     /// Draws the controls; asks to generate when Generate is clicked.
     pub fn ui(&mut self, ui: &mut Ui, base_resolution: u32, can_generate: bool) -> Option<Action> {
-        let label = ui.label("Prompt");
+        let label = ui
+            .horizontal(|ui| {
+                let label = ui.label("Prompt");
+                if !self.examples.is_empty()
+                    && ui
+                        .small_button("Surprise me")
+                        .on_hover_text("A prompt this model can draw")
+                        .clicked()
+                {
+                    self.surprise();
+                }
+                label
+            })
+            .inner;
+        // The model's own first example, else a generic one.
+        let hint = self
+            .examples
+            .first()
+            .map_or("a red fox in the snow, golden hour", String::as_str);
         ui.add_enabled(
             !self.unconditional,
             TextEdit::multiline(&mut self.prompt)
-                .hint_text("a red fox in the snow, golden hour")
+                .hint_text(hint)
                 .desired_rows(4)
                 .desired_width(f32::INFINITY),
         )
@@ -213,10 +273,10 @@ impl GeneratePanel {
                 }
             }
         });
-        ui.weak(preset_summary(self.preset));
+        ui.weak(preset_summary(self.preset, self.model_defaults));
         ui.add_space(4.0);
 
-        self.size_ui(ui, base_resolution);
+        self.size_ui(ui, self.model_base.unwrap_or(base_resolution));
         self.seed_ui(ui);
 
         ui.add_space(4.0);
@@ -229,19 +289,29 @@ impl GeneratePanel {
     }
 
     fn size_ui(&mut self, ui: &mut Ui, base_resolution: u32) {
+        // A small model's sizes are the official shapes at its own pixel budget (64x64 for
+        // 1024x1024), so the list says what comes out.
+        let made = |r: &NamedResolution| {
+            if base_resolution == DEFAULT_BASE_RESOLUTION {
+                return r.name.to_string();
+            }
+            effective_size(r.width, r.height, base_resolution, 16)
+                .map_or_else(|| r.name.to_string(), |(w, h)| format!("{w}x{h}"))
+        };
+        let mut listed_made = false;
         ui.horizontal(|ui| {
             let selected = match self.size {
-                SizeChoice::Official(i) => OFFICIAL_RESOLUTIONS
-                    .get(i)
-                    .map_or("custom", |r| r.name)
-                    .to_string(),
+                SizeChoice::Official(i) => {
+                    listed_made = true;
+                    OFFICIAL_RESOLUTIONS.get(i).map_or("custom".into(), made)
+                }
                 SizeChoice::Custom => "custom".to_string(),
             };
             egui::ComboBox::from_label("Size")
                 .selected_text(selected)
                 .show_ui(ui, |ui| {
                     for (i, r) in OFFICIAL_RESOLUTIONS.iter().enumerate() {
-                        ui.selectable_value(&mut self.size, SizeChoice::Official(i), r.name);
+                        ui.selectable_value(&mut self.size, SizeChoice::Official(i), made(r));
                     }
                     ui.selectable_value(&mut self.size, SizeChoice::Custom, "custom");
                 });
@@ -266,7 +336,7 @@ impl GeneratePanel {
         }
         let (w, h) = self.requested_size();
         match effective_size(w, h, base_resolution, 16) {
-            Some((ew, eh)) if (ew, eh) != (w, h) => {
+            Some((ew, eh)) if (ew, eh) != (w, h) && !listed_made => {
                 ui.weak(format!(
                     "made at {ew}×{eh} (the model's {base_resolution}² pixel budget)"
                 ));
@@ -315,15 +385,25 @@ impl GeneratePanel {
             value_row(ui, "Shift", shift)
                 .on_hover_text("Scheduler time shift: higher spends more steps on composition");
         });
-        if ui.small_button("Preset values").clicked() {
-            self.set_preset(self.preset);
+        if ui
+            .small_button("Preset values")
+            .on_hover_text("The model's own defaults for this preset")
+            .clicked()
+        {
+            self.reset_values();
         }
     }
 }
 
-/// One line describing what a preset does by default.
-pub(crate) fn preset_summary(preset: Preset) -> String {
-    let d = preset.defaults();
+/// One line describing what a preset does by default; a model's own values replace the
+/// preset's steps, guidance and shift.
+pub(crate) fn preset_summary(preset: Preset, model: Option<ManifestDefaults>) -> String {
+    let mut d = preset.defaults();
+    if let Some(m) = model {
+        d.steps = m.steps;
+        d.guidance = m.guidance;
+        d.shift = m.shift;
+    }
     let sampler = match d.scheduler {
         SchedulerKind::FlowUnipc => "UniPC",
         SchedulerKind::Flash => "Flash Euler",

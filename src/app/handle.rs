@@ -11,6 +11,7 @@ use super::generate_panel::SeedMode;
 use super::{EditSource, EditView, Mode, StudioApp};
 use crate::pipelines::edit::read_rgb;
 use crate::store::{HistoryEntry, StoredRecord};
+use crate::weights::StudioManifest;
 
 impl StudioApp {
     /// Carries out what a panel asked for this frame.
@@ -139,8 +140,12 @@ impl StudioApp {
                 self.generate.apply_record(r);
                 // The record's values stand; a model's defaults must not replace them.
                 let preset = self.generate.preset;
-                self.defaults_shown_for =
-                    Some((preset, self.model_for(ModelSlot::for_preset(preset))));
+                let model = self.model_for(ModelSlot::for_preset(preset));
+                let manifest = model
+                    .as_deref()
+                    .and_then(|m| StudioManifest::read(m).ok().flatten());
+                self.note_model(manifest.as_ref());
+                self.defaults_shown_for = Some((preset, model));
                 self.mode = Mode::Generate;
             }
             StoredRecord::Edit(r) => {

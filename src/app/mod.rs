@@ -25,6 +25,7 @@ mod history_panel;
 mod jobs;
 mod layout;
 mod logic;
+mod model_bar;
 mod models_view;
 mod submit;
 mod ui;
@@ -41,7 +42,7 @@ pub use brush::Brush;
 pub use brush::BrushMask;
 pub use canvas::Canvas;
 pub use class_panel::ClassPanel;
-pub use config::{HiditFile, ModelFolders, ModelSlot, StudioConfig, StudioPaths};
+pub use config::{HiditFile, ModelFolders, ModelSlot, StudioConfig, StudioPaths, UseBundled};
 pub use dialogs::Dialogs;
 pub(crate) use dialogs::NativeDialogs;
 pub use dialogs::ScriptedDialogs;
@@ -61,6 +62,7 @@ use class_model::ClassModelCache;
 use first_run::FirstRunView;
 use history_panel::{HistoryPanel, unreadable_note};
 use layout::{CONTROLS_RANGE, HISTORY_RANGE, SteadyPanel};
+use model_bar::ModelBar;
 use models_view::ModelsView;
 
 use crate::engine::{Engine, JobId};
@@ -139,6 +141,8 @@ pub struct StudioApp {
     history_side: SteadyPanel,
     controls_side: SteadyPanel,
     models_view: ModelsView,
+    /// The top bar's model line (folder names and sizes, read once).
+    model_bar: ModelBar,
     first_run: FirstRunView,
     jobs: Vec<PendingJob>,
     messages: Vec<Message>,
@@ -230,6 +234,7 @@ impl StudioApp {
             history_side,
             controls_side,
             models_view: ModelsView::default(),
+            model_bar: ModelBar::default(),
             first_run,
             jobs: Vec::new(),
             messages,

@@ -48,7 +48,8 @@ impl StudioApp {
     /// the status line.
     fn class_settings(&mut self) -> Result<(ClassModel, HiditSettings), String> {
         self.class_model.forget();
-        let model = match self.class_model.get(&self.config.models, &self.bundled) {
+        let in_use = self.config.models_in_use(&self.bundled);
+        let model = match self.class_model.get(&in_use, &self.bundled) {
             ClassModelState::Ready(model) => (**model).clone(),
             ClassModelState::NotSet => {
                 return Err(
@@ -130,12 +131,13 @@ impl StudioApp {
                 device: self.config.device,
                 // Only with a chosen snapshot: a GGUF of a released model does not fit the
                 // bundled Shapes model that stands in for an empty slot.
-                transformer: self
-                    .config
-                    .models
-                    .get(slot)
-                    .and(self.config.models.transformer_file(slot))
-                    .map(Path::to_path_buf),
+                transformer: {
+                    let in_use = self.config.models_in_use(&self.bundled);
+                    in_use
+                        .get(slot)
+                        .and(in_use.transformer_file(slot))
+                        .map(Path::to_path_buf)
+                },
                 placement: crate::settings::PlacementChoice::default(),
             },
             prompt: self.generate.job_prompt(),
@@ -231,18 +233,26 @@ impl StudioApp {
             return;
         }
         self.defaults_shown_for = key;
-        if let Some(defaults) = model
-            .and_then(|m| StudioManifest::read(&m).ok().flatten())
-            .and_then(|m| m.defaults)
-        {
-            self.generate.set_model_defaults(defaults);
-        }
+        let manifest = model.and_then(|m| StudioManifest::read(&m).ok().flatten());
+        self.note_model(manifest.as_ref());
+        self.generate
+            .set_model_defaults(manifest.and_then(|m| m.defaults));
     }
 
-    /// The folder for a slot: the configured one, else the bundled one.
+    /// What the controls show about the preset's model without touching the values: its
+    /// defaults for the summary, its base resolution for the sizes, its example prompts.
+    pub(super) fn note_model(&mut self, manifest: Option<&StudioManifest>) {
+        let panel = &mut self.generate;
+        panel.model_defaults = manifest.and_then(|m| m.defaults);
+        panel.model_base = manifest.map(|m| m.base_resolution);
+        panel.examples = manifest.map_or_else(Vec::new, |m| m.examples.clone());
+    }
+
+    /// The folder for a slot: the configured one (unless the top bar switched its mode to
+    /// the bundled model), else the bundled one.
     pub(super) fn model_for(&self, slot: ModelSlot) -> Option<PathBuf> {
         self.config
-            .models
+            .models_in_use(&self.bundled)
             .get(slot)
             .or_else(|| self.bundled.get(slot))
             .map(Path::to_path_buf)

@@ -4,6 +4,8 @@
 use egui::{RichText, Ui};
 
 use super::actions::Action;
+use super::config::ModelSlot;
+use super::model_bar::ModelChoice;
 use super::submit::short;
 use super::{EditView, Mode, StudioApp};
 
@@ -75,7 +77,46 @@ impl StudioApp {
             if ui.selectable_label(self.show_models, "Models").clicked() {
                 self.show_models = !self.show_models;
             }
+            ui.separator();
+            self.model_line_ui(ui);
         });
+    }
+
+    /// Which model the current mode uses, with the switch between bundled and configured.
+    fn model_line_ui(&mut self, ui: &mut Ui) {
+        let models = &self.config.models;
+        let (slot_label, configured, bundled) = match self.mode {
+            Mode::Class => (
+                "Hi-DiT",
+                models.hidit.as_deref(),
+                self.bundled.hidit.as_deref(),
+            ),
+            mode => {
+                let slot = if mode == Mode::Edit {
+                    ModelSlot::Editor(self.edit.editor)
+                } else {
+                    ModelSlot::for_preset(self.generate.preset)
+                };
+                (slot.label(), models.get(slot), self.bundled.get(slot))
+            }
+        };
+        let choice = ModelChoice {
+            slot_label,
+            configured,
+            bundled,
+            use_bundled: self.config.use_bundled.get(self.mode),
+            compute: format!(
+                "{} · {}",
+                self.config.dtype().name(),
+                self.config.device.name()
+            ),
+        };
+        if let Some(use_bundled) = self.model_bar.ui(ui, &choice) {
+            self.config.use_bundled.set(self.mode, use_bundled);
+            if let Err(e) = self.config.save(&self.paths) {
+                self.error(format!("{e:#}"));
+            }
+        }
     }
 
     fn status_ui(&self, ui: &mut Ui) -> Option<Action> {
@@ -152,7 +193,8 @@ impl StudioApp {
                         action
                     }
                     Mode::Class => {
-                        let model = self.class_model.get(&self.config.models, &self.bundled);
+                        let in_use = self.config.models_in_use(&self.bundled);
+                        let model = self.class_model.get(&in_use, &self.bundled);
                         let seed = &mut self.generate;
                         self.class
                             .ui(ui, model, self.history.is_some(), |ui| seed.seed_ui(ui))

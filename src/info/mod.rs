@@ -4,6 +4,7 @@
 mod gguf;
 mod hidit;
 mod render;
+pub(crate) use render::human_bytes;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -63,6 +63,7 @@ mod tests {
                 image_guidance: Some(1.2),
                 refine_strength: None,
             }),
+            examples: Vec::new(),
             llama: None,
             training: serde_json::Value::Null,
             scores: serde_json::Value::Null,

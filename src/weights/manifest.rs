@@ -18,6 +18,10 @@ pub struct StudioManifest {
     /// models) do not suit it.
     #[serde(default)]
     pub defaults: Option<ManifestDefaults>,
+    /// Prompts (edit instructions, for an editor) the model can draw, in its training
+    /// captions' words: the studio's placeholders and "Surprise me" draw from them.
+    #[serde(default)]
+    pub examples: Vec<String>,
     /// The Llama folder, relative to the snapshot.
     #[serde(default)]
     pub llama: Option<PathBuf>,

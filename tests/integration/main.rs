@@ -48,5 +48,6 @@ mod weights_errors;
 mod window_gguf;
 mod window_hidit;
 mod window_layout;
+mod window_model;
 mod window_store_errors;
 mod window_words;

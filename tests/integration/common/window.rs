@@ -89,6 +89,12 @@ impl Window {
         self
     }
 
+    /// These folders stand in for the bundled models.
+    pub fn bundled(mut self, bundled: ModelFolders) -> Self {
+        self.bundled = bundled;
+        self
+    }
+
     /// For snapshot images: rendered with wgpu at 1200×720, the seed fixed at 42 before the
     /// first frame (the default seed is random; the screens must not be).
     pub fn for_snapshots(mut self) -> Self {
