@@ -1,12 +1,15 @@
 //! The edit controls: instruction, editing model, its two guidance strengths and the brush.
 
+use std::path::PathBuf;
+
 use egui::{RichText, Slider, TextEdit, Ui};
 
 use super::actions::Action;
 use super::brush::{Brush, BrushMask};
 use super::editor::Editor;
-use super::widgets::submit_button;
+use super::widgets::{example_hint, label_with_surprise, submit_button};
 use crate::pipelines::edit::EditRecord;
+use crate::weights::StudioManifest;
 
 pub struct EditPanel {
     pub instruction: String,
@@ -16,6 +19,11 @@ pub struct EditPanel {
     /// "Image preservation".
     pub image_guidance: f64,
     pub brush: Brush,
+    /// Instructions the editor in use can carry out (its manifest's): the placeholder and
+    /// "Surprise me".
+    examples: Vec<String>,
+    /// The editor folder `examples` were read from.
+    examples_for: Option<PathBuf>,
 }
 
 impl Default for EditPanel {
@@ -28,6 +36,8 @@ impl Default for EditPanel {
             guidance,
             image_guidance,
             brush: Brush::default(),
+            examples: Vec::new(),
+            examples_for: None,
         }
     }
 }
@@ -36,6 +46,18 @@ impl EditPanel {
     pub(crate) fn set_editor(&mut self, editor: Editor) {
         self.editor = editor;
         (self.guidance, self.image_guidance) = editor.default_guidance();
+    }
+
+    /// Reads the example instructions of the editor folder in use when it changes.
+    pub(crate) fn note_model(&mut self, folder: Option<PathBuf>) {
+        if self.examples_for == folder {
+            return;
+        }
+        self.examples = folder
+            .as_deref()
+            .and_then(|f| StudioManifest::read(f).ok().flatten())
+            .map_or_else(Vec::new, |m| m.examples);
+        self.examples_for = folder;
     }
 
     pub(crate) fn apply_record(&mut self, record: &EditRecord) {
@@ -66,10 +88,11 @@ impl EditPanel {
         }
         ui.add_space(6.0);
 
-        let label = ui.label("Instruction");
+        let (label, _) =
+            label_with_surprise(ui, "Instruction", &self.examples, &mut self.instruction);
         ui.add(
             TextEdit::multiline(&mut self.instruction)
-                .hint_text("make the sky stormy")
+                .hint_text(example_hint(&self.examples, "make the sky stormy"))
                 .desired_rows(3)
                 .desired_width(f32::INFINITY),
         )

@@ -3,7 +3,7 @@
 use egui::{DragValue, TextEdit, Ui};
 
 use super::actions::Action;
-use super::widgets::{submit_button, value_row};
+use super::widgets::{example_hint, label_with_surprise, submit_button, value_row};
 use crate::pipelines::{
     GenerationRecord, NamedResolution, OFFICIAL_RESOLUTIONS, Preset, effective_size,
 };
@@ -116,22 +116,6 @@ impl GeneratePanel {
         }
     }
 
-    /// Puts one of the model's example prompts in the box, another than the one there.
-    fn surprise(&mut self) {
-        let others: Vec<&String> = self
-            .examples
-            .iter()
-            .filter(|e| **e != self.prompt)
-            .collect();
-        if let Some(pick) = usize::try_from(fresh_seed())
-            .ok()
-            .and_then(|n| others.get(n % others.len().max(1)))
-        {
-            self.prompt = (*pick).clone();
-            self.unconditional = false;
-        }
-    }
-
     /// Whether there is nothing to generate from: no prompt (blank counts as none) and
     /// unconditional not chosen.
     pub(crate) fn missing_prompt(&self) -> bool {
@@ -208,25 +192,12 @@ impl GeneratePanel {
 
     /// Draws the controls; asks to generate when Generate is clicked.
     pub fn ui(&mut self, ui: &mut Ui, base_resolution: u32, can_generate: bool) -> Option<Action> {
-        let label = ui
-            .horizontal(|ui| {
-                let label = ui.label("Prompt");
-                if !self.examples.is_empty()
-                    && ui
-                        .small_button("Surprise me")
-                        .on_hover_text("A prompt this model can draw")
-                        .clicked()
-                {
-                    self.surprise();
-                }
-                label
-            })
-            .inner;
-        // The model's own first example, else a generic one.
-        let hint = self
-            .examples
-            .first()
-            .map_or("a red fox in the snow, golden hour", String::as_str);
+        let (label, surprised) =
+            label_with_surprise(ui, "Prompt", &self.examples, &mut self.prompt);
+        if surprised {
+            self.unconditional = false;
+        }
+        let hint = example_hint(&self.examples, "a red fox in the snow, golden hour");
         ui.add_enabled(
             !self.unconditional,
             TextEdit::multiline(&mut self.prompt)

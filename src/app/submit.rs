@@ -226,6 +226,8 @@ impl StudioApp {
     /// After a preset switch, or when the preset's model changes, shows the model's own
     /// defaults if its manifest has them (the preset's are already shown otherwise).
     pub(super) fn show_model_defaults(&mut self) {
+        let editor = self.model_for(ModelSlot::Editor(self.edit.editor));
+        self.edit.note_model(editor);
         let preset = self.generate.preset;
         let model = self.model_for(ModelSlot::for_preset(preset));
         let key = Some((preset, model.clone()));

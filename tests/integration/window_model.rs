@@ -69,6 +69,14 @@ fn a_first_launch_shows_the_bundled_models_own_values() {
     harness.get_by_label("Edit image").click();
     harness.run_ok();
     harness.get_by_label("Model: Shapes E1.1 (bundled)");
+    // The editor's own examples are instructions in its training words.
+    harness.get_by_label("Surprise me").click();
+    harness.run_ok();
+    let instruction = harness.state_mut().edit_panel_mut().instruction.clone();
+    assert!(
+        examples("shapes-e1.1").contains(&instruction),
+        "{instruction:?} is none of the bundled E1.1's examples"
+    );
 }
 
 #[test]
