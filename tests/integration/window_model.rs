@@ -17,7 +17,6 @@ fn combo_value(harness: &Harness<'_, StudioApp>, label: &str) -> String {
         .accesskit_node()
         .value()
         .unwrap_or_default()
-        .to_string()
 }
 
 /// The example prompts a bundled model's manifest lists.
