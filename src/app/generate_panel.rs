@@ -273,7 +273,8 @@ impl GeneratePanel {
         ui.horizontal(|ui| {
             let selected = match self.size {
                 SizeChoice::Official(i) => {
-                    listed_made = true;
+                    // The list then names the made size: no note repeats it.
+                    listed_made = base_resolution != DEFAULT_BASE_RESOLUTION;
                     OFFICIAL_RESOLUTIONS.get(i).map_or("custom".into(), made)
                 }
                 SizeChoice::Custom => "custom".to_string(),
