@@ -408,6 +408,38 @@ mod tests {
     }
 
     #[test]
+    fn a_mode_switched_to_bundled_leaves_only_its_own_slots_empty() {
+        let mut config = StudioConfig::default();
+        config.models.set(ModelSlot::I1Full, Some("/m/full".into()));
+        config.models.set(ModelSlot::I1Dev, Some("/m/dev".into()));
+        config.models.i1_full_gguf = Some("/m/full.gguf".into());
+        config
+            .models
+            .set(ModelSlot::Editor(Editor::E1_1), Some("/m/e11".into()));
+        config.use_bundled.set(Mode::Generate, true);
+        // Only Full has a bundled stand-in: Dev keeps its folder.
+        let bundled = ModelFolders {
+            i1_full: Some("/b/full".into()),
+            e1_1: Some("/b/e11".into()),
+            ..ModelFolders::default()
+        };
+        let in_use = config.models_in_use(&bundled);
+        assert_eq!(in_use.get(ModelSlot::I1Full), None);
+        assert_eq!(in_use.transformer_file(ModelSlot::I1Full), None);
+        assert_eq!(in_use.get(ModelSlot::I1Dev), Some(Path::new("/m/dev")));
+        assert_eq!(
+            in_use.get(ModelSlot::Editor(Editor::E1_1)),
+            Some(Path::new("/m/e11")),
+            "edit mode was not switched"
+        );
+        // The configuration itself keeps the folders, for switching back.
+        assert_eq!(
+            config.models.get(ModelSlot::I1Full),
+            Some(Path::new("/m/full"))
+        );
+    }
+
+    #[test]
     fn editor_slots_keep_their_config_keys() {
         let mut folders = ModelFolders::default();
         folders.set(ModelSlot::Editor(Editor::E1_1), Some("/m/e11".into()));
