@@ -16,6 +16,17 @@ pub fn fixture_model(case: &str) -> PathBuf {
     fixtures().join(case).join("model")
 }
 
+/// Runs `command`, which must succeed (its stderr is the failure message).
+pub fn succeed(command: &mut std::process::Command) -> std::process::Output {
+    let out = command.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 pub fn copy_dir(src: &Path, dst: &Path) {
     std::fs::create_dir_all(dst).unwrap();
     for entry in std::fs::read_dir(src).unwrap() {

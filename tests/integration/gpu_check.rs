@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::common::{CASES, fixtures};
+use crate::common::{CASES, fixtures, succeed};
 
 const EDIT_CASES: [&str; 6] = [
     "edit-e11",
@@ -80,20 +80,15 @@ fn parity_fails_above_the_tolerance_and_names_bad_folders() {
 #[test]
 fn bench_pipeline_runs_every_preset_on_random_weights() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = parity()
-        .args(["bench", "pipeline", "--preset", "dev", "--preset", "full"])
-        .args(["--size", "64", "--snapshot-configs", "--json"])
-        .arg("--tokenizers")
-        .arg(fixtures().join("full-square/model"))
-        .arg("--llama-tokenizer")
-        .arg(fixtures().join("llama-3.1-tiny"))
-        .current_dir(root)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = succeed(
+        parity()
+            .args(["bench", "pipeline", "--preset", "dev", "--preset", "full"])
+            .args(["--size", "64", "--snapshot-configs", "--json"])
+            .arg("--tokenizers")
+            .arg(fixtures().join("full-square/model"))
+            .arg("--llama-tokenizer")
+            .arg(fixtures().join("llama-3.1-tiny"))
+            .current_dir(root),
     );
     let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
         .lines()

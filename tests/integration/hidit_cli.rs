@@ -9,8 +9,8 @@ use hidream_studio::models::hidit::files::{HiditExperiment, HiditFilesError};
 use hidream_studio::pipelines::hidit::load_sit;
 use hidream_studio::weights::torch_pt;
 
-use super::hidit_parity::{experiment, hidit, hidit_command, succeed, vae};
-use crate::common::copy_dir;
+use super::hidit_parity::{experiment, hidit, hidit_command, vae};
+use crate::common::{copy_dir, succeed};
 
 /// A writable copy of the fixture's experiment folder.
 fn scratch() -> (tempfile::TempDir, std::path::PathBuf) {

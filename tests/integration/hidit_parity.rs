@@ -13,7 +13,7 @@ use hidream_studio::models::hidit::sampler::time_grid;
 use hidream_studio::models::hidit::{Mode, Sit};
 use hidream_studio::pipelines::hidit::{load_sit, sit_config};
 
-use crate::common::{fixtures, psnr, rel_err};
+use crate::common::{fixtures, psnr, rel_err, succeed};
 
 pub const CASES: [&str; 5] = [
     "ode",
@@ -61,17 +61,6 @@ pub fn hidit_command(model: &Path) -> Command {
         .arg("--vae")
         .arg(vae());
     command
-}
-
-/// Runs `command`, which must succeed (its stderr is the failure message).
-pub fn succeed(command: &mut Command) -> std::process::Output {
-    let out = command.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
 }
 
 /// A case's settings (case.json `c`) with the noise of `case_dir`'s reference.safetensors,

@@ -11,8 +11,9 @@ use candle_core::{DType, Device, Tensor};
 use hidream_studio::models::hidit::files::HiditExperiment;
 use hidream_studio::pipelines::hidit::load_hidit;
 
+use crate::common::succeed;
 use crate::common::{psnr, rel_err};
-use crate::hidit_parity::{case_arguments, experiment, hidit, hidit_command, succeed};
+use crate::hidit_parity::{case_arguments, experiment, hidit, hidit_command};
 
 fn pixel() -> PathBuf {
     hidit().join("pixel")
@@ -216,15 +217,10 @@ fn a_tau_outside_0_to_1_is_refused() {
 #[test]
 fn info_says_whether_a_folder_has_a_pixel_branch() {
     let info = |dir: &Path| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_hidream-studio"))
-            .arg("info")
-            .arg(dir)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let out = succeed(
+            std::process::Command::new(env!("CARGO_BIN_EXE_hidream-studio"))
+                .arg("info")
+                .arg(dir),
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
     };

@@ -8,6 +8,8 @@ use hidream_studio::pipelines::hidit::{HiditFiles, HiditModels, HiditSettings, g
 use hidream_studio::shapes::{Rgb, read};
 use hidream_studio::weights::bundled_experiment;
 
+use crate::common::succeed;
+
 #[test]
 fn bundled_hidit_draws_its_classes() {
     let folder = bundled_experiment("shapes-hidit").expect("assets/models/shapes-hidit is missing");
@@ -65,13 +67,12 @@ fn bundled_hidit_draws_its_classes() {
 #[test]
 fn info_counts_shared_checkpoint_storage_once() {
     let folder = bundled_experiment("shapes-hidit").expect("assets/models/shapes-hidit is missing");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hidream-studio"))
-        .arg("info")
-        .arg(&folder)
-        .output()
-        .unwrap();
+    let out = succeed(
+        std::process::Command::new(env!("CARGO_BIN_EXE_hidream-studio"))
+            .arg("info")
+            .arg(&folder),
+    );
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
     let total = text
         .lines()
         .find_map(|l| l.strip_prefix("total: "))
