@@ -59,6 +59,19 @@ pub trait LanguageModel {
     ) -> Result<ModelTurn, ChatError>;
 }
 
+impl<T: LanguageModel + ?Sized> LanguageModel for Box<T> {
+    fn respond(
+        &self,
+        messages: &[Message],
+        render: &RenderOptions,
+        options: &AgentOptions,
+        cancel: &AtomicBool,
+        on_text: &mut dyn FnMut(&str),
+    ) -> Result<ModelTurn, ChatError> {
+        (**self).respond(messages, render, options, cancel, on_text)
+    }
+}
+
 impl LanguageModel for ChatModel {
     fn respond(
         &self,
