@@ -295,7 +295,7 @@ impl<M: LanguageModel> Agent<M> {
             let answer =
                 self.model
                     .respond(&messages, &render, &self.options, cancel, &mut |text| {
-                        on_event(AgentEvent::Text(text.to_owned()))
+                        on_event(AgentEvent::Text(text.to_owned()));
                     })?;
             if answer.dropped > 0 && !truncated {
                 truncated = true;

@@ -75,16 +75,15 @@ pub fn run(args: &AgentArgs) -> anyhow::Result<ExitCode> {
         None => Conversation::new(),
     };
     let attached = args.image.as_deref().map(attachment).transpose()?;
-    let model: Box<dyn LanguageModel> =
-        match &args.scripted_replies {
-            Some(path) => Box::new(scripted(path)?),
-            None => {
-                let dir = agent_model_dir(args.model.as_deref())?;
-                Box::new(ChatModel::load(&dir, &Device::Cpu).with_context(|| {
-                    format!("--model {}: could not load the agent", dir.display())
-                })?)
-            }
-        };
+    let model: Box<dyn LanguageModel> = if let Some(path) = &args.scripted_replies {
+        Box::new(scripted(path)?)
+    } else {
+        let dir = agent_model_dir(args.model.as_deref())?;
+        Box::new(
+            ChatModel::load(&dir, &Device::Cpu)
+                .with_context(|| format!("--model {}: could not load the agent", dir.display()))?,
+        )
+    };
     let seed = args.seed.unwrap_or_else(fresh_seed);
     let options = AgentOptions {
         seed,
