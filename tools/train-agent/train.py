@@ -143,6 +143,7 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--seed", type=int, default=20)
     ap.add_argument("--measure", type=int, default=0, help="time this many steps and stop")
+    ap.add_argument("--init", type=Path, help="continue from this run's model and tokenizer")
     args = ap.parse_args()
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
@@ -151,7 +152,11 @@ def main() -> None:
     t0 = time.time()
     renderer = AutoTokenizer.from_pretrained(corpus.TEMPLATE_CONFIG.parent)
     texts, dropped = corpus.rendered_corpus(renderer, args.conversations, args.seed, args.dates)
-    tok = train_tokenizer([t for _, t in texts[:6000]], args.vocab, args.out)
+    if args.init:
+        tok = AutoTokenizer.from_pretrained(args.init)
+        tok.save_pretrained(args.out)
+    else:
+        tok = train_tokenizer([t for _, t in texts[:6000]], args.vocab, args.out)
     groups = encode_corpus(tok, texts)
     rows = [r for _, rs in groups.values() for r in rs]
     lengths = sorted(len(ids) for ids, _ in rows)
@@ -166,7 +171,11 @@ def main() -> None:
     eom = tok.convert_tokens_to_ids("<|eom_id|>")
     cfg = LlamaConfig(vocab_size=len(tok), bos_token_id=tok.bos_token_id, eos_token_id=[eot, eom],
                       pad_token_id=None, **MODEL)
-    model = LlamaForCausalLM(cfg)
+    if args.init:
+        model = LlamaForCausalLM.from_pretrained(args.init, dtype=torch.float32)
+        assert model.config.vocab_size == cfg.vocab_size
+    else:
+        model = LlamaForCausalLM(cfg)
     n_params = sum(p.numel() for p in model.parameters())
     print(f"model: {n_params} parameters", flush=True)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.98), weight_decay=0.01)
@@ -209,6 +218,7 @@ def main() -> None:
         "conversations": len(texts), "dates": args.dates, "vocab": len(tok),
         "dropped_as_heldout": dropped, "parameters": n_params,
         "seconds": round(seconds), "final_loss": round(final, 4),
+        "init": str(args.init) if args.init else None,
         "command": " ".join(["python", "tools/train-agent/train.py"] + sys.argv[1:])}, indent=2) + "\n")
     print(f"done: {args.steps} steps in {seconds:.0f}s, final loss {final:.4f}")
 
