@@ -45,6 +45,9 @@ pub struct AgentEvalArgs {
     /// Seed of the pictures.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Print each request's outcome on stderr.
+    #[arg(long)]
+    verbose: bool,
     /// Print only the JSON summary line.
     #[arg(long)]
     json: bool,
@@ -230,6 +233,16 @@ pub fn run(args: &AgentEvalArgs) -> anyhow::Result<ExitCode> {
                 &mut |_| {},
             )
             .with_context(|| format!("request {}", request.id))?;
+        if args.verbose {
+            let jobs = serde_json::to_string(&outcome.jobs).unwrap_or_default();
+            eprintln!(
+                "{}: expected {}, got {} {jobs} {:?}",
+                request.id,
+                request.expect.action,
+                outcome.action.as_str(),
+                outcome.reply
+            );
+        }
         let counts = by_action.entry(request.expect.action.clone()).or_default();
         counts.n += 1;
         counts.action_ok += usize::from(outcome.action.as_str() == request.expect.action);
