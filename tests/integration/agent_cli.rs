@@ -289,3 +289,33 @@ fn a_generation_then_an_edit_of_it_run_on_the_bundled_shapes_models() {
         Some(hidream_studio::store::StoredRecord::Edit(_))
     ));
 }
+
+/// The bundled agent end to end: its own decisions, jobs on the bundled Shapes models.
+#[test]
+fn the_bundled_agent_draws_then_edits_its_own_picture() {
+    let dir = tempfile::tempdir().unwrap();
+    let chat = dir.path().join("chat.json");
+    let turn = |message: &str| {
+        decision(&succeed(
+            Command::new(env!("CARGO_BIN_EXE_hidream-studio"))
+                .args(["agent", "--message", message, "--seed", "1", "--json"])
+                .arg("--conversation")
+                .arg(&chat)
+                .arg("--out-dir")
+                .arg(dir.path()),
+        ))
+    };
+    let first = turn("draw a red circle on the left");
+    assert_eq!(first["action"], "generate", "{first}");
+    assert_eq!(first["outputs"].as_array().unwrap().len(), 1, "{first}");
+    let second = turn("now make it blue");
+    assert_eq!(second["action"], "edit", "{second}");
+    assert_eq!(second["jobs"][0]["image"], "#1", "{second}");
+    let outputs = second["outputs"].as_array().unwrap();
+    assert_eq!(outputs.len(), 1, "{second}");
+    assert!(Path::new(outputs[0].as_str().unwrap()).is_file());
+    let saved = saved(&chat);
+    let pictures = saved["pictures"].as_array().unwrap();
+    assert_eq!(pictures.len(), 2);
+    assert_eq!(pictures[1]["made_from"], "#1");
+}
