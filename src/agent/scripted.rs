@@ -56,3 +56,39 @@ impl LanguageModel for ScriptedModel {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The chat panel runs turns on a worker thread: the models must move there.
+    #[test]
+    fn the_models_can_move_to_another_thread() {
+        fn send<T: Send + Sync>() {}
+        send::<ScriptedModel>();
+        send::<crate::agent::ChatModel>();
+    }
+
+    #[test]
+    fn replies_come_in_order_then_the_script_ends() {
+        let model = ScriptedModel::new(["hello", r#"{"name": "x"}"#]);
+        let cancel = AtomicBool::new(false);
+        let mut said = String::new();
+        let mut ask = || {
+            model
+                .respond(
+                    &[],
+                    &RenderOptions::default(),
+                    &AgentOptions::default(),
+                    &cancel,
+                    &mut |t| said.push_str(t),
+                )
+                .unwrap()
+                .reply
+        };
+        assert!(matches!(ask(), super::super::Reply::Chat { text, .. } if text == "hello"));
+        assert!(matches!(ask(), super::super::Reply::ToolCall { .. }));
+        assert!(matches!(ask(), super::super::Reply::Chat { text, .. } if text == SCRIPT_ENDED));
+        assert_eq!(model.remaining(), 0);
+    }
+}
