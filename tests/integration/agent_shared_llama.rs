@@ -3,21 +3,11 @@
 
 use candle_core::DType;
 use hidream_studio::models::text::{KvCache, load_causal_lm};
-use hidream_studio::pipelines::{
-    ComputeDType, DeviceChoice, EncoderMemory, HiDreamModels, ModelSelection,
-};
+use hidream_studio::pipelines::{EncoderMemory, HiDreamModels, ModelSelection};
 
-use crate::common::{fixture_model, fixtures};
-
+/// The fixture I1 pipeline and tiny Llama-3.1 of the prompt cache's tests.
 fn selection() -> ModelSelection {
-    ModelSelection {
-        model: fixture_model("dev-mixed-dtypes"),
-        llama: fixtures().join("llama-3.1-tiny"),
-        dtype: ComputeDType::F32,
-        device: DeviceChoice::Cpu,
-        transformer: None,
-        placement: hidream_studio::settings::PlacementChoice::default(),
-    }
+    crate::prompt_cache::settings("unused", 0).models
 }
 
 #[test]
