@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use egui::{RichText, Slider, TextEdit, Ui};
 
 use super::actions::Action;
-use super::queue_view::batch_ui;
 use super::brush::{Brush, BrushMask};
 use super::editor::Editor;
+use super::queue_view::batch_ui;
 use super::widgets::{example_hint, label_with_surprise, submit_button};
 use crate::pipelines::edit::EditRecord;
 use crate::weights::StudioManifest;

@@ -238,13 +238,24 @@ mod tests {
         let mut queue = JobQueue::default();
         let seeds: Vec<_> = batch_seeds(u64::MAX, 3).collect();
         assert_eq!(seeds, [u64::MAX, 0, 1]);
-        queue.push("batch".into(), None, false, seeds.iter().map(|&s| job(s)).collect());
+        queue.push(
+            "batch".into(),
+            None,
+            false,
+            seeds.iter().map(|&s| job(s)).collect(),
+        );
         queue.push("after".into(), None, false, vec![job(9)]);
         let first = queue.take_next().unwrap();
-        assert_eq!((first.title.as_str(), seed(&first)), ("batch · 1 of 3", u64::MAX));
+        assert_eq!(
+            (first.title.as_str(), seed(&first)),
+            ("batch · 1 of 3", u64::MAX)
+        );
         assert_eq!(queue.current_remaining(), 2);
         let second = queue.take_next().unwrap();
-        assert_eq!((second.title.as_str(), seed(&second)), ("batch · 2 of 3", 0));
+        assert_eq!(
+            (second.title.as_str(), seed(&second)),
+            ("batch · 2 of 3", 0)
+        );
         // Cancelled: the third image is not made, the next entry runs.
         assert_eq!(queue.end_current(), 1);
         assert_eq!(queue.take_next().unwrap().title, "after");

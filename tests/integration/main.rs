@@ -49,5 +49,6 @@ mod window_gguf;
 mod window_hidit;
 mod window_layout;
 mod window_model;
+mod window_queue;
 mod window_store_errors;
 mod window_words;
