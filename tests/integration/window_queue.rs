@@ -4,12 +4,13 @@
 
 use std::time::Duration;
 
+use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT as _, Queryable as _};
-use hidream_studio::app::{JobPhase, StudioApp};
+use hidream_studio::app::StudioApp;
 use hidream_studio::store::StoredRecord;
 
 use crate::common::window::{Window, paths};
-use crate::studio_window::{run_until, type_prompt};
+use crate::studio_window::{run_until, start_long_job, type_prompt};
 
 /// The prompt and seed of every text-to-image entry in the history, oldest first.
 fn results(app: &StudioApp) -> Vec<(String, u64)> {
@@ -23,15 +24,21 @@ fn results(app: &StudioApp) -> Vec<(String, u64)> {
         .collect()
 }
 
+/// A fresh window on the bundled Shapes models, with the folder it keeps its data in.
+fn shapes_window() -> (tempfile::TempDir, Harness<'static, StudioApp>) {
+    let root = tempfile::tempdir().unwrap();
+    let mut harness = Window::new(&paths(root.path())).bundled_models().build();
+    harness.run_ok();
+    (root, harness)
+}
+
 fn waiting_titles(app: &StudioApp) -> Vec<String> {
     app.waiting_jobs().iter().map(|e| e.title.clone()).collect()
 }
 
 #[test]
 fn a_batch_of_three_makes_three_entries_with_consecutive_seeds() {
-    let root = tempfile::tempdir().unwrap();
-    let mut harness = Window::new(&paths(root.path())).bundled_models().build();
-    harness.run_ok();
+    let (_root, mut harness) = shapes_window();
     type_prompt(
         &mut harness,
         "Prompt",
@@ -73,28 +80,9 @@ fn a_batch_of_three_makes_three_entries_with_consecutive_seeds() {
 
 #[test]
 fn queued_jobs_run_in_the_order_left_after_moving_and_removing() {
-    let root = tempfile::tempdir().unwrap();
-    let mut harness = Window::new(&paths(root.path())).bundled_models().build();
-    harness.run_ok();
+    let (_root, mut harness) = shapes_window();
     // A long job holds the engine while the others are queued and rearranged.
-    type_prompt(
-        &mut harness,
-        "Prompt",
-        "a blue square on the left, on black",
-    );
-    harness.state_mut().generate_panel_mut().steps = 1000;
-    harness.get_by_label("Generate").click();
-    harness.run_ok();
-    run_until(
-        &mut harness,
-        Duration::from_mins(2),
-        "the first step",
-        |app| {
-            app.pending_jobs()
-                .first()
-                .is_some_and(|j| matches!(j.phase, JobPhase::Denoising { .. }))
-        },
-    );
+    start_long_job(&mut harness, "a blue square on the left, on black");
 
     harness.state_mut().generate_panel_mut().steps = 4;
     for prompt in ["job A", "job B", "job C"] {
