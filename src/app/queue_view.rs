@@ -100,8 +100,9 @@ fn waiting_row_ui(
 pub(crate) fn batch_ui(ui: &mut Ui, batch: &mut u32) {
     ui.horizontal(|ui| {
         let label = ui.label("Batch");
-        ui.add(DragValue::new(batch).range(1..=MAX_BATCH).suffix(" images"))
+        ui.add(DragValue::new(batch).range(1..=MAX_BATCH))
             .labelled_by(label.id)
             .on_hover_text("Images per click, with seeds seed, seed + 1, …");
+        ui.label(if *batch == 1 { "image" } else { "images" });
     });
 }
