@@ -15,6 +15,7 @@ mod encoder_errors;
 mod encoder_parity;
 mod engine;
 mod file_writes;
+mod generate_batch;
 mod generate_errors;
 mod generate_f16;
 mod generate_parity;
