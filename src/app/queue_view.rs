@@ -33,13 +33,11 @@ pub(crate) fn queue_ui(ui: &mut Ui, running: &[PendingJob], queue: &JobQueue) ->
                 action = Some(Action::Cancel(job.id));
             }
             // Truncated, not wider than the panel: a long prompt would be clipped mid-word.
-            let line = format!("{} · {}", short(&job.title), job.status_line());
-            ui.add(egui::Label::new(line).truncate())
+            ui.add(egui::Label::new(short(&job.title)).truncate())
                 .on_hover_text(&job.title);
         });
-        if job.is_running() {
-            ui.add(egui::ProgressBar::new(job.fraction()).desired_height(6.0));
-        }
+        // Its own line, so a long title never hides how far it is.
+        ui.add(egui::ProgressBar::new(job.fraction()).text(job.status_line()));
     }
     let rest = queue.current_remaining();
     if rest > 0 {
@@ -85,10 +83,11 @@ fn waiting_row_ui(
         {
             action = Some(Action::RemoveQueued(key));
         }
+        // The image count first: a long title is cut at the panel's edge.
         let line = if entry.total > 1 {
-            format!("{} · {} images · waiting", short(&entry.title), entry.total)
+            format!("{}× {}", entry.total, short(&entry.title))
         } else {
-            format!("{} · waiting", short(&entry.title))
+            short(&entry.title)
         };
         ui.add(egui::Label::new(line).truncate())
             .on_hover_text(&entry.title);
