@@ -5,6 +5,7 @@
 //! and the window's `handle` says what each one does.
 
 use super::config::{HiditFile, ModelSlot};
+use super::queue::EntryKey;
 use crate::engine::JobId;
 
 /// One request from the window's panels, carried out by `StudioApp::handle`.
@@ -22,6 +23,10 @@ pub enum Action {
     Cancel(JobId),
     /// Stop every job.
     CancelAll,
+    /// Take a waiting job out of the queue (it never runs).
+    RemoveQueued(EntryKey),
+    /// Move a waiting job one place earlier (`up`) or later in the queue.
+    MoveQueued { key: EntryKey, up: bool },
     /// Remove the status line at this index.
     Dismiss(usize),
     /// Show a history entry on the canvas.

@@ -29,8 +29,15 @@ impl StudioApp {
                 self.engine.cancel(id);
             }
             Action::CancelAll => {
+                self.queue.clear();
                 self.engine.cancel_all();
             }
+            Action::RemoveQueued(key) => {
+                if let Some(title) = self.queue.remove(key) {
+                    self.info(format!("{title}: removed from the queue."));
+                }
+            }
+            Action::MoveQueued { key, up } => self.queue.move_entry(key, up),
             Action::Dismiss(index) => {
                 if index < self.messages.len() {
                     self.messages.remove(index);

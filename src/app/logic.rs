@@ -59,6 +59,7 @@ impl StudioApp {
                 }
                 Event::Failed { error, setting, .. } => {
                     let job = self.take_job(id);
+                    let unmade = self.queue.end_current();
                     let class_job = job.as_ref().is_some_and(|j| j.class_job);
                     let title = job.map_or_else(String::new, |j| j.title);
                     let error = setting.map_or(error, |s| s.for_window());
@@ -67,17 +68,20 @@ impl StudioApp {
                     } else {
                         error
                     };
-                    self.error(format!("{title} failed: {error}"));
+                    self.error(format!("{title} failed: {error}{}", batch_rest(unmade)));
                 }
                 Event::Cancelled { .. } => {
                     let title = self.take_job(id).map_or_else(String::new, |j| j.title);
-                    self.info(format!("{title}: cancelled."));
+                    let unmade = self.queue.end_current();
+                    self.info(format!("{title}: cancelled{}.", batch_rest(unmade)));
                 }
             }
             if self.preview.as_ref().is_some_and(|(job, _)| *job == id) && event_ends_job {
                 self.preview = None;
             }
         }
+        // The engine is idle once the last job ended: the queue's next one goes out.
+        self.start_next_job();
         if let Some((id, x0)) = newest_preview
             && self.gpu_previews
             && self.jobs.iter().any(|j| j.id == id)
@@ -189,5 +193,14 @@ impl StudioApp {
         if ctx.input_mut(|i| i.consume_key(Modifiers::NONE, Key::Escape)) {
             self.cancel_running();
         }
+    }
+}
+
+/// What a failed or cancelled image leaves of its batch, for the status line.
+fn batch_rest(unmade: usize) -> String {
+    match unmade {
+        0 => String::new(),
+        1 => " (the last image of its batch is not made)".into(),
+        n => format!(" (the {n} images left of its batch are not made)"),
     }
 }

@@ -27,6 +27,8 @@ mod layout;
 mod logic;
 mod model_bar;
 mod models_view;
+mod queue;
+mod queue_view;
 mod submit;
 mod ui;
 mod widgets;
@@ -57,6 +59,7 @@ pub use generate_panel::SizeChoice;
 pub use jobs::JobPhase;
 pub use jobs::PendingJob;
 pub use layout::PanelWidths;
+pub use queue::QueueEntry;
 
 use class_model::ClassModelCache;
 use first_run::FirstRunView;
@@ -64,6 +67,7 @@ use history_panel::{HistoryPanel, unreadable_note};
 use layout::{CONTROLS_RANGE, HISTORY_RANGE, SteadyPanel};
 use model_bar::ModelBar;
 use models_view::ModelsView;
+use queue::JobQueue;
 
 use crate::engine::{Engine, JobId};
 use crate::pipelines::{HiDreamBackend, Preset};
@@ -144,7 +148,10 @@ pub struct StudioApp {
     /// The top bar's model line (folder names and sizes, read once).
     model_bar: ModelBar,
     first_run: FirstRunView,
+    /// The jobs sent to the engine and not yet ended: one at a time, see `queue`.
     jobs: Vec<PendingJob>,
+    /// What waits to be sent, in the user's order.
+    queue: JobQueue,
     messages: Vec<Message>,
     gpu_previews: bool,
     /// The running job's latest clean-image estimate.
@@ -237,6 +244,7 @@ impl StudioApp {
             model_bar: ModelBar::default(),
             first_run,
             jobs: Vec::new(),
+            queue: JobQueue::default(),
             messages,
             gpu_previews,
             preview: None,
@@ -254,6 +262,11 @@ impl StudioApp {
 
     pub fn pending_jobs(&self) -> &[PendingJob] {
         &self.jobs
+    }
+
+    /// The jobs waiting for the engine, first to run first.
+    pub fn waiting_jobs(&self) -> &[QueueEntry] {
+        self.queue.waiting()
     }
 
     pub fn messages(&self) -> &[Message] {

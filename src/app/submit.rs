@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 
 use super::class_model::{ClassModel, ClassModelState};
 use super::config::ModelSlot;
+use super::generate_panel::SeedMode;
 use super::jobs::PendingJob;
+use super::queue::{MAX_BATCH, batch_seeds};
 use super::{Mode, StudioApp};
 use crate::pipelines::HiditJob;
 use crate::pipelines::edit::{EditModelChoice, EditSettings};
@@ -33,14 +35,36 @@ impl StudioApp {
             Err(e) => return self.error(e),
         };
         let title = format!("Class: {}", model.label(settings.class));
-        let id = self.engine.submit(Job::Hidit(HiditJob {
+        let request = Job::Hidit(HiditJob {
             files: model.files,
             settings,
             device: self.config.device,
-        }));
-        let mut job = PendingJob::new(id, title, None);
-        job.class_job = true;
+        });
+        self.queue.push(title, None, true, vec![request]);
+        self.start_next_job();
+    }
+
+    /// Hands the queue's next job to the engine when the engine has none.
+    pub(super) fn start_next_job(&mut self) {
+        if !self.jobs.is_empty() {
+            return;
+        }
+        let Some(next) = self.queue.take_next() else {
+            return;
+        };
+        let id = self.engine.submit(next.request);
+        let mut job = PendingJob::new(id, next.title, next.parent);
+        job.class_job = next.class_job;
         self.jobs.push(job);
+    }
+
+    /// The first seed of a batch of `count`; in +1 mode the field moves past the whole batch.
+    fn take_batch_seed(&mut self, count: u32) -> u64 {
+        let seed = self.generate.take_seed();
+        if self.generate.seed_mode == SeedMode::Increment {
+            self.generate.seed = seed.wrapping_add(u64::from(count.clamp(1, MAX_BATCH)));
+        }
+        seed
     }
 
     /// The Hi-DiT model (read afresh: its files may have changed since the models view looked)
@@ -102,11 +126,19 @@ impl StudioApp {
         } else {
             format!("Generate: {}", short(&settings.prompt))
         };
-        let id = self.engine.submit(Job::Generate(GenerateJob {
-            settings,
-            noise: None,
-        }));
-        self.jobs.push(PendingJob::new(id, title, None));
+        let requests = batch_seeds(settings.seed, self.generate.batch)
+            .map(|seed| {
+                Job::Generate(GenerateJob {
+                    settings: GenerateSettings {
+                        seed,
+                        ..settings.clone()
+                    },
+                    noise: None,
+                })
+            })
+            .collect();
+        self.queue.push(title, None, false, requests);
+        self.start_next_job();
     }
 
     /// The text-to-image settings the controls describe, on the preset's model, validated.
@@ -150,7 +182,7 @@ impl StudioApp {
             width,
             height,
             base_resolution,
-            seed: self.generate.take_seed(),
+            seed: self.take_batch_seed(self.generate.batch),
         };
         settings
             .resolve(8)
@@ -165,11 +197,19 @@ impl StudioApp {
         };
         let parent = self.edit_source.as_ref().and_then(|s| s.entry);
         let title = format!("Edit: {}", short(&settings.instruction));
-        let id = self.engine.submit(Job::Edit(EditJob {
-            settings,
-            noise: None,
-        }));
-        self.jobs.push(PendingJob::new(id, title, parent));
+        let requests = batch_seeds(settings.seed, self.edit.batch)
+            .map(|seed| {
+                Job::Edit(EditJob {
+                    settings: EditSettings {
+                        seed,
+                        ..settings.clone()
+                    },
+                    noise: None,
+                })
+            })
+            .collect();
+        self.queue.push(title, parent, false, requests);
+        self.start_next_job();
     }
 
     /// The edit settings the controls describe, on the chosen editor, validated. Writes the
@@ -211,7 +251,7 @@ impl StudioApp {
             ..EditModelChoice::new(model, llama, self.config.dtype(), self.config.device)
         };
         let instruction = self.edit.instruction.clone();
-        let seed = self.generate.take_seed();
+        let seed = self.take_batch_seed(self.edit.batch);
         let settings = EditSettings {
             mask,
             base_resolution,

@@ -1,12 +1,12 @@
 //! Drawing the window: the top bar, the status area, the history, the controls and the
 //! canvas. Each part answers with at most one [`Action`], carried out once it is drawn.
 
-use egui::{RichText, Ui};
+use egui::Ui;
 
 use super::actions::Action;
 use super::config::ModelSlot;
 use super::model_bar::ModelChoice;
-use super::submit::short;
+use super::queue_view::queue_ui;
 use super::{EditView, Mode, StudioApp};
 
 impl StudioApp {
@@ -200,39 +200,9 @@ impl StudioApp {
                             .ui(ui, model, self.history.is_some(), |ui| seed.seed_ui(ui))
                     }
                 };
-                action.or(self.queue_ui(ui))
+                action.or(queue_ui(ui, &self.jobs, &self.queue))
             })
             .inner
-    }
-
-    fn queue_ui(&self, ui: &mut Ui) -> Option<Action> {
-        if self.jobs.is_empty() {
-            return None;
-        }
-        let mut action = None;
-        ui.separator();
-        ui.horizontal(|ui| {
-            ui.label(RichText::new(format!("Queue ({})", self.jobs.len())).strong());
-            if ui.small_button("Cancel all").clicked() {
-                action = Some(Action::CancelAll);
-            }
-        });
-        for job in &self.jobs {
-            ui.horizontal(|ui| {
-                if ui
-                    .small_button("×")
-                    .on_hover_text("Cancel this job")
-                    .clicked()
-                {
-                    action = Some(Action::Cancel(job.id));
-                }
-                // Truncated, not wider than the panel: a long prompt would be clipped mid-word.
-                let line = format!("{} · {}", short(&job.title), job.status_line());
-                ui.add(egui::Label::new(line).truncate())
-                    .on_hover_text(&job.title);
-            });
-        }
-        action
     }
 
     fn canvas_ui(&mut self, ui: &mut Ui) {
