@@ -3,6 +3,7 @@
 pub mod bench;
 mod bench_pipeline;
 mod bench_sit;
+pub mod download;
 pub mod edit;
 pub mod eval;
 pub mod eval_edits;
