@@ -7,6 +7,7 @@ mod cli_plan;
 mod common;
 mod dit_checkpoint;
 mod dit_parity;
+mod download;
 mod dropped_pngs;
 mod edit_errors;
 mod edit_parity;
