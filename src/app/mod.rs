@@ -15,6 +15,7 @@ mod class_model;
 mod class_panel;
 mod config;
 mod dialogs;
+mod downloads;
 mod edit_panel;
 mod editor;
 mod export;
@@ -66,6 +67,7 @@ use model_bar::ModelBar;
 use models_view::ModelsView;
 
 use crate::engine::{Engine, JobId};
+use crate::hub::HubClient;
 use crate::pipelines::{HiDreamBackend, Preset};
 use crate::preview::{LatentFrame, PreviewRenderer};
 use crate::store::{History, HistoryEntry};
@@ -79,6 +81,8 @@ pub struct StudioOptions {
     /// Models used for every slot the configuration leaves empty: the bundled Shapes models
     /// (and Shapes Hi-DiT, once bundled), so a fresh install makes pictures at once. Empty: the first-run screen asks for models.
     pub bundled: ModelFolders,
+    /// The hub the models view downloads from (HF_ENDPOINT and HF_TOKEN in the window).
+    pub hub: HubClient,
 }
 
 /// Which controls the right panel shows.
@@ -174,6 +178,7 @@ impl StudioApp {
             cache,
             dialogs,
             bundled,
+            hub,
         } = options;
         let mut messages = Vec::new();
         let (config, config_problem) = StudioConfig::load(&paths);
@@ -233,7 +238,7 @@ impl StudioApp {
             history_panel: HistoryPanel::default(),
             history_side,
             controls_side,
-            models_view: ModelsView::default(),
+            models_view: ModelsView::new(hub),
             model_bar: ModelBar::default(),
             first_run,
             jobs: Vec::new(),
@@ -371,6 +376,7 @@ pub fn run_window(paths: Option<StudioPaths>) -> anyhow::Result<ExitCode> {
                     cache,
                     dialogs: Box::new(NativeDialogs),
                     bundled: ModelFolders::bundled(),
+                    hub: HubClient::from_env(),
                 },
             )))
         }),
