@@ -59,6 +59,26 @@ impl Downloads {
         }
     }
 
+    /// Shows `progress` in the row labelled `label` as if its download were running, though
+    /// nothing runs (Pause and Cancel then do nothing). For the snapshot of a download in
+    /// progress, whose speed and time left would differ on every real run. False for an
+    /// unknown label.
+    pub fn show_progress(&mut self, label: &str, progress: DownloadProgress) -> bool {
+        let Some(row) = KNOWN_REPOS.iter().position(|k| k.label == label) else {
+            return false;
+        };
+        self.running.insert(
+            row,
+            Running {
+                cancel: Arc::new(AtomicBool::new(false)),
+                discard: false,
+                events: crossbeam_channel::never(),
+                latest: Some(progress),
+            },
+        );
+        true
+    }
+
     pub fn any_running(&self) -> bool {
         !self.running.is_empty()
     }

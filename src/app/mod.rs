@@ -289,6 +289,18 @@ impl StudioApp {
         &mut self.class
     }
 
+    /// Shows a download in progress in the Models view's row `label` without running one
+    /// (for the snapshot of that screen); false when no known model has that label.
+    pub fn show_download_progress(
+        &mut self,
+        label: &str,
+        progress: crate::hub::DownloadProgress,
+    ) -> bool {
+        self.models_view
+            .downloads_mut()
+            .show_progress(label, progress)
+    }
+
     pub fn clear_messages(&mut self) {
         self.messages.clear();
     }

@@ -57,6 +57,10 @@ impl ModelsView {
             .clone()
     }
 
+    pub(crate) fn downloads_mut(&mut self) -> &mut Downloads {
+        &mut self.downloads
+    }
+
     /// Forgets the checks, so changed folders are looked at again.
     pub(crate) fn recheck(&mut self) {
         self.checked.clear();

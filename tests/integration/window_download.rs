@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable as _;
 use hidream_studio::app::StudioApp;
-use hidream_studio::hub::HubClient;
 use hidream_studio::hub::cache::{CacheRepo, find_snapshot};
+use hidream_studio::hub::{DownloadProgress, HubClient};
 use hidream_studio::weights::HubCache;
 
 use crate::common::hub_server::{Fault, HubServer, fixture_files};
@@ -136,7 +136,7 @@ fn download_pause_restart_resume_from_the_models_view() {
 
 #[test]
 fn cancel_from_the_models_view_deletes_the_partial_file() {
-    let (server, root, cache, mut harness) = download_started();
+    let (_server, _root, cache, mut harness) = download_started();
     let partial = || CacheRepo::new(&cache, REPO).partial_bytes();
     press(&mut harness, &format!("Cancel {LABEL}"));
     step_until(&mut harness, "the Download button", |h| {
@@ -166,4 +166,42 @@ fn a_failed_download_shows_why_in_its_row() {
         .value()
         .unwrap_or_default();
     assert!(message.contains("HF_TOKEN"), "{message}");
+}
+
+#[test]
+fn snapshot_of_a_download_in_progress() {
+    let root = tempfile::tempdir().unwrap();
+    // A cache and a hub named the same on every machine; nothing is fetched.
+    let mut harness = Window::new(&paths(root.path()))
+        .for_snapshots()
+        .size(860.0, 280.0)
+        .hub(
+            HubCache::new("/data/huggingface/hub"),
+            HubClient::new("https://huggingface.co", None),
+        )
+        .build();
+    harness.get_by_label("Models").click();
+    harness.run_ok();
+    let progress = DownloadProgress {
+        file: "transformer/diffusion_pytorch_model-00002-of-00007.safetensors".into(),
+        done: 14_200_000_000,
+        total: 47_000_000_000,
+        bytes_per_second: 48.3e6,
+        eta: Some(Duration::from_secs(679)),
+        files_done: 9,
+        files_total: 31,
+    };
+    assert!(harness.state_mut().show_download_progress(LABEL, progress));
+    harness.step();
+    harness
+        .get_by_label(&format!("Pause {LABEL}"))
+        .scroll_to_me();
+    // A fixed number of frames: the running row keeps asking for repaints.
+    for _ in 0..30 {
+        harness.step();
+    }
+    harness.get_by_label_contains("14.2 GB of 47.0 GB, 48.3 MB/s, 11 min 19 s left");
+    harness.remove_cursor();
+    harness.step();
+    harness.snapshot("download_in_progress");
 }

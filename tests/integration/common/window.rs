@@ -112,6 +112,12 @@ impl Window {
 
     /// For snapshot images: rendered with wgpu at 1200×720, the seed fixed at 42 before the
     /// first frame (the default seed is random; the screens must not be).
+    /// The window's size in points.
+    pub fn size(mut self, width: f32, height: f32) -> Self {
+        self.size = egui::vec2(width, height);
+        self
+    }
+
     pub fn for_snapshots(mut self) -> Self {
         self.size = egui::vec2(1200.0, 720.0);
         self.wgpu = true;
