@@ -84,6 +84,9 @@ impl HubClient {
         let config = ureq::Agent::config_builder()
             // Statuses are answered here (401 for a gated repo, 206/416 for ranges).
             .http_status_as_error(false)
+            // The hub redirects a renamed repository to itself (the token still applies) and
+            // LFS files to its CDN with signed URLs (no token goes there).
+            .redirect_auth_headers(ureq::config::RedirectAuthHeaders::SameHost)
             .timeout_connect(Some(Duration::from_secs(30)))
             .timeout_recv_response(Some(Duration::from_mins(1)))
             // A stalled connection fails the read, and the download continues from there.

@@ -102,6 +102,8 @@ struct State {
     faults: HashMap<String, Fault>,
     served: HashMap<String, usize>,
     seen: Vec<Seen>,
+    /// The requests that were answered with a file's bytes (after any redirect).
+    served_log: Vec<Seen>,
 }
 
 pub struct HubServer {
@@ -139,14 +141,15 @@ impl HubServer {
             .insert(file.to_string(), fault);
     }
 
-    /// Every `resolve/` request for `file`, in order.
+    /// Every request answered with `file`'s bytes (`resolve/`, or the CDN for LFS files), in
+    /// order.
     pub fn file_requests(&self, file: &str) -> Vec<Seen> {
         let suffix = format!("/{file}");
         let state = self.state.lock().unwrap();
         state
-            .seen
+            .served_log
             .iter()
-            .filter(|s| s.path.contains("/resolve/") && s.path.ends_with(&suffix))
+            .filter(|s| s.path.ends_with(&suffix))
             .cloned()
             .collect()
     }
@@ -204,26 +207,19 @@ fn serve(stream: TcpStream, state: &Mutex<State>) {
             listing(&files).as_bytes(),
         );
     }
-    // /{org}/{name}/resolve/{commit}/{path…}
+    // /{org}/{name}/resolve/{commit}/{path…}, and /{org}/{name}/cdn-lfs/{commit}/{path…}
+    // standing in for the CDN the hub redirects LFS files to.
     let parts: Vec<&str> = route.trim_start_matches('/').splitn(5, '/').collect();
-    if parts.len() != 5 || parts[2] != "resolve" {
+    if parts.len() != 5 || !matches!(parts[2], "resolve" | "cdn-lfs") {
         return respond(&mut out, 404, "text/plain", &[], b"not found");
     }
     let repo = format!("{}/{}", parts[0], parts[1]);
     let file_path = parts[4];
-    let (file, gated, fault, count) = {
-        let mut s = state.lock().unwrap();
-        let Some((files, gated)) = s.repos.get(&repo).cloned() else {
-            drop(s);
-            return respond(&mut out, 404, "text/plain", &[], b"no repo");
-        };
-        let file = files.into_iter().find(|f| f.path == file_path);
-        let fault = s.faults.get(file_path).copied();
-        let count = s.served.entry(file_path.to_string()).or_default();
-        *count += 1;
-        (file, gated, fault, *count)
+    let Some((files, gated)) = state.lock().unwrap().repos.get(&repo).cloned() else {
+        return respond(&mut out, 404, "text/plain", &[], b"no repo");
     };
-    if gated && !authorised {
+    let resolve = parts[2] == "resolve";
+    if resolve && gated && !authorised {
         return respond(
             &mut out,
             401,
@@ -232,8 +228,33 @@ fn serve(stream: TcpStream, state: &Mutex<State>) {
             br#"{"error":"Access to model is restricted. You must have access to it and be authenticated to access it. Please log in."}"#,
         );
     }
-    let Some(file) = file else {
+    let Some(file) = files.into_iter().find(|f| f.path == file_path) else {
         return respond(&mut out, 404, "text/plain", &[], b"entry not found");
+    };
+    if resolve && file.lfs {
+        // As the hub does: a redirect to the CDN, with the blob's hash and size.
+        let host = headers.get("host").cloned().unwrap_or_default();
+        let location = format!("http://{host}/{repo}/cdn-lfs/{}/{file_path}", parts[3]);
+        let etag = format!("\"{}\"", file.sha256());
+        let size = file.bytes.len().to_string();
+        let extra = [
+            ("Location", location.as_str()),
+            ("X-Linked-Etag", etag.as_str()),
+            ("X-Linked-Size", size.as_str()),
+            ("X-Repo-Commit", COMMIT),
+        ];
+        return respond(&mut out, 302, "text/plain", &extra, b"");
+    }
+    let (fault, count) = {
+        let mut s = state.lock().unwrap();
+        s.served_log.push(Seen {
+            path: path.clone(),
+            range: range.clone(),
+        });
+        let fault = s.faults.get(file_path).copied();
+        let count = s.served.entry(file_path.to_string()).or_default();
+        *count += 1;
+        (fault, *count)
     };
     let mut bytes = file.bytes.clone();
     if fault == Some(Fault::CorruptAlways) || (fault == Some(Fault::CorruptOnce) && count == 1) {
@@ -323,6 +344,7 @@ fn write_head(
     let reason = match status {
         200 => "OK",
         206 => "Partial Content",
+        302 => "Found",
         401 => "Unauthorized",
         404 => "Not Found",
         416 => "Range Not Satisfiable",
