@@ -57,7 +57,7 @@ pub fn run(args: &DownloadArgs) -> anyhow::Result<ExitCode> {
     let result = download(&client, &cache, repo, &options, &mut |p| {
         bar.fraction(
             p.fraction(),
-            &format!("{} files {}/{}", p.summary(), p.files_done, p.files_total),
+            &format!("{}, files {}/{}", p.summary(), p.files_done, p.files_total),
         );
     });
     bar.finish();

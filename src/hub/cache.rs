@@ -41,6 +41,16 @@ impl CacheRepo {
         self.dir.join("blobs").join(format!("{name}{INCOMPLETE}"))
     }
 
+    /// `{cache}/.locks/models--ORG--NAME/{blob}.lock`, where huggingface_hub locks a blob
+    /// while writing it.
+    pub fn lock(&self, name: &str) -> PathBuf {
+        let root = self.dir.parent().unwrap_or(&self.dir);
+        let repo_folder = self.dir.file_name().unwrap_or_default();
+        root.join(".locks")
+            .join(repo_folder)
+            .join(format!("{name}.lock"))
+    }
+
     pub fn snapshot(&self, commit: &str) -> PathBuf {
         self.dir.join("snapshots").join(commit)
     }
@@ -101,10 +111,10 @@ pub fn find_snapshot(
 
 pub(crate) fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> HubError {
     let path = path.to_path_buf();
-    move |source| HubError::Io {
+    move |cause| HubError::Io {
         action,
         path,
-        source,
+        cause,
     }
 }
 

@@ -282,7 +282,7 @@ impl HubClient {
 fn connection(url: &str, e: ureq::Error) -> HubError {
     HubError::Connection {
         url: url.to_string(),
-        source: Box::new(e),
+        cause: Box::new(e),
     }
 }
 

@@ -57,7 +57,8 @@ pub fn download(
     let listing = client.list(repo, &options.revision)?;
     let files = selected(&listing, &options.include)?;
     let target = CacheRepo::new(cache, repo);
-    let missing = missing_bytes(&target, &files);
+    let held: Vec<u64> = files.iter().map(|f| held_bytes(&target, f)).collect();
+    let missing: u64 = files.iter().zip(&held).map(|(f, h)| f.size - h).sum();
     if missing > 0 {
         let place = existing_ancestor(cache.root());
         let available =
@@ -90,10 +91,14 @@ pub fn download(
         last_report: None,
         progress,
     };
-    for file in &files {
+    for (file, &held) in files.iter().zip(&held) {
         run.report.file.clone_from(&file.path);
-        if !is_complete(&target.blob(file.blob_name()), file.size) {
-            run.fetch(file)?;
+        // Another download of the same blob (a second window, `hf download`) finishes first.
+        let _lock = run.lock(file)?;
+        if is_complete(&target.blob(file.blob_name()), file.size) {
+            run.report.done += file.size - held;
+        } else {
+            run.fetch(file, held)?;
         }
         target.link(&listing.commit, &file.path, file.blob_name())?;
         run.report.files_done += 1;
@@ -106,20 +111,17 @@ pub fn download(
 /// Bytes still to fetch for `files`: whole files not yet in the cache, less what their
 /// partial blobs hold.
 pub fn missing_bytes(target: &CacheRepo, files: &[RemoteFile]) -> u64 {
-    files
-        .iter()
-        .filter(|f| !is_complete(&target.blob(f.blob_name()), f.size))
-        .map(|f| {
-            let partial =
-                std::fs::metadata(target.incomplete(f.blob_name())).map_or(0, |m| m.len());
-            // A partial blob longer than the file is started again.
-            if partial > f.size {
-                f.size
-            } else {
-                f.size - partial
-            }
-        })
-        .sum()
+    files.iter().map(|f| f.size - held_bytes(target, f)).sum()
+}
+
+/// Bytes of `file` already in the cache: all of it, or what its partial blob holds (none
+/// when that is longer than the file: it is started again).
+fn held_bytes(target: &CacheRepo, file: &RemoteFile) -> u64 {
+    if is_complete(&target.blob(file.blob_name()), file.size) {
+        return file.size;
+    }
+    let partial = std::fs::metadata(target.incomplete(file.blob_name())).map_or(0, |m| m.len());
+    if partial > file.size { 0 } else { partial }
 }
 
 /// The files `include` selects (all without patterns). A pattern ending in `/` means the
@@ -270,11 +272,14 @@ struct Run<'a> {
 impl Run<'_> {
     /// Fetches one file into its blob: continues a partial blob, survives dropped
     /// connections, and fetches again once when the SHA-256 is wrong.
-    fn fetch(&mut self, file: &RemoteFile) -> Result<(), HubError> {
+    fn fetch(&mut self, file: &RemoteFile, held: u64) -> Result<(), HubError> {
         let part_path = self.target.incomplete(file.blob_name());
         let mut fetched_again = false;
+        // The bytes of this file `report.done` counts.
+        let mut counted = held;
         loop {
             let mut partial = Partial::open(part_path.clone(), file.size)?;
+            self.report.done = self.report.done - counted + partial.len;
             let mut drops = 0;
             while partial.len < file.size {
                 match self.attempt(file, &mut partial) {
@@ -301,6 +306,7 @@ impl Run<'_> {
                 if &actual != expected {
                     std::fs::remove_file(&part_path).map_err(io("delete", &part_path))?;
                     self.report.done -= file.size;
+                    counted = 0;
                     if !fetched_again {
                         fetched_again = true;
                         tracing::warn!(file = %file.path, "SHA-256 mismatch; fetching it again");
@@ -316,6 +322,44 @@ impl Run<'_> {
             }
             let blob = self.target.blob(file.blob_name());
             return std::fs::rename(&part_path, &blob).map_err(io("move into place", &blob));
+        }
+    }
+
+    /// Holds `{cache}/.locks/models--…/{blob}.lock`, as huggingface_hub does, waiting (and
+    /// still cancellable) while another process holds it. A filesystem without locks
+    /// downloads unlocked.
+    fn lock(&self, file: &RemoteFile) -> Result<Option<File>, HubError> {
+        use fs2::FileExt as _;
+        let path = self.target.lock(file.blob_name());
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(io("create", parent))?;
+        }
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io("create the lock file", &path))?;
+        let contended = fs2::lock_contended_error().raw_os_error();
+        let mut waiting = false;
+        loop {
+            match lock.try_lock_exclusive() {
+                Ok(()) => return Ok(Some(lock)),
+                Err(e) if e.raw_os_error() == contended => {
+                    if !waiting {
+                        tracing::info!(file = %file.path, "waiting for another download of the same file");
+                        waiting = true;
+                    }
+                    if self.options.cancel.load(Ordering::Relaxed) {
+                        return Err(HubError::Cancelled);
+                    }
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), "cannot lock ({e}); downloading without");
+                    return Ok(None);
+                }
+            }
         }
     }
 

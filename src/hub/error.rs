@@ -16,12 +16,12 @@ pub enum HubError {
     NoCache,
 
     #[error(
-        "could not reach {url}: {source} (check the network connection, or HF_ENDPOINT if it is set)"
+        "could not reach {url}: {cause} (check the network connection, or HF_ENDPOINT if it is set)"
     )]
+    // The cause is in the message, not chained as a source, so `{:#}` says it once.
     Connection {
         url: String,
-        #[source]
-        source: Box<ureq::Error>,
+        cause: Box<ureq::Error>,
     },
 
     #[error("{}", gated_message(repo, page, *status, *token_set))]
@@ -58,12 +58,15 @@ pub enum HubError {
     )]
     BadListing { url: String, message: String },
 
-    #[error("could not {action} {}: {source}", path.display())]
+    #[error(
+        "could not {action} {}: {cause} (check that the Hugging Face cache folder is writable \
+         and has room, or set HF_HUB_CACHE to another)",
+        path.display()
+    )]
     Io {
         action: &'static str,
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 
     #[error(

@@ -47,7 +47,7 @@ impl DownloadProgress {
 
 /// "2 h 5 min", "3 min 4 s", "12 s"
 pub fn duration(d: Duration) -> String {
-    let s = d.as_secs();
+    let s = d.as_secs_f64().round() as u64;
     if s >= 3600 {
         format!("{} h {} min", s / 3600, s % 3600 / 60)
     } else if s >= 60 {
@@ -56,6 +56,10 @@ pub fn duration(d: Duration) -> String {
         format!("{s} s")
     }
 }
+
+/// No speed is given before this many bytes or seconds.
+const MEASURED_BYTES: u64 = 256 << 10;
+const MEASURED_SECONDS: f64 = 1.0;
 
 /// Measures speed from the bytes fetched since the download started.
 pub(crate) struct Meter {
@@ -78,13 +82,30 @@ impl Meter {
     /// Bytes per second, and the time `remaining` bytes take at that speed.
     pub fn rate(&self, remaining: u64) -> (f64, Option<Duration>) {
         let seconds = self.started.elapsed().as_secs_f64();
-        if self.fetched == 0 || seconds <= 0.0 {
+        // The first bytes arrive before the connection is up to speed: a rate from them
+        // would promise hours for a download of minutes.
+        if self.fetched == 0
+            || (self.fetched < MEASURED_BYTES && seconds < MEASURED_SECONDS)
+            || seconds <= 0.0
+        {
             return (0.0, None);
         }
         let speed = self.fetched as f64 / seconds;
         (
             speed,
-            Some(Duration::from_secs_f64(remaining as f64 / speed)),
+            Duration::try_from_secs_f64(remaining as f64 / speed).ok(),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_as_people_say_them() {
+        assert_eq!(duration(Duration::from_millis(600)), "1 s");
+        assert_eq!(duration(Duration::from_secs(679)), "11 min 19 s");
+        assert_eq!(duration(Duration::from_mins(125)), "2 h 5 min");
     }
 }

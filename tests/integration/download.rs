@@ -345,3 +345,29 @@ fn the_download_command_fetches_into_hf_home_and_prints_the_snapshot() {
         assert!(list.contains(repo), "{list}");
     }
 }
+
+#[test]
+fn two_downloads_of_one_repo_at_once_fetch_each_file_once() {
+    let (server, _dir, cache) = serve();
+    server.fault("model.safetensors", Fault::Slow);
+    let snapshots: Vec<_> = std::thread::scope(|scope| {
+        let runs: Vec<_> = (0..2)
+            .map(|_| scope.spawn(|| fetch(&server, &cache, &DownloadOptions::default()).0))
+            .collect();
+        runs.into_iter()
+            .map(|r| r.join().unwrap().unwrap())
+            .collect()
+    });
+    assert_eq!(snapshots[0], snapshots[1]);
+    assert_snapshot_holds(&snapshots[0], &fixture_files());
+    // The second waited on the blob's lock in .locks/, as huggingface_hub's do, then found it.
+    assert_eq!(server.file_requests("model.safetensors").len(), 1);
+    let model = &fixture_files()[1];
+    assert!(
+        cache
+            .root()
+            .join(".locks/models--fixture-org--Fixture-Model")
+            .join(format!("{}.lock", model.blob_name()))
+            .is_file()
+    );
+}
