@@ -73,9 +73,13 @@ fn download_started() -> (
     let cache = HubCache::new(root.path().join("hub"));
     let mut harness = open_models(&server, root.path(), &cache);
     press(&mut harness, &format!("Download {LABEL}"));
+    // model.safetensors's own partial blob: config.json's is there for a moment too.
+    let model = CacheRepo::new(&cache, REPO).incomplete(&fixture_files()[1].blob_name());
     step_until(&mut harness, "bytes of model.safetensors", |_| {
-        CacheRepo::new(&cache, REPO).partial_bytes() > 0
+        std::fs::metadata(&model).is_ok_and(|m| m.len() > 0)
     });
+    // A frame drawn since, so the row's Pause and Cancel are there to press.
+    harness.step();
     (server, root, cache, harness)
 }
 
