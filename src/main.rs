@@ -111,6 +111,13 @@ enum Command {
     /// Prints each case's relative error and pass or fail against a per-dtype tolerance; exits
     /// with status 1 when any case fails. With CUDA in f32, TF32 is off.
     Parity(cli::parity::ParityArgs),
+    /// Download a model from the Hugging Face hub into the standard cache, where the studio
+    /// (and huggingface_hub) find it.
+    ///
+    /// Resumes partial files, checks LFS files' SHA-256, and checks the disk has room first.
+    /// HF_TOKEN authorises gated models (Llama-3.1-8B-Instruct); HF_ENDPOINT picks another
+    /// hub. Prints the snapshot folder at the end. Without REPO, lists the known models.
+    Download(cli::download::DownloadArgs),
 }
 
 /// The folders the window uses: the given ones, the platform's for the rest.
@@ -157,6 +164,7 @@ fn main() -> ExitCode {
             window_paths(cli.data_dir, cli.config_dir).and_then(hidream_studio::app::run_window)
         }
         Some(Command::Info(args)) => cli::info::run(&args),
+        Some(Command::Download(args)) => cli::download::run(&args),
         Some(Command::Bench(args)) => cli::bench::run(&args),
         Some(Command::Quantize(args)) => cli::quantize::run(&args),
         Some(Command::Plan(args)) => cli::plan::run(&args),

@@ -15,6 +15,7 @@ mod class_model;
 mod class_panel;
 mod config;
 mod dialogs;
+mod downloads;
 mod edit_panel;
 mod editor;
 mod export;
@@ -70,6 +71,7 @@ use models_view::ModelsView;
 use queue::JobQueue;
 
 use crate::engine::{Engine, JobId};
+use crate::hub::HubClient;
 use crate::pipelines::{HiDreamBackend, Preset};
 use crate::preview::{LatentFrame, PreviewRenderer};
 use crate::store::{History, HistoryEntry};
@@ -83,6 +85,8 @@ pub struct StudioOptions {
     /// Models used for every slot the configuration leaves empty: the bundled Shapes models
     /// (and Shapes Hi-DiT, once bundled), so a fresh install makes pictures at once. Empty: the first-run screen asks for models.
     pub bundled: ModelFolders,
+    /// The hub the models view downloads from (HF_ENDPOINT and HF_TOKEN in the window).
+    pub hub: HubClient,
 }
 
 /// Which controls the right panel shows.
@@ -181,6 +185,7 @@ impl StudioApp {
             cache,
             dialogs,
             bundled,
+            hub,
         } = options;
         let mut messages = Vec::new();
         let (config, config_problem) = StudioConfig::load(&paths);
@@ -240,7 +245,7 @@ impl StudioApp {
             history_panel: HistoryPanel::default(),
             history_side,
             controls_side,
-            models_view: ModelsView::default(),
+            models_view: ModelsView::new(hub),
             model_bar: ModelBar::default(),
             first_run,
             jobs: Vec::new(),
@@ -295,6 +300,18 @@ impl StudioApp {
 
     pub fn class_panel_mut(&mut self) -> &mut ClassPanel {
         &mut self.class
+    }
+
+    /// Shows a download in progress in the Models view's row `label` without running one
+    /// (for the snapshot of that screen); false when no known model has that label.
+    pub fn show_download_progress(
+        &mut self,
+        label: &str,
+        progress: crate::hub::DownloadProgress,
+    ) -> bool {
+        self.models_view
+            .downloads_mut()
+            .show_progress(label, progress)
     }
 
     pub fn clear_messages(&mut self) {
@@ -384,6 +401,7 @@ pub fn run_window(paths: Option<StudioPaths>) -> anyhow::Result<ExitCode> {
                     cache,
                     dialogs: Box::new(NativeDialogs),
                     bundled: ModelFolders::bundled(),
+                    hub: HubClient::from_env(),
                 },
             )))
         }),

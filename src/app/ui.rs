@@ -157,12 +157,16 @@ impl StudioApp {
             }
         });
         ui.add_space(6.0);
-        let has_cache = self.cache.is_some();
         egui::ScrollArea::vertical()
             .show(ui, |ui| {
                 let class_model = self.class_model.get(&self.config.models, &self.bundled);
-                self.models_view
-                    .ui(ui, &mut self.config, &self.bundled, class_model, has_cache)
+                self.models_view.ui(
+                    ui,
+                    &mut self.config,
+                    &self.bundled,
+                    class_model,
+                    self.cache.as_ref(),
+                )
             })
             .inner
     }

@@ -6,6 +6,7 @@ mod agent_jobs;
 pub mod bench;
 mod bench_pipeline;
 mod bench_sit;
+pub mod download;
 pub mod edit;
 pub mod eval;
 pub mod eval_edits;

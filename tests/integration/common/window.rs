@@ -9,6 +9,8 @@ use hidream_studio::app::{
     Editor, ModelFolders, ModelSlot, ScriptedDialogs, SeedMode, StudioApp, StudioConfig,
     StudioOptions, StudioPaths,
 };
+use hidream_studio::hub::HubClient;
+use hidream_studio::weights::HubCache;
 
 use super::fixtures;
 
@@ -62,6 +64,8 @@ pub struct Window {
     size: egui::Vec2,
     wgpu: bool,
     fixed_seed: Option<u64>,
+    cache: Option<HubCache>,
+    hub: HubClient,
 }
 
 impl Window {
@@ -73,7 +77,18 @@ impl Window {
             size: egui::vec2(1280.0, 800.0),
             wgpu: false,
             fixed_seed: None,
+            cache: None,
+            // Nothing listens here: a test that downloads names its own hub.
+            hub: HubClient::new("http://127.0.0.1:9", None),
         }
+    }
+
+    /// The Hugging Face cache the window looks in and downloads into, and the hub it
+    /// downloads from.
+    pub fn hub(mut self, cache: HubCache, hub: HubClient) -> Self {
+        self.cache = Some(cache);
+        self.hub = hub;
+        self
     }
 
     /// What the file dialogs answer.
@@ -97,6 +112,12 @@ impl Window {
 
     /// For snapshot images: rendered with wgpu at 1200×720, the seed fixed at 42 before the
     /// first frame (the default seed is random; the screens must not be).
+    /// The window's size in points.
+    pub fn size(mut self, width: f32, height: f32) -> Self {
+        self.size = egui::vec2(width, height);
+        self
+    }
+
     pub fn for_snapshots(mut self) -> Self {
         self.size = egui::vec2(1200.0, 720.0);
         self.wgpu = true;
@@ -112,6 +133,8 @@ impl Window {
             size,
             wgpu,
             fixed_seed,
+            cache,
+            hub,
         } = self;
         let mut builder = Harness::builder().with_size(size);
         if wgpu {
@@ -122,9 +145,10 @@ impl Window {
                 cc,
                 StudioOptions {
                     paths,
-                    cache: None,
+                    cache,
                     dialogs: Box::new(dialogs),
                     bundled,
+                    hub,
                 },
             );
             if let Some(seed) = fixed_seed {
