@@ -31,7 +31,12 @@ impl StudioApp {
             let id = event.id();
             let event_ends_job = event.is_terminal();
             match event {
-                Event::Queued { .. } => {}
+                Event::Partial {
+                    output: JobOutput::Agent(update),
+                    ..
+                } => self.agent_update(update),
+                // Only agent turns report along the way.
+                Event::Queued { .. } | Event::Partial { .. } => {}
                 Event::Loading { what, .. } => {
                     self.job_mut(id, |j| j.phase = JobPhase::Loading(what));
                 }
@@ -67,10 +72,12 @@ impl StudioApp {
                     } else {
                         error
                     };
+                    self.turn_lost(id, format!("The turn failed: {error}"), true);
                     self.error(format!("{title} failed: {error}"));
                 }
                 Event::Cancelled { .. } => {
                     let title = self.take_job(id).map_or_else(String::new, |j| j.title);
+                    self.turn_lost(id, "Stopped before the agent answered.".into(), false);
                     self.info(format!("{title}: cancelled."));
                 }
             }
@@ -114,6 +121,8 @@ impl StudioApp {
                 (e.image, StoredRecord::Edit(Box::new(e.record)))
             }
             JobOutput::Hidit(h) => (h.image, StoredRecord::Hidit(Box::new(h.record))),
+            // Filed by the engine thread as they are made (see `agent_update`).
+            JobOutput::Agent(update) => return self.agent_update(update),
         };
         let Some(history) = self.history.as_mut() else {
             self.canvas.show(ctx, "unsaved result", &image);

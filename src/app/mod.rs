@@ -11,6 +11,8 @@
 mod actions;
 mod brush;
 mod canvas;
+mod chat;
+mod chat_panel;
 mod class_model;
 mod class_panel;
 mod config;
@@ -41,6 +43,7 @@ pub use actions::Action;
 pub use brush::Brush;
 pub use brush::BrushMask;
 pub use canvas::Canvas;
+pub use chat_panel::{Attached, ChatItem, ChatPanel, MESSAGE_REQUEST};
 pub use class_panel::ClassPanel;
 pub use config::{HiditFile, ModelFolders, ModelSlot, StudioConfig, StudioPaths, UseBundled};
 pub use dialogs::Dialogs;
@@ -88,6 +91,8 @@ pub enum Mode {
     Edit,
     /// A class-conditional image from a Hi-DiT model.
     Class,
+    /// A conversation with the agent, which makes and changes pictures.
+    Chat,
 }
 
 /// What the canvas shows in edit mode.
@@ -131,6 +136,9 @@ pub struct StudioApp {
     generate: GeneratePanel,
     edit: EditPanel,
     class: ClassPanel,
+    chat: ChatPanel,
+    /// The conversation the chat panel shows, as the agent reads it.
+    conversation: crate::agent::Conversation,
     /// Class mode's model as configured, read once per set of files.
     class_model: ClassModelCache,
     edit_source: Option<EditSource>,
@@ -226,6 +234,8 @@ impl StudioApp {
             generate: GeneratePanel::default(),
             edit: EditPanel::default(),
             class: ClassPanel::default(),
+            chat: ChatPanel::default(),
+            conversation: crate::agent::Conversation::new(),
             class_model: ClassModelCache::default(),
             edit_source: None,
             mask: None,
@@ -282,6 +292,14 @@ impl StudioApp {
 
     pub fn class_panel_mut(&mut self) -> &mut ClassPanel {
         &mut self.class
+    }
+
+    pub fn chat_panel(&self) -> &ChatPanel {
+        &self.chat
+    }
+
+    pub fn conversation(&self) -> &crate::agent::Conversation {
+        &self.conversation
     }
 
     pub fn clear_messages(&mut self) {

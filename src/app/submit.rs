@@ -24,6 +24,7 @@ impl StudioApp {
             Mode::Generate => self.submit_generate(),
             Mode::Edit => self.submit_edit(),
             Mode::Class => self.submit_class(),
+            Mode::Chat => self.send_message(),
         }
     }
 
@@ -111,7 +112,7 @@ impl StudioApp {
 
     /// The text-to-image settings the controls describe, on the preset's model, validated.
     /// Takes the seed (it advances in increment mode). The error is the status line.
-    fn generate_settings(&mut self) -> Result<GenerateSettings, String> {
+    pub(super) fn generate_settings(&mut self) -> Result<GenerateSettings, String> {
         let slot = ModelSlot::for_preset(self.generate.preset);
         let Some(model) = self.model_for(slot) else {
             return Err(format!(
@@ -182,6 +183,25 @@ impl StudioApp {
             );
         };
         let image = source.path.clone();
+        let instruction = self.edit.instruction.clone();
+        let settings = self.edit_settings_for(image, instruction)?;
+        let settings = EditSettings {
+            mask: self.write_mask()?,
+            ..settings
+        };
+        settings
+            .validate()
+            .map_err(|e| format!("Cannot edit: {}", e.for_window()))?;
+        Ok(settings)
+    }
+
+    /// Edit settings for `image` and `instruction` on the chosen editor with the edit
+    /// controls' values, not validated, no mask. Takes the seed. The error is the status line.
+    pub(super) fn edit_settings_for(
+        &mut self,
+        image: PathBuf,
+        instruction: String,
+    ) -> Result<EditSettings, String> {
         let slot = ModelSlot::Editor(self.edit.editor);
         let Some(model) = self.model_for(slot) else {
             return Err(format!(
@@ -191,7 +211,6 @@ impl StudioApp {
         };
         let base_model = self.model_for(ModelSlot::I1Full);
         let llama = self.llama_for(base_model.as_deref().unwrap_or(&model))?;
-        let mask = self.write_mask()?;
         // A bundled editor's own steps, shift and refine share (the Shapes editor does not
         // refine); real snapshots have no manifest and keep the form's values. The released
         // editors have their own working sizes (E1.1 1024², E1-Full 768²): a configured base
@@ -210,17 +229,11 @@ impl StudioApp {
             base_model,
             ..EditModelChoice::new(model, llama, self.config.dtype(), self.config.device)
         };
-        let instruction = self.edit.instruction.clone();
         let seed = self.generate.take_seed();
-        let settings = EditSettings {
-            mask,
+        Ok(EditSettings {
             base_resolution,
             ..EditSettings::new(models, image, instruction, &values, seed)
-        };
-        settings
-            .validate()
-            .map_err(|e| format!("Cannot edit: {}", e.for_window()))?;
-        Ok(settings)
+        })
     }
 
     /// After a preset switch, or when the preset's model changes, shows the model's own
