@@ -75,6 +75,12 @@ enum Command {
     /// Reads each picture back into objects (nearest palette colour, connected regions, shape
     /// from the outline) and prints accuracy per category, then one JSON line.
     Eval(Box<cli::eval::EvalArgs>),
+    /// Ask the agent: it makes a picture, changes one, or answers, and prints its decision.
+    ///
+    /// The agent model (default: the bundled shapes-agent) reads the message, with --image
+    /// attached and the earlier messages of --conversation, and calls generate_image or
+    /// edit_image; the jobs run on the bundled Shapes models unless --dry-run.
+    Agent(Box<cli::agent::AgentArgs>),
     /// Make a class-conditional image with a Hi-DiT / REPA-E latent SiT.
     ///
     /// Reads REPA-E's files as published (an experiment folder with args.json and
@@ -153,6 +159,7 @@ fn main() -> ExitCode {
         Some(Command::Plan(args)) => cli::plan::run(&args),
         Some(Command::Parity(args)) => cli::parity::run(&args),
         Some(Command::Generate(args)) => cli::generate::run(&args),
+        Some(Command::Agent(args)) => cli::agent::run(&args),
         Some(Command::Edit(args)) => cli::edit::run(&args),
         Some(Command::Hidit(args)) => cli::hidit::run(&args),
         Some(Command::Eval(args)) if args.edits => cli::eval_edits::run(&args),

@@ -320,3 +320,72 @@ impl Conversation {
 pub fn picture_name(n: usize) -> String {
     format!("#{n}")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn two_messages() -> Conversation {
+        let mut c = Conversation::new();
+        c.push_message(ConversationMessage::user("draw a star"));
+        c.push_picture(Picture {
+            name: String::new(),
+            origin: PictureOrigin::Generated,
+            path: Some("out/1.png".into()),
+            prompt: Some("a star".into()),
+            instruction: None,
+            made_from: None,
+            history_id: Some(4),
+        });
+        c.push_message(ConversationMessage::assistant("here"));
+        c
+    }
+
+    #[test]
+    fn a_saved_conversation_reads_back_and_grows_only_by_appending() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chat.json");
+        assert_eq!(
+            Conversation::load_or_new(&path).unwrap(),
+            Conversation::new()
+        );
+        let mut c = two_messages();
+        c.save(&path).unwrap();
+        let back = Conversation::load(&path).unwrap();
+        assert_eq!(back, c);
+        assert_eq!(back.picture("#1").unwrap().history_id, Some(4));
+        c.push_message(ConversationMessage::user("again"));
+        c.save(&path).unwrap();
+        // A conversation that does not continue the file's is refused; the file stays.
+        let before = std::fs::read(&path).unwrap();
+        let mut other = Conversation::new();
+        other.push_message(ConversationMessage::user("something else"));
+        let err = other.save(&path).unwrap_err();
+        assert!(matches!(err, ConversationError::Diverged { .. }), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_conversation_is_named_and_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notes.json");
+        for text in [
+            "not json",
+            r#"{"messages": 3}"#,
+            r#"{"version": 9, "messages": [], "pictures": []}"#,
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let err = Conversation::load_or_new(&path).unwrap_err().to_string();
+            assert!(err.contains("notes.json"), "{err}");
+            assert!(err.contains("not a conversation file"), "{err}");
+            assert!(two_messages().save(&path).is_err());
+            assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+        }
+        // Pictures out of order are refused too.
+        let mut bad = serde_json::to_value(two_messages()).unwrap();
+        bad["pictures"][0]["name"] = "#2".into();
+        std::fs::write(&path, bad.to_string()).unwrap();
+        let err = Conversation::load(&path).unwrap_err().to_string();
+        assert!(err.contains(r##"named "#2", expected "#1""##), "{err}");
+    }
+}

@@ -519,3 +519,7 @@ impl Turn<'_> {
         outcome
     }
 }
+
+#[cfg(test)]
+#[path = "coordinator_tests.rs"]
+mod tests;

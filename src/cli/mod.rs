@@ -1,5 +1,7 @@
 //! The command-line tools; each subcommand in its own file.
 
+pub mod agent;
+mod agent_jobs;
 pub mod bench;
 mod bench_pipeline;
 mod bench_sit;

@@ -1,5 +1,6 @@
 //! All integration tests, in one binary: one link instead of twenty, and a fraction of the disk.
 
+mod agent_cli;
 mod chat_lm;
 mod ci_gate;
 mod cli_info;
