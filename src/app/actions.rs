@@ -28,6 +28,8 @@ pub enum Action {
     Detach,
     /// Stop the agent's turn (its plan stops after the current step).
     StopTurn,
+    /// Start a new conversation with the agent.
+    NewConversation,
     /// Stop one job, running or queued.
     Cancel(JobId),
     /// Stop every job.

@@ -5,11 +5,12 @@
 use std::path::{Path, PathBuf};
 
 use super::StudioApp;
+use super::chat_items::items_of;
 use super::chat_panel::{Attached, ChatItem, MESSAGE_REQUEST};
 use super::editor::Editor;
 use super::jobs::PendingJob;
 use super::submit::short;
-use crate::agent::EditorPrompt;
+use crate::agent::{Conversation, EditorPrompt};
 use crate::engine::JobId;
 use crate::pipelines::edit::read_rgb;
 use crate::pipelines::{AgentJob, AgentUpdate, AttachedPicture, Job, TurnEnd};
@@ -56,10 +57,11 @@ impl StudioApp {
     /// changes, the attached picture. The error is said under the message box.
     fn agent_job(&mut self, message: String) -> Result<AgentJob, String> {
         let model = self.agent_folder()?;
-        // The text-to-image controls' model and values; the agent writes the prompt.
-        let generate = self.generate_settings()?;
-        // Whether an edit can be made is only known once the plan asks for one.
-        let edit = Some(self.edit_settings_for(PathBuf::new(), String::new()));
+        // The text-to-image controls' model and values (the agent writes the prompt) and the
+        // edit controls' (it names the picture and writes the instruction). Whether either is
+        // needed is only known once the plan asks.
+        let generate = self.generate_settings();
+        let edit = self.edit_settings_for(PathBuf::new(), String::new());
         let editor_prompt = match self.edit.editor {
             Editor::E1Full => EditorPrompt::InstructionAndTarget,
             Editor::E1_1 => EditorPrompt::Plain,
@@ -154,6 +156,17 @@ impl StudioApp {
         }
     }
 
+    /// New conversation: the chat starts empty (the pictures stay in the history).
+    pub(super) fn new_conversation(&mut self) {
+        if self.chat.turn.is_some() {
+            return;
+        }
+        self.conversation = Conversation::new();
+        self.conversation_file = None;
+        self.chat.items.clear();
+        self.chat.problem = None;
+    }
+
     /// What a running turn reported.
     pub(super) fn agent_update(&mut self, update: AgentUpdate) {
         let chat = &mut self.chat;
@@ -198,19 +211,61 @@ impl StudioApp {
     fn turn_ended(&mut self, end: TurnEnd) {
         self.chat.turn = None;
         self.chat.draft.clear();
-        for note in end.notes {
+        // A refusal or an unreadable tool call is the reply itself; it is not said twice.
+        for note in end
+            .notes
+            .into_iter()
+            .filter(|n| n.trim() != end.reply.trim())
+        {
             self.chat.items.push(ChatItem::Note {
                 text: note,
                 is_error: false,
             });
         }
-        if end.stopped {
+        self.conversation = *end.conversation;
+        self.save_conversation();
+    }
+
+    /// Keeps the conversation in the data folder, one file per conversation, so the chat
+    /// comes back after a restart with links to its pictures' history entries.
+    fn save_conversation(&mut self) {
+        let path = self.conversation_file.get_or_insert_with(|| {
+            let stamp = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis());
+            conversations_dir(&self.paths.data_dir).join(format!("{stamp}.json"))
+        });
+        let saved = match path.parent() {
+            Some(dir) => std::fs::create_dir_all(dir)
+                .map_err(|e| format!("could not create {}: {e}", dir.display()))
+                .and_then(|()| self.conversation.save(path).map_err(|e| e.to_string())),
+            None => Err(format!("{} is not a file in a folder", path.display())),
+        };
+        if let Err(e) = saved {
             self.chat.items.push(ChatItem::Note {
-                text: "Stopped: the rest of the plan was not run.".into(),
-                is_error: false,
+                text: format!("The conversation could not be kept: {e}"),
+                is_error: true,
             });
         }
-        self.conversation = *end.conversation;
+    }
+
+    /// The newest conversation of the data folder, shown again at start.
+    pub(super) fn restore_conversation(&mut self) {
+        let Some(path) = newest_conversation(&self.paths.data_dir) else {
+            return;
+        };
+        match Conversation::load(&path) {
+            Ok(conversation) => {
+                self.chat.items = items_of(&conversation, &self.entries);
+                self.conversation = conversation;
+                self.conversation_file = Some(path);
+            }
+            // A new conversation goes to a new file; this one is left as it is.
+            Err(e) => self.chat.items.push(ChatItem::Note {
+                text: format!("The last conversation could not be read: {e}"),
+                is_error: true,
+            }),
+        }
     }
 
     /// The turn `id` failed or was cancelled before it could end by itself.
@@ -222,6 +277,25 @@ impl StudioApp {
         self.chat.draft.clear();
         self.chat.items.push(ChatItem::Note { text, is_error });
     }
+}
+
+/// Where the window keeps its conversations.
+fn conversations_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("conversations")
+}
+
+/// The conversation file written last (their names are the times they were started).
+fn newest_conversation(data_dir: &Path) -> Option<PathBuf> {
+    std::fs::read_dir(conversations_dir(data_dir))
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .max_by_key(|p| {
+            p.file_stem()
+                .and_then(|s| s.to_str())
+                .and_then(|s| s.parse::<u128>().ok())
+        })
 }
 
 /// A picture file to send: readable as an image; its recorded prompt when it is a studio

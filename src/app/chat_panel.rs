@@ -91,7 +91,17 @@ impl ChatPanel {
 
     pub(crate) fn ui(&mut self, ui: &mut Ui, cx: &ChatContext<'_>) -> Option<Action> {
         let mut action = None;
-        ui.heading("Chat");
+        ui.horizontal(|ui| {
+            ui.heading("Conversation");
+            let can_restart = self.turn.is_none() && !self.items.is_empty();
+            if ui
+                .add_enabled(can_restart, egui::Button::new("New conversation"))
+                .on_hover_text("Start again: the agent forgets this conversation's pictures")
+                .clicked()
+            {
+                action = Some(Action::NewConversation);
+            }
+        });
         // The conversation takes what the message rows leave.
         let rows_height = 96.0 + if self.problem.is_some() { 24.0 } else { 0.0 };
         let height = (ui.available_height() - rows_height).max(80.0);

@@ -30,6 +30,7 @@ impl StudioApp {
             Action::AttachSelected => self.attach_selected(),
             Action::Detach => self.chat.attached = None,
             Action::StopTurn => self.stop_turn(),
+            Action::NewConversation => self.new_conversation(),
             Action::Cancel(id) => {
                 self.engine.cancel(id);
             }

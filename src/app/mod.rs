@@ -12,6 +12,7 @@ mod actions;
 mod brush;
 mod canvas;
 mod chat;
+mod chat_items;
 mod chat_panel;
 mod class_model;
 mod class_panel;
@@ -139,6 +140,8 @@ pub struct StudioApp {
     chat: ChatPanel,
     /// The conversation the chat panel shows, as the agent reads it.
     conversation: crate::agent::Conversation,
+    /// Its file in the data folder, once it has one.
+    conversation_file: Option<PathBuf>,
     /// Class mode's model as configured, read once per set of files.
     class_model: ClassModelCache,
     edit_source: Option<EditSource>,
@@ -218,7 +221,7 @@ impl StudioApp {
         let first_run = FirstRunView::new(cache.as_ref());
         let history_side = SteadyPanel::left("history", HISTORY_RANGE, config.panels.history);
         let controls_side = SteadyPanel::right("controls", CONTROLS_RANGE, config.panels.controls);
-        Self {
+        let mut app = Self {
             paths,
             cache,
             dialogs,
@@ -236,6 +239,7 @@ impl StudioApp {
             class: ClassPanel::default(),
             chat: ChatPanel::default(),
             conversation: crate::agent::Conversation::new(),
+            conversation_file: None,
             class_model: ClassModelCache::default(),
             edit_source: None,
             mask: None,
@@ -253,7 +257,9 @@ impl StudioApp {
             preview_versions: 0,
             defaults_shown_for: None,
             submit_after_drawing: false,
-        }
+        };
+        app.restore_conversation();
+        app
     }
 
     // ----- read access, for tests and scripting -----

@@ -28,10 +28,11 @@ pub struct AgentJob {
     pub attached: Option<AttachedPicture>,
     /// How a new picture is made: the settings of the text-to-image model in use, whose
     /// prompt the plan writes. Each picture of a turn takes the next seed from this one's.
-    pub generate: GenerateSettings,
-    /// How a picture is changed, likewise (the plan fills in the image and the instruction);
-    /// `None` when no editing model is available, said to the user if the plan needs one.
-    pub edit: Option<Result<EditSettings, String>>,
+    /// The error (no model set, say) is said only if the plan makes a picture: a question
+    /// needs no image model.
+    pub generate: Result<GenerateSettings, String>,
+    /// How a picture is changed, likewise (the plan fills in the image and the instruction).
+    pub edit: Result<EditSettings, String>,
     /// How the editor in use wants its instruction written.
     pub editor_prompt: EditorPrompt,
     /// The history's folder, where the pictures are kept; `None` when the window could not
@@ -157,10 +158,15 @@ pub(crate) struct Made {
 impl PictureMaker<'_, '_> {
     /// A new picture of `prompt` with the text-to-image model in use.
     pub(crate) fn generate(&mut self, prompt: &str) -> Result<Made, JobError> {
+        let template = self
+            .job
+            .generate
+            .as_ref()
+            .map_err(|why| failed(why.clone()))?;
         let settings = GenerateSettings {
             prompt: prompt.to_owned(),
-            seed: self.next_seed(self.job.generate.seed),
-            ..self.job.generate.clone()
+            seed: self.next_seed(template.seed),
+            ..template.clone()
         };
         settings
             .resolve(8)
@@ -180,15 +186,7 @@ impl PictureMaker<'_, '_> {
         parent: Option<i64>,
         instruction: &str,
     ) -> Result<Made, JobError> {
-        let template = match &self.job.edit {
-            Some(Ok(template)) => template,
-            Some(Err(why)) => return Err(failed(why.clone())),
-            None => {
-                return Err(failed(
-                    "No editing model is available: open Models and choose one.".to_owned(),
-                ));
-            }
-        };
+        let template = self.job.edit.as_ref().map_err(|why| failed(why.clone()))?;
         let settings = EditSettings {
             image: source.to_path_buf(),
             instruction: instruction.to_owned(),

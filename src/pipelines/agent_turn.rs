@@ -61,7 +61,7 @@ pub(super) fn run_turn(
 }
 
 /// "Generating: a red circle", "Editing #1: make it blue", for the conversation.
-fn job_title(job: &PlannedJob) -> String {
+pub fn job_title(job: &PlannedJob) -> String {
     match job {
         PlannedJob::Generate { prompt } => format!("Generating: {prompt}"),
         PlannedJob::Edit { image, instruction } => format!("Editing {image}: {instruction}"),
@@ -89,9 +89,10 @@ impl JobRunner for EngineRunner<'_, '_> {
                 self.maker.edit(path, source.history_id, &text)
             }
         };
+        // Without a final stop: the coordinator writes the error into a sentence.
         let made = made.map_err(|e| match e {
-            JobError::Cancelled => "Stopped before the picture was finished.".to_owned(),
-            JobError::Failed(e) => format!("{e:#}"),
+            JobError::Cancelled => "stopped before the picture was finished".to_owned(),
+            JobError::Failed(e) => format!("{e:#}").trim_end_matches('.').to_owned(),
         })?;
         let name = conversation.next_name();
         let picture = Picture {

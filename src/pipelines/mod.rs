@@ -20,6 +20,7 @@ mod text_to_image;
 
 pub use crate::settings::{ComputeDType, DeviceChoice, GenerateSettings, ModelSelection, Resolved};
 pub use agent_job::{AgentJob, AgentModelKey, AgentUpdate, AttachedPicture, TurnEnd};
+pub use agent_turn::job_title;
 pub use backend::{
     EditJob, GenerateJob, HiDreamBackend, HiditJob, HiditModelKey, Job, JobOutput, ModelKey,
 };

@@ -62,6 +62,7 @@ pub struct Window {
     size: egui::Vec2,
     wgpu: bool,
     fixed_seed: Option<u64>,
+    missing_glyphs: bool,
 }
 
 impl Window {
@@ -73,7 +74,15 @@ impl Window {
             size: egui::vec2(1280.0, 800.0),
             wgpu: false,
             fixed_seed: None,
+            missing_glyphs: false,
         }
+    }
+
+    /// Draws characters no font has as boxes instead of failing: for text a model wrote at
+    /// random (the chat fixture model's words are random tokens, bytes of UTF-8 included).
+    pub fn allow_missing_glyphs(mut self) -> Self {
+        self.missing_glyphs = true;
+        self
     }
 
     /// What the file dialogs answer.
@@ -112,10 +121,14 @@ impl Window {
             size,
             wgpu,
             fixed_seed,
+            missing_glyphs,
         } = self;
         let mut builder = Harness::builder().with_size(size);
         if wgpu {
             builder = builder.wgpu();
+        }
+        if missing_glyphs {
+            builder = builder.allow_missing_glyphs();
         }
         builder.build_eframe(move |cc| {
             let mut app = StudioApp::new(
