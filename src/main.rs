@@ -81,6 +81,9 @@ enum Command {
     /// attached and the earlier messages of --conversation, and calls generate_image or
     /// edit_image; the jobs run on the bundled Shapes models unless --dry-run.
     Agent(Box<cli::agent::AgentArgs>),
+    /// Score the agent on held-out requests: the action it chose and, unless --dry-run, whether
+    /// its picture passes ShapesEval's check of what was asked.
+    AgentEval(Box<cli::agent_eval::AgentEvalArgs>),
     /// Make a class-conditional image with a Hi-DiT / REPA-E latent SiT.
     ///
     /// Reads REPA-E's files as published (an experiment folder with args.json and
@@ -160,6 +163,7 @@ fn main() -> ExitCode {
         Some(Command::Parity(args)) => cli::parity::run(&args),
         Some(Command::Generate(args)) => cli::generate::run(&args),
         Some(Command::Agent(args)) => cli::agent::run(&args),
+        Some(Command::AgentEval(args)) => cli::agent_eval::run(&args),
         Some(Command::Edit(args)) => cli::edit::run(&args),
         Some(Command::Hidit(args)) => cli::hidit::run(&args),
         Some(Command::Eval(args)) if args.edits => cli::eval_edits::run(&args),

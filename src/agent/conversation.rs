@@ -139,13 +139,13 @@ impl ConversationMessage {
         }
     }
 
-    /// The message as the chat template reads it (tool results in Llama-3.1's `ipython`
-    /// role, as the protocol says).
+    /// The message as the chat template reads it. Tool results take the `tool` role, as the
+    /// agent trainer writes them; Llama-3.1's template renders it as its `ipython` turn.
     pub fn to_message(&self) -> Message {
         let role = match self.speaker {
             Speaker::User => Role::User,
             Speaker::Assistant => Role::Assistant,
-            Speaker::Tool => Role::Ipython,
+            Speaker::Tool => Role::Tool,
         };
         Message {
             role,

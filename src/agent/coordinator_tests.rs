@@ -140,10 +140,10 @@ fn a_generate_call_runs_one_job_and_ends_on_the_models_text() {
     // The second prompt showed the model its call and the protocol's result, as ipython.
     let seen = model.seen.borrow();
     let last = seen[1].last().unwrap();
-    assert_eq!(last.role, Role::Ipython);
+    assert_eq!(last.role, Role::Tool);
     assert_eq!(
         last.content.as_deref(),
-        Some(r##"{"image": "#1", "prompt": "a red circle on the left, on white"}"##)
+        Some(r##"{"image":"#1","prompt":"a red circle on the left, on white"}"##)
     );
     assert_eq!(seen[1][0].role, Role::System);
     assert!(matches!(
@@ -187,7 +187,7 @@ fn a_plan_generates_then_edits_its_own_result() {
     let tool = &conversation.messages()[4];
     assert_eq!(
         tool.content.as_deref(),
-        Some(r##"{"image": "#1", "edited": "#2", "instruction": "make the red circle blue"}"##)
+        Some(r##"{"image":"#1","edited":"#2","instruction":"make the red circle blue"}"##)
     );
     assert_eq!(tool.pictures, ["#2"]);
 }
@@ -261,7 +261,7 @@ fn unknown_pictures_tools_and_missing_arguments_are_refused_in_words() {
                 .content
                 .as_deref()
                 .unwrap()
-                .starts_with(r#"{"error": "#)
+                .starts_with(r#"{"error":"#)
         );
         assert_eq!(
             conversation.messages()[0].content.as_deref(),
@@ -346,7 +346,7 @@ fn a_failed_job_gets_an_error_result_and_ends_the_plan() {
     let tool = &conversation.messages()[4];
     assert_eq!(
         tool.content.as_deref(),
-        Some(r#"{"error": "the model folder is missing"}"#)
+        Some(r#"{"error":"the model folder is missing"}"#)
     );
     assert!(
         run.events

@@ -5,6 +5,7 @@
 //! recorded prompt and the instruction; E1.1 and the Shapes editor take the plain instruction.
 
 use super::conversation::{Conversation, Picture, PictureOrigin};
+use crate::shapes::{EditInstruction, PromptSpec};
 
 /// A job the agent planned: one call of one of the protocol's tools.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -63,9 +64,10 @@ pub fn target_description(source_prompt: &str, instruction: &str) -> String {
 
 /// The caption of the Shapes scene `source_prompt` describes after `instruction`, when both
 /// parse.
-fn edited_caption(_source_prompt: &str, _instruction: &str) -> Option<String> {
-    // The Shapes caption and instruction parsers come in the next commit.
-    None
+fn edited_caption(source_prompt: &str, instruction: &str) -> Option<String> {
+    let spec = PromptSpec::parse_caption(source_prompt).ok()?;
+    let edit = EditInstruction::parse(instruction).ok()?;
+    edit.apply_to_spec(&spec).map(|s| s.caption())
 }
 
 /// The picture `job` will make, as the conversation records it (its name is the next one;
@@ -94,5 +96,60 @@ pub fn planned_picture(conversation: &Conversation, job: &Job) -> Picture {
         instruction,
         made_from,
         history_id: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(prompt: &str) -> Picture {
+        Picture {
+            name: "#1".into(),
+            origin: PictureOrigin::Generated,
+            path: None,
+            prompt: Some(prompt.into()),
+            instruction: None,
+            made_from: None,
+            history_id: None,
+        }
+    }
+
+    #[test]
+    fn e1_full_gets_a_target_description_and_the_others_the_plain_instruction() {
+        let red = source("a red circle on the left, on white");
+        assert_eq!(
+            edit_prompt(
+                EditorPrompt::Plain,
+                Some(&red),
+                " make the red circle blue "
+            ),
+            "make the red circle blue"
+        );
+        assert_eq!(
+            edit_prompt(
+                EditorPrompt::InstructionAndTarget,
+                Some(&red),
+                "make the red circle blue"
+            ),
+            "Editing Instruction: make the red circle blue. Target Image Description: a blue \
+             circle on the left, on white"
+        );
+        // Outside the Shapes templates the source's prompt is kept with the change after it.
+        let car = source("a red car at night.");
+        assert_eq!(
+            edit_prompt(
+                EditorPrompt::InstructionAndTarget,
+                Some(&car),
+                "make it daytime."
+            ),
+            "Editing Instruction: make it daytime. Target Image Description: a red car at \
+             night, after this change: make it daytime"
+        );
+        // Nothing recorded about the source: the description is the instruction.
+        assert_eq!(
+            edit_prompt(EditorPrompt::InstructionAndTarget, None, "make it daytime"),
+            "Editing Instruction: make it daytime. Target Image Description: make it daytime"
+        );
     }
 }

@@ -86,14 +86,18 @@ pub fn attached_line(name: &str, description: Option<&str>) -> String {
     format!("[image {name} attached: {description}]")
 }
 
+/// A tool message's JSON object in compact form (no spaces, non-ASCII as is), keys in order:
+/// the form the agent trainer writes (`json.dumps(obj, separators=(",", ":"),
+/// ensure_ascii=False)` in tools/train-agent/conversations.py).
 fn object(entries: &[(&str, &str)]) -> String {
-    Json::Object(
+    let object = Json::Object(
         entries
             .iter()
             .map(|(k, v)| ((*k).to_owned(), Json::String((*v).to_owned())))
             .collect(),
-    )
-    .to_string()
+    );
+    // Strings and objects always serialise; the fallback is never reached.
+    serde_json::to_string(&object).unwrap_or_default()
 }
 
 /// The tool message after `generate_image` made picture `name`.
@@ -131,14 +135,14 @@ mod tests {
     #[test]
     fn tool_results_and_attachments_are_written_as_the_protocol_says() {
         assert_eq!(
-            generated_result("#1", "a red \"circle\""),
-            r##"{"image": "#1", "prompt": "a red \"circle\""}"##
+            generated_result("#1", "a red \"circle\" ×"),
+            r##"{"image":"#1","prompt":"a red \"circle\" ×"}"##
         );
         assert_eq!(
             edited_result("#1", "#2", "make it blue"),
-            r##"{"image": "#1", "edited": "#2", "instruction": "make it blue"}"##
+            r##"{"image":"#1","edited":"#2","instruction":"make it blue"}"##
         );
-        assert_eq!(error_result("no"), r#"{"error": "no"}"#);
+        assert_eq!(error_result("no"), r#"{"error":"no"}"#);
         assert_eq!(
             attached_line("#3", Some(" a cat ")),
             "[image #3 attached: a cat]"

@@ -113,7 +113,7 @@ pub fn run(args: &AgentArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// `--model`, else the bundled agent; a folder that is not there is named with what to do.
-fn agent_model_dir(given: Option<&Path>) -> anyhow::Result<PathBuf> {
+pub(super) fn agent_model_dir(given: Option<&Path>) -> anyhow::Result<PathBuf> {
     match given {
         Some(dir) if dir.is_dir() => Ok(dir.to_owned()),
         Some(dir) => anyhow::bail!(

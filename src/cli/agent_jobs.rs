@@ -85,6 +85,16 @@ impl EngineRunner {
         })
     }
 
+    /// Pictures are written as `{stem}-{N}.png` from now on.
+    pub(super) fn set_stem(&mut self, stem: &str) {
+        stem.clone_into(&mut self.stem);
+    }
+
+    /// The side of the generator's pictures.
+    pub(super) fn picture_size(&self) -> usize {
+        self.generator.base as usize
+    }
+
     /// A file name for picture `name` that does not replace an existing file.
     fn output_path(&self, name: &str) -> PathBuf {
         let n = name.trim_start_matches('#');

@@ -1,6 +1,7 @@
 //! The command-line tools; each subcommand in its own file.
 
 pub mod agent;
+pub mod agent_eval;
 mod agent_jobs;
 pub mod bench;
 mod bench_pipeline;

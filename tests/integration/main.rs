@@ -6,6 +6,7 @@ mod ci_gate;
 mod cli_info;
 mod cli_plan;
 mod common;
+mod conversation_store;
 mod dit_checkpoint;
 mod dit_parity;
 mod dropped_pngs;
