@@ -162,7 +162,6 @@ impl StudioApp {
             return;
         }
         self.conversation = Conversation::new();
-        self.conversation_file = None;
         self.chat.items.clear();
         self.chat.problem = None;
     }
@@ -226,22 +225,13 @@ impl StudioApp {
         self.save_conversation();
     }
 
-    /// Keeps the conversation in the data folder, one file per conversation, so the chat
-    /// comes back after a restart with links to its pictures' history entries.
+    /// Keeps the conversation in the history database beside the entries its pictures link
+    /// to, so the chat comes back after a restart.
     fn save_conversation(&mut self) {
-        let path = self.conversation_file.get_or_insert_with(|| {
-            let stamp = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis());
-            conversations_dir(&self.paths.data_dir).join(format!("{stamp}.json"))
-        });
-        let saved = match path.parent() {
-            Some(dir) => std::fs::create_dir_all(dir)
-                .map_err(|e| format!("could not create {}: {e}", dir.display()))
-                .and_then(|()| self.conversation.save(path).map_err(|e| e.to_string())),
-            None => Err(format!("{} is not a file in a folder", path.display())),
+        let Some(history) = self.history.as_mut() else {
+            return;
         };
-        if let Err(e) = saved {
+        if let Err(e) = history.save_conversation(&mut self.conversation) {
             self.chat.items.push(ChatItem::Note {
                 text: format!("The conversation could not be kept: {e}"),
                 is_error: true,
@@ -249,18 +239,22 @@ impl StudioApp {
         }
     }
 
-    /// The newest conversation of the data folder, shown again at start.
+    /// The conversation with the latest message, shown again at start.
     pub(super) fn restore_conversation(&mut self) {
-        let Some(path) = newest_conversation(&self.paths.data_dir) else {
+        let Some(history) = self.history.as_ref() else {
             return;
         };
-        match Conversation::load(&path) {
-            Ok(conversation) => {
+        let newest = history
+            .conversations()
+            .map(|list| list.first().map(|c| c.id))
+            .and_then(|id| id.map(|id| history.conversation(id)).transpose());
+        match newest {
+            Ok(Some(conversation)) => {
                 self.chat.items = items_of(&conversation, &self.entries);
                 self.conversation = conversation;
-                self.conversation_file = Some(path);
             }
-            // A new conversation goes to a new file; this one is left as it is.
+            Ok(None) => {}
+            // Left as it is in the database; the chat starts a new one.
             Err(e) => self.chat.items.push(ChatItem::Note {
                 text: format!("The last conversation could not be read: {e}"),
                 is_error: true,
@@ -277,25 +271,6 @@ impl StudioApp {
         self.chat.draft.clear();
         self.chat.items.push(ChatItem::Note { text, is_error });
     }
-}
-
-/// Where the window keeps its conversations.
-fn conversations_dir(data_dir: &Path) -> PathBuf {
-    data_dir.join("conversations")
-}
-
-/// The conversation file written last (their names are the times they were started).
-fn newest_conversation(data_dir: &Path) -> Option<PathBuf> {
-    std::fs::read_dir(conversations_dir(data_dir))
-        .ok()?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .max_by_key(|p| {
-            p.file_stem()
-                .and_then(|s| s.to_str())
-                .and_then(|s| s.parse::<u128>().ok())
-        })
 }
 
 /// A picture file to send: readable as an image; its recorded prompt when it is a studio

@@ -140,8 +140,6 @@ pub struct StudioApp {
     chat: ChatPanel,
     /// The conversation the chat panel shows, as the agent reads it.
     conversation: crate::agent::Conversation,
-    /// Its file in the data folder, once it has one.
-    conversation_file: Option<PathBuf>,
     /// Class mode's model as configured, read once per set of files.
     class_model: ClassModelCache,
     edit_source: Option<EditSource>,
@@ -239,7 +237,6 @@ impl StudioApp {
             class: ClassPanel::default(),
             chat: ChatPanel::default(),
             conversation: crate::agent::Conversation::new(),
-            conversation_file: None,
             class_model: ClassModelCache::default(),
             edit_source: None,
             mask: None,

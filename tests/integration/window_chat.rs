@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable as _;
-use hidream_studio::app::{ChatItem, MESSAGE_REQUEST, ModelFolders, StudioApp};
+use hidream_studio::app::{ChatItem, MESSAGE_REQUEST, ModelFolders, ScriptedDialogs, StudioApp};
 use hidream_studio::store::{EntryKind, StoredRecord};
 
 use crate::common::fixtures;
@@ -168,7 +168,7 @@ fn a_turn_runs_on_the_engine_and_is_kept_in_the_conversation() {
             attached: None
         }
     );
-    // A new conversation starts empty and goes to a file of its own.
+    // A new conversation starts empty (and is kept as a conversation of its own).
     harness.get_by_label("New conversation").click();
     harness.run_ok();
     assert!(harness.state().chat_panel().items().is_empty());
@@ -187,6 +187,50 @@ fn stop_ends_a_turn_and_says_so() {
     let said = said(harness.state());
     assert!(said.iter().any(|n| n.starts_with("Stopped")), "{said:?}");
     assert!(harness.state().pending_jobs().is_empty());
+}
+
+#[test]
+fn an_unreadable_picture_is_not_attached_and_a_readable_one_goes_with_the_message() {
+    let root = tempfile::tempdir().unwrap();
+    let not_an_image = root.path().join("notes.png");
+    std::fs::write(&not_an_image, "not a picture").unwrap();
+    let source = fixtures().join("edit-e11-base-refine/source.png");
+    let dialogs = ScriptedDialogs {
+        images: vec![not_an_image, source.clone()],
+        ..ScriptedDialogs::default()
+    };
+    let mut harness = window_with_fixture_agent(root.path())
+        .dialogs(dialogs)
+        .build();
+    open_chat(&mut harness);
+    harness.get_by_label("Attach image…").click();
+    harness.run_ok();
+    let problem = harness.state().chat_panel().problem().unwrap_or_default();
+    assert!(
+        problem.starts_with("Cannot attach this picture"),
+        "{problem}"
+    );
+    assert!(problem.contains("notes.png"), "{problem}");
+
+    harness.get_by_label("Attach image…").click();
+    harness.run_ok();
+    assert_eq!(harness.state().chat_panel().problem(), None);
+    harness.get_by_label("Attached: source.png");
+    send(&mut harness, "make it blue");
+    // Sent with the message as the conversation's first picture, then no longer attached.
+    assert!(harness.query_by_label("Attached: source.png").is_none());
+    wait_for_turn(&mut harness);
+    let app = harness.state();
+    assert_eq!(
+        app.chat_panel().items()[0],
+        ChatItem::User {
+            text: "make it blue".into(),
+            attached: Some("#1".into())
+        }
+    );
+    let picture = &app.conversation().pictures()[0];
+    assert_eq!(picture.path.as_deref(), Some(source.as_path()));
+    assert_eq!(picture.history_id, None);
 }
 
 /// The trained agent, or why the test cannot run.
