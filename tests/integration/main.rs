@@ -38,6 +38,7 @@ mod preview_snapshot;
 mod prompt_cache;
 mod repo_size;
 mod resample;
+mod shapes_agent;
 mod shapes_editor;
 mod shapes_eval;
 mod shapes_hidit;
