@@ -211,6 +211,8 @@ impl PictureMaker<'_, '_> {
     /// Runs one image job on the engine's models (loading them when the last job used
     /// others) and keeps its picture in the history.
     fn make(&mut self, job: &Job, parent: Option<i64>) -> Result<Made, JobError> {
+        // A Stop that came while the model wrote the call starts nothing.
+        self.ctx.check_cancelled()?;
         let key = self.backend.model_key(job);
         if !matches!(self.images, Some((loaded, _)) if *loaded == key) {
             // Free the old models first, as the engine does between jobs.
