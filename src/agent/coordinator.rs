@@ -59,6 +59,19 @@ pub trait LanguageModel {
     ) -> Result<ModelTurn, ChatError>;
 }
 
+impl<T: LanguageModel + ?Sized> LanguageModel for Box<T> {
+    fn respond(
+        &self,
+        messages: &[Message],
+        render: &RenderOptions,
+        options: &AgentOptions,
+        cancel: &AtomicBool,
+        on_text: &mut dyn FnMut(&str),
+    ) -> Result<ModelTurn, ChatError> {
+        (**self).respond(messages, render, options, cancel, on_text)
+    }
+}
+
 impl LanguageModel for ChatModel {
     fn respond(
         &self,
@@ -282,7 +295,7 @@ impl<M: LanguageModel> Agent<M> {
             let answer =
                 self.model
                     .respond(&messages, &render, &self.options, cancel, &mut |text| {
-                        on_event(AgentEvent::Text(text.to_owned()))
+                        on_event(AgentEvent::Text(text.to_owned()));
                     })?;
             if answer.dropped > 0 && !truncated {
                 truncated = true;

@@ -100,11 +100,15 @@ fn turn(
     let mut events = Vec::new();
     let outcome = agent
         .turn(conversation, message, attached, runner, cancel, &mut |e| {
-            events.push(e)
+            events.push(e);
         })
         .unwrap();
     (Run { outcome, events }, agent.model)
 }
+
+const USER: Speaker = Speaker::User;
+const ASSISTANT: Speaker = Speaker::Assistant;
+const TOOL: Speaker = Speaker::Tool;
 
 fn speakers(conversation: &Conversation) -> Vec<Speaker> {
     conversation.messages().iter().map(|m| m.speaker).collect()
@@ -135,8 +139,7 @@ fn a_generate_call_runs_one_job_and_ends_on_the_models_text() {
     assert_eq!(o.outputs[0].name, "#1");
     assert_eq!(o.outputs[0].path, Some("/out/#1.png".into()));
     assert!(o.notes.is_empty() && !o.cancelled);
-    use Speaker::*;
-    assert_eq!(speakers(&conversation), [User, Assistant, Tool, Assistant]);
+    assert_eq!(speakers(&conversation), [USER, ASSISTANT, TOOL, ASSISTANT]);
     // The second prompt showed the model its call and the protocol's result, as ipython.
     let seen = model.seen.borrow();
     let last = seen[1].last().unwrap();
@@ -211,7 +214,7 @@ fn a_malformed_call_becomes_a_chat_reply_with_a_note() {
         "{}",
         run.outcome.reply
     );
-    assert_eq!(run.outcome.notes, [run.outcome.reply.clone()]);
+    assert_eq!(run.outcome.notes, std::slice::from_ref(&run.outcome.reply));
 }
 
 #[test]
@@ -254,8 +257,7 @@ fn unknown_pictures_tools_and_missing_arguments_are_refused_in_words() {
             run.outcome.reply
         );
         // The refused call stays in the conversation with an error result, then the reply.
-        use Speaker::*;
-        assert_eq!(speakers(&conversation), [User, Assistant, Tool, Assistant]);
+        assert_eq!(speakers(&conversation), [USER, ASSISTANT, TOOL, ASSISTANT]);
         assert!(
             conversation.messages()[2]
                 .content

@@ -16,6 +16,7 @@ mod planner;
 mod protocol;
 mod py_compat;
 pub mod sampling;
+mod scripted;
 mod tool_call;
 
 pub use chat_model::{ChatError, ChatModel, ChatReply};
@@ -40,4 +41,5 @@ pub use protocol::{
     generated_result,
 };
 pub use sampling::SamplingParams;
+pub use scripted::{SCRIPT_ENDED, ScriptedModel};
 pub use tool_call::{Reply, parse_reply};

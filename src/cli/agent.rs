@@ -12,7 +12,8 @@ use anyhow::Context;
 use candle_core::Device;
 use clap::Args;
 use hidream_studio::agent::{
-    Agent, AgentOptions, Attachment, ChatModel, Conversation, DryRun, JobRunner, TurnOutcome,
+    Agent, AgentOptions, Attachment, ChatModel, Conversation, DryRun, JobRunner, LanguageModel,
+    ScriptedModel, TurnOutcome,
 };
 use hidream_studio::rng::fresh_seed;
 use hidream_studio::store::{StoredRecord, hidit_title, read_stored_record};
@@ -56,6 +57,10 @@ pub struct AgentArgs {
     /// New tokens per reply, instead of the model's generation config.
     #[arg(long, hide = true)]
     max_new_tokens: Option<usize>,
+    /// For tests: the model's replies, a JSON array of strings (one per time the model is
+    /// asked), instead of a model.
+    #[arg(long, hide = true, conflicts_with = "model")]
+    scripted_replies: Option<PathBuf>,
     /// Print the decision as one JSON line.
     #[arg(long)]
     json: bool,
@@ -70,9 +75,15 @@ pub fn run(args: &AgentArgs) -> anyhow::Result<ExitCode> {
         None => Conversation::new(),
     };
     let attached = args.image.as_deref().map(attachment).transpose()?;
-    let model_dir = agent_model_dir(args.model.as_deref())?;
-    let model = ChatModel::load(&model_dir, &Device::Cpu)
-        .with_context(|| format!("--model {}: could not load the agent", model_dir.display()))?;
+    let model: Box<dyn LanguageModel> = if let Some(path) = &args.scripted_replies {
+        Box::new(scripted(path)?)
+    } else {
+        let dir = agent_model_dir(args.model.as_deref())?;
+        Box::new(
+            ChatModel::load(&dir, &Device::Cpu)
+                .with_context(|| format!("--model {}: could not load the agent", dir.display()))?,
+        )
+    };
     let seed = args.seed.unwrap_or_else(fresh_seed);
     let options = AgentOptions {
         seed,
@@ -130,6 +141,18 @@ pub(super) fn agent_model_dir(given: Option<&Path>) -> anyhow::Result<PathBuf> {
             )
         }),
     }
+}
+
+fn scripted(path: &Path) -> anyhow::Result<ScriptedModel> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("--scripted-replies {}: could not read it", path.display()))?;
+    let replies: Vec<String> = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "--scripted-replies {}: expected a JSON array of strings",
+            path.display()
+        )
+    })?;
+    Ok(ScriptedModel::new(replies))
 }
 
 /// The `--image` file as an attachment, described by the prompt recorded in it.

@@ -6,6 +6,7 @@
 //! what was asked: every ShapesEval check of the expected prompt for a generation; for an edit,
 //! the expected instruction applied to the source scene, carried out (`check_edit`).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
@@ -17,7 +18,9 @@ use hidream_studio::agent::{
     Action, Agent, AgentOptions, Attachment, ChatModel, Conversation, ConversationMessage, DryRun,
     JobRunner, Picture, PictureOrigin, TurnOutcome,
 };
-use hidream_studio::shapes::{EditInstruction, EditSpec, PromptSpec, Rgb, check_prompt, read};
+use hidream_studio::shapes::{
+    EditInstruction, EditSpec, PromptSpec, Rgb, check_edit, check_prompt, read,
+};
 use serde::Deserialize;
 
 use super::agent::agent_model_dir;
@@ -42,6 +45,9 @@ pub struct AgentEvalArgs {
     /// Seed of the pictures.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Print each request's outcome on stderr.
+    #[arg(long)]
+    verbose: bool,
     /// Print only the JSON summary line.
     #[arg(long)]
     json: bool,
@@ -206,7 +212,7 @@ pub fn run(args: &AgentEvalArgs) -> anyhow::Result<ExitCode> {
     let size = engine
         .as_ref()
         .map_or(DRY_RUN_SIZE, EngineRunner::picture_size);
-    let mut by_action: std::collections::BTreeMap<String, Counts> = Default::default();
+    let mut by_action: BTreeMap<String, Counts> = BTreeMap::new();
     let cancel = AtomicBool::new(false);
     for request in &requests {
         let (mut conversation, attached) = history(request, size, scratch.path())?;
@@ -227,6 +233,16 @@ pub fn run(args: &AgentEvalArgs) -> anyhow::Result<ExitCode> {
                 &mut |_| {},
             )
             .with_context(|| format!("request {}", request.id))?;
+        if args.verbose {
+            let jobs = serde_json::to_string(&outcome.jobs).unwrap_or_default();
+            eprintln!(
+                "{}: expected {}, got {} {jobs} {:?}",
+                request.id,
+                request.expect.action,
+                outcome.action.as_str(),
+                outcome.reply
+            );
+        }
         let counts = by_action.entry(request.expect.action.clone()).or_default();
         counts.n += 1;
         counts.action_ok += usize::from(outcome.action.as_str() == request.expect.action);
@@ -235,51 +251,67 @@ pub fn run(args: &AgentEvalArgs) -> anyhow::Result<ExitCode> {
             continue;
         }
         counts.pictures += 1;
-        let first = outcome
-            .outputs
-            .first()
-            .filter(|_| outcome.action.as_str() == request.expect.action);
-        let Some(path) = first.and_then(|p| p.path.as_deref()) else {
-            continue;
-        };
-        let image = image::open(path)
-            .with_context(|| format!("reading {}", path.display()))?
-            .to_rgb8();
-        let result = Rgb::from_image(&image);
-        match request.expect.action.as_str() {
-            "generate" => {
-                let spec =
-                    PromptSpec::parse_caption(request.expect.prompt.as_deref().unwrap_or(""))
-                        .map_err(anyhow::Error::msg)
-                        .with_context(|| format!("request {}: expected prompt", request.id))?;
-                let checks = check_prompt(&spec, &read(&result));
-                counts.passed += usize::from(checks.iter().all(|(_, ok)| *ok));
-            }
-            _ => {
-                let name = request.expect.image.as_deref().unwrap_or("");
-                let instruction = request.expect.instruction.clone().unwrap_or_default();
-                // The source as the renderer drew it (an attachment joined during the turn).
-                let source = conversation
-                    .picture(name)
-                    .and_then(|p| PromptSpec::parse_caption(p.prompt.as_deref()?).ok())
-                    .map(|spec| spec.scene(size))
-                    .with_context(|| format!("request {}: no source picture {name}", request.id))?;
-                let edit = EditInstruction::parse(&instruction).map_err(anyhow::Error::msg)?;
-                let target = edit.apply(&source, size).map_err(anyhow::Error::msg)?;
-                let spec = EditSpec {
-                    kind: edit.kind(),
-                    source,
-                    instruction,
-                    target,
-                };
-                let score = hidream_studio::shapes::check_edit(&spec, &result);
-                counts.passed += usize::from(score.carried_out);
-                counts.edit_score += score.score;
-            }
-        }
+        judge_picture(request, &conversation, &outcome, size, counts)?;
     }
     report(&by_action, requests.len(), args)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Whether the first job's picture shows what was asked (counted in `counts`); a turn that
+/// took another action made no picture of what was asked.
+fn judge_picture(
+    request: &Request,
+    conversation: &Conversation,
+    outcome: &TurnOutcome,
+    size: usize,
+    counts: &mut Counts,
+) -> anyhow::Result<()> {
+    let first = outcome
+        .outputs
+        .first()
+        .filter(|_| outcome.action.as_str() == request.expect.action);
+    let Some(path) = first.and_then(|p| p.path.as_deref()) else {
+        return Ok(());
+    };
+    let image = image::open(path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .to_rgb8();
+    let result = Rgb::from_image(&image);
+    let context = || format!("request {}", request.id);
+    if request.expect.action == "generate" {
+        let prompt = request.expect.prompt.as_deref().unwrap_or("");
+        let spec = PromptSpec::parse_caption(prompt)
+            .map_err(anyhow::Error::msg)
+            .with_context(context)?;
+        let checks = check_prompt(&spec, &read(&result));
+        counts.passed += usize::from(checks.iter().all(|(_, ok)| *ok));
+        return Ok(());
+    }
+    let name = request.expect.image.as_deref().unwrap_or("");
+    let instruction = request.expect.instruction.clone().unwrap_or_default();
+    // The source as the renderer drew it (an attachment joined during the turn).
+    let source = conversation
+        .picture(name)
+        .and_then(|p| PromptSpec::parse_caption(p.prompt.as_deref()?).ok())
+        .map(|spec| spec.scene(size))
+        .with_context(|| format!("request {}: no source picture {name}", request.id))?;
+    let edit = EditInstruction::parse(&instruction)
+        .map_err(anyhow::Error::msg)
+        .with_context(context)?;
+    let target = edit
+        .apply(&source, size)
+        .map_err(anyhow::Error::msg)
+        .with_context(context)?;
+    let spec = EditSpec {
+        kind: edit.kind(),
+        source,
+        instruction,
+        target,
+    };
+    let score = check_edit(&spec, &result);
+    counts.passed += usize::from(score.carried_out);
+    counts.edit_score += score.score;
+    Ok(())
 }
 
 /// Whether the first job is the expected one, word for word.
@@ -301,7 +333,7 @@ fn ratio(a: usize, b: usize) -> f64 {
 }
 
 fn report(
-    by_action: &std::collections::BTreeMap<String, Counts>,
+    by_action: &BTreeMap<String, Counts>,
     n: usize,
     args: &AgentEvalArgs,
 ) -> anyhow::Result<()> {

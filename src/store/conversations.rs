@@ -89,37 +89,27 @@ impl History {
         let now = now_ms();
         let tx = self.db.transaction()?;
         tx.execute_batch(TABLES)?;
-        let id = match conversation.id {
-            Some(id) => {
-                let found = tx
-                    .query_row(
-                        "SELECT 1 FROM conversations WHERE id = ?1",
-                        [id],
-                        |_| Ok(()),
-                    )
-                    .optional()?;
-                if found.is_none() {
-                    return Err(HistoryError::Record {
-                        id,
-                        reason: format!(
-                            "conversation {id} is not in the history (it was deleted); start a \
-                             new conversation"
-                        ),
-                    });
-                }
-                tx.execute(
-                    "UPDATE conversations SET updated_ms = ?2 WHERE id = ?1",
-                    params![id, now],
-                )?;
-                id
+        let id = if let Some(id) = conversation.id {
+            let updated = tx.execute(
+                "UPDATE conversations SET updated_ms = ?2 WHERE id = ?1",
+                params![id, now],
+            )?;
+            if updated == 0 {
+                return Err(HistoryError::Record {
+                    id,
+                    reason: format!(
+                        "conversation {id} is not in the history (it was deleted); start a new \
+                         conversation"
+                    ),
+                });
             }
-            None => {
-                tx.execute(
-                    "INSERT INTO conversations (created_ms, updated_ms, title) VALUES (?1, ?1, ?2)",
-                    params![now, title_of(conversation)],
-                )?;
-                tx.last_insert_rowid()
-            }
+            id
+        } else {
+            tx.execute(
+                "INSERT INTO conversations (created_ms, updated_ms, title) VALUES (?1, ?1, ?2)",
+                params![now, title_of(conversation)],
+            )?;
+            tx.last_insert_rowid()
         };
         append_rows(&tx, id, conversation)?;
         tx.commit()?;

@@ -204,3 +204,118 @@ fn bad_input_is_refused_with_the_flag_and_what_to_do() {
         &["damaged.json", "not a conversation file", "--conversation"],
     );
 }
+
+/// The model's replies for one `agent` run, as a file for --scripted-replies.
+fn script(dir: &Path, name: &str, replies: &[&str]) -> std::path::PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, serde_json::to_string(replies).unwrap()).unwrap();
+    path
+}
+
+fn scripted_turn(script: &Path, message: &str, conversation: &Path, out: &Path) -> Output {
+    succeed(
+        Command::new(env!("CARGO_BIN_EXE_hidream-studio"))
+            .arg("agent")
+            .arg("--scripted-replies")
+            .arg(script)
+            .args(["--message", message, "--seed", "3", "--json"])
+            .arg("--conversation")
+            .arg(conversation)
+            .arg("--out-dir")
+            .arg(out),
+    )
+}
+
+#[test]
+fn a_generation_then_an_edit_of_it_run_on_the_bundled_shapes_models() {
+    use hidream_studio::shapes::{Category, Colour, PromptSpec, Rgb, check_prompt, read};
+    let dir = tempfile::tempdir().unwrap();
+    let chat = dir.path().join("chat.json");
+    let out = dir.path().join("out");
+    let draw = script(
+        dir.path(),
+        "draw.json",
+        &[
+            r#"{"name": "generate_image", "parameters": {"prompt": "a red circle on the left, on white"}}"#,
+            "Here is #1: a red circle on the left, on white.",
+        ],
+    );
+    let first = decision(&scripted_turn(
+        &draw,
+        "draw a red circle on the left",
+        &chat,
+        &out,
+    ));
+    assert_eq!(first["action"], "generate");
+    assert_eq!(
+        first["jobs"],
+        serde_json::json!([{"kind": "generate", "prompt": "a red circle on the left, on white"}])
+    );
+    let made = first["outputs"][0].as_str().unwrap().to_owned();
+    assert!(made.ends_with("chat-1.png"), "{first}");
+    let picture = Rgb::from_image(&image::open(&made).unwrap().to_rgb8());
+    let spec = PromptSpec::parse_caption("a red circle on the left, on white").unwrap();
+    let checks = check_prompt(&spec, &read(&picture));
+    assert!(
+        checks.contains(&(Category::SingleColourPosition, true)),
+        "{checks:?}"
+    );
+
+    let blue = script(
+        dir.path(),
+        "blue.json",
+        &[
+            r##"{"name": "edit_image", "parameters": {"image": "#1", "instruction": "make the red circle blue"}}"##,
+            "Here is #2.",
+        ],
+    );
+    let second = decision(&scripted_turn(&blue, "now make it blue", &chat, &out));
+    assert_eq!(second["action"], "edit");
+    assert_eq!(second["jobs"][0]["image"], "#1");
+    let edited = second["outputs"][0].as_str().unwrap();
+    assert!(edited.ends_with("chat-2.png"), "{second}");
+    let reading = read(&Rgb::from_image(&image::open(edited).unwrap().to_rgb8()));
+    let colours: Vec<Colour> = reading.objects.iter().map(|o| o.colour).collect();
+    assert!(colours.contains(&Colour::Blue), "{colours:?}");
+    assert!(!colours.contains(&Colour::Red), "{colours:?}");
+    let saved = saved(&chat);
+    assert_eq!(saved["pictures"][1]["made_from"], "#1");
+    assert_eq!(saved["pictures"][1]["origin"], "edited");
+    // The edited picture's PNG carries the edit's settings, instruction included.
+    let bytes = std::fs::read(edited).unwrap();
+    let record = hidream_studio::store::read_stored_record(&bytes).unwrap();
+    assert!(matches!(
+        record,
+        Some(hidream_studio::store::StoredRecord::Edit(_))
+    ));
+}
+
+/// The bundled agent end to end: its own decisions, jobs on the bundled Shapes models.
+#[test]
+fn the_bundled_agent_draws_then_edits_its_own_picture() {
+    let dir = tempfile::tempdir().unwrap();
+    let chat = dir.path().join("chat.json");
+    let turn = |message: &str| {
+        decision(&succeed(
+            Command::new(env!("CARGO_BIN_EXE_hidream-studio"))
+                .args(["agent", "--message", message, "--seed", "1", "--json"])
+                .arg("--conversation")
+                .arg(&chat)
+                .arg("--out-dir")
+                .arg(dir.path()),
+        ))
+    };
+    let first = turn("draw a red circle on the left");
+    assert_eq!(first["action"], "generate", "{first}");
+    assert_eq!(first["outputs"].as_array().unwrap().len(), 1, "{first}");
+    let second = turn("now make it blue");
+    assert_eq!(second["action"], "edit", "{second}");
+    assert_eq!(second["jobs"][0]["image"], "#1", "{second}");
+    let outputs = second["outputs"].as_array().unwrap();
+    assert_eq!(outputs.len(), 1, "{second}");
+    assert!(Path::new(outputs[0].as_str().unwrap()).is_file());
+    let saved = saved(&chat);
+    let pictures = saved["pictures"].as_array().unwrap();
+    assert_eq!(pictures.len(), 2);
+    assert_eq!(pictures[1]["made_from"], "#1");
+}

@@ -5,7 +5,7 @@
 use hidream_studio::agent::{Conversation, ConversationMessage, Picture, PictureOrigin};
 use hidream_studio::store::History;
 
-use crate::history_store::{hidit_record, image, record};
+use crate::history_store::{first_and_second, hidit_record, image, record};
 
 fn picture(history_id: Option<i64>) -> Picture {
     Picture {
@@ -88,12 +88,7 @@ fn a_conversation_survives_reopening_and_grows_by_appending() {
 fn an_existing_history_gains_conversations_without_losing_entries() {
     let dir = tempfile::tempdir().unwrap();
     // Today's history, before conversations: schema 1, two entries.
-    let mut history = History::open(dir.path()).unwrap();
-    let first = history.add(&image(1), &record("first", 1), None).unwrap();
-    let second = history
-        .add(&image(2), &record("second", 2), Some(first.id))
-        .unwrap();
-    drop(history);
+    let (first, second) = first_and_second(dir.path());
     assert_eq!(user_version(dir.path()), 1);
 
     let mut history = History::open(dir.path()).unwrap();

@@ -1,6 +1,7 @@
 //! All integration tests, in one binary: one link instead of twenty, and a fraction of the disk.
 
 mod agent_cli;
+mod agent_shared_llama;
 mod chat_lm;
 mod ci_gate;
 mod cli_info;
