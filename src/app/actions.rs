@@ -19,6 +19,18 @@ pub enum Action {
     GenerateClass,
     /// Ask for an image file to edit.
     OpenImage,
+    /// Send the chat's message to the agent (Send, Enter).
+    SendMessage,
+    /// Ask for an image file to send with the chat's message.
+    AttachFile,
+    /// Send the result selected in the history with the chat's message.
+    AttachSelected,
+    /// Send no picture with the chat's message.
+    Detach,
+    /// Stop the agent's turn (its plan stops after the current step).
+    StopTurn,
+    /// Start a new conversation with the agent.
+    NewConversation,
     /// Stop one job, running or queued.
     Cancel(JobId),
     /// Stop every job.

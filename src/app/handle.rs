@@ -25,6 +25,12 @@ impl StudioApp {
                     self.set_edit_source(path, None);
                 }
             }
+            Action::SendMessage => self.send_message(),
+            Action::AttachFile => self.attach_file(),
+            Action::AttachSelected => self.attach_selected(),
+            Action::Detach => self.chat.attached = None,
+            Action::StopTurn => self.stop_turn(),
+            Action::NewConversation => self.new_conversation(),
             Action::Cancel(id) => {
                 self.engine.cancel(id);
             }

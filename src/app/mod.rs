@@ -11,6 +11,9 @@
 mod actions;
 mod brush;
 mod canvas;
+mod chat;
+mod chat_items;
+mod chat_panel;
 mod class_model;
 mod class_panel;
 mod config;
@@ -44,6 +47,7 @@ pub use actions::Action;
 pub use brush::Brush;
 pub use brush::BrushMask;
 pub use canvas::Canvas;
+pub use chat_panel::{Attached, ChatItem, ChatPanel, MESSAGE_REQUEST};
 pub use class_panel::ClassPanel;
 pub use config::{HiditFile, ModelFolders, ModelSlot, StudioConfig, StudioPaths, UseBundled};
 pub use dialogs::Dialogs;
@@ -96,6 +100,8 @@ pub enum Mode {
     Edit,
     /// A class-conditional image from a Hi-DiT model.
     Class,
+    /// A conversation with the agent, which makes and changes pictures.
+    Chat,
 }
 
 /// What the canvas shows in edit mode.
@@ -139,6 +145,9 @@ pub struct StudioApp {
     generate: GeneratePanel,
     edit: EditPanel,
     class: ClassPanel,
+    chat: ChatPanel,
+    /// The conversation the chat panel shows, as the agent reads it.
+    conversation: crate::agent::Conversation,
     /// Class mode's model as configured, read once per set of files.
     class_model: ClassModelCache,
     edit_source: Option<EditSource>,
@@ -222,7 +231,7 @@ impl StudioApp {
         let first_run = FirstRunView::new(cache.as_ref());
         let history_side = SteadyPanel::left("history", HISTORY_RANGE, config.panels.history);
         let controls_side = SteadyPanel::right("controls", CONTROLS_RANGE, config.panels.controls);
-        Self {
+        let mut app = Self {
             paths,
             cache,
             dialogs,
@@ -238,6 +247,8 @@ impl StudioApp {
             generate: GeneratePanel::default(),
             edit: EditPanel::default(),
             class: ClassPanel::default(),
+            chat: ChatPanel::default(),
+            conversation: crate::agent::Conversation::new(),
             class_model: ClassModelCache::default(),
             edit_source: None,
             mask: None,
@@ -256,7 +267,9 @@ impl StudioApp {
             preview_versions: 0,
             defaults_shown_for: None,
             submit_after_drawing: false,
-        }
+        };
+        app.restore_conversation();
+        app
     }
 
     // ----- read access, for tests and scripting -----
@@ -312,6 +325,14 @@ impl StudioApp {
         self.models_view
             .downloads_mut()
             .show_progress(label, progress)
+    }
+
+    pub fn chat_panel(&self) -> &ChatPanel {
+        &self.chat
+    }
+
+    pub fn conversation(&self) -> &crate::agent::Conversation {
+        &self.conversation
     }
 
     pub fn clear_messages(&mut self) {

@@ -8,6 +8,7 @@ use super::class_model::{ClassModel, ClassModelState};
 use super::config::ModelSlot;
 use super::generate_panel::SeedMode;
 use super::jobs::PendingJob;
+use crate::engine::JobId;
 use super::queue::{MAX_BATCH, batch_seeds};
 use super::{Mode, StudioApp};
 use crate::pipelines::HiditJob;
@@ -26,6 +27,7 @@ impl StudioApp {
             Mode::Generate => self.submit_generate(),
             Mode::Edit => self.submit_edit(),
             Mode::Class => self.submit_class(),
+            Mode::Chat => self.send_message(),
         }
     }
 
@@ -56,6 +58,16 @@ impl StudioApp {
         let mut job = PendingJob::new(id, next.title, next.parent);
         job.class_job = next.class_job;
         self.jobs.push(job);
+    }
+
+    /// Job `id` ended early: a queued job's batch drops its remaining images (returned how
+    /// many); a chat turn, which the engine got directly, leaves the queue as it is.
+    pub(super) fn end_queued(&mut self, id: JobId) -> usize {
+        if self.chat.turn == Some(id) {
+            0
+        } else {
+            self.queue.end_current()
+        }
     }
 
     /// The first seed of a batch of `count`; in +1 mode the field moves past the whole batch.
@@ -143,7 +155,7 @@ impl StudioApp {
 
     /// The text-to-image settings the controls describe, on the preset's model, validated.
     /// Takes the seed (it advances in increment mode). The error is the status line.
-    fn generate_settings(&mut self) -> Result<GenerateSettings, String> {
+    pub(super) fn generate_settings(&mut self) -> Result<GenerateSettings, String> {
         let slot = ModelSlot::for_preset(self.generate.preset);
         let Some(model) = self.model_for(slot) else {
             return Err(format!(
@@ -222,6 +234,27 @@ impl StudioApp {
             );
         };
         let image = source.path.clone();
+        let instruction = self.edit.instruction.clone();
+        let seed = self.take_batch_seed(self.edit.batch);
+        let settings = self.edit_settings_for(image, instruction, seed)?;
+        let settings = EditSettings {
+            mask: self.write_mask()?,
+            ..settings
+        };
+        settings
+            .validate()
+            .map_err(|e| format!("Cannot edit: {}", e.for_window()))?;
+        Ok(settings)
+    }
+
+    /// Edit settings for `image` and `instruction` on the chosen editor with the edit
+    /// controls' values and `seed`, not validated, no mask. The error is the status line.
+    pub(super) fn edit_settings_for(
+        &mut self,
+        image: PathBuf,
+        instruction: String,
+        seed: u64,
+    ) -> Result<EditSettings, String> {
         let slot = ModelSlot::Editor(self.edit.editor);
         let Some(model) = self.model_for(slot) else {
             return Err(format!(
@@ -231,7 +264,6 @@ impl StudioApp {
         };
         let base_model = self.model_for(ModelSlot::I1Full);
         let llama = self.llama_for(base_model.as_deref().unwrap_or(&model))?;
-        let mask = self.write_mask()?;
         // A bundled editor's own steps, shift and refine share (the Shapes editor does not
         // refine); real snapshots have no manifest and keep the form's values. The released
         // editors have their own working sizes (E1.1 1024², E1-Full 768²): a configured base
@@ -250,17 +282,10 @@ impl StudioApp {
             base_model,
             ..EditModelChoice::new(model, llama, self.config.dtype(), self.config.device)
         };
-        let instruction = self.edit.instruction.clone();
-        let seed = self.take_batch_seed(self.edit.batch);
-        let settings = EditSettings {
-            mask,
+        Ok(EditSettings {
             base_resolution,
             ..EditSettings::new(models, image, instruction, &values, seed)
-        };
-        settings
-            .validate()
-            .map_err(|e| format!("Cannot edit: {}", e.for_window()))?;
-        Ok(settings)
+        })
     }
 
     /// After a preset switch, or when the preset's model changes, shows the model's own

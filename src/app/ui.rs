@@ -4,6 +4,7 @@
 use egui::Ui;
 
 use super::actions::Action;
+use super::chat_panel::ChatContext;
 use super::config::ModelSlot;
 use super::model_bar::ModelChoice;
 use super::queue_view::queue_ui;
@@ -43,10 +44,16 @@ impl StudioApp {
             self.history_panel.ui(ui, &self.entries, self.selected)
         });
         self.handle_some(&ctx, action);
-        // A copy, since the controls borrow the whole app; written back once drawn.
-        let mut controls_side = self.controls_side;
-        let (action, controls_width) = controls_side.show(ui, |ui| self.controls_ui(ui));
-        self.controls_side = controls_side;
+        // The chat has no controls: it takes the middle and the right.
+        let (action, controls_width) = if self.mode == Mode::Chat {
+            (None, None)
+        } else {
+            // A copy, since the controls borrow the whole app; written back once drawn.
+            let mut controls_side = self.controls_side;
+            let shown = controls_side.show(ui, |ui| self.controls_ui(ui));
+            self.controls_side = controls_side;
+            shown
+        };
         self.handle_some(&ctx, action);
         if history_width.is_some() || controls_width.is_some() {
             let panels = &mut self.config.panels;
@@ -56,8 +63,28 @@ impl StudioApp {
                 self.error(format!("{e:#}"));
             }
         }
-        egui::CentralPanel::default().show(ui, |ui| self.canvas_ui(ui));
+        if self.mode == Mode::Chat {
+            let action = egui::CentralPanel::default()
+                .show(ui, |ui| self.chat_ui(ui))
+                .inner;
+            self.handle_some(&ctx, action);
+        } else {
+            egui::CentralPanel::default().show(ui, |ui| self.canvas_ui(ui));
+        }
         true
+    }
+
+    fn chat_ui(&mut self, ui: &mut Ui) -> Option<Action> {
+        let status = self
+            .chat
+            .turn
+            .and_then(|id| self.jobs.iter().find(|j| j.id == id))
+            .map(super::jobs::PendingJob::status_line);
+        let cx = ChatContext {
+            status: status.as_deref(),
+            has_selection: self.selected.is_some(),
+        };
+        self.chat.ui(ui, &cx)
     }
 
     fn handle_some(&mut self, ctx: &egui::Context, action: Option<Action>) {
@@ -73,6 +100,7 @@ impl StudioApp {
             ui.selectable_value(&mut self.mode, Mode::Generate, "Text to image");
             ui.selectable_value(&mut self.mode, Mode::Edit, "Edit image");
             ui.selectable_value(&mut self.mode, Mode::Class, "Class to image");
+            ui.selectable_value(&mut self.mode, Mode::Chat, "Chat");
             ui.separator();
             if ui.selectable_label(self.show_models, "Models").clicked() {
                 self.show_models = !self.show_models;
@@ -90,6 +118,16 @@ impl StudioApp {
                 "Hi-DiT",
                 models.hidit.as_deref(),
                 self.bundled.hidit.as_deref(),
+            ),
+            // A configured agent replaces the bundled one (there is no switch between them).
+            Mode::Chat => (
+                "agent",
+                models.agent.as_deref(),
+                models
+                    .agent
+                    .is_none()
+                    .then_some(self.bundled.agent.as_deref())
+                    .flatten(),
             ),
             mode => {
                 let slot = if mode == Mode::Edit {
@@ -196,6 +234,8 @@ impl StudioApp {
                         ui.collapsing("Seed", |ui| self.generate.seed_ui(ui));
                         action
                     }
+                    // Drawn in the middle instead (see `window_ui`).
+                    Mode::Chat => None,
                     Mode::Class => {
                         let in_use = self.config.models_in_use(&self.bundled);
                         let model = self.class_model.get(&in_use, &self.bundled);

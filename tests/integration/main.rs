@@ -51,6 +51,7 @@ mod studio_window;
 mod vae_parity;
 mod vae_tiled;
 mod weights_errors;
+mod window_chat;
 mod window_download;
 mod window_gguf;
 mod window_hidit;

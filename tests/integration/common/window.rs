@@ -66,6 +66,7 @@ pub struct Window {
     fixed_seed: Option<u64>,
     cache: Option<HubCache>,
     hub: HubClient,
+    missing_glyphs: bool,
 }
 
 impl Window {
@@ -80,6 +81,7 @@ impl Window {
             cache: None,
             // Nothing listens here: a test that downloads names its own hub.
             hub: HubClient::new("http://127.0.0.1:9", None),
+            missing_glyphs: false,
         }
     }
 
@@ -88,6 +90,13 @@ impl Window {
     pub fn hub(mut self, cache: HubCache, hub: HubClient) -> Self {
         self.cache = Some(cache);
         self.hub = hub;
+        self
+    }
+
+    /// Draws characters no font has as boxes instead of failing: for text a model wrote at
+    /// random (the chat fixture model's words are random tokens, bytes of UTF-8 included).
+    pub fn allow_missing_glyphs(mut self) -> Self {
+        self.missing_glyphs = true;
         self
     }
 
@@ -135,10 +144,14 @@ impl Window {
             fixed_seed,
             cache,
             hub,
+            missing_glyphs,
         } = self;
         let mut builder = Harness::builder().with_size(size);
         if wgpu {
             builder = builder.wgpu();
+        }
+        if missing_glyphs {
+            builder = builder.allow_missing_glyphs();
         }
         builder.build_eframe(move |cc| {
             let mut app = StudioApp::new(
