@@ -120,14 +120,20 @@ def training_sample(n: int, seed: int) -> list[tuple[str, list[dict], dict]]:
     return cases
 
 
-def fixture_lines(lines: list[dict], rows: list[dict]) -> list[dict]:
+def fixture_lines(agent: Agent, lines: list[dict], rows: list[dict]) -> list[dict]:
     """Three requests the model answers exactly: a generate in a fresh chat, an edit of an
-    earlier picture (a history with a call and a tool message) and an edit of an attachment."""
+    earlier picture (a history with a call and a tool message) and an edit of an attachment;
+    of the first few candidates, the one whose greedy choices are clearest (the largest
+    smallest top-2 logit gap), so float noise cannot flip a token on the Rust side."""
     ok = {r["id"] for r in rows if r["exact"]}
     wanted = [lambda x: x["expect"]["action"] == "generate" and not x["images"],
               lambda x: x["expect"]["action"] == "edit" and x["images"] and "attached" not in x,
               lambda x: x["expect"]["action"] == "edit" and "attached" in x]
-    return [next(x for x in lines if x["id"] in ok and want(x)) for want in wanted]
+    picked = []
+    for want in wanted:
+        candidates = [x for x in lines if x["id"] in ok and want(x)][:6]
+        picked.append(max(candidates, key=lambda x: agent.reply(H.messages(x))[3]))
+    return picked
 
 
 def write_fixtures(agent: Agent, lines: list[dict], out: Path) -> None:
@@ -170,7 +176,7 @@ def main() -> None:
         args.report.write_text(json.dumps({"heldout": held, "training_sample": train,
                                            "heldout_rows": held_rows}, indent=1) + "\n")
     if args.fixtures:
-        write_fixtures(agent, fixture_lines(lines, held_rows), args.fixtures)
+        write_fixtures(agent, fixture_lines(agent, lines, held_rows), args.fixtures)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,20 @@ def write_json(path: Path, obj) -> None:
     path.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
+def training_record(run: Path) -> dict:
+    """The run's training.json; a run continued from another (--init) lists both as parts."""
+    parts = []
+    while run is not None:
+        part = json.loads((run / "training.json").read_text())
+        part["ran_on"] = "2-core shared CPU, 1 thread, nice"
+        parts.insert(0, part)
+        run = Path(part["init"]) if part.get("init") else None
+    if len(parts) == 1:
+        return parts[0]
+    return {"steps": sum(p["steps"] for p in parts), "seconds": sum(p["seconds"] for p in parts),
+            "final_loss": parts[-1]["final_loss"], "parts": parts}
+
+
 def main() -> None:
     import corpus
 
@@ -48,8 +62,7 @@ def main() -> None:
         "bos_token_id": ids["<|begin_of_text|>"],
         "eos_token_id": [ids["<|eot_id|>"], ids["<|eom_id|>"]],
         "do_sample": False, "max_new_tokens": 96})
-    training = json.loads((args.run / "training.json").read_text())
-    training["ran_on"] = "2-core shared CPU, 1 thread, nice"
+    training = training_record(args.run)
     studio = {"name": "Shapes Agent",
               "about": "A tiny Llama-3.1-shaped chat model trained from scratch on synthetic "
                        "Shapes-world conversations in the protocol of src/agent/protocol.json "

@@ -55,10 +55,11 @@ def test_run_corpus_never_held_a_heldout_message():
     without rendering: none of its requests is a held-out message."""
     root = Path(__file__).resolve().parents[2]
     training = json.loads((root / "assets/models/shapes-agent/studio.json").read_text())["training"]
-    said: list[str] = []
-    corpus.rendered_corpus(None, training["conversations"], training["seed"], training["dates"], said)
-    assert not set(said) & corpus.heldout_messages()
-    print(f"{len(said)} training requests, none held out")
+    for part in training.get("parts", [training]):
+        said: list[str] = []
+        corpus.rendered_corpus(None, part["conversations"], part["seed"], part["dates"], said)
+        assert not set(said) & corpus.heldout_messages()
+        print(f"seed {part['seed']}: {len(said)} training requests, none held out")
 
 
 if __name__ == "__main__":
