@@ -18,6 +18,10 @@ pub enum Action {
     GenerateClass,
     /// Ask for an image file to edit.
     OpenImage,
+    /// Generate from the selected result (image-to-image).
+    StartFromSelected,
+    /// Ask for an image file to generate from.
+    OpenStartImage,
     /// Stop one job, running or queued.
     Cancel(JobId),
     /// Stop every job.

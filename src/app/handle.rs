@@ -25,6 +25,19 @@ impl StudioApp {
                     self.set_edit_source(path, None);
                 }
             }
+            Action::StartFromSelected => {
+                let selected = self.selected;
+                if let Some((id, path)) =
+                    selected.and_then(|id| Some((id, self.entry(id)?.image_path.clone())))
+                {
+                    self.set_start_image(path, Some(id));
+                }
+            }
+            Action::OpenStartImage => {
+                if let Some(path) = self.dialogs.pick_image() {
+                    self.set_start_image(path, None);
+                }
+            }
             Action::Cancel(id) => {
                 self.engine.cancel(id);
             }
@@ -113,6 +126,8 @@ impl StudioApp {
         match read_rgb(&path) {
             Ok(image) => {
                 self.selected = Some(id);
+                // The canvas shows the result, not the start image's mask.
+                self.start.painting = false;
                 self.canvas.show(ctx, &format!("entry:{id}"), &image);
                 if self.mode == Mode::Edit {
                     self.edit_view = EditView::Selected;

@@ -27,6 +27,7 @@ mod layout;
 mod logic;
 mod model_bar;
 mod models_view;
+mod start_image;
 mod submit;
 mod ui;
 mod widgets;
@@ -57,6 +58,7 @@ pub use generate_panel::SizeChoice;
 pub use jobs::JobPhase;
 pub use jobs::PendingJob;
 pub use layout::PanelWidths;
+pub use start_image::{StartImage, StartPanel};
 
 use class_model::ClassModelCache;
 use first_run::FirstRunView;
@@ -135,6 +137,8 @@ pub struct StudioApp {
     class_model: ClassModelCache,
     edit_source: Option<EditSource>,
     mask: Option<BrushMask>,
+    /// Generate mode's start image (image-to-image), with its own mask.
+    start: StartPanel,
     canvas: Canvas,
     history_panel: HistoryPanel,
     /// The side panels, whose widths change only when the user drags their edges.
@@ -229,6 +233,7 @@ impl StudioApp {
             class_model: ClassModelCache::default(),
             edit_source: None,
             mask: None,
+            start: StartPanel::default(),
             canvas: Canvas::default(),
             history_panel: HistoryPanel::default(),
             history_side,

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::brush::BrushMask;
 use super::class_model::{ClassModel, ClassModelState};
 use super::config::ModelSlot;
 use super::jobs::PendingJob;
@@ -102,11 +103,17 @@ impl StudioApp {
         } else {
             format!("Generate: {}", short(&settings.prompt))
         };
+        // Image-to-image from a result: that result is the new one's parent.
+        let parent = settings
+            .init
+            .as_ref()
+            .and(self.start.start.as_ref())
+            .and_then(|s| s.entry);
         let id = self.engine.submit(Job::Generate(GenerateJob {
             settings,
             noise: None,
         }));
-        self.jobs.push(PendingJob::new(id, title, None));
+        self.jobs.push(PendingJob::new(id, title, parent));
     }
 
     /// The text-to-image settings the controls describe, on the preset's model, validated.
@@ -151,6 +158,7 @@ impl StudioApp {
             height,
             base_resolution,
             seed: self.generate.take_seed(),
+            init: self.init_image()?,
         };
         settings
             .resolve(8)
@@ -191,7 +199,7 @@ impl StudioApp {
         };
         let base_model = self.model_for(ModelSlot::I1Full);
         let llama = self.llama_for(base_model.as_deref().unwrap_or(&model))?;
-        let mask = self.write_mask()?;
+        let mask = self.write_mask(self.mask.as_ref())?;
         // A bundled editor's own steps, shift and refine share (the Shapes editor does not
         // refine); real snapshots have no manifest and keep the form's values. The released
         // editors have their own working sizes (E1.1 1024², E1-Full 768²): a configured base
@@ -287,8 +295,8 @@ impl StudioApp {
 
     /// Writes the brushed mask as a PNG in the data folder (kept: the edit's record names it);
     /// `None` when nothing is painted.
-    fn write_mask(&self) -> Result<Option<PathBuf>, String> {
-        let Some(mask) = self.mask.as_ref().filter(|m| !m.is_empty()) else {
+    pub(super) fn write_mask(&self, mask: Option<&BrushMask>) -> Result<Option<PathBuf>, String> {
+        let Some(mask) = mask.filter(|m| !m.is_empty()) else {
             return Ok(None);
         };
         let dir = self.paths.data_dir.join("masks");

@@ -114,6 +114,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
                 height: base,
                 base_resolution: base,
                 seed,
+                init: None,
             };
             let id = engine.submit(
                 GenerateJob {

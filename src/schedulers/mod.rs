@@ -71,6 +71,24 @@ impl Scheduler {
         Self::FlowUniPc(FlowUniPc::new(schedule))
     }
 
+    /// The same sampler over the schedule's tail from step `first` on, fresh (no history):
+    /// image-to-image starts there, as diffusers' img2img pipelines slice `timesteps[t_start:]`
+    /// and begin the scheduler at that index. UniPC's order warm-up and its lower order at the
+    /// end depend only on the steps taken and left, so the tail runs as the full schedule's
+    /// last steps would from a fresh start.
+    pub(crate) fn starting_at(&self, first: usize) -> Self {
+        let s = self.schedule();
+        let first = first.min(s.steps());
+        let tail = Schedule {
+            sigmas: s.sigmas[first..].to_vec(),
+            timesteps: s.timesteps[first..].to_vec(),
+        };
+        match self {
+            Self::FlowUniPc(_) => Self::FlowUniPc(FlowUniPc::new(tail)),
+            Self::Flash(_) => Self::Flash(FlashEuler::new(tail)),
+        }
+    }
+
     pub fn schedule(&self) -> &Schedule {
         match self {
             Self::FlowUniPc(s) => s.schedule(),

@@ -42,6 +42,7 @@ fn draw(preset: Preset, prompt: &str, seed: u64) -> Rgb {
         height: base,
         base_resolution: base,
         seed,
+        init: None,
     };
     let mut models = HiDreamModels::load(&settings.models, EncoderMemory::Keep).unwrap();
     let generation = generate(&mut models, &settings, None, &mut Silent).unwrap();

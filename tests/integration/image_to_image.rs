@@ -1,0 +1,190 @@
+//! Image-to-image and inpainting with the bundled Shapes I1 models: the invariants that pin
+//! the method (strength 1 is text-to-image, strength under one step returns the image's own
+//! latents, a mask keeps the outside), through the same `generate` as the window and the CLI.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use hidream_studio::pipelines::{
+    ComputeDType, DeviceChoice, EncoderMemory, GenerateSettings, Generation, HiDreamModels,
+    ModelSelection, Preset, Silent, find_llama, generate,
+};
+use hidream_studio::schedulers::ShiftMode;
+use hidream_studio::settings::InitImage;
+use hidream_studio::weights::{StudioManifest, bundled_model};
+
+fn settings(preset: Preset, steps: usize, seed: u64, init: Option<InitImage>) -> GenerateSettings {
+    let name = format!("shapes-i1-{}", preset.name().to_ascii_lowercase());
+    let model = bundled_model(&name).unwrap_or_else(|| panic!("assets/models/{name} is missing"));
+    let manifest = StudioManifest::read(&model).unwrap().unwrap();
+    let (base, defaults) = (manifest.base_resolution, manifest.defaults.unwrap());
+    GenerateSettings {
+        models: ModelSelection {
+            llama: find_llama(None, &model, None).unwrap(),
+            model,
+            dtype: ComputeDType::F32,
+            device: DeviceChoice::Cpu,
+            transformer: None,
+            placement: hidream_studio::settings::PlacementChoice::default(),
+        },
+        prompt: "a red circle to the left of a blue square".into(),
+        negative_prompt: None,
+        preset,
+        steps: Some(steps),
+        guidance: Some(defaults.guidance),
+        shift: Some(defaults.shift),
+        shift_mode: ShiftMode::Dynamic,
+        width: base,
+        height: base,
+        base_resolution: base,
+        seed,
+        init,
+    }
+}
+
+fn run(models: &mut HiDreamModels, settings: &GenerateSettings) -> Generation {
+    generate(models, settings, None, &mut Silent).unwrap()
+}
+
+fn values(t: &Tensor) -> Vec<f32> {
+    t.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+}
+
+/// A start image: the model's own drawing for another seed, as the window's "Use selected
+/// result" would give it.
+fn start_image(models: &mut HiDreamModels, preset: Preset, dir: &Path) -> PathBuf {
+    let path = dir.join("start.png");
+    run(models, &settings(preset, 6, 7, None))
+        .image
+        .save(&path)
+        .unwrap();
+    path
+}
+
+fn init(image: &Path, strength: f64, mask: Option<PathBuf>) -> Option<InitImage> {
+    Some(InitImage {
+        image: image.to_path_buf(),
+        strength,
+        mask,
+    })
+}
+
+#[test]
+fn strength_one_is_text_to_image_bit_for_bit_with_each_sampler() {
+    let dir = tempfile::tempdir().unwrap();
+    for preset in [Preset::Full, Preset::Fast] {
+        let s = settings(preset, 6, 3, None);
+        let mut models = HiDreamModels::load(&s.models, EncoderMemory::Keep).unwrap();
+        let image = start_image(&mut models, preset, dir.path());
+        let t2i = run(&mut models, &s);
+        let i2i = run(
+            &mut models,
+            &settings(preset, 6, 3, init(&image, 1.0, None)),
+        );
+        assert_eq!(
+            values(&i2i.final_latents),
+            values(&t2i.final_latents),
+            "{preset:?}"
+        );
+        assert_eq!(i2i.image, t2i.image, "{preset:?}");
+        assert_eq!(i2i.record.timings.step_ms.len(), 6);
+        // Half strength runs the last three steps from the image: neither the image nor t2i.
+        let half = run(
+            &mut models,
+            &settings(preset, 6, 3, init(&image, 0.5, None)),
+        );
+        assert_ne!(half.image, t2i.image, "{preset:?}");
+        assert_eq!(half.record.timings.step_ms.len(), 3, "{preset:?}");
+        let start = image::open(&image).unwrap().to_rgb8();
+        assert_ne!(half.image, start, "{preset:?}");
+    }
+}
+
+#[test]
+fn strength_under_one_step_returns_the_start_images_latents() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = settings(Preset::Full, 6, 3, None);
+    let mut models = HiDreamModels::load(&s.models, EncoderMemory::Keep).unwrap();
+    let image = start_image(&mut models, Preset::Full, dir.path());
+    // 6 × 0.1 = 0.6 of a step: none runs.
+    let kept = run(
+        &mut models,
+        &settings(Preset::Full, 6, 3, init(&image, 0.1, None)),
+    );
+    assert!(kept.record.timings.step_ms.is_empty());
+    let rgb = image::open(&image).unwrap().to_rgb8();
+    let (w, h) = rgb.dimensions();
+    // diffusers' VaeImageProcessor: x/255·2 − 1, NCHW.
+    let pixels: Vec<f32> = rgb
+        .as_raw()
+        .iter()
+        .map(|&v| f32::from(v) / 255.0 * 2.0 - 1.0)
+        .collect();
+    let pixels = Tensor::from_vec(pixels, (h as usize, w as usize, 3), &Device::Cpu)
+        .unwrap()
+        .permute((2, 0, 1))
+        .unwrap()
+        .unsqueeze(0)
+        .unwrap();
+    let expected = models.vae.encode(&pixels).unwrap();
+    assert_eq!(kept.final_latents.dtype(), DType::F32);
+    assert_eq!(values(&kept.final_latents), values(&expected));
+    // One VAE round trip of the model's own drawing: close to it, not equal.
+    let max_diff = kept
+        .image
+        .as_raw()
+        .iter()
+        .zip(rgb.as_raw())
+        .map(|(&a, &b)| a.abs_diff(b))
+        .max()
+        .unwrap();
+    eprintln!("VAE round trip of the start image: largest channel difference {max_diff}");
+}
+
+#[test]
+fn a_mask_keeps_the_start_image_outside_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = settings(Preset::Full, 6, 3, None);
+    let mut models = HiDreamModels::load(&s.models, EncoderMemory::Keep).unwrap();
+    let image = start_image(&mut models, Preset::Full, dir.path());
+    let start = image::open(&image).unwrap().to_rgb8();
+    let (w, h) = start.dimensions();
+    // Repaint a centred square, a quarter of each side in from the edges.
+    let mask = image::GrayImage::from_fn(w, h, |x, y| {
+        let inside = (w / 4..3 * w / 4).contains(&x) && (h / 4..3 * h / 4).contains(&y);
+        image::Luma([if inside { 255 } else { 0 }])
+    });
+    let mask_path = dir.path().join("mask.png");
+    mask.save(&mask_path).unwrap();
+    for strength in [1.0, 0.6] {
+        let out = run(
+            &mut models,
+            &settings(
+                Preset::Full,
+                6,
+                3,
+                init(&image, strength, Some(mask_path.clone())),
+            ),
+        );
+        // The feather is σ = 1 px at 64²: pixels 4 or more away from the square are the
+        // start image's, bit for bit; inside, the image was repainted.
+        let mut outside = 0;
+        for (x, y, p) in out.image.enumerate_pixels() {
+            let far = x + 4 < w / 4 || x >= 3 * w / 4 + 4 || y + 4 < h / 4 || y >= 3 * h / 4 + 4;
+            if far {
+                assert_eq!(
+                    p,
+                    start.get_pixel(x, y),
+                    "({x}, {y}) at strength {strength}"
+                );
+                outside += 1;
+            }
+        }
+        assert!(outside > (w * h / 3) as usize);
+        let inside_changed = (w / 4 + 2..3 * w / 4 - 2)
+            .flat_map(|x| (h / 4 + 2..3 * h / 4 - 2).map(move |y| (x, y)))
+            .filter(|&(x, y)| out.image.get_pixel(x, y) != start.get_pixel(x, y))
+            .count();
+        assert!(inside_changed > 0, "strength {strength} changed nothing");
+    }
+}
