@@ -12,12 +12,14 @@
 //!   ([`crate::pipelines::edit::keep_outside`] after every step, the feathered composite at
 //!   the end).
 //!
-//! Two choices of ours where the I1 schedules differ from Flux's: the Full schedule's first σ
+//! At least one step runs for any s > 0 (the last, from the schedule's smallest σ), so as s
+//! goes to 0 the result goes to the image's own latents through one small denoising step.
+//!
+//! One choice of ours where the I1 schedules differ from Flux's: the Full schedule's first σ
 //! is 0.9999, not 1, so at strength 1 the job starts from the noise itself and is exactly
-//! text-to-image with the same seed (diffusers would mix in 0.01 % of the image); and when
-//! `N·s < 1` no step runs and the result is the image's own latents decoded (diffusers refuses
-//! such a strength). The image is encoded with the distribution's mean (diffusers samples it)
-//! so a seed reproduces the same result.
+//! text-to-image with the same seed (diffusers would mix in 0.01 % of the image). The image is
+//! encoded with the distribution's mean (diffusers samples it), so a seed reproduces the same
+//! result.
 
 use candle_core::{Device, Tensor};
 use image::RgbImage;
@@ -28,7 +30,7 @@ use crate::schedulers::Schedule;
 use crate::settings::InitImage;
 
 /// The first step an image-to-image job of `steps` steps runs at `strength`, as
-/// `get_timesteps` computes it (f64, truncated); `steps` when none runs.
+/// `get_timesteps` computes it (f64, truncated): below `steps` for any strength above 0.
 pub(crate) fn first_step(steps: usize, strength: f64) -> usize {
     let n = steps as f64;
     let init_steps = (n * strength).min(n);
@@ -155,8 +157,9 @@ mod tests {
         assert_eq!(first_step(28, 0.5), 14);
         // N·s = 4.9 steps: int(28 − 4.9) = 23, so five steps run.
         assert_eq!(first_step(28, 0.175), 23);
-        // Less than a step: none runs.
-        assert_eq!(first_step(10, 0.05), 10);
-        assert_eq!(first_step(10, 1e-9), 10);
+        // Less than a step still runs the last one: int(10 − 0.5) = 9.
+        assert_eq!(first_step(10, 0.05), 9);
+        assert_eq!(first_step(10, 1e-9), 9);
+        assert_eq!(first_step(1, 1e-9), 0);
     }
 }
