@@ -121,7 +121,11 @@ fn encoded(models: &HiDreamModels, image: &Path) -> Tensor {
 
 fn relative_l2(a: &Tensor, b: &Tensor) -> f64 {
     let (a, b) = (values(a), values(b));
-    let diff: f64 = a.iter().zip(&b).map(|(x, y)| f64::from(x - y).powi(2)).sum();
+    let diff: f64 = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| f64::from(x - y).powi(2))
+        .sum();
     let norm: f64 = b.iter().map(|y| f64::from(*y).powi(2)).sum();
     (diff / norm).sqrt()
 }
@@ -137,7 +141,10 @@ fn strength_towards_zero_returns_the_start_images_latents() {
     // with the step count: the result moves towards the image's latents.
     let mut errors = Vec::new();
     for steps in [6, 50, 500] {
-        let out = run(&mut models, &settings(Preset::Full, steps, 3, init(&image, 1e-6, None)));
+        let out = run(
+            &mut models,
+            &settings(Preset::Full, steps, 3, init(&image, 1e-6, None)),
+        );
         assert_eq!(out.record.timings.step_ms.len(), 1);
         assert_eq!(out.final_latents.dtype(), DType::F32);
         errors.push(relative_l2(&out.final_latents, &expected));

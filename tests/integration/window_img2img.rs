@@ -70,7 +70,8 @@ fn a_result_as_start_image_with_strength_and_a_brushed_mask() {
         .as_ref()
         .map(|s| s.entry);
     assert_eq!(start, Some(Some(source.id)));
-    harness.get_by_label("Strength");
+    // The Strength slider is shown (egui labels its handle and its value box alike).
+    assert!(harness.get_all_by_label("Strength").next().is_some());
     harness.state_mut().start_panel_mut().strength = 0.5;
     generate(&mut harness);
     let entry = harness.state().history_entries()[0].clone();
