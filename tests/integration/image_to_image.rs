@@ -201,3 +201,83 @@ fn a_mask_keeps_the_start_image_outside_it() {
         assert!(inside_changed > 0, "strength {strength} changed nothing");
     }
 }
+
+fn cli(args: &[&std::ffi::OsStr]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_hidream-studio"))
+        .arg("generate")
+        .args(["--prompt", "a red circle to the left of a blue square"])
+        .args(["--steps", "4", "--seed", "3"])
+        .args(args)
+        .env("HF_HUB_CACHE", "/nonexistent-cache-for-tests")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn the_command_line_takes_a_start_image_strength_and_mask_and_records_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = settings(Preset::Full, 6, 3, None);
+    let mut models = HiDreamModels::load(&s.models, EncoderMemory::Keep).unwrap();
+    let image = start_image(&mut models, Preset::Full, dir.path());
+    let mask = dir.path().join("mask.png");
+    image::GrayImage::from_fn(64, 64, |x, _| image::Luma([if x < 32 { 255 } else { 0 }]))
+        .save(&mask)
+        .unwrap();
+    let out = dir.path().join("out.png");
+    let os = |s: &str| std::ffi::OsString::from(s);
+    let done = crate::common::succeed(&mut {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_hidream-studio"));
+        c.arg("generate")
+            .args(["--prompt", "a red circle to the left of a blue square"])
+            .args(["--steps", "4", "--seed", "3", "--strength", "0.5"])
+            .arg("--init-image")
+            .arg(&image)
+            .arg("--mask")
+            .arg(&mask)
+            .arg("--out")
+            .arg(&out)
+            .env("HF_HUB_CACHE", "/nonexistent-cache-for-tests");
+        c
+    });
+    assert!(done.status.success());
+    let record = hidream_studio::store::read_stored_record(&std::fs::read(&out).unwrap())
+        .unwrap()
+        .unwrap();
+    let hidream_studio::store::StoredRecord::Generation(record) = record else {
+        panic!("expected a text-to-image record");
+    };
+    assert_eq!(
+        record.settings.init,
+        init(&image, 0.5, Some(mask.clone())),
+        "the PNG's settings reproduce the job"
+    );
+    // The size came from the start image; the right half (away from the mask) is kept.
+    let result = image::open(&out).unwrap().to_rgb8();
+    let start = image::open(&image).unwrap().to_rgb8();
+    assert_eq!(result.dimensions(), (64, 64));
+    for y in 0..64 {
+        for x in 36..64 {
+            assert_eq!(result.get_pixel(x, y), start.get_pixel(x, y), "({x}, {y})");
+        }
+    }
+
+    // Refused before any model loads, in the command line's words.
+    let refused = cli(&[
+        &os("--init-image"),
+        image.as_os_str(),
+        &os("--strength"),
+        &os("0"),
+        &os("--out"),
+        out.as_os_str(),
+    ]);
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("--strength must be above 0 and at most 1 (got 0)"),
+        "{err}"
+    );
+    let refused = cli(&[&os("--strength"), &os("0.5"), &os("--out"), out.as_os_str()]);
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(err.contains("--init-image"), "{err}");
+}
