@@ -61,12 +61,12 @@ fn start_image(models: &mut HiDreamModels, preset: Preset, dir: &Path) -> PathBu
     path
 }
 
-fn init(image: &Path, strength: f64, mask: Option<PathBuf>) -> Option<InitImage> {
-    Some(InitImage {
+fn init(image: &Path, strength: f64, mask: Option<PathBuf>) -> InitImage {
+    InitImage {
         image: image.to_path_buf(),
         strength,
         mask,
-    })
+    }
 }
 
 #[test]
@@ -79,7 +79,7 @@ fn strength_one_is_text_to_image_bit_for_bit_with_each_sampler() {
         let t2i = run(&mut models, &s);
         let i2i = run(
             &mut models,
-            &settings(preset, 6, 3, init(&image, 1.0, None)),
+            &settings(preset, 6, 3, Some(init(&image, 1.0, None))),
         );
         assert_eq!(
             values(&i2i.final_latents),
@@ -91,7 +91,7 @@ fn strength_one_is_text_to_image_bit_for_bit_with_each_sampler() {
         // Half strength runs the last three steps from the image: neither the image nor t2i.
         let half = run(
             &mut models,
-            &settings(preset, 6, 3, init(&image, 0.5, None)),
+            &settings(preset, 6, 3, Some(init(&image, 0.5, None))),
         );
         assert_ne!(half.image, t2i.image, "{preset:?}");
         assert_eq!(half.record.timings.step_ms.len(), 3, "{preset:?}");
@@ -143,7 +143,7 @@ fn strength_towards_zero_returns_the_start_images_latents() {
     for steps in [6, 50, 500] {
         let out = run(
             &mut models,
-            &settings(Preset::Full, steps, 3, init(&image, 1e-6, None)),
+            &settings(Preset::Full, steps, 3, Some(init(&image, 1e-6, None))),
         );
         assert_eq!(out.record.timings.step_ms.len(), 1);
         assert_eq!(out.final_latents.dtype(), DType::F32);
@@ -176,7 +176,7 @@ fn a_mask_keeps_the_start_image_outside_it() {
                 Preset::Full,
                 6,
                 3,
-                init(&image, strength, Some(mask_path.clone())),
+                Some(init(&image, strength, Some(mask_path.clone()))),
             ),
         );
         // The feather is σ = 1 px at 64²: pixels 4 or more away from the square are the
@@ -248,7 +248,7 @@ fn the_command_line_takes_a_start_image_strength_and_mask_and_records_them() {
     };
     assert_eq!(
         record.settings.init,
-        init(&image, 0.5, Some(mask.clone())),
+        Some(init(&image, 0.5, Some(mask.clone()))),
         "the PNG's settings reproduce the job"
     );
     // The size came from the start image; the right half (away from the mask) is kept.
