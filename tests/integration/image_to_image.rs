@@ -6,39 +6,17 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 use hidream_studio::pipelines::{
-    ComputeDType, DeviceChoice, EncoderMemory, GenerateSettings, Generation, HiDreamModels,
-    ModelSelection, Preset, Silent, find_llama, generate,
+    EncoderMemory, GenerateSettings, Generation, HiDreamModels, Preset, Silent, generate,
 };
-use hidream_studio::schedulers::ShiftMode;
 use hidream_studio::settings::InitImage;
-use hidream_studio::weights::{StudioManifest, bundled_model};
+
+use crate::shapes_models::bundled_settings;
 
 fn settings(preset: Preset, steps: usize, seed: u64, init: Option<InitImage>) -> GenerateSettings {
-    let name = format!("shapes-i1-{}", preset.name().to_ascii_lowercase());
-    let model = bundled_model(&name).unwrap_or_else(|| panic!("assets/models/{name} is missing"));
-    let manifest = StudioManifest::read(&model).unwrap().unwrap();
-    let (base, defaults) = (manifest.base_resolution, manifest.defaults.unwrap());
     GenerateSettings {
-        models: ModelSelection {
-            llama: find_llama(None, &model, None).unwrap(),
-            model,
-            dtype: ComputeDType::F32,
-            device: DeviceChoice::Cpu,
-            transformer: None,
-            placement: hidream_studio::settings::PlacementChoice::default(),
-        },
-        prompt: "a red circle to the left of a blue square".into(),
-        negative_prompt: None,
-        preset,
         steps: Some(steps),
-        guidance: Some(defaults.guidance),
-        shift: Some(defaults.shift),
-        shift_mode: ShiftMode::Dynamic,
-        width: base,
-        height: base,
-        base_resolution: base,
-        seed,
         init,
+        ..bundled_settings(preset, "a red circle to the left of a blue square", seed)
     }
 }
 

@@ -9,7 +9,7 @@ use egui_kittest::kittest::Queryable as _;
 use hidream_studio::app::StudioApp;
 use hidream_studio::settings::InitImage;
 
-use crate::common::window::{Window, paths};
+use crate::common::window::{Window, brush_stroke, paths};
 use crate::studio_window::{generation_record, run_until, type_prompt};
 
 /// Clicks Generate and waits for one more history entry.
@@ -20,24 +20,6 @@ fn generate(harness: &mut Harness<'_, StudioApp>) {
     run_until(harness, Duration::from_mins(5), "the result", |app| {
         app.history_entries().len() > before
     });
-}
-
-/// One stroke across the middle of the canvas, left to right.
-fn brush_stroke(harness: &mut Harness<'_, StudioApp>) {
-    let canvas = harness.get_by_label("Canvas").rect();
-    let y = canvas.center().y;
-    let from = egui::pos2(canvas.center().x - canvas.width() * 0.1, y);
-    let to = egui::pos2(canvas.center().x + canvas.width() * 0.05, y);
-    harness.hover_at(from);
-    harness.run_ok();
-    harness.drag_at(from);
-    harness.run_ok();
-    for i in 1..=8 {
-        harness.hover_at(from.lerp(to, i as f32 / 8.0));
-        harness.run_ok();
-    }
-    harness.drop_at(to);
-    harness.run_ok();
 }
 
 #[test]
@@ -96,7 +78,11 @@ fn a_result_as_start_image_with_strength_and_a_brushed_mask() {
     harness.run_ok();
     assert!(harness.state().start_panel().painting);
     harness.state_mut().edit_panel_mut().brush.radius = 4.0;
-    brush_stroke(&mut harness);
+    let canvas = harness.get_by_label("Canvas").rect();
+    let y = canvas.center().y;
+    let from = egui::pos2(canvas.center().x - canvas.width() * 0.1, y);
+    let to = egui::pos2(canvas.center().x + canvas.width() * 0.05, y);
+    brush_stroke(&mut harness, from, to);
     let painted = {
         let start = harness.state().start_panel().start.as_ref().unwrap();
         assert!(
