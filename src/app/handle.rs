@@ -153,6 +153,7 @@ impl StudioApp {
         match record {
             StoredRecord::Generation(r) => {
                 self.generate.apply_record(r);
+                self.restore_start_image(r.settings.init.as_ref());
                 // The record's values stand; a model's defaults must not replace them.
                 let preset = self.generate.preset;
                 let model = self.model_for(ModelSlot::for_preset(preset));

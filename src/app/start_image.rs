@@ -109,6 +109,22 @@ impl StudioApp {
         }
     }
 
+    /// "Reuse settings" of an image-to-image result: its start image and strength again (the
+    /// mask starts empty: brush it again). Without one, the next job starts from noise.
+    pub(super) fn restore_start_image(&mut self, init: Option<&InitImage>) {
+        self.start = StartPanel::default();
+        if let Some(init) = init {
+            let entry = self
+                .entries
+                .iter()
+                .find(|e| e.image_path == init.image)
+                .map(|e| e.id);
+            self.set_start_image(init.image.clone(), entry);
+            self.start.strength = init.strength;
+            self.start.painting = false;
+        }
+    }
+
     /// The start image of the next job, its brushed mask written to a file.
     pub(super) fn init_image(&self) -> Result<Option<InitImage>, String> {
         let Some(start) = &self.start.start else {

@@ -73,6 +73,29 @@ fn a_result_as_start_image_with_strength_and_a_brushed_mask() {
     );
     assert_eq!(record.timings.step_ms.len(), 4, "half of the 8 steps ran");
 
+    // "Reuse settings" on a text-to-image result empties the start image; on this one it
+    // brings the start image and strength back.
+    harness.state_mut().start_panel_mut().strength = 0.9;
+    harness
+        .get_all_by_label("Reuse settings")
+        .nth(1)
+        .unwrap()
+        .click();
+    harness.run_ok();
+    assert!(harness.state().start_panel().start.is_none());
+    harness
+        .get_all_by_label("Reuse settings")
+        .next()
+        .unwrap()
+        .click();
+    harness.run_ok();
+    let restored = harness.state().start_panel();
+    assert_eq!(restored.strength, 0.5);
+    assert_eq!(
+        restored.start.as_ref().map(|s| (s.path.clone(), s.entry)),
+        Some((source.image_path.clone(), Some(source.id)))
+    );
+
     // Back to the start image on the canvas, brush where it may change, generate.
     harness.get_by_label("Paint mask on the canvas").click();
     harness.run_ok();
