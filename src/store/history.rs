@@ -167,7 +167,7 @@ pub struct HistoryListing {
 
 /// The database and the folders it points into.
 pub struct History {
-    db: Connection,
+    pub(super) db: Connection,
     /// The database's `user_version`.
     schema: i64,
     images: PathBuf,
@@ -516,7 +516,7 @@ fn thumbnail_png(image: &RgbImage) -> Result<Vec<u8>, HistoryError> {
     Ok(bytes)
 }
 
-fn now_ms() -> i64 {
+pub(super) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
