@@ -19,6 +19,10 @@ pub enum Action {
     GenerateClass,
     /// Ask for an image file to edit.
     OpenImage,
+    /// Generate from the selected result (image-to-image).
+    StartFromSelected,
+    /// Ask for an image file to generate from.
+    OpenStartImage,
     /// Send the chat's message to the agent (Send, Enter).
     SendMessage,
     /// Ask for an image file to send with the chat's message.

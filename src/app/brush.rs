@@ -148,6 +148,35 @@ impl BrushMask {
     }
 }
 
+/// The brush's size and mode, and the mask's undo, redo and clear: the edit controls' and
+/// the start image's.
+pub(crate) fn brush_controls(ui: &mut egui::Ui, brush: &mut Brush, mask: Option<&mut BrushMask>) {
+    ui.add(egui::Slider::new(&mut brush.radius, 1.0..=200.0).text("brush size"));
+    ui.horizontal(|ui| {
+        ui.selectable_value(&mut brush.eraser, false, "Brush");
+        ui.selectable_value(&mut brush.eraser, true, "Eraser");
+    });
+    if let Some(mask) = mask {
+        ui.horizontal(|ui| {
+            if ui
+                .add_enabled(mask.can_undo(), egui::Button::new("Undo"))
+                .clicked()
+            {
+                mask.undo();
+            }
+            if ui
+                .add_enabled(mask.can_redo(), egui::Button::new("Redo"))
+                .clicked()
+            {
+                mask.redo();
+            }
+            if ui.button("Clear mask").clicked() {
+                mask.clear();
+            }
+        });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

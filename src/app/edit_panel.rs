@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use egui::{RichText, Slider, TextEdit, Ui};
 
 use super::actions::Action;
-use super::brush::{Brush, BrushMask};
+use super::brush::{Brush, BrushMask, brush_controls};
 use super::editor::Editor;
 use super::queue_view::batch_ui;
 use super::widgets::{example_hint, label_with_surprise, submit_button};
@@ -122,30 +122,7 @@ impl EditPanel {
 
         ui.label(RichText::new("Mask").strong());
         ui.weak("Paint where the image may change; unpainted, the whole image may change.");
-        ui.add(Slider::new(&mut self.brush.radius, 1.0..=200.0).text("brush size"));
-        ui.horizontal(|ui| {
-            ui.selectable_value(&mut self.brush.eraser, false, "Brush");
-            ui.selectable_value(&mut self.brush.eraser, true, "Eraser");
-        });
-        if let Some(mask) = mask {
-            ui.horizontal(|ui| {
-                if ui
-                    .add_enabled(mask.can_undo(), egui::Button::new("Undo"))
-                    .clicked()
-                {
-                    mask.undo();
-                }
-                if ui
-                    .add_enabled(mask.can_redo(), egui::Button::new("Redo"))
-                    .clicked()
-                {
-                    mask.redo();
-                }
-                if ui.button("Clear mask").clicked() {
-                    mask.clear();
-                }
-            });
-        }
+        brush_controls(ui, &mut self.brush, mask);
         batch_ui(ui, &mut self.batch);
         ui.add_space(8.0);
         if submit_button(ui, "Apply edit", can_edit && source.is_some()) {

@@ -194,8 +194,15 @@ impl GeneratePanel {
         self.seed_mode = SeedMode::Fixed;
     }
 
-    /// Draws the controls; asks to generate when Generate is clicked.
-    pub fn ui(&mut self, ui: &mut Ui, base_resolution: u32, can_generate: bool) -> Option<Action> {
+    /// Draws the controls, `more` (the start image) above the Generate button; asks to
+    /// generate when Generate is clicked, else answers what `more` asked.
+    pub fn ui(
+        &mut self,
+        ui: &mut Ui,
+        base_resolution: u32,
+        can_generate: bool,
+        more: impl FnOnce(&mut Ui) -> Option<Action>,
+    ) -> Option<Action> {
         let (label, surprised) =
             label_with_surprise(ui, "Prompt", &self.examples, &mut self.prompt);
         if surprised {
@@ -259,9 +266,11 @@ impl GeneratePanel {
         egui::CollapsingHeader::new("Advanced")
             .default_open(self.show_advanced)
             .show(ui, |ui| self.advanced_ui(ui));
+        ui.add_space(4.0);
+        let asked = more(ui);
         ui.add_space(8.0);
 
-        submit_button(ui, "Generate", can_generate).then_some(Action::Generate)
+        (submit_button(ui, "Generate", can_generate).then_some(Action::Generate)).or(asked)
     }
 
     fn size_ui(&mut self, ui: &mut Ui, base_resolution: u32) {

@@ -25,6 +25,19 @@ impl StudioApp {
                     self.set_edit_source(path, None);
                 }
             }
+            Action::StartFromSelected => {
+                let selected = self.selected;
+                if let Some((id, path)) =
+                    selected.and_then(|id| Some((id, self.entry(id)?.image_path.clone())))
+                {
+                    self.set_start_image(path, Some(id));
+                }
+            }
+            Action::OpenStartImage => {
+                if let Some(path) = self.dialogs.pick_image() {
+                    self.set_start_image(path, None);
+                }
+            }
             Action::SendMessage => self.send_message(),
             Action::AttachFile => self.attach_file(),
             Action::AttachSelected => self.attach_selected(),
@@ -126,6 +139,8 @@ impl StudioApp {
         match read_rgb(&path) {
             Ok(image) => {
                 self.selected = Some(id);
+                // The canvas shows the result, not the start image's mask.
+                self.start.painting = false;
                 self.canvas.show(ctx, &format!("entry:{id}"), &image);
                 if self.mode == Mode::Edit {
                     self.edit_view = EditView::Selected;
@@ -151,6 +166,7 @@ impl StudioApp {
         match record {
             StoredRecord::Generation(r) => {
                 self.generate.apply_record(r);
+                self.restore_start_image(r.settings.init.as_ref());
                 // The record's values stand; a model's defaults must not replace them.
                 let preset = self.generate.preset;
                 let model = self.model_for(ModelSlot::for_preset(preset));

@@ -137,6 +137,7 @@ impl StudioApp {
                 let id = entry.id;
                 self.entries.insert(0, entry);
                 self.selected = Some(id);
+                self.start.painting = false;
                 self.canvas.show(ctx, &format!("entry:{id}"), &image);
                 if self.mode == Mode::Edit {
                     self.edit_view = EditView::Selected;

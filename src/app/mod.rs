@@ -33,6 +33,7 @@ mod model_bar;
 mod models_view;
 mod queue;
 mod queue_view;
+mod start_image;
 mod submit;
 mod ui;
 mod widgets;
@@ -65,6 +66,7 @@ pub use jobs::JobPhase;
 pub use jobs::PendingJob;
 pub use layout::PanelWidths;
 pub use queue::QueueEntry;
+pub use start_image::{StartImage, StartPanel};
 
 use class_model::ClassModelCache;
 use first_run::FirstRunView;
@@ -152,6 +154,8 @@ pub struct StudioApp {
     class_model: ClassModelCache,
     edit_source: Option<EditSource>,
     mask: Option<BrushMask>,
+    /// Generate mode's start image (image-to-image), with its own mask.
+    start: StartPanel,
     canvas: Canvas,
     history_panel: HistoryPanel,
     /// The side panels, whose widths change only when the user drags their edges.
@@ -252,6 +256,7 @@ impl StudioApp {
             class_model: ClassModelCache::default(),
             edit_source: None,
             mask: None,
+            start: StartPanel::default(),
             canvas: Canvas::default(),
             history_panel: HistoryPanel::default(),
             history_side,

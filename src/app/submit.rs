@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::brush::BrushMask;
 use super::class_model::{ClassModel, ClassModelState};
 use super::config::ModelSlot;
 use super::generate_panel::SeedMode;
@@ -138,6 +139,12 @@ impl StudioApp {
         } else {
             format!("Generate: {}", short(&settings.prompt))
         };
+        // Image-to-image from a result: that result is the new one's parent.
+        let parent = settings
+            .init
+            .as_ref()
+            .and(self.start.start.as_ref())
+            .and_then(|s| s.entry);
         let requests = batch_seeds(settings.seed, self.generate.batch)
             .map(|seed| {
                 Job::Generate(GenerateJob {
@@ -149,7 +156,7 @@ impl StudioApp {
                 })
             })
             .collect();
-        self.queue.push(title, None, false, requests);
+        self.queue.push(title, parent, false, requests);
         self.start_next_job();
     }
 
@@ -195,6 +202,7 @@ impl StudioApp {
             height,
             base_resolution,
             seed: self.take_batch_seed(self.generate.batch),
+            init: self.init_image()?,
         };
         settings
             .resolve(8)
@@ -238,7 +246,7 @@ impl StudioApp {
         let seed = self.take_batch_seed(self.edit.batch);
         let settings = self.edit_settings_for(image, instruction, seed)?;
         let settings = EditSettings {
-            mask: self.write_mask()?,
+            mask: self.write_mask(self.mask.as_ref())?,
             ..settings
         };
         settings
@@ -352,8 +360,8 @@ impl StudioApp {
 
     /// Writes the brushed mask as a PNG in the data folder (kept: the edit's record names it);
     /// `None` when nothing is painted.
-    fn write_mask(&self) -> Result<Option<PathBuf>, String> {
-        let Some(mask) = self.mask.as_ref().filter(|m| !m.is_empty()) else {
+    pub(super) fn write_mask(&self, mask: Option<&BrushMask>) -> Result<Option<PathBuf>, String> {
+        let Some(mask) = mask.filter(|m| !m.is_empty()) else {
             return Ok(None);
         };
         let dir = self.paths.data_dir.join("masks");

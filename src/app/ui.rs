@@ -214,8 +214,14 @@ impl StudioApp {
             .show(ui, |ui| {
                 let action = match self.mode {
                     Mode::Generate => {
-                        self.generate
-                            .ui(ui, self.config.base_resolution, self.history.is_some())
+                        let (start, brush) = (&mut self.start, &mut self.edit.brush);
+                        let selected = self.selected.is_some();
+                        self.generate.ui(
+                            ui,
+                            self.config.base_resolution,
+                            self.history.is_some(),
+                            |ui| start.ui(ui, brush, selected),
+                        )
                     }
                     Mode::Edit => {
                         let name = self.edit_source.as_ref().map(|s| {
@@ -264,6 +270,12 @@ impl StudioApp {
                     ui.selectable_value(&mut self.edit_view, EditView::Selected, "Result");
                 });
             });
+        }
+        if self.mode == Mode::Generate
+            && preview.is_none()
+            && self.start_canvas_ui(ui, status.as_deref())
+        {
+            return;
         }
         let brushing = self.mode == Mode::Edit && self.edit_view == EditView::Source;
         if brushing && let Some(source) = &self.edit_source {

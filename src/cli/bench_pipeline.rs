@@ -142,6 +142,7 @@ pub fn run(args: &PipelineArgs) -> anyhow::Result<ExitCode> {
             height: args.size,
             base_resolution: args.size,
             seed: 0,
+            init: None,
         };
         memory.reset();
         let loaded = memory.peak_bytes();

@@ -196,6 +196,7 @@ pub(super) fn shapes_generate_settings(
         height: generator.base,
         base_resolution: generator.base,
         seed,
+        init: None,
     }
 }
 

@@ -365,6 +365,7 @@ fn generate_settings(
         height: u64_field(case, "height", dir)? as u32,
         base_resolution: u64_field(case, "base_resolution", dir)? as u32,
         seed: u64_field(case, "seed", dir)?,
+        init: None,
     })
 }
 

@@ -8,6 +8,7 @@ pub mod edit;
 mod finite;
 mod gpu_memory;
 pub mod hidit;
+mod image_to_image;
 mod llama;
 mod models;
 mod noise;

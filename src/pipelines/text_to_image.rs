@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::decode::decode;
 use super::finite::FiniteWatch;
 use super::gpu_memory::{GpuMemoryRecord, StageMemory};
+use super::image_to_image::Start;
 use super::models::HiDreamModels;
 use super::noise::{NoiseInput, NoiseSource};
 use super::progress::Progress;
@@ -109,10 +110,28 @@ pub fn generate(
     let mut source = NoiseSource::new(settings.seed, noise, latent_shape, resolved.steps, &device)?;
     let mut x = source.initial()?;
     let schedule = scheduler.schedule().clone();
+    // Image-to-image: the schedule's tail from the noised start image.
+    let start = settings
+        .init
+        .as_ref()
+        .map(|init| {
+            progress.stage("encoding the start image")?;
+            let size = (resolved.width, resolved.height);
+            Start::prepare(init, &models.vae, size, &schedule, &x, &device)
+        })
+        .transpose()?;
+    if let Some(warning) = start.as_ref().and_then(|s| s.warning.as_deref()) {
+        tracing::warn!("{warning}");
+    }
+    let first = start.as_ref().map_or(0, |s| s.first_step);
+    if let Some(start) = &start {
+        x = start.latents.clone();
+        scheduler = scheduler.starting_at(first);
+    }
     let batch = if cfg { 2 } else { 1 };
     let mut step_ms = Vec::with_capacity(resolved.steps);
     let mut finite = FiniteWatch::default();
-    for i in 0..scheduler.model_steps() {
+    for i in first..first + scheduler.model_steps() {
         let t = Instant::now();
         let x_in = if cfg {
             Tensor::cat(&[&x, &x], 0)?
@@ -139,6 +158,9 @@ pub fn generate(
             None
         };
         x = scheduler.step(&v, &x, step_noise.as_ref())?;
+        if let Some(start) = &start {
+            x = start.after_step(x, f64::from(schedule.sigmas[i + 1]))?;
+        }
         finite.record(&x)?;
         // A GPU runs the step's kernels after the host has queued them: wait for it at the
         // step's end (not inside it) so the step time is the device's.
@@ -149,7 +171,7 @@ pub fn generate(
     }
     // Steps whose model output the scheduler ignores (Flash's last keeps its input): the
     // latents are final, so they are their own clean-image estimate.
-    for i in scheduler.model_steps()..resolved.steps {
+    for i in first + scheduler.model_steps()..resolved.steps {
         step_ms.push(0.0);
         progress.step(i + 1, resolved.steps, Some(x.clone()))?;
     }
@@ -160,6 +182,10 @@ pub fn generate(
     let t = Instant::now();
     let (decoded, decode_mode) = decode(&models.vae, &x)?;
     let image = to_rgb8(&decoded)?;
+    let image = match &start {
+        Some(start) => start.finish(image),
+        None => image,
+    };
     let decode_ms = ms(t);
     memory.decoded(decode_mode);
     Ok(Generation {

@@ -71,6 +71,24 @@ impl Scheduler {
         Self::FlowUniPc(FlowUniPc::new(schedule))
     }
 
+    /// The same sampler over the schedule's tail from step `first` on, fresh (no history):
+    /// image-to-image starts there, as diffusers' img2img pipelines slice `timesteps[t_start:]`
+    /// and begin the scheduler at that index. UniPC's order warm-up and its lower order at the
+    /// end depend only on the steps taken and left, so the tail runs as the full schedule's
+    /// last steps would from a fresh start.
+    pub(crate) fn starting_at(&self, first: usize) -> Self {
+        let s = self.schedule();
+        let first = first.min(s.steps());
+        let tail = Schedule {
+            sigmas: s.sigmas[first..].to_vec(),
+            timesteps: s.timesteps[first..].to_vec(),
+        };
+        match self {
+            Self::FlowUniPc(_) => Self::FlowUniPc(FlowUniPc::new(tail)),
+            Self::Flash(_) => Self::Flash(FlashEuler::new(tail)),
+        }
+    }
+
     pub fn schedule(&self) -> &Schedule {
         match self {
             Self::FlowUniPc(s) => s.schedule(),
@@ -194,6 +212,24 @@ mod tests {
         let a = run(dev(), DType::F32, eps, Some(26));
         assert_eq!(run(dev(), DType::F32, eps, None), a);
         assert_eq!(dev().model_steps(), 27);
+    }
+
+    /// Image-to-image's tail: the official FlowUniPC (HiDream-I1 @9b42dd6, shift 3, 50 steps,
+    /// second shift e^1.15) with `set_begin_index(t_start)`, stepped over `timesteps[t_start:]`
+    /// on the toy problem in f64 (`tools/fixtures/i2i_scheduler_tail.py`); t_start 0 is the
+    /// full run above.
+    #[test]
+    fn the_tail_of_a_schedule_runs_as_the_reference_from_its_begin_index() {
+        for (first, expected) in [
+            (35, [0.329292517, -0.617916165, 0.171424403, 1.276501199]),
+            (49, [0.473860287, -0.953502619, 0.235966469, 1.901223192]),
+            (0, [0.279845684, -0.394405846, 0.167470429, 0.954097214]),
+        ] {
+            let tail = full().starting_at(first);
+            assert_eq!(tail.schedule().steps(), 50 - first);
+            assert_eq!(tail.schedule().sigmas[0], full().schedule().sigmas[first]);
+            close(&run(tail, DType::F64, None, None), &expected, 1e-6);
+        }
     }
 
     #[test]

@@ -14,6 +14,8 @@ pub enum Field {
     ImageGuidance,
     Shift,
     RefineStrength,
+    /// Image-to-image: how much of the schedule runs from the start image.
+    Strength,
     BaseResolution,
     /// The requested width and height together.
     Size,
@@ -30,6 +32,7 @@ impl Field {
             Self::ImageGuidance => "--image-guidance",
             Self::Shift => "--shift",
             Self::RefineStrength => "--refine-strength",
+            Self::Strength => "--strength",
             Self::BaseResolution => "--base-resolution",
             Self::Size => "--width/--height",
             Self::Dtype => "--dtype",
@@ -46,6 +49,7 @@ impl Field {
             Self::ImageGuidance => "Image preservation",
             Self::Shift => "Shift",
             Self::RefineStrength => "Refine strength",
+            Self::Strength => "Strength",
             Self::BaseResolution => "Base resolution",
             Self::Size => "Size",
             Self::Dtype => "Precision",
@@ -62,6 +66,7 @@ impl Field {
             Self::ImageGuidance => "image guidance",
             Self::Shift => "shift",
             Self::RefineStrength => "refine strength",
+            Self::Strength => "strength",
             Self::BaseResolution => "base resolution",
             Self::Size => "the size",
             Self::Dtype => "the dtype",

@@ -125,6 +125,38 @@ pub struct GenerateSettings {
     #[serde(default = "default_base")]
     pub base_resolution: u32,
     pub seed: u64,
+    /// Image-to-image: start from this image instead of pure noise (absent for text-to-image).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<InitImage>,
+}
+
+/// The start image of an image-to-image job, and what of it may change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InitImage {
+    /// Any image the studio reads; brought to the job's size with a plain resize.
+    pub image: PathBuf,
+    /// In (0, 1]: the share of the schedule that runs, so how far the image may move; 1 is
+    /// text-to-image (the image's latents are not used unless a mask keeps part of them).
+    pub strength: f64,
+    /// White = repaint, black = keep the start image (the editor's brushed-mask method).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mask: Option<PathBuf>,
+}
+
+impl InitImage {
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        if !self.strength.is_finite() || self.strength <= 0.0 || self.strength > 1.0 {
+            return Err(SettingsError::new(
+                Field::Strength,
+                format!(
+                    "must be above 0 and at most 1 (got {}): 1 repaints everything, values \
+                     near 0 keep the start image",
+                    self.strength
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
 
 fn dynamic() -> ShiftMode {
@@ -167,6 +199,9 @@ impl GenerateSettings {
         let shift = checks::shift(self.shift.unwrap_or(d.shift))?;
         let base_resolution = checks::base_resolution(self.base_resolution)?;
         checks::dtype_on_device(self.models.dtype, self.models.device)?;
+        if let Some(init) = &self.init {
+            init.validate()?;
+        }
         let multiple = (vae_scale * 2) as u32;
         let (width, height) = effective_size(self.width, self.height, base_resolution, multiple)
             .ok_or_else(|| {
@@ -218,6 +253,7 @@ mod tests {
             height: 1024,
             base_resolution: 1024,
             seed: 1,
+            init: None,
         }
     }
 

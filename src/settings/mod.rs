@@ -17,6 +17,7 @@ pub(crate) use edit::FormDefaults;
 pub use edit::{EditModelChoice, EditModelFacts, EditPlan};
 pub use error::{Field, JobWarning, SettingsError};
 pub use generate::{
-    ComputeDType, DeviceChoice, GenerateSettings, ModelSelection, PlacementChoice, Resolved,
+    ComputeDType, DeviceChoice, GenerateSettings, InitImage, ModelSelection, PlacementChoice,
+    Resolved,
 };
 pub use layers::{DEFAULT_BASE_RESOLUTION, UserValues};

@@ -34,6 +34,7 @@ pub(crate) fn record(prompt: &str, seed: u64) -> StoredRecord {
             height: 1024,
             base_resolution: 1024,
             seed,
+            init: None,
         },
         resolved: Resolved {
             steps: 50,

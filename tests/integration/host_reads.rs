@@ -60,6 +60,7 @@ fn settings(case: &str, preset: Preset, steps: usize, guidance: f64) -> Generate
         height: 64,
         base_resolution: 64,
         seed: 3,
+        init: None,
     }
 }
 

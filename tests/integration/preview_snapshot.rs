@@ -56,6 +56,7 @@ fn mid_generation_estimate() -> Tensor {
         height: 64,
         base_resolution: 64,
         seed: 11,
+        init: None,
     };
     let mut capture = Capture { step: 3, x0: None };
     generate(&mut models, &settings, None, &mut capture).unwrap();

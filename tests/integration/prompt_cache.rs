@@ -29,6 +29,7 @@ pub(crate) fn settings(prompt: &str, seed: u64) -> GenerateSettings {
         height: 64,
         base_resolution: 64,
         seed,
+        init: None,
     }
 }
 

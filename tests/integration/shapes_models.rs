@@ -17,11 +17,13 @@ fn bundled(preset: Preset) -> PathBuf {
     bundled_model(&name).unwrap_or_else(|| panic!("assets/models/{name} is missing"))
 }
 
-fn draw(preset: Preset, prompt: &str, seed: u64) -> Rgb {
+/// A job on the bundled model of `preset` with its own values, as the window and the command
+/// line use them.
+pub(crate) fn bundled_settings(preset: Preset, prompt: &str, seed: u64) -> GenerateSettings {
     let model = bundled(preset);
     let manifest = StudioManifest::read(&model).unwrap().unwrap();
     let (base, defaults) = (manifest.base_resolution, manifest.defaults.unwrap());
-    let settings = GenerateSettings {
+    GenerateSettings {
         models: ModelSelection {
             llama: find_llama(None, &model, None).unwrap(),
             model,
@@ -42,7 +44,12 @@ fn draw(preset: Preset, prompt: &str, seed: u64) -> Rgb {
         height: base,
         base_resolution: base,
         seed,
-    };
+        init: None,
+    }
+}
+
+fn draw(preset: Preset, prompt: &str, seed: u64) -> Rgb {
+    let settings = bundled_settings(preset, prompt, seed);
     let mut models = HiDreamModels::load(&settings.models, EncoderMemory::Keep).unwrap();
     let generation = generate(&mut models, &settings, None, &mut Silent).unwrap();
     Rgb::from_image(&generation.image)

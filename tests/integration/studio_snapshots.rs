@@ -9,7 +9,9 @@ use egui_kittest::kittest::Queryable as _;
 use hidream_studio::app::{ModelSlot, ScriptedDialogs, StudioApp, StudioConfig};
 
 use crate::common::fixtures;
-use crate::common::window::{Window, configure_fixture_models, open_image_to_edit, paths};
+use crate::common::window::{
+    Window, brush_stroke, configure_fixture_models, open_image_to_edit, paths,
+};
 
 fn wait_for_result(harness: &mut Harness<'_, StudioApp>) {
     let start = Instant::now();
@@ -87,16 +89,7 @@ fn edit_screen_with_a_brushed_mask() {
     let canvas = harness.get_by_label("Canvas").rect();
     let from = canvas.center() - egui::vec2(canvas.width() * 0.15, 0.0);
     let to = canvas.center() + egui::vec2(0.0, canvas.height() * 0.1);
-    harness.hover_at(from);
-    harness.run_ok();
-    harness.drag_at(from);
-    harness.run_ok();
-    for i in 1..=8 {
-        harness.hover_at(from.lerp(to, i as f32 / 8.0));
-        harness.run_ok();
-    }
-    harness.drop_at(to);
-    harness.run_ok();
+    brush_stroke(&mut harness, from, to);
     harness.get_by_label("Instruction").click();
     harness.run_ok();
     harness

@@ -14,7 +14,7 @@ use hidream_studio::pipelines::Preset;
 use hidream_studio::store::{StoredRecord, read_stored_record};
 
 use crate::common::fixtures;
-use crate::common::window::{Window, dirs_with_models, open_image_to_edit};
+use crate::common::window::{Window, brush_stroke, dirs_with_models, open_image_to_edit};
 
 /// Steps the UI until `done` holds, failing after `timeout`.
 pub(crate) fn run_until(
@@ -236,16 +236,7 @@ fn brushing_and_an_instruction_send_an_edit_job_with_that_mask() {
     let y = canvas.center().y;
     let from = egui::pos2(canvas.center().x - canvas.width() * 0.2, y);
     let to = egui::pos2(canvas.center().x + canvas.width() * 0.05, y);
-    harness.hover_at(from);
-    harness.run_ok();
-    harness.drag_at(from);
-    harness.run_ok();
-    for i in 1..=8 {
-        harness.hover_at(from.lerp(to, i as f32 / 8.0));
-        harness.run_ok();
-    }
-    harness.drop_at(to);
-    harness.run_ok();
+    brush_stroke(&mut harness, from, to);
     let mask = harness.state().mask().unwrap();
     assert!(!mask.is_empty(), "the stroke painted the mask");
     let (w, h) = mask.size();

@@ -96,8 +96,7 @@ pub(super) fn denoise(
         x = scheduler.step(&v, &x, None)?;
         if let Some(m) = inputs.mask {
             let sigma = f64::from(schedule.sigmas[i + 1]);
-            let kept = ((inputs.source * (1.0 - sigma))? + (&inputs.noise * sigma)?)?;
-            x = (m.broadcast_mul(&x)? + m.affine(-1.0, 1.0)?.broadcast_mul(&kept)?)?;
+            x = super::mask::keep_outside(&x, m, inputs.source, &inputs.noise, sigma)?;
         }
         finite.record(&x)?;
         // Wait for the device at the step's end (not inside it) so the step time is its own.

@@ -136,6 +136,26 @@ impl Mask {
     }
 }
 
+/// Step 1 of the method: latents `x` after a step that ended at `sigma`, with the area outside
+/// `mask` (f32 [1, 1, h, w], 1 = may change) put back on the source's noising path
+/// `(1 − σ)·source + σ·noise` (`source` and `noise` f32 [1, C, h, w], `noise` the job's initial
+/// noise). At σ = 0 the outside is `source` exactly.
+pub(crate) fn keep_outside(
+    x: &Tensor,
+    mask: &Tensor,
+    source: &Tensor,
+    noise: &Tensor,
+    sigma: f64,
+) -> candle_core::Result<Tensor> {
+    let kept = noised(source, noise, sigma)?;
+    mask.broadcast_mul(x)? + mask.affine(-1.0, 1.0)?.broadcast_mul(&kept)?
+}
+
+/// Clean latents moved along the flow to noise level σ: `(1 − σ)·clean + σ·noise`.
+pub(crate) fn noised(clean: &Tensor, noise: &Tensor, sigma: f64) -> candle_core::Result<Tensor> {
+    (clean * (1.0 - sigma))? + (noise * sigma)?
+}
+
 /// Luminance scaled by opacity (rounded), and whether any pixel was less than opaque.
 fn luminance_times_alpha(image: &image::GrayAlphaImage) -> (GrayImage, bool) {
     let mut transparent = false;

@@ -27,10 +27,11 @@ pub use crate::settings::EditSettings;
 pub use form::EditModelPaths;
 pub use form::{EditForm, RefineModel};
 pub(crate) use form::{FormError, recognise};
-pub(crate) use mask::Mask;
 pub use mask::feather;
+pub(crate) use mask::{Mask, keep_outside, noised};
 
 pub use source::SourceError;
+pub(crate) use source::to_tensor;
 pub use source::{Fit, read_rgb, to_source_size};
 
 use super::decode::decode;

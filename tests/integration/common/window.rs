@@ -181,3 +181,18 @@ pub fn open_image_to_edit(harness: &mut Harness<'static, StudioApp>) {
     harness.get_by_label("Open image…").click();
     harness.run_ok();
 }
+
+/// One brush stroke on the canvas from `from` to `to` (window points): press, eight moves,
+/// release.
+pub fn brush_stroke(harness: &mut Harness<'static, StudioApp>, from: egui::Pos2, to: egui::Pos2) {
+    harness.hover_at(from);
+    harness.run_ok();
+    harness.drag_at(from);
+    harness.run_ok();
+    for i in 1..=8 {
+        harness.hover_at(from.lerp(to, i as f32 / 8.0));
+        harness.run_ok();
+    }
+    harness.drop_at(to);
+    harness.run_ok();
+}
