@@ -13,7 +13,7 @@ use super::submit::short;
 use crate::agent::{Conversation, EditorPrompt};
 use crate::engine::JobId;
 use crate::pipelines::edit::read_rgb;
-use crate::pipelines::{AgentJob, AgentUpdate, AttachedPicture, Job, TurnEnd};
+use crate::pipelines::{AgentJob, AgentUpdate, AttachedPicture, GenerateSettings, Job, TurnEnd};
 use crate::store::{HistoryEntry, StoredRecord, read_stored_record};
 
 impl StudioApp {
@@ -60,7 +60,13 @@ impl StudioApp {
         // The text-to-image controls' model and values (the agent writes the prompt) and the
         // edit controls' (it names the picture and writes the instruction). Whether either is
         // needed is only known once the plan asks.
-        let generate = self.generate_settings();
+        // A start image chosen for the generate panel is not the agent's: it draws from text.
+        let generate = self
+            .generate_settings()
+            .map(|settings| GenerateSettings {
+                init: None,
+                ..settings
+            });
         let seed = self.generate.take_seed();
         let edit = self.edit_settings_for(PathBuf::new(), String::new(), seed);
         let editor_prompt = match self.edit.editor {
