@@ -137,7 +137,7 @@ pub(crate) fn unreadable_note(unreadable: &[UnreadableEntry]) -> Option<String> 
     })
 }
 
-fn load_thumbnail(ctx: &egui::Context, entry: &HistoryEntry) -> Option<TextureHandle> {
+pub(crate) fn load_thumbnail(ctx: &egui::Context, entry: &HistoryEntry) -> Option<TextureHandle> {
     let image = image::open(&entry.thumbnail_path).ok()?.to_rgb8();
     let size = [image.width() as usize, image.height() as usize];
     let color = ColorImage::from_rgb(size, image.as_raw());

@@ -167,7 +167,8 @@ pub struct HistoryListing {
 
 /// The database and the folders it points into.
 pub struct History {
-    db: Connection,
+    /// Also the favourites' table (`favourites.rs`).
+    pub(super) db: Connection,
     /// The database's `user_version`.
     schema: i64,
     images: PathBuf,

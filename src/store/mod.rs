@@ -1,6 +1,7 @@
 //! Keeping results: the history database, and image files with their settings embedded.
 
 mod atomic_file;
+mod favourites;
 mod history;
 mod png_metadata;
 

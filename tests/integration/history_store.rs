@@ -317,7 +317,7 @@ fn a_history_that_cannot_be_listed_is_refused_with_advice_and_never_written() {
     );
 }
 
-fn hidit_record(class: usize, seed: u64) -> StoredRecord {
+pub(crate) fn hidit_record(class: usize, seed: u64) -> StoredRecord {
     use hidream_studio::models::hidit::Mode;
     use hidream_studio::pipelines::hidit::{HiditFiles, HiditRecord, HiditSettings};
     StoredRecord::Hidit(Box::new(HiditRecord {

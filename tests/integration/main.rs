@@ -45,6 +45,7 @@ mod studio_window;
 mod vae_parity;
 mod vae_tiled;
 mod weights_errors;
+mod window_gallery;
 mod window_gguf;
 mod window_hidit;
 mod window_layout;
