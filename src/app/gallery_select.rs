@@ -163,6 +163,9 @@ mod tests {
         s.click(5, ClickKind::Toggle, &SHOWN);
         s.retain_shown(&[5, 3]);
         assert_eq!(s.ids(), vec![5]);
+        assert_eq!(s.focus(), Some(5));
+        s.retain_shown(&[3]);
+        assert!(s.is_empty());
         assert_eq!(s.focus(), None);
     }
 }

@@ -308,14 +308,14 @@ impl GalleryView {
             ));
             ui.horizontal(|ui| {
                 let favourite = self.favourites.contains(&id);
-                let star = if favourite { "★" } else { "☆" };
-                let star = ui
-                    .add(egui::Button::selectable(favourite, RichText::new(star)).small())
-                    .on_hover_text(if favourite {
-                        "Unstar"
-                    } else {
-                        "Star as a favourite"
-                    });
+                // Drawn, not a glyph: the bundled fonts have no star.
+                let (rect, star) = ui.allocate_exact_size(Vec2::splat(16.0), Sense::click());
+                paint_star(ui, rect, favourite, star.hovered());
+                let star = star.on_hover_text(if favourite {
+                    "Unstar"
+                } else {
+                    "Star as a favourite"
+                });
                 star.widget_info(|| {
                     egui::WidgetInfo::selected(
                         egui::Role::CheckBox,
@@ -337,4 +337,44 @@ impl GalleryView {
         });
         action
     }
+}
+
+/// A five-pointed star in `rect`: filled for a favourite, outlined otherwise.
+fn paint_star(ui: &Ui, rect: Rect, filled: bool, hovered: bool) {
+    let centre = rect.center();
+    let outer = rect.width().min(rect.height()) / 2.0 - 1.0;
+    let points: Vec<egui::Pos2> = (0..10)
+        .map(|i| {
+            let radius = if i % 2 == 0 { outer } else { outer * 0.45 };
+            // From the top point, clockwise.
+            let angle = std::f32::consts::PI * (i as f32 / 5.0 - 0.5);
+            centre + radius * Vec2::angled(angle)
+        })
+        .collect();
+    let colour = if filled {
+        egui::Color32::from_rgb(240, 190, 40)
+    } else if hovered {
+        ui.visuals().strong_text_color()
+    } else {
+        ui.visuals().weak_text_color()
+    };
+    // Concave: egui fills convex shapes only, so the filled star is five triangles and a
+    // pentagon.
+    let painter = ui.painter();
+    if filled {
+        let inner: Vec<egui::Pos2> = points.iter().skip(1).step_by(2).copied().collect();
+        painter.add(egui::Shape::convex_polygon(
+            inner,
+            colour,
+            egui::Stroke::NONE,
+        ));
+        for i in (0..10).step_by(2) {
+            let tri = vec![points[(i + 9) % 10], points[i], points[(i + 1) % 10]];
+            painter.add(egui::Shape::convex_polygon(tri, colour, egui::Stroke::NONE));
+        }
+    }
+    painter.add(egui::Shape::closed_line(
+        points,
+        egui::Stroke::new(1.2, colour),
+    ));
 }
