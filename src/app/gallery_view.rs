@@ -129,12 +129,13 @@ impl GalleryView {
                 action = Some(GalleryAction::Close);
             }
             ui.separator();
+            let label = ui.label("Search");
             ui.add(
                 egui::TextEdit::singleline(&mut self.filter.query)
-                    .hint_text("Search prompts")
+                    .hint_text("words of the prompt")
                     .desired_width(200.0),
             )
-            .labelled_by(ui.label("Search").id);
+            .labelled_by(label.id);
             ui.checkbox(&mut self.filter.favourites_only, "Favourites only");
         });
         ui.horizontal_wrapped(|ui| {
