@@ -127,8 +127,13 @@ mod tests {
         s.click(7, ClickKind::Toggle, &SHOWN);
         assert_eq!(s.ids(), vec![3]);
         s.click(9, ClickKind::Range, &SHOWN);
+        assert_eq!(s.ids(), vec![9, 7], "from the last clicked (7) up to 9");
+        s.click(3, ClickKind::Plain, &SHOWN);
+        s.click(9, ClickKind::Range, &SHOWN);
         assert_eq!(s.ids(), vec![9, 7, 5, 3], "from the anchor 3 up to 9");
-        assert_eq!(s.focus(), Some(9));
+        s.click(5, ClickKind::Range, &SHOWN);
+        assert_eq!(s.ids(), vec![5, 3], "the anchor stays at 3");
+        assert_eq!(s.focus(), Some(5));
     }
 
     #[test]

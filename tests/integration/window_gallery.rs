@@ -146,7 +146,9 @@ fn multi_select_delete_and_undo_restores() {
         .collect();
     assert_eq!(ids, vec![4, 3, 2, 1], "back in the history's order");
 
-    // Shift-click selects the run; deleted and not undone, the files go when the window closes.
+    // Shift-click selects the run; deleted and not undone, the files go when the window closes
+    // (and a favourite with its entry).
+    click(&mut harness, "Favourite 3");
     click(&mut harness, "Result 3");
     harness
         .get_by_label("Result 1")
@@ -161,6 +163,7 @@ fn multi_select_delete_and_undo_restores() {
     let reopened = History::open(&dirs.paths.data_dir).unwrap();
     let ids: Vec<i64> = reopened.entries().unwrap().iter().map(|e| e.id).collect();
     assert_eq!(ids, vec![4]);
+    assert!(reopened.favourites().unwrap().is_empty());
 }
 
 #[test]
