@@ -154,7 +154,7 @@ impl GalleryView {
             }
             ui.separator();
             let model = self.filter.model.clone();
-            egui::ComboBox::from_label("Model")
+            egui::ComboBox::from_label("Made with")
                 .selected_text(model.as_deref().unwrap_or("All models"))
                 .show_ui(ui, |ui| {
                     ui.selectable_value(&mut self.filter.model, None, "All models");

@@ -94,6 +94,14 @@ fn search_and_filters_narrow_the_grid() {
     click(&mut harness, "All kinds");
     click(&mut harness, "All time");
     assert_eq!(shown(&harness), vec![4, 3, 2, 1]);
+
+    // The model list names each model that made a result.
+    click(&mut harness, "Made with");
+    click(&mut harness, "shapes-hidit");
+    assert_eq!(shown(&harness), vec![4]);
+    click(&mut harness, "Made with");
+    click(&mut harness, "HiDream-I1-Full");
+    assert_eq!(shown(&harness), vec![3, 2, 1]);
 }
 
 #[test]
