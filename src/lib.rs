@@ -9,6 +9,7 @@ pub mod app;
 pub mod device_memory;
 pub mod engine;
 pub mod host_reads;
+pub mod hub;
 pub mod info;
 pub(crate) mod kernels;
 pub mod models;

@@ -75,6 +75,15 @@ enum Command {
     /// Reads each picture back into objects (nearest palette colour, connected regions, shape
     /// from the outline) and prints accuracy per category, then one JSON line.
     Eval(Box<cli::eval::EvalArgs>),
+    /// Ask the agent: it makes a picture, changes one, or answers, and prints its decision.
+    ///
+    /// The agent model (default: the bundled shapes-agent) reads the message, with --image
+    /// attached and the earlier messages of --conversation, and calls generate_image or
+    /// edit_image; the jobs run on the bundled Shapes models unless --dry-run.
+    Agent(Box<cli::agent::AgentArgs>),
+    /// Score the agent on held-out requests: the action it chose and, unless --dry-run, whether
+    /// its picture passes ShapesEval's check of what was asked.
+    AgentEval(Box<cli::agent_eval::AgentEvalArgs>),
     /// Make a class-conditional image with a Hi-DiT / REPA-E latent SiT.
     ///
     /// Reads REPA-E's files as published (an experiment folder with args.json and
@@ -102,6 +111,13 @@ enum Command {
     /// Prints each case's relative error and pass or fail against a per-dtype tolerance; exits
     /// with status 1 when any case fails. With CUDA in f32, TF32 is off.
     Parity(cli::parity::ParityArgs),
+    /// Download a model from the Hugging Face hub into the standard cache, where the studio
+    /// (and huggingface_hub) find it.
+    ///
+    /// Resumes partial files, checks LFS files' SHA-256, and checks the disk has room first.
+    /// HF_TOKEN authorises gated models (Llama-3.1-8B-Instruct); HF_ENDPOINT picks another
+    /// hub. Prints the snapshot folder at the end. Without REPO, lists the known models.
+    Download(cli::download::DownloadArgs),
 }
 
 /// The folders the window uses: the given ones, the platform's for the rest.
@@ -148,11 +164,14 @@ fn main() -> ExitCode {
             window_paths(cli.data_dir, cli.config_dir).and_then(hidream_studio::app::run_window)
         }
         Some(Command::Info(args)) => cli::info::run(&args),
+        Some(Command::Download(args)) => cli::download::run(&args),
         Some(Command::Bench(args)) => cli::bench::run(&args),
         Some(Command::Quantize(args)) => cli::quantize::run(&args),
         Some(Command::Plan(args)) => cli::plan::run(&args),
         Some(Command::Parity(args)) => cli::parity::run(&args),
         Some(Command::Generate(args)) => cli::generate::run(&args),
+        Some(Command::Agent(args)) => cli::agent::run(&args),
+        Some(Command::AgentEval(args)) => cli::agent_eval::run(&args),
         Some(Command::Edit(args)) => cli::edit::run(&args),
         Some(Command::Hidit(args)) => cli::hidit::run(&args),
         Some(Command::Eval(args)) if args.edits => cli::eval_edits::run(&args),

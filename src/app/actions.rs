@@ -5,6 +5,7 @@
 //! and the window's `handle` says what each one does.
 
 use super::config::{HiditFile, ModelSlot};
+use super::queue::EntryKey;
 use crate::engine::JobId;
 
 /// One request from the window's panels, carried out by `StudioApp::handle`.
@@ -18,10 +19,26 @@ pub enum Action {
     GenerateClass,
     /// Ask for an image file to edit.
     OpenImage,
+    /// Send the chat's message to the agent (Send, Enter).
+    SendMessage,
+    /// Ask for an image file to send with the chat's message.
+    AttachFile,
+    /// Send the result selected in the history with the chat's message.
+    AttachSelected,
+    /// Send no picture with the chat's message.
+    Detach,
+    /// Stop the agent's turn (its plan stops after the current step).
+    StopTurn,
+    /// Start a new conversation with the agent.
+    NewConversation,
     /// Stop one job, running or queued.
     Cancel(JobId),
     /// Stop every job.
     CancelAll,
+    /// Take a waiting job out of the queue (it never runs).
+    RemoveQueued(EntryKey),
+    /// Move a waiting job one place earlier (`up`) or later in the queue.
+    MoveQueued { key: EntryKey, up: bool },
     /// Remove the status line at this index.
     Dismiss(usize),
     /// Show a history entry on the canvas.

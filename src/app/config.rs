@@ -57,6 +57,10 @@ pub struct ModelFolders {
     pub hidit_vae: Option<PathBuf>,
     /// Its latent statistics; unset: the `-latents-stats` file beside the autoencoder.
     pub hidit_latents_stats: Option<PathBuf>,
+    /// Chat mode's agent: a Llama chat model folder. Bundled: `shapes-agent`, named even when
+    /// it is missing so the chat can say where it belongs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent: Option<PathBuf>,
 }
 
 /// One of the files of class mode's Hi-DiT model, for the models view.
@@ -203,6 +207,7 @@ impl ModelFolders {
             e1_full: None,
             e1_1: get("shapes-e1.1"),
             hidit: crate::weights::bundled_experiment("shapes-hidit"),
+            agent: crate::weights::bundled_folder("shapes-agent"),
             ..Self::default()
         }
     }
@@ -255,6 +260,8 @@ impl UseBundled {
             Mode::Generate => self.generate,
             Mode::Edit => self.edit,
             Mode::Class => self.class,
+            // The chat's agent is a folder in config.json or the bundled one, never both.
+            Mode::Chat => false,
         }
     }
 
@@ -263,6 +270,7 @@ impl UseBundled {
             Mode::Generate => &mut self.generate,
             Mode::Edit => &mut self.edit,
             Mode::Class => &mut self.class,
+            Mode::Chat => return,
         };
         *field = bundled;
     }

@@ -7,6 +7,7 @@ use egui::{RichText, Slider, TextEdit, Ui};
 use super::actions::Action;
 use super::brush::{Brush, BrushMask};
 use super::editor::Editor;
+use super::queue_view::batch_ui;
 use super::widgets::{example_hint, label_with_surprise, submit_button};
 use crate::pipelines::edit::EditRecord;
 use crate::weights::StudioManifest;
@@ -19,6 +20,8 @@ pub struct EditPanel {
     /// "Image preservation".
     pub image_guidance: f64,
     pub brush: Brush,
+    /// Edits per click (seeds counting up from the seed).
+    pub batch: u32,
     /// Instructions the editor in use can carry out (its manifest's): the placeholder and
     /// "Surprise me".
     examples: Vec<String>,
@@ -36,6 +39,7 @@ impl Default for EditPanel {
             guidance,
             image_guidance,
             brush: Brush::default(),
+            batch: 1,
             examples: Vec::new(),
             examples_for: None,
         }
@@ -142,6 +146,7 @@ impl EditPanel {
                 }
             });
         }
+        batch_ui(ui, &mut self.batch);
         ui.add_space(8.0);
         if submit_button(ui, "Apply edit", can_edit && source.is_some()) {
             action = Some(Action::Edit);

@@ -251,7 +251,9 @@ impl GalleryView {
         let texture = self
             .thumbnails
             .entry(id)
-            .or_insert_with(|| load_thumbnail(ui.ctx(), entry))
+            .or_insert_with(|| {
+                load_thumbnail(ui.ctx(), format!("gallery:{id}"), &entry.thumbnail_path)
+            })
             .clone();
         let selected = self.selection.contains(id);
         let focused = self.selection.focus() == Some(id);

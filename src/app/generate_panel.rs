@@ -3,6 +3,7 @@
 use egui::{DragValue, TextEdit, Ui};
 
 use super::actions::Action;
+use super::queue_view::batch_ui;
 use super::widgets::{example_hint, label_with_surprise, submit_button, value_row};
 use crate::pipelines::{
     GenerationRecord, NamedResolution, OFFICIAL_RESOLUTIONS, Preset, effective_size,
@@ -45,6 +46,8 @@ pub struct GeneratePanel {
     pub custom_height: u32,
     pub seed_mode: SeedMode,
     pub seed: u64,
+    /// Images per click (seeds counting up from the seed).
+    pub batch: u32,
     pub steps: usize,
     pub guidance: f64,
     pub shift: f64,
@@ -72,6 +75,7 @@ impl Default for GeneratePanel {
             custom_height: 1024,
             seed_mode: SeedMode::Random,
             seed: fresh_seed(),
+            batch: 1,
             steps: 0,
             guidance: 0.0,
             shift: 0.0,
@@ -249,6 +253,7 @@ impl GeneratePanel {
 
         self.size_ui(ui, self.model_base.unwrap_or(base_resolution));
         self.seed_ui(ui);
+        batch_ui(ui, &mut self.batch);
 
         ui.add_space(4.0);
         egui::CollapsingHeader::new("Advanced")

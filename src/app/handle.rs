@@ -25,12 +25,25 @@ impl StudioApp {
                     self.set_edit_source(path, None);
                 }
             }
+            Action::SendMessage => self.send_message(),
+            Action::AttachFile => self.attach_file(),
+            Action::AttachSelected => self.attach_selected(),
+            Action::Detach => self.chat.attached = None,
+            Action::StopTurn => self.stop_turn(),
+            Action::NewConversation => self.new_conversation(),
             Action::Cancel(id) => {
                 self.engine.cancel(id);
             }
             Action::CancelAll => {
+                self.queue.clear();
                 self.engine.cancel_all();
             }
+            Action::RemoveQueued(key) => {
+                if let Some(title) = self.queue.remove(key) {
+                    self.info(format!("{title}: removed from the queue."));
+                }
+            }
+            Action::MoveQueued { key, up } => self.queue.move_entry(key, up),
             Action::Dismiss(index) => {
                 if index < self.messages.len() {
                     self.messages.remove(index);

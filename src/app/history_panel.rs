@@ -1,6 +1,7 @@
 //! The history panel: every result, newest first, with its thumbnail.
 
 use std::collections::HashMap;
+use std::path::Path;
 
 use egui::{ColorImage, TextureHandle, Ui};
 
@@ -52,16 +53,16 @@ impl HistoryPanel {
         let texture = self
             .thumbnails
             .entry(entry.id)
-            .or_insert_with(|| load_thumbnail(ui.ctx(), entry))
+            .or_insert_with(|| {
+                load_thumbnail(
+                    ui.ctx(),
+                    format!("thumbnail:{}", entry.id),
+                    &entry.thumbnail_path,
+                )
+            })
             .clone();
         ui.horizontal(|ui| {
-            let size = texture
-                .as_ref()
-                .map_or(egui::vec2(THUMB_POINTS, THUMB_POINTS), |t| {
-                    let [w, h] = t.size();
-                    let scale = THUMB_POINTS / w.max(h).max(1) as f32;
-                    egui::vec2(w as f32 * scale, h as f32 * scale)
-                });
+            let size = fitted_size(texture.as_ref(), THUMB_POINTS);
             let response = match &texture {
                 Some(t) => ui.add(
                     egui::Image::new((t.id(), size))
@@ -137,15 +138,26 @@ pub(crate) fn unreadable_note(unreadable: &[UnreadableEntry]) -> Option<String> 
     })
 }
 
-pub(crate) fn load_thumbnail(ctx: &egui::Context, entry: &HistoryEntry) -> Option<TextureHandle> {
-    let image = image::open(&entry.thumbnail_path).ok()?.to_rgb8();
+/// A thumbnail file as a texture named `name`; `None` when it cannot be read.
+pub(crate) fn load_thumbnail(
+    ctx: &egui::Context,
+    name: String,
+    path: &Path,
+) -> Option<TextureHandle> {
+    let image = image::open(path).ok()?.to_rgb8();
     let size = [image.width() as usize, image.height() as usize];
     let color = ColorImage::from_rgb(size, image.as_raw());
-    Some(ctx.load_texture(
-        format!("thumbnail:{}", entry.id),
-        color,
-        result_texture_options(),
-    ))
+    Some(ctx.load_texture(name, color, result_texture_options()))
+}
+
+/// The size a thumbnail is drawn at: its longer side `points` long (a square placeholder
+/// without one).
+pub(crate) fn fitted_size(texture: Option<&TextureHandle>, points: f32) -> egui::Vec2 {
+    texture.map_or(egui::vec2(points, points), |t| {
+        let [w, h] = t.size();
+        let scale = points / w.max(h).max(1) as f32;
+        egui::vec2(w as f32 * scale, h as f32 * scale)
+    })
 }
 
 fn shorten(text: &str, max_chars: usize) -> String {

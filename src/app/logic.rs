@@ -31,7 +31,12 @@ impl StudioApp {
             let id = event.id();
             let event_ends_job = event.is_terminal();
             match event {
-                Event::Queued { .. } => {}
+                Event::Partial {
+                    output: JobOutput::Agent(update),
+                    ..
+                } => self.agent_update(update),
+                // Only agent turns report along the way.
+                Event::Queued { .. } | Event::Partial { .. } => {}
                 Event::Loading { what, .. } => {
                     self.job_mut(id, |j| j.phase = JobPhase::Loading(what));
                 }
@@ -59,6 +64,7 @@ impl StudioApp {
                 }
                 Event::Failed { error, setting, .. } => {
                     let job = self.take_job(id);
+                    let unmade = self.end_queued(id);
                     let class_job = job.as_ref().is_some_and(|j| j.class_job);
                     let title = job.map_or_else(String::new, |j| j.title);
                     let error = setting.map_or(error, |s| s.for_window());
@@ -67,17 +73,22 @@ impl StudioApp {
                     } else {
                         error
                     };
-                    self.error(format!("{title} failed: {error}"));
+                    self.turn_lost(id, format!("The turn failed: {error}"), true);
+                    self.error(format!("{title} failed: {error}{}", batch_rest(unmade)));
                 }
                 Event::Cancelled { .. } => {
                     let title = self.take_job(id).map_or_else(String::new, |j| j.title);
-                    self.info(format!("{title}: cancelled."));
+                    let unmade = self.end_queued(id);
+                    self.turn_lost(id, "Stopped before the agent answered.".into(), false);
+                    self.info(format!("{title}: cancelled{}.", batch_rest(unmade)));
                 }
             }
             if self.preview.as_ref().is_some_and(|(job, _)| *job == id) && event_ends_job {
                 self.preview = None;
             }
         }
+        // The engine is idle once the last job ended: the queue's next one goes out.
+        self.start_next_job();
         if let Some((id, x0)) = newest_preview
             && self.gpu_previews
             && self.jobs.iter().any(|j| j.id == id)
@@ -114,6 +125,8 @@ impl StudioApp {
                 (e.image, StoredRecord::Edit(Box::new(e.record)))
             }
             JobOutput::Hidit(h) => (h.image, StoredRecord::Hidit(Box::new(h.record))),
+            // Filed by the engine thread as they are made (see `agent_update`).
+            JobOutput::Agent(update) => return self.agent_update(update),
         };
         let Some(history) = self.history.as_mut() else {
             self.canvas.show(ctx, "unsaved result", &image);
@@ -189,5 +202,14 @@ impl StudioApp {
         if ctx.input_mut(|i| i.consume_key(Modifiers::NONE, Key::Escape)) {
             self.cancel_running();
         }
+    }
+}
+
+/// What a failed or cancelled image leaves of its batch, for the status line.
+fn batch_rest(unmade: usize) -> String {
+    match unmade {
+        0 => String::new(),
+        1 => " (the last image of its batch is not made)".into(),
+        n => format!(" (the {n} images left of its batch are not made)"),
     }
 }

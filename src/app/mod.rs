@@ -11,11 +11,15 @@
 mod actions;
 mod brush;
 mod canvas;
+mod chat;
+mod chat_items;
+mod chat_panel;
 mod class_model;
 mod class_panel;
 mod compare_view;
 mod config;
 mod dialogs;
+mod downloads;
 mod edit_panel;
 mod editor;
 mod export;
@@ -32,6 +36,8 @@ mod layout;
 mod logic;
 mod model_bar;
 mod models_view;
+mod queue;
+mod queue_view;
 mod submit;
 mod ui;
 mod widgets;
@@ -46,6 +52,7 @@ pub use actions::Action;
 pub use brush::Brush;
 pub use brush::BrushMask;
 pub use canvas::Canvas;
+pub use chat_panel::{Attached, ChatItem, ChatPanel, MESSAGE_REQUEST};
 pub use class_panel::ClassPanel;
 pub use config::{HiditFile, ModelFolders, ModelSlot, StudioConfig, StudioPaths, UseBundled};
 pub use dialogs::Dialogs;
@@ -62,6 +69,7 @@ pub use generate_panel::SizeChoice;
 pub use jobs::JobPhase;
 pub use jobs::PendingJob;
 pub use layout::PanelWidths;
+pub use queue::QueueEntry;
 
 use class_model::ClassModelCache;
 use first_run::FirstRunView;
@@ -70,8 +78,10 @@ use history_panel::{HistoryPanel, unreadable_note};
 use layout::{CONTROLS_RANGE, HISTORY_RANGE, SteadyPanel};
 use model_bar::ModelBar;
 use models_view::ModelsView;
+use queue::JobQueue;
 
 use crate::engine::{Engine, JobId};
+use crate::hub::HubClient;
 use crate::pipelines::{HiDreamBackend, Preset};
 use crate::preview::{LatentFrame, PreviewRenderer};
 use crate::store::{History, HistoryEntry};
@@ -85,6 +95,8 @@ pub struct StudioOptions {
     /// Models used for every slot the configuration leaves empty: the bundled Shapes models
     /// (and Shapes Hi-DiT, once bundled), so a fresh install makes pictures at once. Empty: the first-run screen asks for models.
     pub bundled: ModelFolders,
+    /// The hub the models view downloads from (HF_ENDPOINT and HF_TOKEN in the window).
+    pub hub: HubClient,
 }
 
 /// Which controls the right panel shows.
@@ -94,6 +106,8 @@ pub enum Mode {
     Edit,
     /// A class-conditional image from a Hi-DiT model.
     Class,
+    /// A conversation with the agent, which makes and changes pictures.
+    Chat,
 }
 
 /// What the canvas shows in edit mode.
@@ -139,6 +153,9 @@ pub struct StudioApp {
     generate: GeneratePanel,
     edit: EditPanel,
     class: ClassPanel,
+    chat: ChatPanel,
+    /// The conversation the chat panel shows, as the agent reads it.
+    conversation: crate::agent::Conversation,
     /// Class mode's model as configured, read once per set of files.
     class_model: ClassModelCache,
     edit_source: Option<EditSource>,
@@ -152,7 +169,10 @@ pub struct StudioApp {
     /// The top bar's model line (folder names and sizes, read once).
     model_bar: ModelBar,
     first_run: FirstRunView,
+    /// The jobs sent to the engine and not yet ended: one at a time, see `queue`.
     jobs: Vec<PendingJob>,
+    /// What waits to be sent, in the user's order.
+    queue: JobQueue,
     messages: Vec<Message>,
     gpu_previews: bool,
     /// The running job's latest clean-image estimate.
@@ -182,6 +202,7 @@ impl StudioApp {
             cache,
             dialogs,
             bundled,
+            hub,
         } = options;
         let mut messages = Vec::new();
         let (config, config_problem) = StudioConfig::load(&paths);
@@ -218,7 +239,7 @@ impl StudioApp {
         let first_run = FirstRunView::new(cache.as_ref());
         let history_side = SteadyPanel::left("history", HISTORY_RANGE, config.panels.history);
         let controls_side = SteadyPanel::right("controls", CONTROLS_RANGE, config.panels.controls);
-        Self {
+        let mut app = Self {
             paths,
             cache,
             dialogs,
@@ -235,6 +256,8 @@ impl StudioApp {
             generate: GeneratePanel::default(),
             edit: EditPanel::default(),
             class: ClassPanel::default(),
+            chat: ChatPanel::default(),
+            conversation: crate::agent::Conversation::new(),
             class_model: ClassModelCache::default(),
             edit_source: None,
             mask: None,
@@ -242,17 +265,20 @@ impl StudioApp {
             history_panel: HistoryPanel::default(),
             history_side,
             controls_side,
-            models_view: ModelsView::default(),
+            models_view: ModelsView::new(hub),
             model_bar: ModelBar::default(),
             first_run,
             jobs: Vec::new(),
+            queue: JobQueue::default(),
             messages,
             gpu_previews,
             preview: None,
             preview_versions: 0,
             defaults_shown_for: None,
             submit_after_drawing: false,
-        }
+        };
+        app.restore_conversation();
+        app
     }
 
     // ----- read access, for tests and scripting -----
@@ -263,6 +289,11 @@ impl StudioApp {
 
     pub fn pending_jobs(&self) -> &[PendingJob] {
         &self.jobs
+    }
+
+    /// The jobs waiting for the engine, first to run first.
+    pub fn waiting_jobs(&self) -> &[QueueEntry] {
+        self.queue.waiting()
     }
 
     pub fn messages(&self) -> &[Message] {
@@ -291,6 +322,26 @@ impl StudioApp {
 
     pub fn class_panel_mut(&mut self) -> &mut ClassPanel {
         &mut self.class
+    }
+
+    /// Shows a download in progress in the Models view's row `label` without running one
+    /// (for the snapshot of that screen); false when no known model has that label.
+    pub fn show_download_progress(
+        &mut self,
+        label: &str,
+        progress: crate::hub::DownloadProgress,
+    ) -> bool {
+        self.models_view
+            .downloads_mut()
+            .show_progress(label, progress)
+    }
+
+    pub fn chat_panel(&self) -> &ChatPanel {
+        &self.chat
+    }
+
+    pub fn conversation(&self) -> &crate::agent::Conversation {
+        &self.conversation
     }
 
     pub fn clear_messages(&mut self) {
@@ -381,6 +432,7 @@ pub fn run_window(paths: Option<StudioPaths>) -> anyhow::Result<ExitCode> {
                     cache,
                     dialogs: Box::new(NativeDialogs),
                     bundled: ModelFolders::bundled(),
+                    hub: HubClient::from_env(),
                 },
             )))
         }),

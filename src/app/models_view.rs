@@ -9,10 +9,12 @@ use egui::{Color32, DragValue, RichText, Ui};
 use super::actions::Action;
 use super::class_model::ClassModelState;
 use super::config::{HiditFile, ModelFolders, ModelSlot, StudioConfig};
+use super::downloads::Downloads;
+use crate::hub::HubClient;
 use crate::models::ComponentKind;
 use crate::pipelines::edit::recognise;
 use crate::pipelines::{ComputeDType, DeviceChoice};
-use crate::weights::Snapshot;
+use crate::weights::{HubCache, Snapshot};
 
 /// Whether a slot's folder can be used.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,14 +24,21 @@ pub(crate) enum SlotStatus {
     Problem(String),
 }
 
-#[derive(Default)]
 pub(crate) struct ModelsView {
     /// Checked once per (slot, folder, base or GGUF transformer) and kept: checking reads
     /// files.
     checked: HashMap<(ModelSlot, PathBuf, Option<PathBuf>), SlotStatus>,
+    downloads: Downloads,
 }
 
 impl ModelsView {
+    pub fn new(hub: HubClient) -> Self {
+        Self {
+            checked: HashMap::new(),
+            downloads: Downloads::new(hub),
+        }
+    }
+
     pub fn status(&mut self, slot: ModelSlot, config: &StudioConfig) -> SlotStatus {
         let Some(folder) = config.models.get(slot) else {
             return SlotStatus::NotSet;
@@ -48,6 +57,10 @@ impl ModelsView {
             .clone()
     }
 
+    pub(crate) fn downloads_mut(&mut self) -> &mut Downloads {
+        &mut self.downloads
+    }
+
     /// Forgets the checks, so changed folders are looked at again.
     pub(crate) fn recheck(&mut self) {
         self.checked.clear();
@@ -59,7 +72,7 @@ impl ModelsView {
         config: &mut StudioConfig,
         bundled: &ModelFolders,
         class_model: &ClassModelState,
-        has_cache: bool,
+        cache: Option<&HubCache>,
     ) -> Option<Action> {
         let mut action = None;
         ui.label(
@@ -109,7 +122,7 @@ impl ModelsView {
             action = Some(chosen);
         }
         ui.add_space(6.0);
-        if has_cache
+        if cache.is_some()
             && ui
                 .button("Find in the Hugging Face cache")
                 .on_hover_text("Fills every empty slot whose model is in the local cache")
@@ -165,6 +178,11 @@ impl ModelsView {
                 action = Some(Action::ModelSettingsChanged);
             }
         });
+        ui.add_space(10.0);
+        ui.separator();
+        if let Some(done) = self.downloads.ui(ui, cache) {
+            action = Some(done);
+        }
         action
     }
 }

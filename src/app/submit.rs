@@ -6,8 +6,11 @@ use std::path::{Path, PathBuf};
 
 use super::class_model::{ClassModel, ClassModelState};
 use super::config::ModelSlot;
+use super::generate_panel::SeedMode;
 use super::jobs::PendingJob;
+use super::queue::{MAX_BATCH, batch_seeds};
 use super::{Mode, StudioApp};
+use crate::engine::JobId;
 use crate::pipelines::HiditJob;
 use crate::pipelines::edit::{EditModelChoice, EditSettings};
 use crate::pipelines::hidit::HiditSettings;
@@ -24,6 +27,7 @@ impl StudioApp {
             Mode::Generate => self.submit_generate(),
             Mode::Edit => self.submit_edit(),
             Mode::Class => self.submit_class(),
+            Mode::Chat => self.send_message(),
         }
     }
 
@@ -33,14 +37,46 @@ impl StudioApp {
             Err(e) => return self.error(e),
         };
         let title = format!("Class: {}", model.label(settings.class));
-        let id = self.engine.submit(Job::Hidit(HiditJob {
+        let request = Job::Hidit(HiditJob {
             files: model.files,
             settings,
             device: self.config.device,
-        }));
-        let mut job = PendingJob::new(id, title, None);
-        job.class_job = true;
+        });
+        self.queue.push(title, None, true, vec![request]);
+        self.start_next_job();
+    }
+
+    /// Hands the queue's next job to the engine when the engine has none.
+    pub(super) fn start_next_job(&mut self) {
+        if !self.jobs.is_empty() {
+            return;
+        }
+        let Some(next) = self.queue.take_next() else {
+            return;
+        };
+        let id = self.engine.submit(next.request);
+        let mut job = PendingJob::new(id, next.title, next.parent);
+        job.class_job = next.class_job;
         self.jobs.push(job);
+    }
+
+    /// Job `id` ended early: a queued job's batch drops its remaining images (returned how
+    /// many); a chat turn, which the engine got directly, leaves the queue as it is.
+    pub(super) fn end_queued(&mut self, id: JobId) -> usize {
+        if self.chat.turn == Some(id) {
+            0
+        } else {
+            self.queue.end_current()
+        }
+    }
+
+    /// The first seed of a batch of `count`; in +1 mode the field moves past the whole batch.
+    fn take_batch_seed(&mut self, count: u32) -> u64 {
+        let seed = self.generate.take_seed();
+        if self.generate.seed_mode == SeedMode::Increment {
+            self.generate.seed = seed.wrapping_add(u64::from(count.clamp(1, MAX_BATCH)));
+        }
+        seed
     }
 
     /// The Hi-DiT model (read afresh: its files may have changed since the models view looked)
@@ -102,16 +138,24 @@ impl StudioApp {
         } else {
             format!("Generate: {}", short(&settings.prompt))
         };
-        let id = self.engine.submit(Job::Generate(GenerateJob {
-            settings,
-            noise: None,
-        }));
-        self.jobs.push(PendingJob::new(id, title, None));
+        let requests = batch_seeds(settings.seed, self.generate.batch)
+            .map(|seed| {
+                Job::Generate(GenerateJob {
+                    settings: GenerateSettings {
+                        seed,
+                        ..settings.clone()
+                    },
+                    noise: None,
+                })
+            })
+            .collect();
+        self.queue.push(title, None, false, requests);
+        self.start_next_job();
     }
 
     /// The text-to-image settings the controls describe, on the preset's model, validated.
     /// Takes the seed (it advances in increment mode). The error is the status line.
-    fn generate_settings(&mut self) -> Result<GenerateSettings, String> {
+    pub(super) fn generate_settings(&mut self) -> Result<GenerateSettings, String> {
         let slot = ModelSlot::for_preset(self.generate.preset);
         let Some(model) = self.model_for(slot) else {
             return Err(format!(
@@ -150,7 +194,7 @@ impl StudioApp {
             width,
             height,
             base_resolution,
-            seed: self.generate.take_seed(),
+            seed: self.take_batch_seed(self.generate.batch),
         };
         settings
             .resolve(8)
@@ -165,11 +209,19 @@ impl StudioApp {
         };
         let parent = self.edit_source.as_ref().and_then(|s| s.entry);
         let title = format!("Edit: {}", short(&settings.instruction));
-        let id = self.engine.submit(Job::Edit(EditJob {
-            settings,
-            noise: None,
-        }));
-        self.jobs.push(PendingJob::new(id, title, parent));
+        let requests = batch_seeds(settings.seed, self.edit.batch)
+            .map(|seed| {
+                Job::Edit(EditJob {
+                    settings: EditSettings {
+                        seed,
+                        ..settings.clone()
+                    },
+                    noise: None,
+                })
+            })
+            .collect();
+        self.queue.push(title, parent, false, requests);
+        self.start_next_job();
     }
 
     /// The edit settings the controls describe, on the chosen editor, validated. Writes the
@@ -182,6 +234,27 @@ impl StudioApp {
             );
         };
         let image = source.path.clone();
+        let instruction = self.edit.instruction.clone();
+        let seed = self.take_batch_seed(self.edit.batch);
+        let settings = self.edit_settings_for(image, instruction, seed)?;
+        let settings = EditSettings {
+            mask: self.write_mask()?,
+            ..settings
+        };
+        settings
+            .validate()
+            .map_err(|e| format!("Cannot edit: {}", e.for_window()))?;
+        Ok(settings)
+    }
+
+    /// Edit settings for `image` and `instruction` on the chosen editor with the edit
+    /// controls' values and `seed`, not validated, no mask. The error is the status line.
+    pub(super) fn edit_settings_for(
+        &mut self,
+        image: PathBuf,
+        instruction: String,
+        seed: u64,
+    ) -> Result<EditSettings, String> {
         let slot = ModelSlot::Editor(self.edit.editor);
         let Some(model) = self.model_for(slot) else {
             return Err(format!(
@@ -191,7 +264,6 @@ impl StudioApp {
         };
         let base_model = self.model_for(ModelSlot::I1Full);
         let llama = self.llama_for(base_model.as_deref().unwrap_or(&model))?;
-        let mask = self.write_mask()?;
         // A bundled editor's own steps, shift and refine share (the Shapes editor does not
         // refine); real snapshots have no manifest and keep the form's values. The released
         // editors have their own working sizes (E1.1 1024², E1-Full 768²): a configured base
@@ -210,17 +282,10 @@ impl StudioApp {
             base_model,
             ..EditModelChoice::new(model, llama, self.config.dtype(), self.config.device)
         };
-        let instruction = self.edit.instruction.clone();
-        let seed = self.generate.take_seed();
-        let settings = EditSettings {
-            mask,
+        Ok(EditSettings {
             base_resolution,
             ..EditSettings::new(models, image, instruction, &values, seed)
-        };
-        settings
-            .validate()
-            .map_err(|e| format!("Cannot edit: {}", e.for_window()))?;
-        Ok(settings)
+        })
     }
 
     /// After a preset switch, or when the preset's model changes, shows the model's own

@@ -1,12 +1,13 @@
 //! Drawing the window: the top bar, the status area, the history, the controls and the
 //! canvas. Each part answers with at most one [`Action`], carried out once it is drawn.
 
-use egui::{RichText, Ui};
+use egui::Ui;
 
 use super::actions::Action;
+use super::chat_panel::ChatContext;
 use super::config::ModelSlot;
 use super::model_bar::ModelChoice;
-use super::submit::short;
+use super::queue_view::queue_ui;
 use super::{EditView, Mode, StudioApp};
 
 impl StudioApp {
@@ -47,10 +48,16 @@ impl StudioApp {
             self.history_panel.ui(ui, &self.entries, self.selected)
         });
         self.handle_some(&ctx, action);
-        // A copy, since the controls borrow the whole app; written back once drawn.
-        let mut controls_side = self.controls_side;
-        let (action, controls_width) = controls_side.show(ui, |ui| self.controls_ui(ui));
-        self.controls_side = controls_side;
+        // The chat has no controls: it takes the middle and the right.
+        let (action, controls_width) = if self.mode == Mode::Chat {
+            (None, None)
+        } else {
+            // A copy, since the controls borrow the whole app; written back once drawn.
+            let mut controls_side = self.controls_side;
+            let shown = controls_side.show(ui, |ui| self.controls_ui(ui));
+            self.controls_side = controls_side;
+            shown
+        };
         self.handle_some(&ctx, action);
         if history_width.is_some() || controls_width.is_some() {
             let panels = &mut self.config.panels;
@@ -60,8 +67,28 @@ impl StudioApp {
                 self.error(format!("{e:#}"));
             }
         }
-        egui::CentralPanel::default().show(ui, |ui| self.canvas_ui(ui));
+        if self.mode == Mode::Chat {
+            let action = egui::CentralPanel::default()
+                .show(ui, |ui| self.chat_ui(ui))
+                .inner;
+            self.handle_some(&ctx, action);
+        } else {
+            egui::CentralPanel::default().show(ui, |ui| self.canvas_ui(ui));
+        }
         true
+    }
+
+    fn chat_ui(&mut self, ui: &mut Ui) -> Option<Action> {
+        let status = self
+            .chat
+            .turn
+            .and_then(|id| self.jobs.iter().find(|j| j.id == id))
+            .map(super::jobs::PendingJob::status_line);
+        let cx = ChatContext {
+            status: status.as_deref(),
+            has_selection: self.selected.is_some(),
+        };
+        self.chat.ui(ui, &cx)
     }
 
     fn handle_some(&mut self, ctx: &egui::Context, action: Option<Action>) {
@@ -77,6 +104,7 @@ impl StudioApp {
             ui.selectable_value(&mut self.mode, Mode::Generate, "Text to image");
             ui.selectable_value(&mut self.mode, Mode::Edit, "Edit image");
             ui.selectable_value(&mut self.mode, Mode::Class, "Class to image");
+            ui.selectable_value(&mut self.mode, Mode::Chat, "Chat");
             ui.separator();
             if ui.selectable_label(self.show_models, "Models").clicked() {
                 self.show_models = !self.show_models;
@@ -97,6 +125,16 @@ impl StudioApp {
                 "Hi-DiT",
                 models.hidit.as_deref(),
                 self.bundled.hidit.as_deref(),
+            ),
+            // A configured agent replaces the bundled one (there is no switch between them).
+            Mode::Chat => (
+                "agent",
+                models.agent.as_deref(),
+                models
+                    .agent
+                    .is_none()
+                    .then_some(self.bundled.agent.as_deref())
+                    .flatten(),
             ),
             mode => {
                 let slot = if mode == Mode::Edit {
@@ -164,12 +202,16 @@ impl StudioApp {
             }
         });
         ui.add_space(6.0);
-        let has_cache = self.cache.is_some();
         egui::ScrollArea::vertical()
             .show(ui, |ui| {
                 let class_model = self.class_model.get(&self.config.models, &self.bundled);
-                self.models_view
-                    .ui(ui, &mut self.config, &self.bundled, class_model, has_cache)
+                self.models_view.ui(
+                    ui,
+                    &mut self.config,
+                    &self.bundled,
+                    class_model,
+                    self.cache.as_ref(),
+                )
             })
             .inner
     }
@@ -199,6 +241,8 @@ impl StudioApp {
                         ui.collapsing("Seed", |ui| self.generate.seed_ui(ui));
                         action
                     }
+                    // Drawn in the middle instead (see `window_ui`).
+                    Mode::Chat => None,
                     Mode::Class => {
                         let in_use = self.config.models_in_use(&self.bundled);
                         let model = self.class_model.get(&in_use, &self.bundled);
@@ -207,39 +251,9 @@ impl StudioApp {
                             .ui(ui, model, self.history.is_some(), |ui| seed.seed_ui(ui))
                     }
                 };
-                action.or(self.queue_ui(ui))
+                action.or(queue_ui(ui, &self.jobs, &self.queue))
             })
             .inner
-    }
-
-    fn queue_ui(&self, ui: &mut Ui) -> Option<Action> {
-        if self.jobs.is_empty() {
-            return None;
-        }
-        let mut action = None;
-        ui.separator();
-        ui.horizontal(|ui| {
-            ui.label(RichText::new(format!("Queue ({})", self.jobs.len())).strong());
-            if ui.small_button("Cancel all").clicked() {
-                action = Some(Action::CancelAll);
-            }
-        });
-        for job in &self.jobs {
-            ui.horizontal(|ui| {
-                if ui
-                    .small_button("×")
-                    .on_hover_text("Cancel this job")
-                    .clicked()
-                {
-                    action = Some(Action::Cancel(job.id));
-                }
-                // Truncated, not wider than the panel: a long prompt would be clipped mid-word.
-                let line = format!("{} · {}", short(&job.title), job.status_line());
-                ui.add(egui::Label::new(line).truncate())
-                    .on_hover_text(&job.title);
-            });
-        }
-        action
     }
 
     fn canvas_ui(&mut self, ui: &mut Ui) {

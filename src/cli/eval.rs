@@ -94,27 +94,17 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
     let mut jobs = Vec::new();
     for (index, spec) in set.iter().enumerate() {
         for seed in 0..args.seeds {
-            let settings = GenerateSettings {
-                models: ModelSelection {
+            let settings = shapes_generate_settings(
+                &ShapesGenerator {
                     model: model.clone(),
                     llama: llama.clone(),
-                    dtype: ComputeDType::F32,
-                    device: DeviceChoice::Cpu,
-                    transformer: None,
-                    placement: hidream_studio::settings::PlacementChoice::default(),
+                    preset,
+                    values,
+                    base,
                 },
-                prompt: spec.caption(),
-                negative_prompt: None,
-                preset,
-                steps: values.steps,
-                guidance: values.guidance,
-                shift: values.shift,
-                shift_mode: ShiftMode::Dynamic,
-                width: base,
-                height: base,
-                base_resolution: base,
+                spec.caption(),
                 seed,
-            };
+            );
             let id = engine.submit(
                 GenerateJob {
                     settings,
@@ -166,6 +156,47 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
         })
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// A bundled Shapes generator and the settings its jobs run with (its manifest's, on the CPU
+/// in f32).
+#[derive(Debug, Clone)]
+pub(super) struct ShapesGenerator {
+    pub model: PathBuf,
+    pub llama: PathBuf,
+    pub preset: Preset,
+    pub values: UserValues,
+    pub base: u32,
+}
+
+/// The settings of one picture of `generator` (also the agent's generate jobs).
+pub(super) fn shapes_generate_settings(
+    generator: &ShapesGenerator,
+    prompt: String,
+    seed: u64,
+) -> GenerateSettings {
+    let values = generator.values;
+    GenerateSettings {
+        models: ModelSelection {
+            model: generator.model.clone(),
+            llama: generator.llama.clone(),
+            dtype: ComputeDType::F32,
+            device: DeviceChoice::Cpu,
+            transformer: None,
+            placement: hidream_studio::settings::PlacementChoice::default(),
+        },
+        prompt,
+        negative_prompt: None,
+        preset: generator.preset,
+        steps: values.steps,
+        guidance: values.guidance,
+        shift: values.shift,
+        shift_mode: ShiftMode::Dynamic,
+        width: generator.base,
+        height: generator.base,
+        base_resolution: generator.base,
+        seed,
+    }
 }
 
 fn category_key(c: Category) -> String {

@@ -42,7 +42,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
         ..UserValues::default()
     }
     .over(Some(&manifest));
-    let work = ScratchDir::new()?;
+    let work = ScratchDir::new("eval")?;
     let out_dir = args.out_dir.clone();
     if let Some(dir) = &out_dir {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -166,17 +166,19 @@ fn selected_kinds(names: &[String]) -> anyhow::Result<Vec<EditKind>> {
 }
 
 /// A folder for the rendered sources (the edit pipeline reads its source from a file), removed
-/// when the evaluation ends.
-struct ScratchDir(std::path::PathBuf);
+/// when the evaluation ends (also `agent-eval`'s).
+pub(super) struct ScratchDir(std::path::PathBuf);
 
 impl ScratchDir {
-    fn new() -> anyhow::Result<Self> {
-        let dir = std::env::temp_dir().join(format!("hidream-studio-eval-{}", std::process::id()));
+    /// `hidream-studio-{what}-{process id}` in the system's temporary folder.
+    pub(super) fn new(what: &str) -> anyhow::Result<Self> {
+        let dir =
+            std::env::temp_dir().join(format!("hidream-studio-{what}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         Ok(Self(dir))
     }
 
-    fn path(&self) -> &std::path::Path {
+    pub(super) fn path(&self) -> &std::path::Path {
         &self.0
     }
 }

@@ -1,4 +1,5 @@
-//! `hidream-studio generate`: one image from a prompt, through the same engine as the window.
+//! `hidream-studio generate`: images from a prompt (one, or a batch with consecutive seeds),
+//! through the same engine as the window.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -14,7 +15,7 @@ use hidream_studio::settings::{DEFAULT_BASE_RESOLUTION, UserValues};
 use hidream_studio::store::{model_display_name, png_with_metadata};
 use hidream_studio::weights::bundled_model;
 
-use super::job::run_job;
+use super::job::run_jobs;
 use super::job_args::{OutputArgs, PlacementArgs, RunArgs, outputs_and_model};
 use super::outputs::{print_placement, print_written, summary};
 use super::previews::PreviewWriter;
@@ -85,6 +86,10 @@ pub struct GenerateArgs {
     keep_encoders: Option<bool>,
     #[command(flatten)]
     output: OutputArgs,
+    /// How many images to make, 1 to 16, with seeds --seed, --seed + 1, …; with more than
+    /// one, --out a.png writes a-1.png, a-2.png, … (and --dump likewise). The models load once.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
+    batch: u32,
     /// Write a preview PNG per step into this folder (`step-001.png`, …): the step's
     /// clean-image estimate through the latent preview shader, at the output size.
     #[arg(long)]
@@ -108,6 +113,13 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
     }
     .over_model(&model)?;
     let base_resolution = values.base_resolution.unwrap_or(DEFAULT_BASE_RESOLUTION);
+    if args.batch > 1 && (args.run.has_noise() || args.preview_dir.is_some()) {
+        anyhow::bail!(
+            "--batch {}: --noise and --preview-dir belong to one image; leave them out, or \
+             leave out --batch",
+            args.batch
+        );
+    }
     let noise = args.run.noise()?;
     let (device, dtype) = (args.run.device, args.run.dtype());
     let preset = args
@@ -165,34 +177,52 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
         .as_deref()
         .map(PreviewWriter::new)
         .transpose()?;
-    let job = GenerateJob { settings, noise };
-    let JobOutput::Generation(generation) =
-        run_job(backend, job.into(), args.json, previews.as_ref())?
-    else {
-        anyhow::bail!("internal error: a text-to-image job returned an edit");
-    };
-    write_outputs(args, &generation)?;
+    let count = args.batch as usize;
+    let mut noise = Some(noise);
+    let jobs = (0..args.batch)
+        .map(|i| {
+            GenerateJob {
+                settings: GenerateSettings {
+                    seed: settings.seed.wrapping_add(u64::from(i)),
+                    ..settings.clone()
+                },
+                // Only a batch of one may have it (refused above otherwise).
+                noise: noise.take().flatten(),
+            }
+            .into()
+        })
+        .collect();
+    run_jobs(
+        backend,
+        jobs,
+        args.json,
+        previews.as_ref(),
+        |index, output| {
+            let JobOutput::Generation(generation) = output else {
+                anyhow::bail!("internal error: a text-to-image job returned an edit");
+            };
+            write_outputs(args, &args.output.numbered(index, count), &generation)
+        },
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn write_outputs(args: &GenerateArgs, generation: &Generation) -> anyhow::Result<()> {
+fn write_outputs(
+    args: &GenerateArgs,
+    output: &OutputArgs,
+    generation: &Generation,
+) -> anyhow::Result<()> {
     let png = png_with_metadata(&generation.image, &generation.record)?;
-    args.output
-        .write(&png, &generation.final_latents, &generation.decoded)?;
+    output.write(&png, &generation.final_latents, &generation.decoded)?;
     let record = &generation.record;
     if args.json {
-        summary!(args.output, record, None, record.placement.as_ref()).print()?;
+        summary!(output, record, None, record.placement.as_ref()).print()?;
     } else {
         if let Some(placement) = &record.placement {
             print_placement(placement);
         }
         let size = format!("{}×{}", record.resolved.width, record.resolved.height);
-        print_written(
-            &args.output.out,
-            &size,
-            record.settings.seed,
-            &record.timings,
-        );
+        print_written(&output.out, &size, record.settings.seed, &record.timings);
         if record.prompt_truncated {
             eprintln!(
                 "note: the prompt is longer than the text encoders' 128 tokens; its end was ignored"

@@ -1,4 +1,4 @@
-//! Running one engine job from the command line, with a progress bar.
+//! Running engine jobs from the command line, one after another, each with a progress bar.
 
 use std::io::IsTerminal;
 use std::time::Duration;
@@ -18,30 +18,51 @@ pub fn run_job(
     quiet: bool,
     previews: Option<&PreviewWriter>,
 ) -> anyhow::Result<JobOutput> {
-    let mut engine = Engine::spawn(backend);
-    let id = engine.submit(job);
-    let mut bar = ProgressBar::new(std::io::stderr().is_terminal() && !quiet);
-    let output = wait_for(&mut engine, id, |event| {
-        match event {
-            Event::Loading { what, .. } => bar.message(&format!("loading {what}")),
-            Event::Stage { stage, .. } => bar.message(stage),
-            Event::Step {
-                step,
-                total,
-                preview,
-                ..
-            } => {
-                bar.step(*step, *total);
-                if let (Some(writer), Some(x0)) = (previews, preview) {
-                    writer.write(*step, x0)?;
-                }
-            }
-            _ => {}
-        }
+    let mut output = None;
+    run_jobs(backend, vec![job], quiet, previews, |_, out| {
+        output = Some(out);
         Ok(())
-    });
-    bar.finish();
-    output
+    })?;
+    output.ok_or_else(|| anyhow::anyhow!("internal error: the job ended without an output"))
+}
+
+/// Runs `jobs` in order on one engine (the models load once) and hands each output to
+/// `done` with its index as it comes, so a later failure keeps the earlier results. The
+/// first failure ends the run; dropping the engine cancels the jobs after it.
+pub fn run_jobs(
+    backend: HiDreamBackend,
+    jobs: Vec<Job>,
+    quiet: bool,
+    previews: Option<&PreviewWriter>,
+    mut done: impl FnMut(usize, JobOutput) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let mut engine = Engine::spawn(backend);
+    let ids: Vec<JobId> = jobs.into_iter().map(|job| engine.submit(job)).collect();
+    for (index, id) in ids.into_iter().enumerate() {
+        let mut bar = ProgressBar::new(std::io::stderr().is_terminal() && !quiet);
+        let output = wait_for(&mut engine, id, |event| {
+            match event {
+                Event::Loading { what, .. } => bar.message(&format!("loading {what}")),
+                Event::Stage { stage, .. } => bar.message(stage),
+                Event::Step {
+                    step,
+                    total,
+                    preview,
+                    ..
+                } => {
+                    bar.step(*step, *total);
+                    if let (Some(writer), Some(x0)) = (previews, preview) {
+                        writer.write(*step, x0)?;
+                    }
+                }
+                _ => {}
+            }
+            Ok(())
+        });
+        bar.finish();
+        done(index, output?)?;
+    }
+    Ok(())
 }
 
 /// Follows the engine's events until job `id` ends: its output, or its failure as the error.

@@ -2,6 +2,7 @@
 //! exact noise, device, dtype) and where its results go (`--out`, `--dump`). Where a command
 //! says more about one of them, it rewords that option's help with `mut_arg`.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -66,6 +67,11 @@ impl RunArgs {
         self.seed.unwrap_or_else(fresh_seed)
     }
 
+    /// Whether `--noise` was given.
+    pub(crate) fn has_noise(&self) -> bool {
+        self.noise.is_some()
+    }
+
     /// The `--noise` file's tensors, if one was given.
     pub(crate) fn noise(&self) -> anyhow::Result<Option<NoiseInput>> {
         self.noise.as_deref().map(NoiseInput::read).transpose()
@@ -94,6 +100,30 @@ impl OutputArgs {
     /// See [`check_outputs`].
     pub(crate) fn check(&self) -> anyhow::Result<()> {
         check_outputs(&self.out, self.dump.as_deref())
+    }
+
+    /// The outputs of image `index` (0-based) of a batch of `count`: `a.png` becomes
+    /// `a-1.png`, `a-2.png`, … (and `--dump` likewise); a batch of one keeps the names.
+    pub(crate) fn numbered(&self, index: usize, count: usize) -> OutputArgs {
+        let number = |path: &Path| {
+            if count <= 1 {
+                return path.to_path_buf();
+            }
+            let mut name = path
+                .file_stem()
+                .map(OsStr::to_os_string)
+                .unwrap_or_default();
+            name.push(format!("-{}", index + 1));
+            if let Some(ext) = path.extension() {
+                name.push(".");
+                name.push(ext);
+            }
+            path.with_file_name(name)
+        };
+        OutputArgs {
+            out: number(&self.out),
+            dump: self.dump.as_deref().map(number),
+        }
     }
 
     /// Writes the PNG to `--out` and, with `--dump`, the final latents and decoded image.

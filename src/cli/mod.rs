@@ -1,8 +1,12 @@
 //! The command-line tools; each subcommand in its own file.
 
+pub mod agent;
+pub mod agent_eval;
+mod agent_jobs;
 pub mod bench;
 mod bench_pipeline;
 mod bench_sit;
+pub mod download;
 pub mod edit;
 pub mod eval;
 pub mod eval_edits;

@@ -39,9 +39,21 @@ impl ProgressBar {
         } else {
             0.0
         };
-        let filled = WIDTH * step / total.max(1);
+        self.fraction(
+            step as f32 / total.max(1) as f32,
+            &format!("step {step}/{total}  {elapsed:.1} s, ETA {eta:.1} s"),
+        );
+    }
+
+    /// Draws the bar `fraction` full (0 to 1) with `text` after it.
+    pub fn fraction(&mut self, fraction: f32, text: &str) {
+        if !self.live {
+            return;
+        }
+        let filled = ((WIDTH as f32 * fraction.clamp(0.0, 1.0)) as usize).min(WIDTH);
         let bar: String = "#".repeat(filled) + &"-".repeat(WIDTH - filled);
-        eprint!("\r[{bar}] step {step}/{total}  {elapsed:.1} s, ETA {eta:.1} s ");
+        // Padding wipes the end of a longer previous line.
+        eprint!("\r[{bar}] {text:<60}");
         let _ = std::io::stderr().flush();
         self.drawn = true;
     }

@@ -78,6 +78,14 @@ pub struct JobContext<'a, O> {
     notify: &'a Notifier,
 }
 
+/// A second link for the same job: an agent turn reports its reply's text through one while
+/// the pictures of its plan report their steps through the other.
+impl<O> Clone for JobContext<'_, O> {
+    fn clone(&self) -> Self {
+        Self { ..*self }
+    }
+}
+
 impl<'a, O> JobContext<'a, O> {
     pub(super) fn new(
         id: JobId,
@@ -95,6 +103,11 @@ impl<'a, O> JobContext<'a, O> {
 
     pub fn id(&self) -> JobId {
         self.id
+    }
+
+    /// The flag the user's cancel sets, for work that checks it itself (an agent's plan).
+    pub(crate) fn cancel_flag(&self) -> &'a AtomicBool {
+        self.cancel
     }
 
     pub(crate) fn is_cancelled(&self) -> bool {
@@ -134,6 +147,14 @@ impl<'a, O> JobContext<'a, O> {
             preview,
         });
         self.check_cancelled()
+    }
+
+    /// Hands the window something the job made before its end (see [`Event::Partial`]).
+    pub fn partial(&self, output: O) {
+        self.send(Event::Partial {
+            id: self.id,
+            output,
+        });
     }
 
     fn send(&self, event: Event<O>) {

@@ -8,8 +8,8 @@ use crate::settings::SettingsError;
 pub type JobId = u64;
 
 /// What the engine reports about a job, in order: `Queued`, then `Loading` (only when models
-/// must be (re)loaded), `Started`, any number of `Stage` and `Step`, and exactly one of
-/// `Finished`, `Failed` or `Cancelled`.
+/// must be (re)loaded), `Started`, any number of `Stage`, `Step` and `Partial`, and exactly one
+/// of `Finished`, `Failed` or `Cancelled`.
 #[derive(Debug)]
 pub enum Event<O> {
     Queued {
@@ -35,6 +35,12 @@ pub enum Event<O> {
         total: usize,
         /// The current clean-image estimate (latents), for previews.
         preview: Option<Tensor>,
+    },
+    /// Something the job produced before its end: an agent turn streams its reply's text and
+    /// the pictures of its plan this way, each as it is made.
+    Partial {
+        id: JobId,
+        output: O,
     },
     Finished {
         id: JobId,
@@ -62,6 +68,7 @@ impl<O> Event<O> {
             | Self::Started { id }
             | Self::Stage { id, .. }
             | Self::Step { id, .. }
+            | Self::Partial { id, .. }
             | Self::Finished { id, .. }
             | Self::Failed { id, .. }
             | Self::Cancelled { id } => *id,

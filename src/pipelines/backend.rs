@@ -3,6 +3,7 @@
 
 use std::time::Instant;
 
+use super::agent_job::{AgentJob, AgentModelKey, AgentModels, AgentUpdate};
 use super::edit::{Edit, EditModelChoice, EditModels, EditSettings, edit};
 use super::hidit::{HiditError, HiditFiles, HiditGeneration, HiditModels, HiditSettings};
 use super::models::{EncoderMemory, HiDreamModels};
@@ -46,6 +47,8 @@ pub enum Job {
     Generate(GenerateJob),
     Edit(EditJob),
     Hidit(HiditJob),
+    /// A turn of a conversation with the agent, whose plan makes pictures.
+    Agent(Box<AgentJob>),
 }
 
 impl From<GenerateJob> for Job {
@@ -71,15 +74,18 @@ pub enum JobOutput {
     Generation(Box<Generation>),
     Edit(Box<Edit>),
     Hidit(Box<HiditGeneration>),
+    /// An agent turn's news: partial while the turn runs, [`AgentUpdate::Done`] at its end.
+    Agent(AgentUpdate),
 }
 
 impl JobOutput {
-    /// The finished image at its output size.
-    pub fn image(&self) -> &image::RgbImage {
+    /// The finished image at its output size; an agent turn's pictures are in the history.
+    pub fn image(&self) -> Option<&image::RgbImage> {
         match self {
-            Self::Generation(g) => &g.image,
-            Self::Edit(e) => &e.image,
-            Self::Hidit(h) => &h.image,
+            Self::Generation(g) => Some(&g.image),
+            Self::Edit(e) => Some(&e.image),
+            Self::Hidit(h) => Some(&h.image),
+            Self::Agent(_) => None,
         }
     }
 }
@@ -89,6 +95,7 @@ pub enum ModelKey {
     Generate(ModelSelection),
     Edit(EditModelChoice),
     Hidit(HiditModelKey),
+    Agent(AgentModelKey),
 }
 
 /// Loads HiDream models for the engine and runs jobs on them.
@@ -102,6 +109,7 @@ enum Models {
     Generate(Box<HiDreamModels>),
     Edit(Box<EditModels>),
     Hidit(Box<HiditModels>),
+    Agent(Box<AgentModels>),
 }
 
 pub struct LoadedModels {
@@ -131,6 +139,10 @@ impl Backend for HiDreamBackend {
                 files: job.files.clone(),
                 device: job.device,
             }),
+            Job::Agent(job) => ModelKey::Agent(AgentModelKey {
+                model: job.model.clone(),
+                device: job.device,
+            }),
         }
     }
 
@@ -155,6 +167,11 @@ impl Backend for HiDreamBackend {
                 key.files.model.display(),
                 key.device.name()
             ),
+            ModelKey::Agent(key) => format!(
+                "the agent model from {} (f32 on {})",
+                key.model.display(),
+                key.device.name()
+            ),
         }
     }
 
@@ -173,6 +190,7 @@ impl Backend for HiDreamBackend {
                 let device = key.device.device()?;
                 Models::Hidit(Box::new(HiditModels::load(&key.files, &device)?))
             }
+            ModelKey::Agent(key) => Models::Agent(Box::new(AgentModels::load(key)?)),
         };
         Ok(LoadedModels {
             models,
@@ -199,6 +217,10 @@ impl Backend for HiDreamBackend {
             (Models::Hidit(models), Job::Hidit(job)) => JobOutput::Hidit(Box::new(
                 super::hidit::generate(models, &job.settings, None, ctx).map_err(hidit_error)?,
             )),
+            (Models::Agent(models), Job::Agent(job)) => {
+                return super::agent_turn::run_turn(self, models, job, ctx)
+                    .map(|end| JobOutput::Agent(AgentUpdate::Done(Box::new(end))));
+            }
             _ => {
                 return Err(JobError::Failed(anyhow::anyhow!(
                     "internal error: the loaded models do not match the job"
@@ -217,6 +239,7 @@ impl Backend for HiDreamBackend {
                 t.load_ms = 0.0;
                 t
             }
+            JobOutput::Agent(_) => return Ok(output),
         };
         if let Some(load_ms) = unreported {
             t.load_ms = load_ms;

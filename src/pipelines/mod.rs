@@ -1,5 +1,7 @@
 //! The pipelines that turn requests into images, and the engine backend that runs them.
 
+mod agent_job;
+mod agent_turn;
 mod backend;
 mod decode;
 pub mod edit;
@@ -17,6 +19,8 @@ mod resolution;
 mod text_to_image;
 
 pub use crate::settings::{ComputeDType, DeviceChoice, GenerateSettings, ModelSelection, Resolved};
+pub use agent_job::{AgentJob, AgentModelKey, AgentUpdate, AttachedPicture, TurnEnd};
+pub use agent_turn::job_title;
 pub use backend::{
     EditJob, GenerateJob, HiDreamBackend, HiditJob, HiditModelKey, Job, JobOutput, ModelKey,
 };

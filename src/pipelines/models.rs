@@ -7,8 +7,12 @@ use std::sync::Arc;
 use candle_core::{DType, Device};
 
 use super::placement::{load_placed, plan_placement};
+use crate::agent::ChatModel;
 use crate::models::hidream::HiDreamTransformer;
-use crate::models::text::{PromptEncoding, PromptTokenizers, TextEncoders, encode_one_at_a_time};
+use crate::models::text::{
+    LlamaForCausalLM, PromptEncoding, PromptTokenizers, TextEncoders, causal_lm_sharing,
+    encode_one_at_a_time,
+};
 use crate::models::vae::AutoencoderKl;
 use crate::placement::{EncoderDevice, EncoderPlacement, Placement, PlanModel};
 use crate::settings::{DeviceChoice, ModelSelection};
@@ -262,24 +266,54 @@ impl HiDreamModels {
         Ok(out)
     }
 
+    /// The text encoders, loaded now if they are not.
+    fn loaded_encoders(&mut self) -> anyhow::Result<&TextEncoders> {
+        if self.encoders.is_none() {
+            let (device, dtype) = &self.encoder_device;
+            let loaded = TextEncoders::load(&self.snapshot, &self.selection.llama, *dtype, device)?;
+            self.encoder_loads += 1;
+            self.encoders = Some(loaded);
+        }
+        self.encoders
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("the text encoders went missing; this is a bug"))
+    }
+
+    /// The Llama-3.1 language model over the text encoder these models hold: the 8B weights
+    /// are loaded once and shared (only the LM head is read in addition), on the encoders'
+    /// device and dtype. Loads the encoders if they are not loaded; the language model keeps
+    /// the Llama weights in memory for as long as it lives, whatever the encoder memory policy.
+    pub fn shared_language_model(&mut self) -> anyhow::Result<LlamaForCausalLM> {
+        if matches!(
+            self.memory,
+            EncoderMemory::OneAtATime | EncoderMemory::OneAtATimeWithoutTransformer
+        ) {
+            anyhow::bail!(
+                "the text encoders are loaded one at a time for this memory budget, so there is \
+                 no resident Llama to share; load the agent's model on its own (ChatModel::load)"
+            );
+        }
+        let llama_dir = self.selection.llama.clone();
+        Ok(causal_lm_sharing(
+            self.loaded_encoders()?.llama(),
+            &llama_dir,
+        )?)
+    }
+
+    /// The agent's chat model over [`Self::shared_language_model`], with the tokenizer, chat
+    /// template and generation config of the Llama folder (Llama-3.1-8B-Instruct's).
+    pub fn chat_model(&mut self) -> anyhow::Result<ChatModel> {
+        let lm = self.shared_language_model()?;
+        Ok(ChatModel::with_language_model(&self.selection.llama, lm)?)
+    }
+
     /// Runs the text encoders on prompts that are not cached, on the encoders' device, and
     /// returns the embeddings on the models' device.
     fn encode_new(&mut self, prompts: &[&str]) -> anyhow::Result<Vec<EncodedPrompt>> {
         let (encoder_device, encoder_dtype) = self.encoder_device.clone();
         let (tokens, encodings) = match self.memory {
             EncoderMemory::Keep | EncoderMemory::Drop => {
-                let encoders = if let Some(e) = &self.encoders {
-                    e
-                } else {
-                    let loaded = TextEncoders::load(
-                        &self.snapshot,
-                        &self.selection.llama,
-                        encoder_dtype,
-                        &encoder_device,
-                    )?;
-                    self.encoder_loads += 1;
-                    self.encoders.insert(loaded)
-                };
+                let encoders = self.loaded_encoders()?;
                 let tokens = prompts
                     .iter()
                     .map(|p| encoders.tokenize(p))

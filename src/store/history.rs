@@ -517,7 +517,7 @@ fn thumbnail_png(image: &RgbImage) -> Result<Vec<u8>, HistoryError> {
     Ok(bytes)
 }
 
-fn now_ms() -> i64 {
+pub(super) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)

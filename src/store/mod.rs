@@ -1,11 +1,13 @@
 //! Keeping results: the history database, and image files with their settings embedded.
 
 mod atomic_file;
+mod conversations;
 mod favourites;
 mod history;
 mod png_metadata;
 
 pub use atomic_file::{WriteError, write_atomically, write_atomically_with};
+pub use conversations::ConversationSummary;
 pub use history::UnreadableEntry;
 pub use history::{EntryKind, History, HistoryError};
 pub use history::{HistoryEntry, HistoryListing};

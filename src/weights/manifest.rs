@@ -98,6 +98,19 @@ pub fn bundled_model(name: &str) -> Option<PathBuf> {
     dir.join(super::MODEL_INDEX).is_file().then_some(dir)
 }
 
+/// Where a bundled model named `name` belongs, whether or not it is there (so a missing one
+/// can be named).
+pub fn bundled_folder(name: &str) -> Option<PathBuf> {
+    bundled_models_dir().map(|dir| dir.join(name))
+}
+
+/// The bundled chat model `name` (`shapes-agent`), if present: a Hugging Face causal-LM folder,
+/// recognised by its config.json.
+pub fn bundled_chat_model(name: &str) -> Option<PathBuf> {
+    let dir = bundled_folder(name)?;
+    dir.join("config.json").is_file().then_some(dir)
+}
+
 /// The bundled experiment folder of a Hi-DiT model (`shapes-hidit`), if present: REPA-E's
 /// layout, recognised by its args.json.
 pub fn bundled_experiment(name: &str) -> Option<PathBuf> {

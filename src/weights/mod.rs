@@ -30,7 +30,9 @@ pub use json::read_json;
 pub use locate::resolve_model_path;
 pub use manifest::ManifestDefaults;
 
-pub use manifest::{StudioManifest, bundled_experiment, bundled_model};
+pub use manifest::{
+    StudioManifest, bundled_chat_model, bundled_experiment, bundled_folder, bundled_model,
+};
 pub use random::random_var_builder;
 pub use random_quantized::RandomQuantized;
 pub use safetensors_file::{StoredDtype, TensorEntry};

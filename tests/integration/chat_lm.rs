@@ -31,7 +31,7 @@ fn fixture_json(name: &str) -> Value {
 
 /// A fixture conversation as our messages and render options, read with key order kept (the
 /// order Python's dicts had, which `tojson` writes).
-fn conversation(conv: &Json) -> (Vec<Message>, RenderOptions) {
+pub(crate) fn conversation(conv: &Json) -> (Vec<Message>, RenderOptions) {
     let list = |v: Option<&Json>| match v {
         Some(Json::Array(items)) => items.clone(),
         _ => Vec::new(),
@@ -158,7 +158,7 @@ fn conversation_named(name: &str) -> Json {
         .unwrap()
 }
 
-fn ids(v: &Value) -> Vec<u32> {
+pub(crate) fn ids(v: &Value) -> Vec<u32> {
     v.as_array()
         .unwrap()
         .iter()

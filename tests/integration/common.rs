@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod hub_server;
 pub mod window;
 
 pub fn fixtures() -> PathBuf {

@@ -84,6 +84,8 @@ impl Backend for FakeBackend {
             }
             ctx.step(step, request.steps, None)?;
         }
+        // Something made along the way (an agent turn's pictures), from a second link.
+        ctx.clone().partial((format!("{} steps", request.steps), 0));
         match request.action {
             Action::Finish => Ok(models.clone()),
             Action::Panic => panic!("expert index out of range"),
@@ -153,6 +155,7 @@ fn kind(e: &Event<(String, usize)>) -> String {
         Event::Started { .. } => "started".into(),
         Event::Stage { stage, .. } => format!("stage:{stage}"),
         Event::Step { step, total, .. } => format!("step {step}/{total}"),
+        Event::Partial { output, .. } => format!("partial:{}", output.0),
         Event::Finished { .. } => "finished".into(),
         Event::Failed { .. } => "failed".into(),
         Event::Cancelled { .. } => "cancelled".into(),
@@ -174,6 +177,7 @@ fn events_come_in_order() {
             "step 1/3",
             "step 2/3",
             "step 3/3",
+            "partial:3 steps",
             "finished"
         ]
     );

@@ -6,7 +6,9 @@ use hidream_studio::pipelines::{
     Resolved, Timings,
 };
 use hidream_studio::schedulers::{SchedulerKind, ShiftMode};
-use hidream_studio::store::{EntryKind, History, HistoryError, StoredRecord, read_stored_record};
+use hidream_studio::store::{
+    EntryKind, History, HistoryEntry, HistoryError, StoredRecord, read_stored_record,
+};
 use image::RgbImage;
 use std::path::{Path, PathBuf};
 
@@ -61,15 +63,20 @@ pub(crate) fn image(shade: u8) -> RgbImage {
     })
 }
 
-#[test]
-fn entries_survive_reopening_newest_first_with_their_files() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut history = History::open(dir.path()).unwrap();
+/// A history in `dir` with two entries, "first" and "second" made from it, then closed.
+pub(crate) fn first_and_second(dir: &Path) -> (HistoryEntry, HistoryEntry) {
+    let mut history = History::open(dir).unwrap();
     let first = history.add(&image(10), &record("first", 1), None).unwrap();
     let second = history
         .add(&image(20), &record("second", 2), Some(first.id))
         .unwrap();
-    drop(history);
+    (first, second)
+}
+
+#[test]
+fn entries_survive_reopening_newest_first_with_their_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let (first, second) = first_and_second(dir.path());
 
     let history = History::open(dir.path()).unwrap();
     let entries = history.entries().unwrap();

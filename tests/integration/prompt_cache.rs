@@ -8,7 +8,7 @@ use hidream_studio::pipelines::{
 };
 use hidream_studio::schedulers::ShiftMode;
 
-fn settings(prompt: &str, seed: u64) -> GenerateSettings {
+pub(crate) fn settings(prompt: &str, seed: u64) -> GenerateSettings {
     GenerateSettings {
         models: ModelSelection {
             model: fixture_model("dev-mixed-dtypes"),

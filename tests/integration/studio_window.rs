@@ -75,6 +75,20 @@ pub(crate) fn generate_one(harness: &mut Harness<'_, StudioApp>, seed: u64) {
     });
 }
 
+/// Generates `prompt` with a thousand steps and waits until it denoises: it keeps the engine
+/// busy while a test clicks Cancel or queues more.
+pub(crate) fn start_long_job(harness: &mut Harness<'_, StudioApp>, prompt: &str) {
+    type_prompt(harness, "Prompt", prompt);
+    harness.state_mut().generate_panel_mut().steps = 1000;
+    harness.get_by_label("Generate").click();
+    harness.run_ok();
+    run_until(harness, Duration::from_mins(2), "the first step", |app| {
+        app.pending_jobs()
+            .first()
+            .is_some_and(|j| matches!(j.phase, hidream_studio::app::JobPhase::Denoising { .. }))
+    });
+}
+
 pub(crate) fn generation_record(app: &StudioApp) -> hidream_studio::pipelines::GenerationRecord {
     match &app.history_entries()[0].record {
         StoredRecord::Generation(r) => (**r).clone(),
@@ -187,21 +201,7 @@ fn switching_presets_changes_the_shown_defaults() {
 fn cancel_stops_a_running_job() {
     let dirs = dirs_with_models();
     let mut harness = Window::new(&dirs.paths).build();
-    type_prompt(&mut harness, "Prompt", "a long job");
-    // Long enough that it is still running when Cancel is clicked.
-    harness.state_mut().generate_panel_mut().steps = 1000;
-    harness.get_by_label("Generate").click();
-    harness.run_ok();
-    run_until(
-        &mut harness,
-        Duration::from_mins(2),
-        "the first step",
-        |app| {
-            app.pending_jobs()
-                .first()
-                .is_some_and(|j| matches!(j.phase, hidream_studio::app::JobPhase::Denoising { .. }))
-        },
-    );
+    start_long_job(&mut harness, "a long job");
     harness.get_by_label("Cancel").click();
     run_until(
         &mut harness,

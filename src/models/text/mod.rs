@@ -186,6 +186,12 @@ impl TextEncoders {
         self.tokenizers.tokenize(prompt)
     }
 
+    /// The Llama-3.1 encoder, whose weights the agent's chat model can share
+    /// ([`causal_lm_sharing`]).
+    pub fn llama(&self) -> &LlamaEncoder {
+        &self.llama
+    }
+
     /// Encodes already tokenized ids. Every output is returned in f32.
     pub(crate) fn encode_tokens(&self, tokens: &PromptTokens) -> Result<PromptEncoding> {
         let dev = &self.device;
@@ -331,6 +337,36 @@ pub fn load_causal_lm(
         (dtype, device),
         |vb| LlamaForCausalLM::new(&cfg, vb),
     )
+}
+
+/// The causal language model over `encoder`'s weights (shared, not copied: candle tensors are
+/// reference-counted), with the LM head read from the Llama folder `dir`, which the encoder
+/// leaves unread ([`LLAMA_UNREAD`]); a config that ties the head to the embedding needs none.
+/// The head takes the embedding's dtype and device. For Llama-3.1-8B the head is the one new
+/// tensor: [128256, 4096], 1 GB in bf16, beside the encoder's 15 GB.
+pub fn causal_lm_sharing(
+    encoder: &LlamaEncoder,
+    dir: &Path,
+) -> std::result::Result<LlamaForCausalLM, LoadError> {
+    let cfg = encoder.config();
+    if cfg.tie_word_embeddings {
+        return Ok(LlamaForCausalLM::from_encoder(encoder, None));
+    }
+    let embedding = encoder.decoder().embedding_weight();
+    let store = crate::weights::TensorStore::open_dir(dir)?;
+    let head = store
+        .load(
+            "lm_head.weight",
+            Some(&[cfg.vocab_size, cfg.hidden_size]),
+            embedding.device(),
+        )?
+        .to_dtype(embedding.dtype())
+        .map_err(|e| LoadError::Build {
+            what: "the Llama LM head (lm_head.weight)",
+            dir: dir.to_path_buf(),
+            source: Box::new(e),
+        })?;
+    Ok(LlamaForCausalLM::from_encoder(encoder, Some(head)))
 }
 
 /// A Llama-3.1 folder's model: config.json and sharded weights (the LM head is left unread).

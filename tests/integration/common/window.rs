@@ -9,6 +9,8 @@ use hidream_studio::app::{
     Editor, ModelFolders, ModelSlot, ScriptedDialogs, SeedMode, StudioApp, StudioConfig,
     StudioOptions, StudioPaths,
 };
+use hidream_studio::hub::HubClient;
+use hidream_studio::weights::HubCache;
 
 use super::fixtures;
 
@@ -62,6 +64,9 @@ pub struct Window {
     size: egui::Vec2,
     wgpu: bool,
     fixed_seed: Option<u64>,
+    cache: Option<HubCache>,
+    hub: HubClient,
+    missing_glyphs: bool,
 }
 
 impl Window {
@@ -73,7 +78,26 @@ impl Window {
             size: egui::vec2(1280.0, 800.0),
             wgpu: false,
             fixed_seed: None,
+            cache: None,
+            // Nothing listens here: a test that downloads names its own hub.
+            hub: HubClient::new("http://127.0.0.1:9", None),
+            missing_glyphs: false,
         }
+    }
+
+    /// The Hugging Face cache the window looks in and downloads into, and the hub it
+    /// downloads from.
+    pub fn hub(mut self, cache: HubCache, hub: HubClient) -> Self {
+        self.cache = Some(cache);
+        self.hub = hub;
+        self
+    }
+
+    /// Draws characters no font has as boxes instead of failing: for text a model wrote at
+    /// random (the chat fixture model's words are random tokens, bytes of UTF-8 included).
+    pub fn allow_missing_glyphs(mut self) -> Self {
+        self.missing_glyphs = true;
+        self
     }
 
     /// What the file dialogs answer.
@@ -97,6 +121,12 @@ impl Window {
 
     /// For snapshot images: rendered with wgpu at 1200×720, the seed fixed at 42 before the
     /// first frame (the default seed is random; the screens must not be).
+    /// The window's size in points.
+    pub fn size(mut self, width: f32, height: f32) -> Self {
+        self.size = egui::vec2(width, height);
+        self
+    }
+
     pub fn for_snapshots(mut self) -> Self {
         self.size = egui::vec2(1200.0, 720.0);
         self.wgpu = true;
@@ -112,19 +142,26 @@ impl Window {
             size,
             wgpu,
             fixed_seed,
+            cache,
+            hub,
+            missing_glyphs,
         } = self;
         let mut builder = Harness::builder().with_size(size);
         if wgpu {
             builder = builder.wgpu();
+        }
+        if missing_glyphs {
+            builder = builder.allow_missing_glyphs();
         }
         builder.build_eframe(move |cc| {
             let mut app = StudioApp::new(
                 cc,
                 StudioOptions {
                     paths,
-                    cache: None,
+                    cache,
                     dialogs: Box::new(dialogs),
                     bundled,
+                    hub,
                 },
             );
             if let Some(seed) = fixed_seed {

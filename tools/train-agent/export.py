@@ -1,0 +1,69 @@
+#!/usr/bin/env python3
+"""Copies a training run (train.py --out) into the bundle folder assets/models/shapes-agent:
+config.json, model.safetensors (float16), tokenizer.json, tokenizer_config.json with
+Llama-3.1's chat template, generation_config.json (greedy; stops at <|eot_id|> and <|eom_id|>)
+and studio.json with the training record and the evaluation's numbers.
+
+Usage: python tools/train-agent/export.py --run /work/agent-runs/run1 \
+           [--eval /work/agent-runs/run1/eval.json] [--out assets/models/shapes-agent]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+
+
+def write_json(path: Path, obj) -> None:
+    path.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def main() -> None:
+    import corpus
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--run", type=Path, required=True)
+    ap.add_argument("--eval", type=Path)
+    ap.add_argument("--out", type=Path, default=ROOT / "assets/models/shapes-agent")
+    args = ap.parse_args()
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(args.run / "model.safetensors", out / "model.safetensors")
+    shutil.copyfile(args.run / "tokenizer.json", out / "tokenizer.json")
+    config = json.loads((args.run / "config.json").read_text())
+    assert config["dtype"] == "float16", config["dtype"]
+    write_json(out / "config.json", config)
+    vocab = json.loads((args.run / "tokenizer.json").read_text())["added_tokens"]
+    ids = {t["content"]: t["id"] for t in vocab}
+    write_json(out / "tokenizer_config.json", {
+        "backend": "tokenizers", "bos_token": "<|begin_of_text|>", "eos_token": "<|eot_id|>",
+        "clean_up_tokenization_spaces": True, "model_max_length": 131072,
+        "tokenizer_class": "PreTrainedTokenizerFast", "chat_template": corpus.chat_template()})
+    write_json(out / "generation_config.json", {
+        "bos_token_id": ids["<|begin_of_text|>"],
+        "eos_token_id": [ids["<|eot_id|>"], ids["<|eom_id|>"]],
+        "do_sample": False, "max_new_tokens": 96})
+    training = json.loads((args.run / "training.json").read_text())
+    training["ran_on"] = "2-core shared CPU, 1 thread, nice"
+    studio = {"name": "Shapes Agent",
+              "about": "A tiny Llama-3.1-shaped chat model trained from scratch on synthetic "
+                       "Shapes-world conversations in the protocol of src/agent/protocol.json "
+                       "(tools/train-agent). Weights float16.",
+              "examples": ["draw a red circle on the left", "now make it blue",
+                           "a blue star above an orange ring, on black", "what can you draw?"],
+              "training": training}
+    if args.eval:
+        report = json.loads(args.eval.read_text())
+        studio["scores"] = {"heldout": report["heldout"], "training_sample": report["training_sample"]}
+    write_json(out / "studio.json", studio)
+    size = sum(p.stat().st_size for p in out.iterdir())
+    print(f"{out}: {size} bytes")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+#!/usr/bin/env python3
+"""Writes heldout.jsonl: requests in the held-out phrasing (phrasing.HELDOUT: its own sentence
+frames and filler words, none shared with training), each with the pictures made before it,
+an optional attached picture and the expected first action.
+
+Usage: python tools/train-agent/heldout.py [--n 160] [--seed 2020]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+from pathlib import Path
+
+import conversations as C
+import phrasing as P
+
+HERE = Path(__file__).resolve().parent
+
+
+def request(rng: random.Random, kind: str, i: int) -> dict:
+    conv = C.Conversation(rng, P.HELDOUT)
+    images = [C.random_spec(rng) for _ in range(rng.choice([0, 1, 1, 2, 3]))]
+    if kind in ("edit", "describe") and not images and rng.random() < 0.6:
+        images = [C.random_spec(rng)]
+    conv.images = [(f"#{k + 1}", s) for k, s in enumerate(images)]
+    attached = None
+    if kind == "generate":
+        if rng.random() < 0.15:
+            text, jobs = conv.generate_request()
+            g, (job,) = text, jobs
+            if rng.random() < 0.5:
+                e, _, _ = conv.edit_phrase(job[1])
+                text = rng.choice(P.HELDOUT.plan).format(g=g, e=e)
+            else:
+                h, _ = conv.generate_request()
+                text = rng.choice(P.HELDOUT.plan_two).format(g=g, h=h)
+        else:
+            text, jobs = conv.generate_request()
+        expect = {"action": "generate", "prompt": jobs[0][1].caption()}
+    elif kind == "edit":
+        if not conv.images or rng.random() < 0.25:
+            spec = C.random_spec(rng)
+            name = conv.next_name()
+            attached = spec.caption()
+            text, jobs = conv.edit_request(name, spec, explicit=rng.random() < 0.2)
+        elif rng.random() < 0.3:
+            name, spec = rng.choice(conv.images)
+            text, jobs = conv.edit_request(name, spec, explicit=True)
+        else:
+            name, spec = conv.images[-1]
+            text, jobs = conv.edit_request(name, spec, explicit=False)
+        _, image, instruction, _ = jobs[0]
+        expect = {"action": "edit", "image": image, "instruction": instruction}
+    else:
+        if not conv.images and rng.random() < 0.3:  # an edit with no picture anywhere
+            text, _, _ = conv.edit_phrase(C.random_spec(rng))
+        else:
+            text, _ = conv.chat_request()
+        expect = {"action": "chat"}
+    text = conv.noise(text)
+    line = {"id": f"h{i:03d}", "images": [{"name": n, "prompt": s.caption()} for n, s in conv.images],
+            "message": text, "expect": expect}
+    if attached is not None:
+        line["attached"] = attached
+    return line
+
+
+def user_message(line: dict) -> str:
+    """The request as the user message: with the attachment line when a picture is attached."""
+    if "attached" in line:
+        name = f"#{len(line['images']) + 1}"
+        return f"[image {name} attached: {line['attached']}]\n{line['message']}"
+    return line["message"]
+
+
+def messages(line: dict) -> list[dict]:
+    """The conversation the model answers: system, the pictures so far, the request."""
+    return C.with_system(C.history_messages(line["images"]) +
+                         [{"role": "user", "content": user_message(line)}])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=160)
+    ap.add_argument("--seed", type=int, default=2020)
+    ap.add_argument("--out", type=Path, default=HERE / "heldout.jsonl")
+    args = ap.parse_args()
+    rng = random.Random(args.seed)
+    n_gen, n_edit = round(0.45 * args.n), round(0.40 * args.n)
+    kinds = ["generate"] * n_gen + ["edit"] * n_edit + ["chat"] * (args.n - n_gen - n_edit)
+    rng.shuffle(kinds)
+    lines, seen = [], set()
+    for kind in kinds:
+        while True:  # no message twice
+            line = request(rng, kind, len(lines))
+            if line["message"] not in seen:
+                break
+        seen.add(line["message"])
+        lines.append(line)
+    with args.out.open("w", encoding="utf-8") as f:
+        for line in lines:
+            f.write(json.dumps(line, ensure_ascii=False) + "\n")
+    counts = {k: sum(1 for x in lines if x["expect"]["action"] == k) for k in ("generate", "edit", "chat")}
+    print(f"{len(lines)} held-out requests: {counts}")
+
+
+if __name__ == "__main__":
+    main()
