@@ -16,6 +16,7 @@ mod chat_items;
 mod chat_panel;
 mod class_model;
 mod class_panel;
+mod compare_view;
 mod config;
 mod dialogs;
 mod downloads;
@@ -23,6 +24,10 @@ mod edit_panel;
 mod editor;
 mod export;
 mod first_run;
+mod gallery_filter;
+mod gallery_handle;
+mod gallery_select;
+mod gallery_view;
 mod generate_panel;
 mod handle;
 mod history_panel;
@@ -70,6 +75,7 @@ pub use start_image::{StartImage, StartPanel};
 
 use class_model::ClassModelCache;
 use first_run::FirstRunView;
+use gallery_view::GalleryView;
 use history_panel::{HistoryPanel, unreadable_note};
 use layout::{CONTROLS_RANGE, HISTORY_RANGE, SteadyPanel};
 use model_bar::ModelBar;
@@ -144,6 +150,8 @@ pub struct StudioApp {
     mode: Mode,
     edit_view: EditView,
     show_models: bool,
+    /// The gallery (shown instead of the studio while open) and its pending delete.
+    gallery: GalleryView,
     generate: GeneratePanel,
     edit: EditPanel,
     class: ClassPanel,
@@ -248,6 +256,7 @@ impl StudioApp {
             mode: Mode::Generate,
             edit_view: EditView::Source,
             show_models: false,
+            gallery: GalleryView::default(),
             generate: GeneratePanel::default(),
             edit: EditPanel::default(),
             class: ClassPanel::default(),
@@ -386,6 +395,7 @@ impl eframe::App for StudioApp {
         self.show_model_defaults();
         self.dropped_files(ctx);
         self.shortcuts(ctx);
+        self.gallery_tick(ctx);
     }
 
     fn ui(&mut self, ui: &mut Ui, _frame: &mut eframe::Frame) {

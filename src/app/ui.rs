@@ -40,6 +40,10 @@ impl StudioApp {
             return false;
         }
 
+        if self.gallery.open {
+            egui::CentralPanel::default().show(ui, |ui| self.gallery_ui(ui));
+            return false;
+        }
         let (action, history_width) = self.history_side.show(ui, |ui| {
             self.history_panel.ui(ui, &self.entries, self.selected)
         });
@@ -104,6 +108,9 @@ impl StudioApp {
             ui.separator();
             if ui.selectable_label(self.show_models, "Models").clicked() {
                 self.show_models = !self.show_models;
+            }
+            if ui.selectable_label(self.gallery.open, "Gallery").clicked() {
+                self.toggle_gallery();
             }
             ui.separator();
             self.model_line_ui(ui);

@@ -167,6 +167,7 @@ pub struct HistoryListing {
 
 /// The database and the folders it points into.
 pub struct History {
+    /// Also the favourites' table (`favourites.rs`).
     pub(super) db: Connection,
     /// The database's `user_version`.
     schema: i64,

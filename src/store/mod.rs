@@ -2,6 +2,7 @@
 
 mod atomic_file;
 mod conversations;
+mod favourites;
 mod history;
 mod png_metadata;
 

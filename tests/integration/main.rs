@@ -54,6 +54,7 @@ mod vae_tiled;
 mod weights_errors;
 mod window_chat;
 mod window_download;
+mod window_gallery;
 mod window_gguf;
 mod window_hidit;
 mod window_img2img;
