@@ -61,12 +61,10 @@ impl StudioApp {
         // edit controls' (it names the picture and writes the instruction). Whether either is
         // needed is only known once the plan asks.
         // A start image chosen for the generate panel is not the agent's: it draws from text.
-        let generate = self
-            .generate_settings()
-            .map(|settings| GenerateSettings {
-                init: None,
-                ..settings
-            });
+        let generate = self.generate_settings().map(|settings| GenerateSettings {
+            init: None,
+            ..settings
+        });
         let seed = self.generate.take_seed();
         let edit = self.edit_settings_for(PathBuf::new(), String::new(), seed);
         let editor_prompt = match self.edit.editor {
