@@ -61,8 +61,9 @@ impl FirstRunView {
         ui.add_space(12.0);
         ui.label(
             "To use HiDream-I1, download a snapshot (HiDream-ai/HiDream-I1-Full, -Dev or -Fast) \
-             and meta-llama/Llama-3.1-8B-Instruct, for example with `hf download`; then choose \
-             their folders here. `hidream-studio info FOLDER` checks a download.",
+             and meta-llama/Llama-3.1-8B-Instruct: Models has a Download button for each, and \
+             `hidream-studio download REPO` does the same on the command line. Folders you \
+             already have can be chosen there too; `hidream-studio info FOLDER` checks one.",
         );
         ui.add_space(8.0);
         if ui.button("Choose model folders…").clicked() {

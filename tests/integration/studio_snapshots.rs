@@ -38,6 +38,19 @@ fn first_run_screen() {
     harness.snapshot("first_run");
 }
 
+/// What a fresh install shows: the bundled Shapes models fill every slot.
+#[test]
+fn first_launch_with_the_bundled_models() {
+    let root = tempfile::tempdir().unwrap();
+    let mut harness = Window::new(&paths(root.path()))
+        .bundled_models()
+        .for_snapshots()
+        .build();
+    harness.run_ok();
+    harness.get_by_label("Model: Shapes I1-Full (bundled)");
+    harness.snapshot("first_launch_bundled");
+}
+
 #[test]
 fn models_screen() {
     let root = tempfile::tempdir().unwrap();
