@@ -112,13 +112,42 @@ def batches(groups: dict, batch: int, pad: int, rng: random.Random):
         yield torch.tensor([prefix]), ids, attn, labels
 
 
+# Words the assistant copies from the conversation into a call (what to draw, where, which
+# picture): weighted up by --content-weight, since they are a few tokens among many that only
+# repeat the call's JSON and are learnt first.
+CONTENT_WORDS = {"red", "green", "blue", "yellow", "purple", "orange", "circle", "square",
+                 "triangle", "star", "ring", "left", "right", "top", "bottom", "centre",
+                 "above", "below", "white", "black", "make", "remove", "add", "move",
+                 "generate_image", "edit_image", "#", "1", "2", "3", "4", "5", "6"}
+CONTENT_IDS: torch.Tensor | None = None
+CONTENT_WEIGHT = 1.0
+
+
+def content_ids(tok) -> torch.Tensor:
+    """A vocabulary-long mask of the tokens that spell one of CONTENT_WORDS."""
+    mask = torch.zeros(len(tok), dtype=torch.bool)
+    for i in range(len(tok)):
+        word = tok.decode([i]).strip().strip('"#').lower()
+        mask[i] = word in CONTENT_WORDS or tok.decode([i]).strip() in CONTENT_WORDS
+    return mask
+
+
 def loss_on(model, prefix, ids, attn, labels):
     """The shared prefix runs once (batch 1) and its keys/values are repeated for the batch:
     the tools block is most of every sequence, so this saves most of the compute."""
     cache = model(input_ids=prefix, use_cache=True).past_key_values
     cache.batch_repeat_interleave(ids.shape[0])
-    return model(input_ids=ids, attention_mask=attn, past_key_values=cache, labels=labels,
-                 use_cache=False).loss
+    if CONTENT_IDS is None or CONTENT_WEIGHT == 1.0:
+        return model(input_ids=ids, attention_mask=attn, past_key_values=cache, labels=labels,
+                     use_cache=False).loss
+    logits = model(input_ids=ids, attention_mask=attn, past_key_values=cache,
+                   use_cache=False).logits[:, :-1].float()
+    target = labels[:, 1:]
+    valid = target != -100
+    ce = torch.nn.functional.cross_entropy(logits.transpose(1, 2), target.clamp(min=0),
+                                           reduction="none")
+    weight = torch.where(CONTENT_IDS[target.clamp(min=0)], CONTENT_WEIGHT, 1.0) * valid
+    return (ce * weight).sum() / weight.sum()
 
 
 def check_prefix_loss(model, prefix, ids, attn, labels) -> None:
@@ -143,6 +172,8 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--seed", type=int, default=20)
     ap.add_argument("--measure", type=int, default=0, help="time this many steps and stop")
+    ap.add_argument("--content-weight", type=float, default=1.0,
+                    help="loss weight of the copied words (CONTENT_WORDS) in assistant turns")
     ap.add_argument("--init", type=Path, help="continue from this run's model and tokenizer")
     args = ap.parse_args()
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
@@ -189,6 +220,9 @@ def main() -> None:
 
     stream = batches(groups, args.batch, eot, random.Random(args.seed))
     check_prefix_loss(model, *next(stream))
+    global CONTENT_IDS, CONTENT_WEIGHT
+    CONTENT_IDS, CONTENT_WEIGHT = content_ids(tok), args.content_weight
+    print(f"content tokens: {int(CONTENT_IDS.sum())}, weight {CONTENT_WEIGHT}", flush=True)
     model.train()
     start, losses = time.time(), []
     steps = args.measure or args.steps
