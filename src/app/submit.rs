@@ -145,17 +145,29 @@ impl StudioApp {
             .as_ref()
             .and(self.start.start.as_ref())
             .and_then(|s| s.entry);
-        let requests = batch_seeds(settings.seed, self.generate.batch)
-            .map(|seed| {
-                Job::Generate(GenerateJob {
-                    settings: GenerateSettings {
-                        seed,
-                        ..settings.clone()
-                    },
-                    noise: None,
-                })
+        let (seed, count) = (settings.seed, self.generate.batch);
+        self.queue_batch(title, parent, seed, count, |seed| {
+            Job::Generate(GenerateJob {
+                settings: GenerateSettings {
+                    seed,
+                    ..settings.clone()
+                },
+                noise: None,
             })
-            .collect();
+        });
+    }
+
+    /// Queues a batch of `count` jobs `make` builds for seeds `seed`, `seed + 1`, ... and
+    /// starts it when the engine is free.
+    fn queue_batch(
+        &mut self,
+        title: String,
+        parent: Option<i64>,
+        seed: u64,
+        count: u32,
+        make: impl Fn(u64) -> Job,
+    ) {
+        let requests = batch_seeds(seed, count).map(make).collect();
         self.queue.push(title, parent, false, requests);
         self.start_next_job();
     }
@@ -217,19 +229,16 @@ impl StudioApp {
         };
         let parent = self.edit_source.as_ref().and_then(|s| s.entry);
         let title = format!("Edit: {}", short(&settings.instruction));
-        let requests = batch_seeds(settings.seed, self.edit.batch)
-            .map(|seed| {
-                Job::Edit(EditJob {
-                    settings: EditSettings {
-                        seed,
-                        ..settings.clone()
-                    },
-                    noise: None,
-                })
+        let (seed, count) = (settings.seed, self.edit.batch);
+        self.queue_batch(title, parent, seed, count, |seed| {
+            Job::Edit(EditJob {
+                settings: EditSettings {
+                    seed,
+                    ..settings.clone()
+                },
+                noise: None,
             })
-            .collect();
-        self.queue.push(title, parent, false, requests);
-        self.start_next_job();
+        });
     }
 
     /// The edit settings the controls describe, on the chosen editor, validated. Writes the
