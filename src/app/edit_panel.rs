@@ -52,16 +52,29 @@ impl EditPanel {
         (self.guidance, self.image_guidance) = editor.default_guidance();
     }
 
-    /// Reads the example instructions of the editor folder in use when it changes.
+    /// When the editor folder in use changes: reads its example instructions, and shows its
+    /// own guidance values (a bundled model's manifest) or else the editor's built-in ones.
     pub(crate) fn note_model(&mut self, folder: Option<PathBuf>) {
         if self.examples_for == folder {
             return;
         }
-        self.examples = folder
+        let manifest = folder
             .as_deref()
-            .and_then(|f| StudioManifest::read(f).ok().flatten())
-            .map_or_else(Vec::new, |m| m.examples);
+            .and_then(|f| StudioManifest::read(f).ok().flatten());
+        (self.guidance, self.image_guidance) = self.editor.default_guidance();
+        if let Some(defaults) = manifest.as_ref().and_then(|m| m.defaults) {
+            self.guidance = defaults.guidance;
+            self.image_guidance = defaults.image_guidance.unwrap_or(self.image_guidance);
+        }
+        self.examples = manifest.map_or_else(Vec::new, |m| m.examples);
         self.examples_for = folder;
+    }
+
+    /// Like [`Self::note_model`], but the values on the controls (a record's) stay.
+    pub(crate) fn note_model_keeping_values(&mut self, folder: Option<PathBuf>) {
+        let values = (self.guidance, self.image_guidance);
+        self.note_model(folder);
+        (self.guidance, self.image_guidance) = values;
     }
 
     pub(crate) fn apply_record(&mut self, record: &EditRecord) {
@@ -129,5 +142,44 @@ impl EditPanel {
             action = Some(Action::Edit);
         }
         action
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn folder_with_manifest(defaults: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = format!(
+            r#"{{"name": "Test editor", "base_resolution": 64, "max_sequence_length": 24,
+                "defaults": {defaults}, "examples": ["make the red circle blue"]}}"#
+        );
+        std::fs::write(dir.path().join(StudioManifest::FILE), manifest).unwrap();
+        dir
+    }
+
+    #[test]
+    fn an_editor_folder_shows_its_own_guidance_and_a_record_keeps_its_values() {
+        let own = folder_with_manifest(
+            r#"{"steps": 20, "guidance": 4.5, "shift": 3.0, "image_guidance": 2.5}"#,
+        );
+        let mut panel = EditPanel::default();
+        panel.note_model(Some(own.path().to_path_buf()));
+        assert_eq!((panel.guidance, panel.image_guidance), (4.5, 2.5));
+        assert_eq!(panel.examples, ["make the red circle blue"]);
+
+        // A folder without a manifest (a real snapshot) goes back to the built-in values.
+        let real = tempfile::tempdir().unwrap();
+        panel.note_model(Some(real.path().to_path_buf()));
+        assert_eq!(
+            (panel.guidance, panel.image_guidance),
+            Editor::E1_1.default_guidance()
+        );
+
+        // A record's values stay when its editor folder is noted.
+        (panel.guidance, panel.image_guidance) = (7.0, 6.0);
+        panel.note_model_keeping_values(Some(own.path().to_path_buf()));
+        assert_eq!((panel.guidance, panel.image_guidance), (7.0, 6.0));
     }
 }

@@ -179,6 +179,9 @@ impl StudioApp {
             }
             StoredRecord::Edit(r) => {
                 self.edit.apply_record(r);
+                // The record's values stand; the editor's defaults must not replace them.
+                let folder = self.model_for(ModelSlot::Editor(self.edit.editor));
+                self.edit.note_model_keeping_values(folder);
                 self.generate.seed = r.settings.seed;
                 self.generate.seed_mode = SeedMode::Fixed;
                 let source = r.settings.image.clone();
