@@ -35,7 +35,9 @@ pub use generate::{
     StopReason, generate,
 };
 pub use json::Json;
-pub use planner::{EditorPrompt, Job, edit_prompt, planned_picture, target_description};
+pub use planner::{
+    EditorPrompt, Job, edit_description, edit_prompt, planned_picture, target_description,
+};
 pub use protocol::{
     EDIT_TOOL, GENERATE_TOOL, Protocol, attached_line, edited_result, error_result,
     generated_result,

@@ -34,16 +34,30 @@ pub enum EditorPrompt {
     InstructionAndTarget,
 }
 
+/// The target description an editor of kind `editor` is given with `instruction` (the edit
+/// settings' `description`, from which the settings build E1-Full's two-part prompt): only
+/// E1-Full takes one, and only when the source's prompt is known.
+pub fn edit_description(
+    editor: EditorPrompt,
+    source: Option<&Picture>,
+    instruction: &str,
+) -> Option<String> {
+    match editor {
+        EditorPrompt::Plain => None,
+        EditorPrompt::InstructionAndTarget => source
+            .and_then(|s| s.prompt.as_deref())
+            .map(|prompt| target_description(prompt, instruction)),
+    }
+}
+
 /// The text an editor of kind `editor` gets for turning `source` by `instruction`.
 pub fn edit_prompt(editor: EditorPrompt, source: Option<&Picture>, instruction: &str) -> String {
     match editor {
         EditorPrompt::Plain => instruction.trim().to_owned(),
-        EditorPrompt::InstructionAndTarget => {
-            let description = source
-                .and_then(|s| s.prompt.as_deref())
-                .map(|prompt| target_description(prompt, instruction));
-            crate::settings::edit::e1_full_prompt(instruction, description.as_deref())
-        }
+        EditorPrompt::InstructionAndTarget => crate::settings::edit::e1_full_prompt(
+            instruction,
+            edit_description(editor, source, instruction).as_deref(),
+        ),
     }
 }
 

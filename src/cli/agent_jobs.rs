@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use hidream_studio::agent::target_description;
+use hidream_studio::agent::edit_description;
 use hidream_studio::agent::{Conversation, EditorPrompt, Job, JobRunner, Picture, planned_picture};
 use hidream_studio::engine::Engine;
 use hidream_studio::pipelines::edit::{EditModelChoice, EditSettings};
@@ -143,12 +143,8 @@ impl EngineRunner {
                 );
                 let mut settings =
                     EditSettings::new(models, path, instruction.clone(), &self.editor.values, seed);
-                if self.editor.prompt == EditorPrompt::InstructionAndTarget {
-                    settings.description = source
-                        .prompt
-                        .as_deref()
-                        .map(|p| target_description(p, instruction));
-                }
+                settings.description =
+                    edit_description(self.editor.prompt, Some(source), instruction);
                 let id = self.engine.submit(
                     EditJob {
                         settings,

@@ -180,16 +180,19 @@ impl PictureMaker<'_, '_> {
 
     /// `source` changed by `instruction` with the editing model in use; `parent` is the
     /// source's history entry, kept as the edit's parent like Edit this does.
+    /// `description` is the target description E1-Full is given (see `agent::edit_description`).
     pub(crate) fn edit(
         &mut self,
         source: &Path,
         parent: Option<i64>,
         instruction: &str,
+        description: Option<String>,
     ) -> Result<Made, JobError> {
         let template = self.job.edit.as_ref().map_err(|why| failed(why.clone()))?;
         let settings = EditSettings {
             image: source.to_path_buf(),
             instruction: instruction.to_owned(),
+            description,
             seed: self.next_seed(template.seed),
             ..template.clone()
         };

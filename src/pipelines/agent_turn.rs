@@ -3,7 +3,7 @@
 //! [`AgentUpdate`]s.
 
 use crate::agent::{AgentEvent, Attachment, Conversation, Job as PlannedJob, JobRunner, Picture};
-use crate::agent::{EditorPrompt, edit_prompt, planned_picture};
+use crate::agent::{EditorPrompt, edit_description, planned_picture};
 use crate::engine::{JobContext, JobError};
 
 use super::agent_job::{AgentJob, AgentModels, AgentUpdate, PictureMaker, TurnEnd};
@@ -85,8 +85,9 @@ impl JobRunner for EngineRunner<'_, '_> {
                 let Some(path) = &source.path else {
                     return Err(format!("Picture {image} has no file to edit."));
                 };
-                let text = edit_prompt(self.editor, Some(source), instruction);
-                self.maker.edit(path, source.history_id, &text)
+                let description = edit_description(self.editor, Some(source), instruction);
+                self.maker
+                    .edit(path, source.history_id, instruction.trim(), description)
             }
         };
         // Without a final stop: the coordinator writes the error into a sentence.
