@@ -87,6 +87,20 @@ class Conversation:
     frames: P.Frames
     images: list = field(default_factory=list)  # [(name, Spec | None)]
     messages: list = field(default_factory=list)
+    # The share of requests phrased with phrasing.AUGMENT instead of `frames` (training only).
+    augment: float = 0.0
+
+    def pick(self, kind: str) -> str:
+        """A frame (or filler) of one kind; made-up words fill its {pv} slots. With augment 0
+        the random draws are those of `rng.choice(frames.<kind>)` alone (heldout.jsonl)."""
+        rng = self.rng
+        frames = self.frames
+        if self.augment and rng.random() < self.augment:
+            frames = P.AUGMENT
+        frame = rng.choice(getattr(frames, kind))
+        while "{pv}" in frame:
+            frame = frame.replace("{pv}", P.pseudo_word(rng), 1)
+        return frame
 
     def next_name(self) -> str:
         return f"#{len(self.images) + 1}"
@@ -94,9 +108,9 @@ class Conversation:
     def noise(self, text: str) -> str:
         rng = self.rng
         if rng.random() < 0.2:
-            text = rng.choice(self.frames.prefixes) + text
+            text = self.pick("prefixes") + text
         if rng.random() < 0.2:
-            text = text + rng.choice(self.frames.suffixes)
+            text = text + self.pick("suffixes")
         if rng.random() < 0.15:
             text = text[0].upper() + text[1:]
         return text
@@ -104,12 +118,12 @@ class Conversation:
     # --- requests ---------------------------------------------------------------------
     def generate_request(self) -> tuple[str, list]:
         spec = random_spec(self.rng)
-        frame = self.rng.choice(self.frames.generate)
+        frame = self.pick("generate")
         return frame.format(d=describe_user(self.rng, spec)), [("generate", spec)]
 
     def edit_phrase(self, spec: W.Spec) -> tuple[str, str, W.Spec | None]:
         """(user phrase, editor instruction, the picture afterwards or None if not a caption)."""
-        rng, f = self.rng, self.frames
+        rng = self.rng
         kinds = ["recolour", "move", "add", "background"] if spec.place else \
                 ["recolour", "remove", "background"]
         kind = rng.choice(kinds)
@@ -118,13 +132,13 @@ class Conversation:
         o = object_ref(rng, spec, index)
         if kind == "recolour":
             new = rng.choice([x for x in W.COLOURS if x != c])
-            text = rng.choice(f.recolour).format(o=o, new=new)
+            text = self.pick("recolour").format(o=o, new=new)
             return text, W.recolour(c, s, new), W.after_recolour(spec, index, new)
         if kind == "remove":
-            return rng.choice(f.remove).format(o=o), W.remove(c, s), None
+            return self.pick("remove").format(o=o), W.remove(c, s), None
         if kind == "move":
             place = rng.choice([p for p in W.PLACES if p != spec.place])
-            text = rng.choice(f.move).format(o=o, to=rng.choice(P.PLACE_TO[place]),
+            text = self.pick("move").format(o=o, to=rng.choice(P.PLACE_TO[place]),
                                              at=rng.choice(P.PLACE_AT[place]))
             return text, W.move(c, s, place), W.after_move(spec, place)
         if kind == "add":
@@ -132,28 +146,29 @@ class Conversation:
             c1 = rng.choice([x for x in W.COLOURS if x != c])
             s1 = rng.choice(W.SHAPES)
             x = f"{W.article(c1)} {c1} {s1} {rng.choice(P.PLACE_AT[place])}"
-            return rng.choice(f.add).format(x=x), W.add(c1, s1, place), None
+            return self.pick("add").format(x=x), W.add(c1, s1, place), None
         new = "black" if spec.background == "white" else "white"
-        return rng.choice(f.background).format(bg=new), W.background(new), W.after_background(spec, new)
+        return self.pick("background").format(bg=new), W.background(new), W.after_background(spec, new)
 
     def edit_request(self, name: str, spec: W.Spec, explicit: bool) -> tuple[str, list]:
         text, instruction, after = self.edit_phrase(spec)
         if explicit:
-            text = self.rng.choice(self.frames.explicit).format(e=text, n=name)
+            text = self.pick("explicit").format(e=text, n=name)
         return text, [("edit", name, instruction, after)]
 
     def chat_request(self) -> tuple[str, str]:
-        rng, f = self.rng, self.frames
+        rng = self.rng
         known = [(n, s) for n, s in self.images if s is not None]
-        options = [(f.greet, GREETING), (f.capabilities, CAPABILITIES), (f.colours, COLOURS),
-                   (f.shapes, SHAPES)]
+        options = [("greet", GREETING, None), ("capabilities", CAPABILITIES, None),
+                   ("colours", COLOURS, None), ("shapes", SHAPES, None)]
         if self.images:
-            options.append((f.thanks, THANKS))
+            options.append(("thanks", THANKS, None))
         if known:
             n, s = rng.choice(known)
-            options.append(([x.replace("{n}", n) for x in f.describe], f"{n} shows {s.caption()}."))
-        frames, reply = rng.choice(options)
-        return rng.choice(frames), reply
+            options.append(("describe", f"{n} shows {s.caption()}.", n))
+        kind, reply, name = rng.choice(options)
+        text = self.pick(kind)
+        return (text.replace("{n}", name) if name else text), reply
 
     # --- the assistant's side -----------------------------------------------------------
     def run_jobs(self, jobs: list, fail: bool) -> list:
@@ -222,11 +237,11 @@ class Conversation:
             g, (job,) = self.generate_request()
             if rng.random() < 0.7:
                 e, instruction, after = self.edit_phrase(job[1])
-                text = rng.choice(self.frames.plan).format(g=g, e=e)
+                text = self.pick("plan").format(g=g, e=e)
                 jobs = [job, ("edit", None, instruction, after)]
             else:
                 h, (job2,) = self.generate_request()
-                text = rng.choice(self.frames.plan_two).format(g=g, h=h)
+                text = self.pick("plan_two").format(g=g, h=h)
                 jobs = [job, job2]
         elif kind == "edit":
             text, jobs = self.edit_request(last[0], last[1], explicit=rng.random() < 0.15)
@@ -241,7 +256,7 @@ class Conversation:
             if rng.random() < 0.85:
                 text, jobs = self.edit_request(name, spec, explicit=rng.random() < 0.2)
             else:
-                text = rng.choice(self.frames.describe).replace("{n}", name)
+                text = self.pick("describe").replace("{n}", name)
                 jobs = f"{name} shows {spec.caption()}."
         elif kind == "no-picture":
             text, _, _ = self.edit_phrase(random_spec(rng))

@@ -34,10 +34,12 @@ def random_date(rng: random.Random) -> str:
     return day.strftime("%d %b %Y")
 
 
-def conversation(rng: random.Random, banned: set[str], said: list[str]) -> list[dict] | None:
+def conversation(rng: random.Random, banned: set[str], said: list[str],
+                 augment: float = 0.0) -> list[dict] | None:
     """One to four exchanges; None when a user message is a held-out one (never trained on).
-    The user's requests are appended to `said`."""
-    conv = C.Conversation(rng, P.TRAIN)
+    The user's requests are appended to `said`; `augment` is the share phrased with
+    phrasing.AUGMENT."""
+    conv = C.Conversation(rng, P.TRAIN, augment=augment)
     for _ in range(rng.choice([1, 1, 2, 2, 3, 4])):
         text, _ = conv.turn()
         if text in banned:
@@ -51,8 +53,8 @@ def render(tok, messages: list[dict], date: str, add_generation_prompt: bool = F
                                    add_generation_prompt=add_generation_prompt, date_string=date)
 
 
-def rendered_corpus(tok, n: int, seed: int, n_dates: int,
-                    said: list[str] | None = None) -> tuple[list[tuple[str, str]], int]:
+def rendered_corpus(tok, n: int, seed: int, n_dates: int, said: list[str] | None = None,
+                    augment: float = 0.0) -> tuple[list[tuple[str, str]], int]:
     """n (date, rendered conversation) pairs, the dates drawn from a pool of n_dates, and how
     many sampled conversations were dropped as held-out. With tok None nothing is rendered
     (the requests alone, collected in `said`, for checks)."""
@@ -62,7 +64,7 @@ def rendered_corpus(tok, n: int, seed: int, n_dates: int,
     said = [] if said is None else said
     texts, dropped = [], 0
     while len(texts) < n:
-        messages = conversation(rng, banned, said)
+        messages = conversation(rng, banned, said, augment)
         if messages is None:
             dropped += 1
             continue

@@ -11,6 +11,7 @@ and {e} (the edit phrase) in the wrappers that name a picture (#N).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 # --- shared slot phrasings ------------------------------------------------------------------
@@ -142,3 +143,138 @@ HELDOUT = Frames(
     prefixes=("kindly ", "alright then, ", "hmm, ", "um ", "oh, also "),
     suffixes=(" if you can", " cheers", " ta", " when you get a chance", ", much obliged"),
 )
+
+
+# --- training-only breadth ----------------------------------------------------------------
+# A model trained from scratch knows only the words it was trained on, and held-out requests
+# use verbs it never saw ("whip up", "relocate"). So that it decides from a request's structure
+# (a whole description -> a new picture; an earlier picture's object with a colour, a place or
+# nothing -> an edit of it) rather than from its verb, part of the training requests are
+# composed from the wider word lists below and from made-up words ({pv}: pseudo_word). None of
+# these words is one that only the held-out phrasing uses (test_phrasing.py checks it).
+_GEN_VERBS = ("construct", "craft", "compose", "doodle", "form", "depict", "portray", "visualise",
+              "visualize", "imagine", "build", "output", "fashion", "conjure", "cook up",
+              "come up with", "bring", "send", "fetch", "get", "find", "print",
+              "shape", "lay out", "set up", "mock up", "knock out", "whack out", "spin up",
+              "put out", "try", "attempt", "work up", "pull up", "{pv}",
+              "{pv}", "{pv}", "{pv}")
+_GEN_WRAPS = ("{v} {d}", "{v} {d}", "please {v} {d}", "can you {v} {d}?", "{v} me {d}",
+              "i want you to {v} {d}", "you should {v} {d}", "now {v} {d}", "{v} {d} for me",
+              "proceed to {v} {d}", "just {v} {d}", "try to {v} {d}", "{v} a picture of {d}",
+              "{v} an image of {d}", "we need {d}", "my request: {d}", "request: {d}",
+              "okay {d}", "{d} is what i want", "{d}, that's all" .replace("that's", "that is"),
+              "a new one with {d}", "new image, {d}", "{pv} {d}", "{pv} {pv} {d}",
+              "{d} {pv}", "{pv}: {d}")
+_RECOLOUR_VERBS = ("tint", "dye", "shade", "convert", "alter", "modify", "adjust", "tweak", "set",
+                   "fill", "redo", "recolor", "color", "transform", "repaint", "{pv}", "{pv}")
+_RECOLOUR_WRAPS = ("{v} {o} {new}", "{v} {o} to {new}", "{v} {o} into {new}", "{v} {o} in {new}",
+                   "can you {v} {o} {new}?", "please {v} {o} {new}", "{o} {new}", "{o} needs to be {new}",
+                   "{o} must be {new}", "{o} ought to be {new}", "want {o} {new}", "{o} as {new}",
+                   "{new} for {o}", "{v} the colour of {o} {new}", "{v} the color of {o} to {new}",
+                   "{o} in {new} instead", "{o}: {new}", "{pv} {o} {new}", "{o} {pv} {new}",
+                   "{pv} {pv} {o} {new}")
+_REMOVE_VERBS = ("eliminate", "wipe", "wipe out", "cut", "zap", "ditch", "nix", "axe", "strip out",
+                 "hide", "pull out", "discard", "dump", "toss", "bin", "omit", "leave out",
+                 "clean out", "kill", "junk", "trash", "{pv}", "{pv}", "{pv}")
+_REMOVE_WRAPS = ("{v} {o}", "{v} {o}", "please {v} {o}", "can you {v} {o}?", "{v} {o} now",
+                 "{o} has to vanish", "no more {o}", "no {o}", "{o} is not needed", "{o} must disappear",
+                 "{v} {o} from it", "{v} {o} from the picture", "{pv} {o}", "{pv} {pv} {o}",
+                 "{o} {pv}")
+_ADD_VERBS = ("insert", "attach", "append", "bring in", "slip in", "pop in", "squeeze in",
+              "tack on", "{pv}", "{pv}")
+_ADD_WRAPS = ("{v} {x} too", "{v} {x} as well", "{v} {x} also", "also {v} {x}", "{v} {x} to it",
+              "{v} {x} in it", "{v} {x} into the picture", "{v} {x}", "{x} too", "{x} as well",
+              "also {x}", "{x} also", "with {x} too", "{pv} {x} too", "{pv} {x} as well",
+              "{pv} {x} in it", "put {x} next to it", "{x} beside it", "{x} in addition")
+_MOVE_VERBS = ("push", "nudge", "transfer", "carry", "bring", "reposition", "send", "shove",
+               "pull", "haul", "set", "{pv}", "{pv}")
+_MOVE_WRAPS = ("{v} {o} {to}", "{v} {o} {to}", "please {v} {o} {to}", "can you {v} {o} {to}?",
+               "{o} {to}", "{o} goes {to}", "{o} belongs {at}", "{o} should sit {at}",
+               "{o} {at} please", "want {o} {at}", "{pv} {o} {to}",
+               "{o} {pv} {to}", "{pv} {o} {at}")
+_BACKGROUND_WRAPS = ("{v} the background {bg}", "{v} the background to {bg}", "background {bg}",
+                     "background: {bg}", "{bg} bg", "{bg} behind it", "with {bg} behind",
+                     "{bg} behind the shapes", "the background should be {bg}",
+                     "a {bg} background instead", "{bg} background now", "{pv} the background {bg}",
+                     "{pv} {bg} background", "background to {bg}")
+_BACKGROUND_VERBS = ("tint", "turn", "convert", "alter", "modify", "set", "fill", "paint", "{pv}")
+
+
+def _compose(wraps: tuple[str, ...], verbs: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(sorted({w.replace("{v}", v) for w in wraps for v in verbs}))
+
+
+AUGMENT = Frames(
+    generate=_compose(_GEN_WRAPS, _GEN_VERBS),
+    plan=("{g}; {e}", "{g}, and {e}", "{g}, afterwards {e}", "{g} and after finishing {e}",
+          "{g} -> {e}", "{g}. next: {e}", "{g}, after which {e}", "{g}. afterwards, {e}",
+          "{g} and right after that {e}", "{g}, {pv} {e}"),
+    plan_two=("{g}; {h}", "{g}, also {h}", "{g}. another: {h}", "{g} and additionally {h}",
+              "{g}, {pv} {h}", "two pictures: {g}, {h}"),
+    recolour=_compose(_RECOLOUR_WRAPS, _RECOLOUR_VERBS),
+    remove=_compose(_REMOVE_WRAPS, _REMOVE_VERBS),
+    add=_compose(_ADD_WRAPS, _ADD_VERBS),
+    move=_compose(_MOVE_WRAPS, _MOVE_VERBS),
+    background=_compose(_BACKGROUND_WRAPS, _BACKGROUND_VERBS),
+    explicit=("{e} for {n}", "{n} - {e}", "{e}, {n}", "{e} ({n})", "with {n}, {e}", "{e} [{n}]",
+              "take {n} and {e}", "using {n}, {e}", "{n} -> {e}", "{e} to {n}", "{pv} {n}: {e}"),
+    greet=("hullo", "good afternoon", "morning", "sup", "hey you", "hello hello", "hi again",
+           "hey!", "hi :)", "heya", "hello there", "{pv}!", "hi {pv}"),
+    capabilities=("what kinds of pictures can you make?", "what are you capable of?",
+                  "who are you?", "what is this?", "what can i ask for?", "what do you do?",
+                  "how do i use you?", "what is this for?", "can you help me?",
+                  "what are you good at?", "what can you {pv}?"),
+    colours=("which colours do you have?", "what colours can you paint?", "colours?",
+             "do you know many colours?", "what colors are possible?", "which colours exist?",
+             "colour options?", "what colours do you {pv}?"),
+    shapes=("which shapes?", "shapes?", "what shapes can you make?", "which shapes are possible?",
+            "shape options?", "what shapes do you {pv}?", "what kinds of shapes exist?"),
+    describe=("what did you draw in {n}?", "what is {n}?", "{n}?", "what's in {n}",
+              "summarise {n}", "summarize {n}", "what shapes are in {n}?", "{pv} {n}?"),
+    thanks=("many thanks", "awesome", "cool", "great", "good job", "wonderful", "neat",
+            "thx", "ty", "great work" .replace("work", "job"), "{pv}, thanks"),
+    prefixes=("actually, ", "well, ", "now then, ", "quick one: ", "one more: ", "hey hey, ",
+              "so yeah, ", "{pv}, "),
+    suffixes=(" asap", " immediately", " quickly", ", thank you", " now please", " :)",
+              " {pv}"),
+)
+
+_CONSONANTS = "bcdfghjklmnprstvwz"
+_VOWELS = "aeiou"
+
+
+def frame_words(frames) -> set[str]:
+    """The words of some frames (or fillers), slots left out."""
+    out: set[str] = set()
+    for frame in frames:
+        out |= set(re.findall(r"[a-z']+", re.sub(r"\{\w+\}", " ", frame.lower())))
+    return out
+
+
+def _slot_words() -> set[str]:
+    out: set[str] = set()
+    for table in (PLACE_AT, PLACE_TO, RELATION_WORDS, BG_SUFFIX):
+        for phrases in table.values():
+            out |= frame_words(phrases)
+    return out
+
+
+def _all_frames(frames: Frames) -> set[str]:
+    return frames.all_frames() | set(frames.prefixes) | set(frames.suffixes)
+
+
+# Real words a made-up one must not be: every phrasing's and slot's words, the world's.
+_REAL_WORDS = (frame_words(_all_frames(TRAIN) | _all_frames(HELDOUT) | _all_frames(AUGMENT))
+               | _slot_words() | {"red", "green", "blue", "yellow", "purple", "orange", "circle",
+                                  "square", "triangle", "star", "ring", "white", "black"})
+
+
+def pseudo_word(rng) -> str:
+    """A made-up word (consonant-vowel syllables, sometimes a final consonant): a stand-in for
+    any verb or filler the model has not seen. Never a word of the phrasings or the world."""
+    while True:
+        syllables = rng.choice([1, 2, 2, 3])
+        word = "".join(rng.choice(_CONSONANTS) + rng.choice(_VOWELS) for _ in range(syllables))
+        word += rng.choice(_CONSONANTS) if rng.random() < 0.6 else ""
+        if len(word) > 2 and word not in _REAL_WORDS:
+            return word

@@ -34,12 +34,30 @@ def test_frame_words_not_in_training_frames():
     assert not [f for f in P.HELDOUT.all_frames() if bare(f) in train]
 
 
+def test_augment_adds_no_heldout_word():
+    """The training-only word lists use no word that only the held-out phrasing has, and none
+    of their frames is a held-out one."""
+    def everything(frames):
+        return frames.all_frames() | set(frames.prefixes) | set(frames.suffixes)
+    heldout_only = (P.frame_words(everything(P.HELDOUT)) - P.frame_words(everything(P.TRAIN))
+                    - P._slot_words())
+    assert len(heldout_only) > 50
+    assert not P.frame_words(everything(P.AUGMENT)) & heldout_only
+    assert not everything(P.AUGMENT) & everything(P.HELDOUT)
+
+
+def test_made_up_words_are_not_words_of_the_phrasings():
+    rng = random.Random(7)
+    made_up = {P.pseudo_word(rng) for _ in range(20000)}
+    assert not made_up & P.frame_words(P.HELDOUT.all_frames() | set(P.HELDOUT.prefixes))
+
+
 def test_training_sample_never_holds_a_heldout_message():
     heldout = corpus.heldout_messages()
     assert len(heldout) >= 120
     rng = random.Random(5)
     for _ in range(3000):
-        conv = C.Conversation(rng, P.TRAIN)
+        conv = C.Conversation(rng, P.TRAIN, augment=0.5)
         text, _ = conv.turn()
         assert text not in heldout
 
@@ -57,7 +75,8 @@ def test_run_corpus_never_held_a_heldout_message():
     training = json.loads((root / "assets/models/shapes-agent/studio.json").read_text())["training"]
     for part in training.get("parts", [training]):
         said: list[str] = []
-        corpus.rendered_corpus(None, part["conversations"], part["seed"], part["dates"], said)
+        corpus.rendered_corpus(None, part["conversations"], part["seed"], part["dates"], said,
+                               augment=part.get("augment", 0.0))
         assert not set(said) & corpus.heldout_messages()
         print(f"seed {part['seed']}: {len(said)} training requests, none held out")
 

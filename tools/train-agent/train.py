@@ -161,6 +161,17 @@ def check_prefix_loss(model, prefix, ids, attn, labels) -> None:
     print(f"prefix split checked: {a:.6f} == {b:.6f}", flush=True)
 
 
+def save_checkpoint(model, tok, folder: Path, step: int) -> None:
+    """A float16 copy of the model so far, with the tokenizer (training goes on in float32)."""
+    import copy
+
+    snapshot = copy.deepcopy(model).to(torch.float16)
+    snapshot.generation_config.do_sample = False
+    snapshot.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    (folder / "step.txt").write_text(f"{step}\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", type=Path, required=True)
@@ -174,15 +185,23 @@ def main() -> None:
     ap.add_argument("--measure", type=int, default=0, help="time this many steps and stop")
     ap.add_argument("--content-weight", type=float, default=1.0,
                     help="loss weight of the copied words (CONTENT_WORDS) in assistant turns")
+    ap.add_argument("--augment", type=float, default=0.0,
+                    help="share of requests phrased with phrasing.AUGMENT (wider verbs, made-up words)")
+    ap.add_argument("--save-every", type=int, default=0,
+                    help="also write the model (float16) to --out every this many steps")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads (1 is reproducible bit for bit; more is faster)")
     ap.add_argument("--init", type=Path, help="continue from this run's model and tokenizer")
     args = ap.parse_args()
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(args.seed)
+    torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     renderer = AutoTokenizer.from_pretrained(corpus.TEMPLATE_CONFIG.parent)
-    texts, dropped = corpus.rendered_corpus(renderer, args.conversations, args.seed, args.dates)
+    texts, dropped = corpus.rendered_corpus(renderer, args.conversations, args.seed, args.dates,
+                                            augment=args.augment)
     if args.init:
         tok = AutoTokenizer.from_pretrained(args.init)
         tok.save_pretrained(args.out)
@@ -235,6 +254,8 @@ def main() -> None:
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         losses.append(loss.item())
+        if args.save_every and step and step % args.save_every == 0:
+            save_checkpoint(model, tok, args.out / "checkpoint", step)
         if step % 50 == 0 or step == steps - 1:
             recent = sum(losses[-50:]) / len(losses[-50:])
             print(f"step {step} loss {recent:.4f} lr {lr_at(step):.2e} "
@@ -252,7 +273,8 @@ def main() -> None:
         "conversations": len(texts), "dates": args.dates, "vocab": len(tok),
         "dropped_as_heldout": dropped, "parameters": n_params,
         "seconds": round(seconds), "final_loss": round(final, 4),
-        "init": str(args.init) if args.init else None,
+        "init": str(args.init) if args.init else None, "augment": args.augment,
+        "content_weight": args.content_weight, "threads": args.threads,
         "command": " ".join(["python", "tools/train-agent/train.py"] + sys.argv[1:])}, indent=2) + "\n")
     print(f"done: {args.steps} steps in {seconds:.0f}s, final loss {final:.4f}")
 
