@@ -5,6 +5,10 @@
 //! chose the expected action and, unless --dry-run, whether the picture of its first job shows
 //! what was asked: every ShapesEval check of the expected prompt for a generation; for an edit,
 //! the expected instruction applied to the source scene, carried out (`check_edit`).
+//!
+//! `--oracle` puts the expected call in the model's place (a scripted model): the same turn,
+//! jobs and checks, so the picture pass rate it reports is the ceiling the image models set for
+//! any agent, and the agent's own rate can be read against it.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,7 +20,7 @@ use candle_core::Device;
 use clap::Args;
 use hidream_studio::agent::{
     Action, Agent, AgentOptions, Attachment, ChatModel, Conversation, ConversationMessage, DryRun,
-    JobRunner, Picture, PictureOrigin, TurnOutcome,
+    JobRunner, LanguageModel, Picture, PictureOrigin, ScriptedModel, TurnOutcome,
 };
 use hidream_studio::shapes::{
     EditInstruction, EditSpec, PromptSpec, Rgb, check_edit, check_prompt, read,
@@ -45,6 +49,9 @@ pub struct AgentEvalArgs {
     /// Seed of the pictures.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Put the expected call in the model's place: the pass rate the image models allow.
+    #[arg(long, conflicts_with = "model")]
+    oracle: bool,
     /// Print each request's outcome on stderr.
     #[arg(long)]
     verbose: bool,
@@ -193,16 +200,22 @@ struct Counts {
 
 pub fn run(args: &AgentEvalArgs) -> anyhow::Result<ExitCode> {
     let requests = read_requests(&args.requests, args.limit)?;
-    let model_dir = agent_model_dir(args.model.as_deref())?;
-    let model = ChatModel::load(&model_dir, &Device::Cpu)
-        .with_context(|| format!("--model {}: could not load the agent", model_dir.display()))?;
-    let agent = Agent::new(
-        model,
-        AgentOptions {
-            seed: args.seed,
-            ..AgentOptions::default()
-        },
-    );
+    let options = AgentOptions {
+        seed: args.seed,
+        ..AgentOptions::default()
+    };
+    let shared = if args.oracle {
+        None
+    } else {
+        let model_dir = agent_model_dir(args.model.as_deref())?;
+        let model = ChatModel::load(&model_dir, &Device::Cpu).with_context(|| {
+            format!("--model {}: could not load the agent", model_dir.display())
+        })?;
+        Some(Agent::new(
+            Box::new(model) as Box<dyn LanguageModel>,
+            options.clone(),
+        ))
+    };
     let scratch = ScratchDir::new("agent-eval")?;
     let mut engine = if args.dry_run {
         None
@@ -222,6 +235,18 @@ pub fn run(args: &AgentEvalArgs) -> anyhow::Result<ExitCode> {
                 engine
             }
             None => &mut DryRun,
+        };
+        let oracle;
+        let agent = match &shared {
+            Some(agent) => agent,
+            None => {
+                oracle = Agent::new(
+                    Box::new(ScriptedModel::new(expected_replies(&request.expect)))
+                        as Box<dyn LanguageModel>,
+                    options.clone(),
+                );
+                &oracle
+            }
         };
         let outcome = agent
             .turn(
@@ -314,6 +339,35 @@ fn judge_picture(
     Ok(())
 }
 
+/// What a model that answers exactly as expected says: the expected call (Llama-3.1's JSON, as
+/// the protocol asks) and a closing line, or a chat reply.
+fn expected_replies(expect: &Expect) -> Vec<String> {
+    let call = |name: &str, parameters: serde_json::Value| {
+        serde_json::json!({"name": name, "parameters": parameters}).to_string()
+    };
+    let done = "Done.".to_owned();
+    match expect.action.as_str() {
+        "generate" => vec![
+            call(
+                hidream_studio::agent::GENERATE_TOOL,
+                serde_json::json!({"prompt": expect.prompt.as_deref().unwrap_or("")}),
+            ),
+            done,
+        ],
+        "edit" => vec![
+            call(
+                hidream_studio::agent::EDIT_TOOL,
+                serde_json::json!({
+                    "image": expect.image.as_deref().unwrap_or(""),
+                    "instruction": expect.instruction.as_deref().unwrap_or(""),
+                }),
+            ),
+            done,
+        ],
+        _ => vec![done],
+    }
+}
+
 /// Whether the first job is the expected one, word for word.
 fn exact(expect: &Expect, outcome: &TurnOutcome) -> bool {
     use hidream_studio::agent::Job;
@@ -342,6 +396,7 @@ fn report(
         "requests": n,
         "action_accuracy": ratio(total(|c| c.action_ok), n),
         "exact_match": ratio(total(|c| c.exact), n),
+        "oracle": args.oracle,
     });
     if !args.dry_run {
         json["picture_pass_rate"] =
@@ -366,7 +421,15 @@ fn report(
         json[action.as_str()] = row;
     }
     if !args.json {
-        println!("agent-eval: {n} requests from {}", args.requests.display());
+        println!(
+            "agent-eval: {n} requests from {}{}",
+            args.requests.display(),
+            if args.oracle {
+                " (oracle: the expected call in the model's place)"
+            } else {
+                ""
+            }
+        );
         println!(
             "{:<10} {:>5} {:>8} {:>8} {:>9}",
             "expected", "n", "action", "exact", "picture"

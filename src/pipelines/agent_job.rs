@@ -8,10 +8,11 @@
 use std::path::{Path, PathBuf};
 
 use super::backend::{HiDreamBackend, Job, JobOutput, LoadedModels, ModelKey};
+use super::models::{EncoderMemory, HiDreamModels};
 use super::{EditJob, GenerateJob};
 use crate::agent::{Agent, AgentOptions, ChatModel, Conversation, EditorPrompt};
 use crate::engine::{Backend, JobContext, JobError};
-use crate::settings::{DeviceChoice, EditSettings, GenerateSettings};
+use crate::settings::{DeviceChoice, EditSettings, GenerateSettings, ModelSelection};
 use crate::store::{History, HistoryEntry, StoredRecord};
 
 /// One turn of a conversation with the agent.
@@ -55,6 +56,28 @@ pub struct AttachedPicture {
 pub struct AgentModelKey {
     pub model: PathBuf,
     pub device: DeviceChoice,
+    /// The text-to-image models whose Llama-3.1 text encoder is the agent's model (the same
+    /// folder): the agent then runs on the encoder's loaded weights instead of a second copy
+    /// (16 GB in bf16 for Llama-3.1-8B-Instruct).
+    pub shared_llama: Option<ModelSelection>,
+}
+
+impl AgentJob {
+    /// The text-to-image models to share the Llama of: those in use, when their Llama folder
+    /// is the agent's folder.
+    pub fn shares_llama(&self) -> Option<ModelSelection> {
+        let settings = self.generate.as_ref().ok()?;
+        same_folder(&settings.models.llama, &self.model).then(|| settings.models.clone())
+    }
+}
+
+/// Whether two paths name one folder (as written, or once resolved).
+fn same_folder(a: &Path, b: &Path) -> bool {
+    a == b
+        || matches!(
+            (std::fs::canonicalize(a), std::fs::canonicalize(b)),
+            (Ok(a), Ok(b)) if a == b
+        )
 }
 
 /// What an agent turn reports to the window, in order.
@@ -100,8 +123,28 @@ pub struct AgentModels {
 }
 
 impl AgentModels {
-    /// Loads the agent model; says which folder is missing when it is not there.
-    pub(super) fn load(key: &AgentModelKey) -> anyhow::Result<Self> {
+    /// Loads the agent model; says which folder is missing when it is not there. With
+    /// `key.shared_llama` (and `memory`, how the engine holds those models' encoders) the
+    /// text-to-image models are loaded and the agent runs on their Llama; they are kept for
+    /// the plan's pictures. Encoders loaded one at a time have no resident Llama: the agent's
+    /// folder is then loaded on its own.
+    pub(super) fn load(key: &AgentModelKey, memory: Option<EncoderMemory>) -> anyhow::Result<Self> {
+        if let (Some(selection), Some(memory)) = (&key.shared_llama, memory)
+            && !matches!(
+                memory,
+                EncoderMemory::OneAtATime | EncoderMemory::OneAtATimeWithoutTransformer
+            )
+        {
+            let mut models = HiDreamModels::load(selection, memory)?;
+            let chat = models.chat_model()?;
+            return Ok(Self {
+                agent: Agent::new(chat, AgentOptions::default()),
+                images: Some((
+                    ModelKey::Generate(selection.clone()),
+                    LoadedModels::from_generate(models),
+                )),
+            });
+        }
         if !key.model.join("config.json").is_file() {
             anyhow::bail!(
                 "the agent model is missing: {} has no config.json. It is bundled with HiDream \

@@ -118,6 +118,17 @@ pub struct LoadedModels {
     unreported_load_ms: Option<f64>,
 }
 
+impl LoadedModels {
+    /// Text-to-image models loaded elsewhere (the agent's, sharing their Llama), kept as the
+    /// engine keeps its own; their load time is the agent's.
+    pub(super) fn from_generate(models: HiDreamModels) -> Self {
+        Self {
+            models: Models::Generate(Box::new(models)),
+            unreported_load_ms: None,
+        }
+    }
+}
+
 impl HiDreamBackend {
     fn memory(&self, device: DeviceChoice) -> EncoderMemory {
         self.encoder_memory
@@ -142,6 +153,7 @@ impl Backend for HiDreamBackend {
             Job::Agent(job) => ModelKey::Agent(AgentModelKey {
                 model: job.model.clone(),
                 device: job.device,
+                shared_llama: job.shares_llama(),
             }),
         }
     }
@@ -167,11 +179,20 @@ impl Backend for HiDreamBackend {
                 key.files.model.display(),
                 key.device.name()
             ),
-            ModelKey::Agent(key) => format!(
-                "the agent model from {} (f32 on {})",
-                key.model.display(),
-                key.device.name()
-            ),
+            ModelKey::Agent(key) => match &key.shared_llama {
+                Some(selection) => format!(
+                    "HiDream-I1 from {} with Llama from {}, whose Llama the agent shares ({} on {})",
+                    selection.model.display(),
+                    selection.llama.display(),
+                    selection.dtype.name(),
+                    selection.device.name()
+                ),
+                None => format!(
+                    "the agent model from {} (f32 on {})",
+                    key.model.display(),
+                    key.device.name()
+                ),
+            },
         }
     }
 
@@ -190,7 +211,13 @@ impl Backend for HiDreamBackend {
                 let device = key.device.device()?;
                 Models::Hidit(Box::new(HiditModels::load(&key.files, &device)?))
             }
-            ModelKey::Agent(key) => Models::Agent(Box::new(AgentModels::load(key)?)),
+            ModelKey::Agent(key) => {
+                let memory = key
+                    .shared_llama
+                    .as_ref()
+                    .map(|selection| self.memory(selection.device));
+                Models::Agent(Box::new(AgentModels::load(key, memory)?))
+            }
         };
         Ok(LoadedModels {
             models,

@@ -213,6 +213,11 @@ impl HiDreamModels {
         self.selection.dtype.dtype()
     }
 
+    /// How the text encoders are held now (sharing the Llama turns `Drop` into `Keep`).
+    pub fn encoder_memory(&self) -> EncoderMemory {
+        self.memory
+    }
+
     pub fn encoder_loads(&self) -> usize {
         self.encoder_loads
     }
@@ -282,7 +287,11 @@ impl HiDreamModels {
     /// The Llama-3.1 language model over the text encoder these models hold: the 8B weights
     /// are loaded once and shared (only the LM head is read in addition), on the encoders'
     /// device and dtype. Loads the encoders if they are not loaded; the language model keeps
-    /// the Llama weights in memory for as long as it lives, whatever the encoder memory policy.
+    /// the Llama weights in memory for as long as it lives.
+    ///
+    /// Under [`EncoderMemory::Drop`] the encoders are kept from now on: dropping them after a
+    /// prompt would free nothing of the Llama (the language model holds it) and the next
+    /// prompt would load a second copy beside it.
     pub fn shared_language_model(&mut self) -> anyhow::Result<LlamaForCausalLM> {
         if matches!(
             self.memory,
@@ -292,6 +301,9 @@ impl HiDreamModels {
                 "the text encoders are loaded one at a time for this memory budget, so there is \
                  no resident Llama to share; load the agent's model on its own (ChatModel::load)"
             );
+        }
+        if self.memory == EncoderMemory::Drop {
+            self.memory = EncoderMemory::Keep;
         }
         let llama_dir = self.selection.llama.clone();
         Ok(causal_lm_sharing(

@@ -41,3 +41,100 @@ fn encoders_loaded_one_at_a_time_have_no_llama_to_share() {
     let err = models.shared_language_model().unwrap_err().to_string();
     assert!(err.contains("one at a time"), "{err}");
 }
+
+#[test]
+fn sharing_the_llama_keeps_dropped_encoders_so_it_is_loaded_once() {
+    use hidream_studio::pipelines::{Silent, generate};
+    let first = crate::prompt_cache::settings("a red circle", 1);
+    let mut models = HiDreamModels::load(&first.models, EncoderMemory::Drop).unwrap();
+    let _shared = models.shared_language_model().unwrap();
+    assert_eq!(models.encoder_memory(), EncoderMemory::Keep);
+    for prompt in ["a red circle", "a blue square"] {
+        let settings = crate::prompt_cache::settings(prompt, 1);
+        generate(&mut models, &settings, None, &mut Silent).unwrap();
+    }
+    // Freed after the first prompt, the encoders (and a second Llama beside the shared one)
+    // would have loaded again for the second.
+    assert_eq!(models.encoder_loads(), 1);
+}
+
+/// The tiny Llama-3.1 of the I1 fixture with a chat template: the folder that is both the
+/// text encoder and the agent's model.
+fn chat_llama(dir: &std::path::Path) -> std::path::PathBuf {
+    let source = crate::common::fixtures().join("llama-3.1-tiny");
+    let llama = dir.join("llama");
+    std::fs::create_dir_all(&llama).unwrap();
+    for entry in std::fs::read_dir(&source).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, llama.join(path.file_name().unwrap())).unwrap();
+    }
+    let chat = crate::common::fixtures().join("chat/model/tokenizer_config.json");
+    let template =
+        serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(chat).unwrap()).unwrap()
+            ["chat_template"]
+            .clone();
+    let config_path = llama.join("tokenizer_config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&config_path).unwrap()).unwrap();
+    config["chat_template"] = template;
+    std::fs::write(&config_path, config.to_string()).unwrap();
+    llama
+}
+
+#[test]
+fn an_agent_turn_whose_model_is_the_text_encoder_shares_it_and_keeps_it_loaded() {
+    use hidream_studio::agent::{Conversation, EditorPrompt};
+    use hidream_studio::engine::{Engine, Event};
+    use hidream_studio::pipelines::{
+        AgentJob, AgentUpdate, DeviceChoice, HiDreamBackend, Job, JobOutput,
+    };
+    use std::time::Duration;
+
+    let dir = tempfile::tempdir().unwrap();
+    let llama = chat_llama(dir.path());
+    let mut generate = crate::prompt_cache::settings("unused", 0);
+    generate.models.llama = llama.clone();
+    let job = AgentJob {
+        model: llama,
+        device: DeviceChoice::Cpu,
+        conversation: Conversation::new(),
+        message: "hello".into(),
+        attached: None,
+        generate: Ok(generate),
+        edit: Err("no editor in this test".into()),
+        editor_prompt: EditorPrompt::Plain,
+        data_dir: None,
+    };
+    assert!(job.shares_llama().is_some());
+    let mut engine = Engine::spawn(HiDreamBackend::default());
+    let mut loads = Vec::new();
+    for _ in 0..2 {
+        let id = engine.submit(Job::Agent(Box::new(job.clone())));
+        loop {
+            match engine
+                .next_event_timeout(Duration::from_mins(2))
+                .expect("an event within two minutes")
+            {
+                Event::Loading { what, .. } => loads.push(what),
+                Event::Finished {
+                    id: done, output, ..
+                } => {
+                    assert_eq!(done, id);
+                    // The random tiny model says something; the turn ends cleanly.
+                    assert!(matches!(output, JobOutput::Agent(AgentUpdate::Done(_))));
+                    break;
+                }
+                Event::Failed { error, .. } => panic!("{error}"),
+                Event::Cancelled { .. } => panic!("cancelled"),
+                _ => {}
+            }
+        }
+    }
+    // One load for both turns: the I1 models, whose Llama the agent runs on.
+    assert_eq!(loads.len(), 1, "{loads:?}");
+    assert!(
+        loads[0].contains("whose Llama the agent shares"),
+        "{}",
+        loads[0]
+    );
+}
