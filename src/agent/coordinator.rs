@@ -274,6 +274,7 @@ impl<M: LanguageModel> Agent<M> {
             conversation,
             runner,
             on_event,
+            cancel,
             outcome: TurnOutcome {
                 action: Action::Chat,
                 jobs: Vec::new(),
@@ -384,6 +385,8 @@ struct Turn<'a> {
     conversation: &'a mut Conversation,
     runner: &'a mut dyn JobRunner,
     on_event: &'a mut dyn FnMut(AgentEvent),
+    /// The user's Stop: a job that ends with it raised was stopped, not failed.
+    cancel: &'a AtomicBool,
     outcome: TurnOutcome,
 }
 
@@ -454,6 +457,11 @@ impl Turn<'_> {
             Err(error) => {
                 self.conversation
                     .push_message(ConversationMessage::tool(protocol::error_result(&error)));
+                if self.cancel.load(Ordering::Relaxed) {
+                    // The user's Stop, seen by the job: the plan ends as a stop, not a failure.
+                    self.outcome = self.stopped_outcome();
+                    return false;
+                }
                 (self.on_event)(AgentEvent::JobFailed {
                     index,
                     job: job.clone(),
@@ -514,9 +522,13 @@ impl Turn<'_> {
     }
 
     fn stopped(mut self) -> TurnOutcome {
+        self.stopped_outcome()
+    }
+
+    fn stopped_outcome(&mut self) -> TurnOutcome {
         self.outcome.cancelled = true;
         let done = self.made_so_far();
-        self.finish(format!("Stopped. {done}").trim().to_owned())
+        self.finish_outcome(format!("Stopped. {done}").trim().to_owned())
     }
 
     fn finish(mut self, text: String) -> TurnOutcome {

@@ -320,6 +320,53 @@ fn cancel_between_jobs_stops_the_plan_and_says_what_was_made() {
     );
 }
 
+/// Stops the turn from inside its second job, as the engine does when the user presses Stop
+/// while a picture is drawn: the job ends with an error and the flag is up.
+struct StoppedDuringSecondJob<'a> {
+    ran: usize,
+    cancel: &'a AtomicBool,
+}
+
+impl JobRunner for StoppedDuringSecondJob<'_> {
+    fn run(&mut self, job: &Job, conversation: &Conversation) -> Result<Picture, String> {
+        self.ran += 1;
+        if self.ran == 2 {
+            self.cancel.store(true, Ordering::Relaxed);
+            return Err("stopped before the picture was finished".into());
+        }
+        Ok(planned_picture(conversation, job))
+    }
+}
+
+#[test]
+fn a_stop_during_a_job_ends_the_plan_as_a_stop_not_a_failure() {
+    let mut conversation = Conversation::new();
+    let cancel = AtomicBool::new(false);
+    let mut runner = StoppedDuringSecondJob {
+        ran: 0,
+        cancel: &cancel,
+    };
+    let (run, model) = turn(
+        scripted(&[GENERATE_RED, EDIT_1_BLUE, "never said"]),
+        &mut conversation,
+        "a red circle, then make it blue",
+        None,
+        &mut runner,
+        &cancel,
+    );
+    assert!(run.outcome.cancelled);
+    assert_eq!(run.outcome.reply, "Stopped. Made so far: #1.");
+    assert!(
+        !run.events.iter().any(|e| matches!(e, AgentEvent::JobFailed { .. })),
+        "a stop is not reported as a failed job"
+    );
+    assert_eq!(model.seen.borrow().len(), 2);
+    assert_eq!(
+        conversation.messages().last().unwrap().speaker,
+        Speaker::Assistant
+    );
+}
+
 #[test]
 fn a_failed_job_gets_an_error_result_and_ends_the_plan() {
     let mut conversation = Conversation::new();
