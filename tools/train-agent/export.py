@@ -28,7 +28,8 @@ def training_record(run: Path) -> dict:
     parts = []
     while run is not None:
         part = json.loads((run / "training.json").read_text())
-        part["ran_on"] = "2-core shared CPU, 1 thread, nice"
+        threads = part.get("threads", 1)
+        part["ran_on"] = f"2-core shared CPU, {threads} thread{'s' if threads > 1 else ''}, nice"
         parts.insert(0, part)
         run = Path(part["init"]) if part.get("init") else None
     if len(parts) == 1:

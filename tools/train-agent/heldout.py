@@ -3,6 +3,9 @@
 frames and filler words, none shared with training), each with the pictures made before it,
 an optional attached picture and the expected first action.
 
+An attached picture is named after the earlier ones: with one earlier picture, an attachment
+is `#2`, and a request about "it" then means the attachment (h021 is such a line).
+
 Usage: python tools/train-agent/heldout.py [--n 160] [--seed 2020]
 """
 
