@@ -24,6 +24,8 @@ CAPABILITIES = ("I draw circles, squares, triangles, stars and rings in red, gre
 COLOURS = "Red, green, blue, yellow, purple and orange."
 SHAPES = "Circles, squares, triangles, stars and rings."
 THANKS = "You're welcome!"
+UNSURE = ("I am not sure what you mean. I draw shapes and change pictures: ask me for a picture, "
+          "or to change one.")
 NO_PICTURE = "There is no picture to change yet. Ask me to draw one, or attach one."
 ERRORS = ["the job was cancelled", "the image model ran out of memory"]
 
@@ -95,7 +97,7 @@ class Conversation:
         the random draws are those of `rng.choice(frames.<kind>)` alone (heldout.jsonl)."""
         rng = self.rng
         frames = self.frames
-        if self.augment and rng.random() < self.augment:
+        if kind == "chatter" or (self.augment and rng.random() < self.augment):
             frames = P.AUGMENT
         frame = rng.choice(getattr(frames, kind))
         while "{pv}" in frame:
@@ -166,6 +168,8 @@ class Conversation:
         if known:
             n, s = rng.choice(known)
             options.append(("describe", f"{n} shows {s.caption()}.", n))
+        if self.augment:  # only in training (the held-out draws stay as they were)
+            options.append(("chatter", UNSURE, None))
         kind, reply, name = rng.choice(options)
         text = self.pick(kind)
         return (text.replace("{n}", name) if name else text), reply

@@ -64,6 +64,8 @@ class Frames:
     thanks: tuple[str, ...]
     prefixes: tuple[str, ...]
     suffixes: tuple[str, ...]
+    # Chatter with no request in it (made-up words): answered with what the agent can do.
+    chatter: tuple[str, ...] = ()
 
     def all_frames(self) -> set[str]:
         out: set[str] = set()
@@ -183,7 +185,7 @@ _REMOVE_WRAPS = ("{v} {o}", "{v} {o}", "please {v} {o}", "can you {v} {o}?", "{v
 _ADD_VERBS = ("insert", "attach", "append", "bring in", "slip in", "pop in", "squeeze in",
               "tack on", "{pv}", "{pv}")
 _ADD_WRAPS = ("{v} {x} too", "{v} {x} as well", "{v} {x} also", "also {v} {x}", "{v} {x} to it",
-              "{v} {x} in it", "{v} {x} into the picture", "{v} {x}", "{x} too", "{x} as well",
+              "{v} {x} in it", "{v} {x} into the picture", "{x} too", "{x} as well",
               "also {x}", "{x} also", "with {x} too", "{pv} {x} too", "{pv} {x} as well",
               "{pv} {x} in it", "put {x} next to it", "{x} beside it", "{x} in addition")
 _MOVE_VERBS = ("push", "nudge", "transfer", "carry", "bring", "reposition", "send", "shove",
@@ -235,6 +237,9 @@ AUGMENT = Frames(
             "thx", "ty", "great work" .replace("work", "job"), "{pv}, thanks"),
     prefixes=("actually, ", "well, ", "now then, ", "quick one: ", "one more: ", "hey hey, ",
               "so yeah, ", "{pv}, "),
+    chatter=("{pv}", "{pv}", "{pv} {pv}", "{pv} {pv}?", "{pv} {pv} {pv}", "{pv}, {pv} {pv}",
+             "{pv} {pv} {pv} {pv}", "what {pv} you {pv}?", "{pv} me {pv}", "is {pv} {pv}?",
+             "{pv} you {pv}", "how {pv}?", "{pv}?", "i {pv} {pv}", "the {pv} is {pv}"),
     suffixes=(" asap", " immediately", " quickly", ", thank you", " now please", " :)",
               " {pv}"),
 )

@@ -161,15 +161,31 @@ def check_prefix_loss(model, prefix, ids, attn, labels) -> None:
     print(f"prefix split checked: {a:.6f} == {b:.6f}", flush=True)
 
 
-def save_checkpoint(model, tok, folder: Path, step: int) -> None:
-    """A float16 copy of the model so far, with the tokenizer (training goes on in float32)."""
+def save_checkpoint(model, tok, folder: Path, step: int, record: dict) -> None:
+    """A float16 copy of the model so far, with the tokenizer (training goes on in float32),
+    and its training record (`record` with the steps so far) so a run can go on from it."""
     import copy
 
     snapshot = copy.deepcopy(model).to(torch.float16)
     snapshot.generation_config.do_sample = False
     snapshot.save_pretrained(folder)
     tok.save_pretrained(folder)
-    (folder / "step.txt").write_text(f"{step}\n")
+    (folder / "training.json").write_text(json.dumps({**record, "steps": step}, indent=2) + "\n")
+
+
+def record(args, conversations: int, vocab: int, dropped: int, n_params: int, seconds: float,
+           loss: float, planned_steps: int | None = None) -> dict:
+    """training.json: what ran, for export.py's record and test_phrasing.py's re-sampling."""
+    out = {"steps": args.steps, "batch": args.batch, "lr": args.lr, "seed": args.seed,
+           "conversations": conversations, "dates": args.dates, "vocab": vocab,
+           "dropped_as_heldout": dropped, "parameters": n_params,
+           "seconds": round(seconds), "final_loss": round(loss, 4),
+           "init": str(args.init) if args.init else None, "augment": args.augment,
+           "content_weight": args.content_weight, "threads": args.threads,
+           "command": " ".join(["python", "tools/train-agent/train.py"] + sys.argv[1:])}
+    if planned_steps is not None:
+        out["stopped_at"] = f"checkpoint of a run planned for {planned_steps} steps"
+    return out
 
 
 def main() -> None:
@@ -255,7 +271,9 @@ def main() -> None:
         opt.step()
         losses.append(loss.item())
         if args.save_every and step and step % args.save_every == 0:
-            save_checkpoint(model, tok, args.out / "checkpoint", step)
+            save_checkpoint(model, tok, args.out / "checkpoint", step, record(
+                args, len(texts), len(tok), dropped, n_params, time.time() - start,
+                sum(losses[-50:]) / len(losses[-50:]), planned_steps=args.steps))
         if step % 50 == 0 or step == steps - 1:
             recent = sum(losses[-50:]) / len(losses[-50:])
             print(f"step {step} loss {recent:.4f} lr {lr_at(step):.2e} "
@@ -268,14 +286,8 @@ def main() -> None:
     model.generation_config.do_sample = False
     model.to(torch.float16).save_pretrained(args.out)
     final = sum(losses[-50:]) / len(losses[-50:])
-    (args.out / "training.json").write_text(json.dumps({
-        "steps": args.steps, "batch": args.batch, "lr": args.lr, "seed": args.seed,
-        "conversations": len(texts), "dates": args.dates, "vocab": len(tok),
-        "dropped_as_heldout": dropped, "parameters": n_params,
-        "seconds": round(seconds), "final_loss": round(final, 4),
-        "init": str(args.init) if args.init else None, "augment": args.augment,
-        "content_weight": args.content_weight, "threads": args.threads,
-        "command": " ".join(["python", "tools/train-agent/train.py"] + sys.argv[1:])}, indent=2) + "\n")
+    (args.out / "training.json").write_text(json.dumps(record(
+        args, len(texts), len(tok), dropped, n_params, seconds, final), indent=2) + "\n")
     print(f"done: {args.steps} steps in {seconds:.0f}s, final loss {final:.4f}")
 
 
