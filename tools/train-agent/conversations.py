@@ -96,10 +96,10 @@ class Conversation:
         """A frame (or filler) of one kind; made-up words fill its {pv} slots. With augment 0
         the random draws are those of `rng.choice(frames.<kind>)` alone (heldout.jsonl)."""
         rng = self.rng
-        frames = self.frames
         if kind == "chatter" or (self.augment and rng.random() < self.augment):
-            frames = P.AUGMENT
-        frame = rng.choice(getattr(frames, kind))
+            frame = P.augment_frame(rng, kind)
+        else:
+            frame = rng.choice(getattr(self.frames, kind))
         while "{pv}" in frame:
             frame = frame.replace("{pv}", P.pseudo_word(rng), 1)
         return frame
@@ -169,7 +169,7 @@ class Conversation:
             n, s = rng.choice(known)
             options.append(("describe", f"{n} shows {s.caption()}.", n))
         if self.augment:  # only in training (the held-out draws stay as they were)
-            options.append(("chatter", UNSURE, None))
+            options += [("chatter", UNSURE, None)] * 2
         kind, reply, name = rng.choice(options)
         text = self.pick(kind)
         return (text.replace("{n}", name) if name else text), reply

@@ -244,6 +244,27 @@ AUGMENT = Frames(
               " {pv}"),
 )
 
+# The share of made-up words where a kind has frames with them: the same for every kind, so that
+# an unknown word says nothing about which kind of request it is (with frames drawn uniformly,
+# a new picture's would be 3% against an edit's 6-11%, and unknown verbs would lean to edits).
+PSEUDO_SHARE = 0.3
+
+
+def _split_pseudo(frames: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    return (tuple(f for f in frames if "{pv}" in f), tuple(f for f in frames if "{pv}" not in f))
+
+
+_AUGMENT_SPLIT = {name: _split_pseudo(getattr(AUGMENT, name)) for name in AUGMENT.__dataclass_fields__}
+
+
+def augment_frame(rng, kind: str) -> str:
+    """A frame of `kind` from AUGMENT, with made-up words PSEUDO_SHARE of the time."""
+    pseudo, real = _AUGMENT_SPLIT[kind]
+    if pseudo and (not real or rng.random() < PSEUDO_SHARE):
+        return rng.choice(pseudo)
+    return rng.choice(real)
+
+
 _CONSONANTS = "bcdfghjklmnprstvwz"
 _VOWELS = "aeiou"
 
