@@ -357,7 +357,9 @@ fn a_stop_during_a_job_ends_the_plan_as_a_stop_not_a_failure() {
     assert!(run.outcome.cancelled);
     assert_eq!(run.outcome.reply, "Stopped. Made so far: #1.");
     assert!(
-        !run.events.iter().any(|e| matches!(e, AgentEvent::JobFailed { .. })),
+        !run.events
+            .iter()
+            .any(|e| matches!(e, AgentEvent::JobFailed { .. })),
         "a stop is not reported as a failed job"
     );
     assert_eq!(model.seen.borrow().len(), 2);

@@ -52,6 +52,13 @@ pub struct AgentEvalArgs {
     /// Put the expected call in the model's place: the pass rate the image models allow.
     #[arg(long, conflicts_with = "model")]
     oracle: bool,
+    #[command(flatten)]
+    output: EvalOutput,
+}
+
+/// What agent-eval prints.
+#[derive(Args)]
+struct EvalOutput {
     /// Print each request's outcome on stderr.
     #[arg(long)]
     verbose: bool,
@@ -237,16 +244,15 @@ pub fn run(args: &AgentEvalArgs) -> anyhow::Result<ExitCode> {
             None => &mut DryRun,
         };
         let oracle;
-        let agent = match &shared {
-            Some(agent) => agent,
-            None => {
-                oracle = Agent::new(
-                    Box::new(ScriptedModel::new(expected_replies(&request.expect)))
-                        as Box<dyn LanguageModel>,
-                    options.clone(),
-                );
-                &oracle
-            }
+        let agent = if let Some(agent) = &shared {
+            agent
+        } else {
+            oracle = Agent::new(
+                Box::new(ScriptedModel::new(expected_replies(&request.expect)))
+                    as Box<dyn LanguageModel>,
+                options.clone(),
+            );
+            &oracle
         };
         let outcome = agent
             .turn(
@@ -258,7 +264,7 @@ pub fn run(args: &AgentEvalArgs) -> anyhow::Result<ExitCode> {
                 &mut |_| {},
             )
             .with_context(|| format!("request {}", request.id))?;
-        if args.verbose {
+        if args.output.verbose {
             let jobs = serde_json::to_string(&outcome.jobs).unwrap_or_default();
             eprintln!(
                 "{}: expected {}, got {} {jobs} {:?}",
@@ -420,7 +426,7 @@ fn report(
         }
         json[action.as_str()] = row;
     }
-    if !args.json {
+    if !args.output.json {
         println!(
             "agent-eval: {n} requests from {}{}",
             args.requests.display(),
