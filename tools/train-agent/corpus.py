@@ -24,9 +24,19 @@ def chat_template() -> str:
     return json.loads(TEMPLATE_CONFIG.read_text())["chat_template"]
 
 
+HELDOUT_FILES = ("heldout.jsonl", "heldout-fresh.jsonl")
+
+
 def heldout_messages() -> set[str]:
-    path = HERE / "heldout.jsonl"
-    return {json.loads(line)["message"] for line in path.read_text().splitlines() if line.strip()}
+    """The messages of both held-out sets (the second one is made after some runs: their
+    corpora are checked against it by test_phrasing.py)."""
+    out: set[str] = set()
+    for name in HELDOUT_FILES:
+        path = HERE / name
+        if path.is_file():
+            out |= {json.loads(line)["message"] for line in path.read_text().splitlines()
+                    if line.strip()}
+    return out
 
 
 def random_date(rng: random.Random) -> str:

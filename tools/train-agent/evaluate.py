@@ -158,12 +158,14 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", type=Path, required=True)
     ap.add_argument("--report", type=Path)
+    ap.add_argument("--heldout", type=Path, default=HERE / "heldout.jsonl",
+                    help="the held-out requests (heldout.py's output)")
     ap.add_argument("--fixtures", type=Path)
     ap.add_argument("--train-sample", type=int, default=150)
     ap.add_argument("--limit", type=int, default=0, help="only the first N held-out lines (a dry run)")
     args = ap.parse_args()
     agent = Agent(args.model)
-    lines = [json.loads(x) for x in (HERE / "heldout.jsonl").read_text().splitlines() if x.strip()]
+    lines = [json.loads(x) for x in args.heldout.read_text().splitlines() if x.strip()]
     lines = lines[:args.limit or len(lines)]
     held, held_rows = score(agent, [(x["id"], H.messages(x), x["expect"]) for x in lines])
     print("held-out:", json.dumps(held), flush=True)

@@ -22,8 +22,9 @@ import phrasing as P
 HERE = Path(__file__).resolve().parent
 
 
-def request(rng: random.Random, kind: str, i: int) -> dict:
-    conv = C.Conversation(rng, P.HELDOUT)
+def request(rng: random.Random, kind: str, i: int, frames: P.Frames = P.HELDOUT,
+            prefix: str = "h") -> dict:
+    conv = C.Conversation(rng, frames)
     images = [C.random_spec(rng) for _ in range(rng.choice([0, 1, 1, 2, 3]))]
     if kind in ("edit", "describe") and not images and rng.random() < 0.6:
         images = [C.random_spec(rng)]
@@ -35,10 +36,10 @@ def request(rng: random.Random, kind: str, i: int) -> dict:
             g, (job,) = text, jobs
             if rng.random() < 0.5:
                 e, _, _ = conv.edit_phrase(job[1])
-                text = rng.choice(P.HELDOUT.plan).format(g=g, e=e)
+                text = rng.choice(frames.plan).format(g=g, e=e)
             else:
                 h, _ = conv.generate_request()
-                text = rng.choice(P.HELDOUT.plan_two).format(g=g, h=h)
+                text = rng.choice(frames.plan_two).format(g=g, h=h)
         else:
             text, jobs = conv.generate_request()
         expect = {"action": "generate", "prompt": jobs[0][1].caption()}
@@ -63,7 +64,7 @@ def request(rng: random.Random, kind: str, i: int) -> dict:
             text, _ = conv.chat_request()
         expect = {"action": "chat"}
     text = conv.noise(text)
-    line = {"id": f"h{i:03d}", "images": [{"name": n, "prompt": s.caption()} for n, s in conv.images],
+    line = {"id": f"{prefix}{i:03d}", "images": [{"name": n, "prompt": s.caption()} for n, s in conv.images],
             "message": text, "expect": expect}
     if attached is not None:
         line["attached"] = attached
@@ -89,7 +90,14 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=160)
     ap.add_argument("--seed", type=int, default=2020)
     ap.add_argument("--out", type=Path, default=HERE / "heldout.jsonl")
+    ap.add_argument("--fresh", action="store_true",
+                    help="phrasing_fresh.FRESH instead of phrasing.HELDOUT (heldout-fresh.jsonl)")
     args = ap.parse_args()
+    frames = P.HELDOUT
+    if args.fresh:
+        import phrasing_fresh
+
+        frames = phrasing_fresh.FRESH
     rng = random.Random(args.seed)
     n_gen, n_edit = round(0.45 * args.n), round(0.40 * args.n)
     kinds = ["generate"] * n_gen + ["edit"] * n_edit + ["chat"] * (args.n - n_gen - n_edit)
@@ -97,7 +105,7 @@ def main() -> None:
     lines, seen = [], set()
     for kind in kinds:
         while True:  # no message twice
-            line = request(rng, kind, len(lines))
+            line = request(rng, kind, len(lines), frames, "f" if args.fresh else "h")
             if line["message"] not in seen:
                 break
         seen.add(line["message"])

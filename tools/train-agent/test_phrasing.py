@@ -5,6 +5,7 @@ Run: /tmp/fixtures-venv/bin/python -m pytest tools/train-agent/test_phrasing.py"
 
 import json
 import random
+import re
 import sys
 from pathlib import Path
 
@@ -50,6 +51,25 @@ def test_made_up_words_are_not_words_of_the_phrasings():
     rng = random.Random(7)
     made_up = {P.pseudo_word(rng) for _ in range(20000)}
     assert not made_up & P.frame_words(P.HELDOUT.all_frames() | set(P.HELDOUT.prefixes))
+
+
+def test_fresh_phrasing_shares_no_frame_or_filler_with_training():
+    """The second held-out phrasing (written without reading the others) is disjoint from
+    both training phrasings in frames, bare frames and fillers."""
+    fresh_path = Path(__file__).resolve().parent / "phrasing_fresh.py"
+    if not fresh_path.is_file():
+        return
+    import phrasing_fresh
+
+    fresh = phrasing_fresh.FRESH
+
+    def bare(frame):
+        return " ".join(re.sub(r"\{\w+\}", " ", frame).split())
+    for train in (P.TRAIN, P.AUGMENT):
+        assert not fresh.all_frames() & train.all_frames()
+        assert not {bare(f) for f in fresh.all_frames()} & {bare(f) for f in train.all_frames()}
+        fillers = lambda f: {x.strip(" ,") for x in f.prefixes + f.suffixes}
+        assert not fillers(fresh) & fillers(train), fillers(fresh) & fillers(train)
 
 
 def test_training_sample_never_holds_a_heldout_message():
