@@ -71,6 +71,13 @@ impl AgentJob {
     }
 }
 
+fn one_at_a_time(memory: EncoderMemory) -> bool {
+    matches!(
+        memory,
+        EncoderMemory::OneAtATime | EncoderMemory::OneAtATimeWithoutTransformer
+    )
+}
+
 /// Whether two paths name one folder (as written, or once resolved).
 fn same_folder(a: &Path, b: &Path) -> bool {
     a == b
@@ -125,25 +132,28 @@ pub struct AgentModels {
 impl AgentModels {
     /// Loads the agent model; says which folder is missing when it is not there. With
     /// `key.shared_llama` (and `memory`, how the engine holds those models' encoders) the
-    /// text-to-image models are loaded and the agent runs on their Llama; they are kept for
-    /// the plan's pictures. Encoders loaded one at a time have no resident Llama: the agent's
-    /// folder is then loaded on its own.
+    /// text-to-image models are loaded and kept for the plan's pictures, and the agent runs on
+    /// their Llama. Encoders loaded one at a time (the engine's setting, or the placement
+    /// planner's on a small GPU) hold no resident Llama: the agent's folder is then loaded on
+    /// its own.
     pub(super) fn load(key: &AgentModelKey, memory: Option<EncoderMemory>) -> anyhow::Result<Self> {
-        if let (Some(selection), Some(memory)) = (&key.shared_llama, memory)
-            && !matches!(
-                memory,
-                EncoderMemory::OneAtATime | EncoderMemory::OneAtATimeWithoutTransformer
-            )
-        {
+        let mut images = None;
+        if let (Some(selection), Some(memory)) = (&key.shared_llama, memory) {
             let mut models = HiDreamModels::load(selection, memory)?;
-            let chat = models.chat_model()?;
-            return Ok(Self {
-                agent: Agent::new(chat, AgentOptions::default()),
-                images: Some((
-                    ModelKey::Generate(selection.clone()),
-                    LoadedModels::from_generate(models),
-                )),
-            });
+            if !one_at_a_time(models.encoder_memory()) {
+                let chat = models.chat_model()?;
+                return Ok(Self {
+                    agent: Agent::new(chat, AgentOptions::default()),
+                    images: Some((
+                        ModelKey::Generate(selection.clone()),
+                        LoadedModels::from_generate(models),
+                    )),
+                });
+            }
+            images = Some((
+                ModelKey::Generate(selection.clone()),
+                LoadedModels::from_generate(models),
+            ));
         }
         if !key.model.join("config.json").is_file() {
             anyhow::bail!(
@@ -157,7 +167,7 @@ impl AgentModels {
         let chat = ChatModel::load(&key.model, &device)?;
         Ok(Self {
             agent: Agent::new(chat, AgentOptions::default()),
-            images: None,
+            images,
         })
     }
 

@@ -181,7 +181,7 @@ impl Backend for HiDreamBackend {
             ),
             ModelKey::Agent(key) => match &key.shared_llama {
                 Some(selection) => format!(
-                    "HiDream-I1 from {} with Llama from {}, whose Llama the agent shares ({} on {})",
+                    "HiDream-I1 from {} with Llama from {}, and the agent on that Llama ({} on {})",
                     selection.model.display(),
                     selection.llama.display(),
                     selection.dtype.name(),
