@@ -94,7 +94,7 @@ fn two_turns_on_the_text_encoder(memory: Option<EncoderMemory>) -> Vec<String> {
     let dir = tempfile::tempdir().unwrap();
     let llama = chat_llama(dir.path());
     let mut generate = crate::prompt_cache::settings("unused", 0);
-    generate.models.llama = llama.clone();
+    generate.models.llama.clone_from(&llama);
     let job = AgentJob {
         model: llama,
         device: DeviceChoice::Cpu,
