@@ -290,22 +290,29 @@ fn an_edit_with_no_picture_anywhere_asks_for_one() {
     assert!(runner.ran.is_empty());
 }
 
-#[test]
-fn cancel_between_jobs_stops_the_plan_and_says_what_was_made() {
+/// "a red circle, then make it blue" in a new conversation, its jobs run by `runner`, with
+/// `cancel` as the user's Stop; the model's script has a third reply it should never give.
+fn red_then_blue(runner: &mut dyn JobRunner, cancel: &AtomicBool) -> (Run, Scripted, Conversation) {
     let mut conversation = Conversation::new();
-    let cancel = AtomicBool::new(false);
-    let mut runner = Recorder {
-        cancel_after: Some((1, &cancel)),
-        ..Recorder::default()
-    };
     let (run, model) = turn(
         scripted(&[GENERATE_RED, EDIT_1_BLUE, "never said"]),
         &mut conversation,
         "a red circle, then make it blue",
         None,
-        &mut runner,
-        &cancel,
+        runner,
+        cancel,
     );
+    (run, model, conversation)
+}
+
+#[test]
+fn cancel_between_jobs_stops_the_plan_and_says_what_was_made() {
+    let cancel = AtomicBool::new(false);
+    let mut runner = Recorder {
+        cancel_after: Some((1, &cancel)),
+        ..Recorder::default()
+    };
+    let (run, model, conversation) = red_then_blue(&mut runner, &cancel);
     assert!(run.outcome.cancelled);
     assert_eq!(runner.ran.len(), 1);
     assert_eq!(run.outcome.reply, "Stopped. Made so far: #1.");
@@ -340,20 +347,12 @@ impl JobRunner for StoppedDuringSecondJob<'_> {
 
 #[test]
 fn a_stop_during_a_job_ends_the_plan_as_a_stop_not_a_failure() {
-    let mut conversation = Conversation::new();
     let cancel = AtomicBool::new(false);
     let mut runner = StoppedDuringSecondJob {
         ran: 0,
         cancel: &cancel,
     };
-    let (run, model) = turn(
-        scripted(&[GENERATE_RED, EDIT_1_BLUE, "never said"]),
-        &mut conversation,
-        "a red circle, then make it blue",
-        None,
-        &mut runner,
-        &cancel,
-    );
+    let (run, model, conversation) = red_then_blue(&mut runner, &cancel);
     assert!(run.outcome.cancelled);
     assert_eq!(run.outcome.reply, "Stopped. Made so far: #1.");
     assert!(

@@ -71,13 +71,6 @@ impl AgentJob {
     }
 }
 
-fn one_at_a_time(memory: EncoderMemory) -> bool {
-    matches!(
-        memory,
-        EncoderMemory::OneAtATime | EncoderMemory::OneAtATimeWithoutTransformer
-    )
-}
-
 /// Whether two paths name one folder (as written, or once resolved).
 fn same_folder(a: &Path, b: &Path) -> bool {
     a == b
@@ -140,20 +133,22 @@ impl AgentModels {
         let mut images = None;
         if let (Some(selection), Some(memory)) = (&key.shared_llama, memory) {
             let mut models = HiDreamModels::load(selection, memory)?;
-            if !one_at_a_time(models.encoder_memory()) {
-                let chat = models.chat_model()?;
-                return Ok(Self {
-                    agent: Agent::new(chat, AgentOptions::default()),
-                    images: Some((
-                        ModelKey::Generate(selection.clone()),
-                        LoadedModels::from_generate(models),
-                    )),
-                });
-            }
+            // The planner may have chosen one at a time inside the load: read it back.
+            let shared = if models.encoder_memory().one_at_a_time() {
+                None
+            } else {
+                Some(models.chat_model()?)
+            };
             images = Some((
                 ModelKey::Generate(selection.clone()),
                 LoadedModels::from_generate(models),
             ));
+            if let Some(chat) = shared {
+                return Ok(Self {
+                    agent: Agent::new(chat, AgentOptions::default()),
+                    images,
+                });
+            }
         }
         if !key.model.join("config.json").is_file() {
             anyhow::bail!(

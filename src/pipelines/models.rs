@@ -50,6 +50,11 @@ impl EncoderMemory {
             DeviceChoice::Cuda => Self::Drop,
         }
     }
+
+    /// Whether the encoders load one at a time: then no Llama stays loaded to be shared.
+    pub fn one_at_a_time(self) -> bool {
+        matches!(self, Self::OneAtATime | Self::OneAtATimeWithoutTransformer)
+    }
 }
 
 /// A prompt's embeddings and whether it had to be truncated.
@@ -293,10 +298,7 @@ impl HiDreamModels {
     /// prompt would free nothing of the Llama (the language model holds it) and the next
     /// prompt would load a second copy beside it.
     pub fn shared_language_model(&mut self) -> anyhow::Result<LlamaForCausalLM> {
-        if matches!(
-            self.memory,
-            EncoderMemory::OneAtATime | EncoderMemory::OneAtATimeWithoutTransformer
-        ) {
+        if self.memory.one_at_a_time() {
             anyhow::bail!(
                 "the text encoders are loaded one at a time for this memory budget, so there is \
                  no resident Llama to share; load the agent's model on its own (ChatModel::load)"
