@@ -285,12 +285,18 @@ def _slot_words() -> set[str]:
     return out
 
 
-def _all_frames(frames: Frames) -> set[str]:
+def bare_frame(frame: str) -> str:
+    """A frame with its slots removed: "draw {d} for me" -> "draw for me"."""
+    return " ".join(re.sub(r"\{\w+\}", " ", frame).split())
+
+
+def everything(frames: Frames) -> set[str]:
+    """A phrasing's frames and its fillers."""
     return frames.all_frames() | set(frames.prefixes) | set(frames.suffixes)
 
 
 # Real words a made-up one must not be: every phrasing's and slot's words, the world's.
-_REAL_WORDS = (frame_words(_all_frames(TRAIN) | _all_frames(HELDOUT) | _all_frames(AUGMENT))
+_REAL_WORDS = (frame_words(everything(TRAIN) | everything(HELDOUT) | everything(AUGMENT))
                | _slot_words() | {"red", "green", "blue", "yellow", "purple", "orange", "circle",
                                   "square", "triangle", "star", "ring", "white", "black"})
 

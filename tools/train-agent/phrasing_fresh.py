@@ -148,15 +148,10 @@ def _without_training_phrasing(frames: Frames) -> Frames:
     """FRESH as written, less what training has: a frame that is a training frame (also with
     its slots removed), or a filler that is one of training's. Common phrasings
     ("what can you do?", "{g}, then {e}") are bound to be written again; they are not new."""
-    import re
-
     import phrasing as P
 
-    def bare(frame: str) -> str:
-        return " ".join(re.sub(r"\{\w+\}", " ", frame).split())
-
     seen = P.TRAIN.all_frames() | P.AUGMENT.all_frames()
-    seen_bare = {bare(f) for f in seen}
+    seen_bare = {P.bare_frame(f) for f in seen}
     fillers = {x.strip(" ,") for f in (P.TRAIN, P.AUGMENT) for x in f.prefixes + f.suffixes}
     kept = {}
     for name in Frames.__dataclass_fields__:
@@ -164,7 +159,7 @@ def _without_training_phrasing(frames: Frames) -> Frames:
         if name in ("prefixes", "suffixes"):
             kept[name] = tuple(x for x in values if x.strip(" ,") not in fillers)
         else:
-            kept[name] = tuple(f for f in values if f not in seen and bare(f) not in seen_bare)
+            kept[name] = tuple(f for f in values if f not in seen and P.bare_frame(f) not in seen_bare)
     return Frames(**kept)
 
 

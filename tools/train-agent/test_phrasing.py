@@ -5,7 +5,6 @@ Run: /tmp/fixtures-venv/bin/python -m pytest tools/train-agent/test_phrasing.py"
 
 import json
 import random
-import re
 import sys
 from pathlib import Path
 
@@ -27,19 +26,14 @@ def test_fillers_are_disjoint():
 
 def test_frame_words_not_in_training_frames():
     """Each held-out frame, with its slots removed, is not a training frame's text either."""
-    def bare(frame):
-        for slot in ("{d}", "{o}", "{new}", "{to}", "{at}", "{x}", "{bg}", "{e}", "{n}", "{g}", "{h}"):
-            frame = frame.replace(slot, "")
-        return " ".join(frame.split())
-    train = {bare(f) for f in P.TRAIN.all_frames()}
-    assert not [f for f in P.HELDOUT.all_frames() if bare(f) in train]
+    train = {P.bare_frame(f) for f in P.TRAIN.all_frames()}
+    assert not [f for f in P.HELDOUT.all_frames() if P.bare_frame(f) in train]
 
 
 def test_augment_adds_no_heldout_word():
     """The training-only word lists use no word that only the held-out phrasing has, and none
     of their frames is a held-out one."""
-    def everything(frames):
-        return frames.all_frames() | set(frames.prefixes) | set(frames.suffixes)
+    everything = P.everything
     heldout_only = (P.frame_words(everything(P.HELDOUT)) - P.frame_words(everything(P.TRAIN))
                     - P._slot_words())
     assert len(heldout_only) > 50
@@ -56,15 +50,10 @@ def test_made_up_words_are_not_words_of_the_phrasings():
 def test_fresh_phrasing_shares_no_frame_or_filler_with_training():
     """The second held-out phrasing (written without reading the others) is disjoint from
     both training phrasings in frames, bare frames and fillers."""
-    fresh_path = Path(__file__).resolve().parent / "phrasing_fresh.py"
-    if not fresh_path.is_file():
-        return
     import phrasing_fresh
 
     fresh = phrasing_fresh.FRESH
-
-    def bare(frame):
-        return " ".join(re.sub(r"\{\w+\}", " ", frame).split())
+    bare = P.bare_frame
     for train in (P.TRAIN, P.AUGMENT):
         assert not fresh.all_frames() & train.all_frames()
         assert not {bare(f) for f in fresh.all_frames()} & {bare(f) for f in train.all_frames()}
