@@ -9,6 +9,7 @@ Stages (each resumable: it continues from `<run>/<stage>/checkpoint.pt` when one
     python tools/train-shapes/train.py full     --run runs/shapes --steps 1600
     python tools/train-shapes/train.py dev      --run runs/shapes --steps 400
     python tools/train-shapes/train.py export   --run runs/shapes --out assets/models
+    python tools/train-shapes/train.py import   --run runs/again --stages full,dev   # from the bundle
     python tools/train-shapes/train.py selfcheck
 
 Every batch is a pure function of (seed, stage, step), so a run resumed from a checkpoint is
@@ -30,6 +31,7 @@ from fast_stage import stage_fast
 from full_stage import stage_full
 from selfcheck import selfcheck
 from snapshot_export import export
+from snapshot_import import import_snapshots
 from text_encoders import stage_encoders
 from transformer_training import finish_transformer
 from vae_stage import stage_vae
@@ -55,33 +57,47 @@ def parse_kinds(text: str) -> list[float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("stage", choices=["encoders", "vae", "full", "dev", "fast", "editor", "export",
-                                          "selfcheck"])
+                                          "import", "selfcheck"])
     parser.add_argument("--run", type=Path, default=Path("runs/shapes"))
     parser.add_argument("--steps", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("assets/models"))
-    parser.add_argument("--stages", default="full,dev,fast")
+    parser.add_argument("--stages", default="full,dev,fast",
+                        help="export, import: which transformers")
+    parser.add_argument("--assets", type=Path, default=Path("assets/models"),
+                        help="import: the folder of shipped snapshots to rebuild the run folder from")
     parser.add_argument("--device", default="cpu", help="cpu, or cuda for a GPU")
     parser.add_argument("--workers", type=int, default=0,
                         help="processes making batches ahead (0: the training process itself)")
     parser.add_argument("--batch", type=int, default=0, help="batch size (0: the stage's default)")
     parser.add_argument("--scores", type=Path, help="export: a folder of ShapesEval JSON lines")
-    parser.add_argument("--init", type=Path, help="editor: start from this editor's weights, not Full's")
+    parser.add_argument("--init", type=Path,
+                        help="editor, dev: start from these weights (a model folder), not Full's")
+    parser.add_argument("--dev-target", choices=["teacher", "data", "guided-data"], default="teacher",
+                        help="dev: learn Full's guided prediction (teacher), the scenes' flow (data), "
+                             "or the scenes' flow plus Full's guidance direction (guided-data)")
+    parser.add_argument("--batched-text", action="store_true",
+                        help="encode each batch's captions together, as on a GPU (40x faster on the "
+                             "CPU; embeddings differ from one-at-a-time encoding in the last bits)")
+    parser.add_argument("--shift", type=float, default=6.0,
+                        help="dev: the flow shift of the training noise levels")
+    parser.add_argument("--lr", type=float, default=2e-4, help="dev: peak learning rate")
     parser.add_argument("--plain-every", type=int, default=4,
                         help="editor: every Nth batch is plain text-to-image")
     parser.add_argument("--stop-after", type=int,
                         help="stop at the first checkpoint (every 100 steps) at or after this step, to "
                              "resume later with other flags")
     parser.add_argument("--object-weight", type=float, default=0.0,
-                        help="editor: extra loss weight on object pixels of source or target")
+                        help="editor, dev: extra loss weight on object pixels (the editor's: of source or "
+                             "target)")
     parser.add_argument("--kinds", type=parse_kinds,
                         help="editor: relative weights of the edit kinds, e.g. recolour=4,remove=3 "
                              "(unnamed kinds weigh 1; default: all equal)")
     args = parser.parse_args()
     runtime.DEV, runtime.WORKERS = torch.device(args.device), args.workers
     runtime.STOP_AFTER = args.stop_after
-    runtime.BATCHED_TEXT = runtime.DEV.type == "cuda"
+    runtime.BATCHED_TEXT = runtime.DEV.type == "cuda" or args.batched_text
     torch.set_num_threads(args.threads)
     if runtime.DEV.type == "cuda":
         # Deterministic where CUDA has deterministic kernels; a run on one GPU model with one
@@ -100,7 +116,8 @@ def main() -> None:
         stage_full(args.run, args.steps or 1600, args.seed, **batch)
         finish_transformer(args.run, "full")
     elif args.stage == "dev":
-        stage_dev(args.run, args.steps or 400, args.seed, **batch)
+        stage_dev(args.run, args.steps or 400, args.seed, init=args.init, target=args.dev_target,
+                  object_weight=args.object_weight, shift=args.shift, lr=args.lr, **batch)
         finish_transformer(args.run, "dev")
     elif args.stage == "fast":
         stage_fast(args.run, args.steps or 150, args.seed, **batch)
@@ -112,6 +129,8 @@ def main() -> None:
         finish_transformer(args.run, "editor")
     elif args.stage == "export":
         export(args.run, args.out, args.stages.split(","), args.scores)
+    elif args.stage == "import":
+        import_snapshots(args.run, args.assets, args.stages.split(","))
     else:
         selfcheck()
 
