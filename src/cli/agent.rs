@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use anyhow::Context;
@@ -103,7 +104,8 @@ pub fn run(args: &AgentArgs) -> anyhow::Result<ExitCode> {
         let out_dir = args.out_dir.clone().unwrap_or_else(|| PathBuf::from("."));
         Box::new(EngineRunner::new(&out_dir, &stem, seed)?)
     };
-    let cancel = AtomicBool::new(false);
+    let cancel = Arc::new(AtomicBool::new(false));
+    stop_on_ctrl_c(&cancel);
     let outcome = agent.turn(
         &mut conversation,
         &args.message,
@@ -120,7 +122,27 @@ pub fn run(args: &AgentArgs) -> anyhow::Result<ExitCode> {
     } else {
         print_decision(&outcome);
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(if outcome.cancelled {
+        // What a shell expects of a command Ctrl-C ended (128 + SIGINT).
+        ExitCode::from(130)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Ctrl-C raises `cancel`: the turn stops after the token or picture in progress and ends as a
+/// stop, so the conversation file records the pictures made so far and the JSON line lists them.
+/// A second Ctrl-C ends the process at once. Where the handler cannot be installed, Ctrl-C
+/// keeps its default (the process ends, the conversation file unchanged) and the turn runs.
+fn stop_on_ctrl_c(cancel: &Arc<AtomicBool>) {
+    use signal_hook::consts::SIGINT;
+    use signal_hook::flag;
+    // Registered first, so it sees the flag as the previous Ctrl-C left it.
+    let installed = flag::register_conditional_shutdown(SIGINT, 130, Arc::clone(cancel))
+        .and_then(|_| flag::register(SIGINT, Arc::clone(cancel)));
+    if let Err(error) = installed {
+        eprintln!("warning: Ctrl-C will end the process without saving this turn ({error})");
+    }
 }
 
 /// `--model`, else the bundled agent; a folder that is not there is named with what to do.
@@ -198,6 +220,9 @@ pub(super) fn decision_json(outcome: &TurnOutcome, with_outputs: bool) -> serde_
     }
     if !outcome.notes.is_empty() {
         line["notes"] = serde_json::json!(outcome.notes);
+    }
+    if outcome.cancelled {
+        line["stopped"] = serde_json::json!(true);
     }
     line
 }

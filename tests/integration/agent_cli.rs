@@ -319,3 +319,92 @@ fn the_bundled_agent_draws_then_edits_its_own_picture() {
     assert_eq!(pictures.len(), 2);
     assert_eq!(pictures[1]["made_from"], "#1");
 }
+
+/// Ctrl-C mid-plan: the picture in progress finishes, the plan stops there, and the
+/// conversation file and the JSON line keep what was made (exit status 130, as for any
+/// command Ctrl-C ends).
+#[cfg(unix)]
+#[test]
+fn ctrl_c_stops_a_plan_and_keeps_what_it_made() {
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    let dir = tempfile::tempdir().unwrap();
+    let chat = dir.path().join("chat.json");
+    let out = dir.path().join("out");
+    let call = |colour: &str| {
+        format!(
+            r#"{{"name": "generate_image", "parameters": {{"prompt": "a {colour} circle in the centre, on white"}}}}"#
+        )
+    };
+    let calls = ["red", "green", "blue", "yellow"].map(call);
+    let mut replies: Vec<&str> = calls.iter().map(String::as_str).collect();
+    replies.push("Here are four circles.");
+    let plan = script(dir.path(), "plan.json", &replies);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hidream-studio"))
+        .arg("agent")
+        .arg("--scripted-replies")
+        .arg(&plan)
+        .args([
+            "--message",
+            "four circles, one of each colour",
+            "--seed",
+            "3",
+        ])
+        .arg("--json")
+        .arg("--conversation")
+        .arg(&chat)
+        .arg("--out-dir")
+        .arg(&out)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while !out.join("chat-1.png").exists() {
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "no first picture"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let line = decision(&output);
+    assert_eq!(line["stopped"], true, "{line}");
+    assert!(
+        line["reply"].as_str().unwrap().starts_with("Stopped."),
+        "{line}"
+    );
+    let outputs = line["outputs"].as_array().unwrap();
+    assert!(
+        (1..4).contains(&outputs.len()),
+        "stopped after the first picture, before the fourth: {line}"
+    );
+    for path in outputs {
+        assert!(Path::new(path.as_str().unwrap()).is_file(), "{path}");
+    }
+    let saved = saved(&chat);
+    assert_eq!(
+        saved["pictures"].as_array().unwrap().len(),
+        outputs.len(),
+        "{saved}"
+    );
+    let messages = saved["messages"].as_array().unwrap();
+    let last = messages.last().unwrap();
+    assert_eq!(last["speaker"], "assistant", "{last}");
+    assert!(
+        last["content"].as_str().unwrap().starts_with("Stopped."),
+        "{last}"
+    );
+}
