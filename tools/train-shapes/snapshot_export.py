@@ -20,12 +20,19 @@ H100 = "one NVIDIA H100 (lent), PyTorch 2.11.0+cu130, diffusers 0.42.1, transfor
 CPU = "2-core CPU, PyTorch 2.15.0, diffusers 0.42.1, transformers 5.23.0"
 COMMON = [("encoders --run RUN", CPU),
           ("vae --run RUN --steps 2500 --device cuda --threads 2 --batch 64 --workers 12", H100)]
+DEV_RESTART = ("--batch 32 --init SHIPPED/dev/model --dev-target guided-data --object-weight 3 --shift 2 "
+               "--batched-text")
 SHIPPED_COMMANDS = {
     "full": COMMON + [
         ("full --run RUN --steps 2600 --device cuda --threads 2 --batch 128 --workers 14", H100)],
     "dev": COMMON + [
         ("full --run RUN --steps 2600 --device cuda --threads 2 --batch 128 --workers 14", H100),
-        ("dev --run RUN --steps 500 --device cuda --threads 2 --batch 128 --workers 7", H100)],
+        ("dev --run RUN --steps 500 --device cuda --threads 2 --batch 128 --workers 7", H100),
+        # A CPU warm restart from the shipped bundle (RUN was not kept): SHIPPED is `import`'s
+        # folder, RUN4 links its encoders, vae and full.
+        ("import --run SHIPPED --stages full,dev", CPU),
+        (f"dev --run RUN4 --steps 5000 {DEV_RESTART} --stop-after 2000", CPU),
+        (f"dev --run RUN4 --steps 8500 {DEV_RESTART} --stop-after 7500", CPU)],
     "fast": COMMON + [
         ("full --run RUN --steps 2600 --device cuda --threads 2 --batch 128 --workers 14", H100),
         ("dev --run RUN --steps 500 --device cuda --threads 2 --batch 128 --workers 7", H100),
