@@ -30,9 +30,9 @@ def stage_dev(run: Path, steps: int, seed: int, batch: int = 32, init: Path | No
     `target="guided-data"` adds Full's guidance direction to that flow,
     x0 - noise + (GUIDANCE - 1) * (cond - uncond): in expectation Full's guided prediction
     with the data in place of Full's conditional one, so sampling without guidance keeps the
-    colour guidance gave. `object_weight`
-    adds loss weight on the latent pixels under an object: a shape's outline is a few latent
-    pixels of a mostly empty picture, and it is what ShapesEval reads."""
+    colour guidance gave. `object_weight` adds loss weight on the latent pixels under an
+    object: a shape's outline is a few latent pixels of a mostly empty picture, and it is what
+    ShapesEval reads."""
     if target not in TARGETS:
         raise ValueError(f"dev target {target!r}: expected one of {', '.join(TARGETS)}")
     vae = load_vae(run)
