@@ -212,18 +212,24 @@ fn script(dir: &Path, name: &str, replies: &[&str]) -> std::path::PathBuf {
     path
 }
 
+/// `agent --json` answering `message` with the replies of `script`, appending to
+/// `conversation`, pictures into `out`.
+fn scripted_command(script: &Path, message: &str, conversation: &Path, out: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_hidream-studio"));
+    command
+        .arg("agent")
+        .arg("--scripted-replies")
+        .arg(script)
+        .args(["--message", message, "--seed", "3", "--json"])
+        .arg("--conversation")
+        .arg(conversation)
+        .arg("--out-dir")
+        .arg(out);
+    command
+}
+
 fn scripted_turn(script: &Path, message: &str, conversation: &Path, out: &Path) -> Output {
-    succeed(
-        Command::new(env!("CARGO_BIN_EXE_hidream-studio"))
-            .arg("agent")
-            .arg("--scripted-replies")
-            .arg(script)
-            .args(["--message", message, "--seed", "3", "--json"])
-            .arg("--conversation")
-            .arg(conversation)
-            .arg("--out-dir")
-            .arg(out),
-    )
+    succeed(&mut scripted_command(script, message, conversation, out))
 }
 
 #[test]
@@ -341,21 +347,7 @@ fn ctrl_c_stops_a_plan_and_keeps_what_it_made() {
     let mut replies: Vec<&str> = calls.iter().map(String::as_str).collect();
     replies.push("Here are four circles.");
     let plan = script(dir.path(), "plan.json", &replies);
-    let child = Command::new(env!("CARGO_BIN_EXE_hidream-studio"))
-        .arg("agent")
-        .arg("--scripted-replies")
-        .arg(&plan)
-        .args([
-            "--message",
-            "four circles, one of each colour",
-            "--seed",
-            "3",
-        ])
-        .arg("--json")
-        .arg("--conversation")
-        .arg(&chat)
-        .arg("--out-dir")
-        .arg(&out)
+    let child = scripted_command(&plan, "four circles, one of each colour", &chat, &out)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -20,6 +20,8 @@ H100 = "one NVIDIA H100 (lent), PyTorch 2.11.0+cu130, diffusers 0.42.1, transfor
 CPU = "2-core CPU, PyTorch 2.15.0, diffusers 0.42.1, transformers 5.23.0"
 COMMON = [("encoders --run RUN", CPU),
           ("vae --run RUN --steps 2500 --device cuda --threads 2 --batch 64 --workers 12", H100)]
+# The snapshot folders every I1 model shares, as the run folder's encoders/ holds them.
+ENCODER_FOLDERS = ("text_encoder", "text_encoder_2", "text_encoder_3", "tokenizer", "tokenizer_2", "tokenizer_3")
 DEV_RESTART = ("--batch 32 --init SHIPPED/dev/model --dev-target guided-data --object-weight 3 --shift 2 "
                "--batched-text")
 SHIPPED_COMMANDS = {
@@ -81,7 +83,7 @@ def export(run: Path, out: Path, stages: list[str], scores: Path | None = None) 
         else:
             sched = FlowMatchLCMScheduler(shift=d["shift"])
         sched.save_pretrained(dst / "scheduler")
-        for name in ("text_encoder", "text_encoder_2", "text_encoder_3", "tokenizer", "tokenizer_2", "tokenizer_3"):
+        for name in ENCODER_FOLDERS:
             shutil.copytree(enc / name, dst / name)
         shutil.copytree(run / "vae" / "model", dst / "vae")
         model = load_transformer(run / stage / "model", train=False)

@@ -13,8 +13,7 @@ import runtime  # noqa: I001  (the environment before numpy and torch)
 import numpy as np
 import torch
 from runtime import log
-
-ENCODER_FOLDERS = ("text_encoder", "text_encoder_2", "text_encoder_3", "tokenizer", "tokenizer_2", "tokenizer_3")
+from snapshot_export import ENCODER_FOLDERS
 
 
 def import_snapshots(run: Path, assets: Path, stages: list[str]) -> None:
