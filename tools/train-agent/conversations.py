@@ -91,13 +91,15 @@ class Conversation:
     messages: list = field(default_factory=list)
     # The share of requests phrased with phrasing.AUGMENT instead of `frames` (training only).
     augment: float = 0.0
+    # The share of AUGMENT frames with made-up words (where a kind has such frames).
+    pseudo_share: float = P.PSEUDO_SHARE
 
     def pick(self, kind: str) -> str:
         """A frame (or filler) of one kind; made-up words fill its {pv} slots. With augment 0
         the random draws are those of `rng.choice(frames.<kind>)` alone (heldout.jsonl)."""
         rng = self.rng
         if kind == "chatter" or (self.augment and rng.random() < self.augment):
-            frame = P.augment_frame(rng, kind)
+            frame = P.augment_frame(rng, kind, self.pseudo_share)
         else:
             frame = rng.choice(getattr(self.frames, kind))
         while "{pv}" in frame:

@@ -24,12 +24,12 @@ def chat_template() -> str:
     return json.loads(TEMPLATE_CONFIG.read_text())["chat_template"]
 
 
-HELDOUT_FILES = ("heldout.jsonl", "heldout-fresh.jsonl")
+HELDOUT_FILES = ("heldout.jsonl", "heldout-fresh.jsonl", "heldout-third.jsonl")
 
 
 def heldout_messages() -> set[str]:
-    """The messages of both held-out sets (the second one is made after some runs: their
-    corpora are checked against it by test_phrasing.py)."""
+    """The messages of the held-out sets (the later ones were made after some runs: their
+    corpora are checked against them by test_phrasing.py)."""
     out: set[str] = set()
     for name in HELDOUT_FILES:
         path = HERE / name
@@ -45,11 +45,11 @@ def random_date(rng: random.Random) -> str:
 
 
 def conversation(rng: random.Random, banned: set[str], said: list[str],
-                 augment: float = 0.0) -> list[dict] | None:
+                 augment: float = 0.0, pseudo_share: float = P.PSEUDO_SHARE) -> list[dict] | None:
     """One to four exchanges; None when a user message is a held-out one (never trained on).
     The user's requests are appended to `said`; `augment` is the share phrased with
-    phrasing.AUGMENT."""
-    conv = C.Conversation(rng, P.TRAIN, augment=augment)
+    phrasing.AUGMENT, `pseudo_share` the share of those with made-up words."""
+    conv = C.Conversation(rng, P.TRAIN, augment=augment, pseudo_share=pseudo_share)
     for _ in range(rng.choice([1, 1, 2, 2, 3, 4])):
         text, _ = conv.turn()
         if text in banned:
@@ -64,7 +64,8 @@ def render(tok, messages: list[dict], date: str, add_generation_prompt: bool = F
 
 
 def rendered_corpus(tok, n: int, seed: int, n_dates: int, said: list[str] | None = None,
-                    augment: float = 0.0) -> tuple[list[tuple[str, str]], int]:
+                    augment: float = 0.0, pseudo_share: float = P.PSEUDO_SHARE
+                    ) -> tuple[list[tuple[str, str]], int]:
     """n (date, rendered conversation) pairs, the dates drawn from a pool of n_dates, and how
     many sampled conversations were dropped as held-out. With tok None nothing is rendered
     (the requests alone, collected in `said`, for checks)."""
@@ -74,7 +75,7 @@ def rendered_corpus(tok, n: int, seed: int, n_dates: int, said: list[str] | None
     said = [] if said is None else said
     texts, dropped = [], 0
     while len(texts) < n:
-        messages = conversation(rng, banned, said, augment)
+        messages = conversation(rng, banned, said, augment, pseudo_share)
         if messages is None:
             dropped += 1
             continue

@@ -24,9 +24,15 @@ def write_json(path: Path, obj) -> None:
 
 
 def training_record(run: Path) -> dict:
-    """The run's training.json; a run continued from another (--init) lists both as parts."""
+    """The run's training.json; a run continued from another (--init) lists both as parts. A
+    run continued from a bundle (--init assets/models/shapes-agent) takes the parts its
+    studio.json records (read before this export replaces it)."""
     parts = []
     while run is not None:
+        if not (run / "training.json").is_file() and (run / "studio.json").is_file():
+            earlier = json.loads((run / "studio.json").read_text())["training"]
+            parts[:0] = earlier.get("parts", [earlier])
+            break
         part = json.loads((run / "training.json").read_text())
         threads = part.get("threads", 1)
         part["ran_on"] = f"2-core shared CPU, {threads} thread{'s' if threads > 1 else ''}, nice"
@@ -48,6 +54,7 @@ def main() -> None:
     args = ap.parse_args()
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
+    training = training_record(args.run)  # before the bundle's studio.json is replaced
     shutil.copyfile(args.run / "model.safetensors", out / "model.safetensors")
     shutil.copyfile(args.run / "tokenizer.json", out / "tokenizer.json")
     config = json.loads((args.run / "config.json").read_text())
@@ -63,7 +70,6 @@ def main() -> None:
         "bos_token_id": ids["<|begin_of_text|>"],
         "eos_token_id": [ids["<|eot_id|>"], ids["<|eom_id|>"]],
         "do_sample": False, "max_new_tokens": 96})
-    training = training_record(args.run)
     studio = {"name": "Shapes Agent",
               "about": "A tiny Llama-3.1-shaped chat model trained from scratch on synthetic "
                        "Shapes-world conversations in the protocol of src/agent/protocol.json "

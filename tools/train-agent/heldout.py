@@ -6,7 +6,7 @@ an optional attached picture and the expected first action.
 An attached picture is named after the earlier ones: with one earlier picture, an attachment
 is `#2`, and a request about "it" then means the attachment (h021 is such a line).
 
-Usage: python tools/train-agent/heldout.py [--n 160] [--seed 2020]
+Usage: python tools/train-agent/heldout.py [--n 160] [--seed 2020] [--phrasing first|fresh|third]
 """
 
 from __future__ import annotations
@@ -90,14 +90,19 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=160)
     ap.add_argument("--seed", type=int, default=2020)
     ap.add_argument("--out", type=Path, default=HERE / "heldout.jsonl")
-    ap.add_argument("--fresh", action="store_true",
-                    help="phrasing_fresh.FRESH instead of phrasing.HELDOUT (heldout-fresh.jsonl)")
+    ap.add_argument("--phrasing", choices=("first", "fresh", "third"), default="first",
+                    help="phrasing.HELDOUT (heldout.jsonl), phrasing_fresh.FRESH "
+                         "(heldout-fresh.jsonl) or phrasing_third.THIRD (heldout-third.jsonl)")
     args = ap.parse_args()
-    frames = P.HELDOUT
-    if args.fresh:
+    frames, prefix = P.HELDOUT, "h"
+    if args.phrasing == "fresh":
         import phrasing_fresh
 
-        frames = phrasing_fresh.FRESH
+        frames, prefix = phrasing_fresh.FRESH, "f"
+    elif args.phrasing == "third":
+        import phrasing_third
+
+        frames, prefix = phrasing_third.THIRD, "t"
     rng = random.Random(args.seed)
     n_gen, n_edit = round(0.45 * args.n), round(0.40 * args.n)
     kinds = ["generate"] * n_gen + ["edit"] * n_edit + ["chat"] * (args.n - n_gen - n_edit)
@@ -105,7 +110,7 @@ def main() -> None:
     lines, seen = [], set()
     for kind in kinds:
         while True:  # no message twice
-            line = request(rng, kind, len(lines), frames, "f" if args.fresh else "h")
+            line = request(rng, kind, len(lines), frames, prefix)
             if line["message"] not in seen:
                 break
         seen.add(line["message"])

@@ -181,19 +181,20 @@ _REMOVE_VERBS = ("eliminate", "wipe", "wipe out", "cut", "zap", "ditch", "nix", 
 _REMOVE_WRAPS = ("{v} {o}", "{v} {o}", "please {v} {o}", "can you {v} {o}?", "{v} {o} now",
                  "{o} has to vanish", "no more {o}", "no {o}", "{o} is not needed", "{o} must disappear",
                  "{v} {o} from it", "{v} {o} from the picture", "{pv} {o}", "{pv} {pv} {o}",
-                 "{o} {pv}")
+                 "{o} {pv}", "{pv} {o} {pv}", "{pv} {pv} {o} {pv}")
 _ADD_VERBS = ("insert", "attach", "append", "bring in", "slip in", "pop in", "squeeze in",
               "tack on", "{pv}", "{pv}")
 _ADD_WRAPS = ("{v} {x} too", "{v} {x} as well", "{v} {x} also", "also {v} {x}", "{v} {x} to it",
               "{v} {x} in it", "{v} {x} into the picture", "{x} too", "{x} as well",
               "also {x}", "{x} also", "with {x} too", "{pv} {x} too", "{pv} {x} as well",
-              "{pv} {x} in it", "put {x} next to it", "{x} beside it", "{x} in addition")
+              "{pv} {x} in it", "put {x} next to it", "{x} beside it", "{x} in addition",
+              "{pv} {pv} {x} too", "{pv} {x} {pv} as well")
 _MOVE_VERBS = ("push", "nudge", "transfer", "carry", "bring", "reposition", "send", "shove",
                "pull", "haul", "set", "{pv}", "{pv}")
 _MOVE_WRAPS = ("{v} {o} {to}", "{v} {o} {to}", "please {v} {o} {to}", "can you {v} {o} {to}?",
                "{o} {to}", "{o} goes {to}", "{o} belongs {at}", "{o} should sit {at}",
                "{o} {at} please", "want {o} {at}", "{pv} {o} {to}",
-               "{o} {pv} {to}", "{pv} {o} {at}")
+               "{o} {pv} {to}", "{pv} {o} {at}", "{pv} {o} {to} {pv}", "{pv} {pv} {o} {to}")
 _BACKGROUND_WRAPS = ("{v} the background {bg}", "{v} the background to {bg}", "background {bg}",
                      "background: {bg}", "{bg} bg", "{bg} behind it", "with {bg} behind",
                      "{bg} behind the shapes", "the background should be {bg}",
@@ -228,11 +229,14 @@ AUGMENT = Frames(
                   "what are you good at?", "what can you {pv}?"),
     colours=("which colours do you have?", "what colours can you paint?", "colours?",
              "do you know many colours?", "what colors are possible?", "which colours exist?",
-             "colour options?", "what colours do you {pv}?"),
+             "colour options?", "what colours do you {pv}?", "{pv} the colours",
+             "{pv} {pv} colors {pv}"),
     shapes=("which shapes?", "shapes?", "what shapes can you make?", "which shapes are possible?",
-            "shape options?", "what shapes do you {pv}?", "what kinds of shapes exist?"),
+            "shape options?", "what shapes do you {pv}?", "what kinds of shapes exist?",
+            "{pv} the shapes", "{pv} {pv} shapes {pv}"),
     describe=("what did you draw in {n}?", "what is {n}?", "{n}?", "what's in {n}",
-              "summarise {n}", "summarize {n}", "what shapes are in {n}?", "{pv} {n}?"),
+              "summarise {n}", "summarize {n}", "what shapes are in {n}?", "{pv} {n}?",
+              "{pv} {pv} {n}", "{pv} me {pv} {n}"),
     thanks=("many thanks", "awesome", "cool", "great", "good job", "wonderful", "neat",
             "thx", "ty", "great work" .replace("work", "job"), "{pv}, thanks"),
     prefixes=("actually, ", "well, ", "now then, ", "quick one: ", "one more: ", "hey hey, ",
@@ -257,10 +261,10 @@ def _split_pseudo(frames: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, 
 _AUGMENT_SPLIT = {name: _split_pseudo(getattr(AUGMENT, name)) for name in AUGMENT.__dataclass_fields__}
 
 
-def augment_frame(rng, kind: str) -> str:
-    """A frame of `kind` from AUGMENT, with made-up words PSEUDO_SHARE of the time."""
+def augment_frame(rng, kind: str, pseudo_share: float = PSEUDO_SHARE) -> str:
+    """A frame of `kind` from AUGMENT, with made-up words `pseudo_share` of the time."""
     pseudo, real = _AUGMENT_SPLIT[kind]
-    if pseudo and (not real or rng.random() < PSEUDO_SHARE):
+    if pseudo and (not real or rng.random() < pseudo_share):
         return rng.choice(pseudo)
     return rng.choice(real)
 
@@ -310,3 +314,20 @@ def pseudo_word(rng) -> str:
         word += rng.choice(_CONSONANTS) if rng.random() < 0.6 else ""
         if len(word) > 2 and word not in _REAL_WORDS:
             return word
+
+
+def without_phrasing(frames: Frames, *others: Frames) -> Frames:
+    """A held-out phrasing as written, less what `others` have: a frame that is one of theirs
+    (also with its slots removed), or a filler that is one of theirs. Common phrasings ("what
+    can you do?", "{g}, then {e}") are bound to be written again; they are not new."""
+    seen = set().union(*(o.all_frames() for o in others))
+    seen_bare = {bare_frame(f) for f in seen}
+    fillers = {x.strip(" ,") for o in others for x in o.prefixes + o.suffixes}
+    kept = {}
+    for name in Frames.__dataclass_fields__:
+        values = getattr(frames, name)
+        if name in ("prefixes", "suffixes"):
+            kept[name] = tuple(x for x in values if x.strip(" ,") not in fillers)
+        else:
+            kept[name] = tuple(f for f in values if f not in seen and bare_frame(f) not in seen_bare)
+    return Frames(**kept)

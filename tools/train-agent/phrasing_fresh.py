@@ -1,6 +1,6 @@
 """A second held-out phrasing, written without seeing the training frames or the first held-out set
 (see tools/train-agent/README.md): a measure of generalisation that no training decision has looked at."""
-from phrasing import Frames
+from phrasing import AUGMENT, TRAIN, Frames, without_phrasing
 
 FRESH = Frames(
     generate=(
@@ -144,23 +144,4 @@ FRESH = Frames(
 )
 
 
-def _without_training_phrasing(frames: Frames) -> Frames:
-    """FRESH as written, less what training has: a frame that is a training frame (also with
-    its slots removed), or a filler that is one of training's. Common phrasings
-    ("what can you do?", "{g}, then {e}") are bound to be written again; they are not new."""
-    import phrasing as P
-
-    seen = P.TRAIN.all_frames() | P.AUGMENT.all_frames()
-    seen_bare = {P.bare_frame(f) for f in seen}
-    fillers = {x.strip(" ,") for f in (P.TRAIN, P.AUGMENT) for x in f.prefixes + f.suffixes}
-    kept = {}
-    for name in Frames.__dataclass_fields__:
-        values = getattr(frames, name)
-        if name in ("prefixes", "suffixes"):
-            kept[name] = tuple(x for x in values if x.strip(" ,") not in fillers)
-        else:
-            kept[name] = tuple(f for f in values if f not in seen and P.bare_frame(f) not in seen_bare)
-    return Frames(**kept)
-
-
-FRESH = _without_training_phrasing(FRESH)
+FRESH = without_phrasing(FRESH, TRAIN, AUGMENT)

@@ -61,6 +61,20 @@ def test_fresh_phrasing_shares_no_frame_or_filler_with_training():
         assert not fillers(fresh) & fillers(train), fillers(fresh) & fillers(train)
 
 
+def test_third_phrasing_shares_no_frame_or_filler_with_training_or_the_first_set():
+    """The third held-out phrasing (written blind, like the second) is disjoint from both
+    training phrasings and from the first held-out set, which has guided training changes."""
+    import phrasing_third
+
+    third = phrasing_third.THIRD
+    bare = P.bare_frame
+    fillers = lambda f: {x.strip(" ,") for x in f.prefixes + f.suffixes}
+    for seen in (P.TRAIN, P.AUGMENT, P.HELDOUT):
+        assert not third.all_frames() & seen.all_frames()
+        assert not {bare(f) for f in third.all_frames()} & {bare(f) for f in seen.all_frames()}
+        assert not fillers(third) & fillers(seen), fillers(third) & fillers(seen)
+
+
 def test_training_sample_never_holds_a_heldout_message():
     heldout = corpus.heldout_messages()
     assert len(heldout) >= 120
@@ -72,9 +86,12 @@ def test_training_sample_never_holds_a_heldout_message():
 
 
 def test_heldout_mix():
-    lines = [json.loads(x) for x in (Path(__file__).parent / "heldout.jsonl").read_text().splitlines()]
-    share = {k: sum(x["expect"]["action"] == k for x in lines) / len(lines) for k in ("generate", "edit", "chat")}
-    assert abs(share["generate"] - 0.45) < 0.03 and abs(share["edit"] - 0.40) < 0.03
+    for name in corpus.HELDOUT_FILES:
+        lines = [json.loads(x) for x in (Path(__file__).parent / name).read_text().splitlines()]
+        share = {k: sum(x["expect"]["action"] == k for x in lines) / len(lines)
+                 for k in ("generate", "edit", "chat")}
+        assert len(lines) == 160, name
+        assert abs(share["generate"] - 0.45) < 0.03 and abs(share["edit"] - 0.40) < 0.03, name
 
 
 def test_run_corpus_never_held_a_heldout_message():
@@ -85,7 +102,8 @@ def test_run_corpus_never_held_a_heldout_message():
     for part in training.get("parts", [training]):
         said: list[str] = []
         corpus.rendered_corpus(None, part["conversations"], part["seed"], part["dates"], said,
-                               augment=part.get("augment", 0.0))
+                               augment=part.get("augment", 0.0),
+                               pseudo_share=part.get("pseudo_share", P.PSEUDO_SHARE))
         assert not set(said) & corpus.heldout_messages()
         print(f"seed {part['seed']}: {len(said)} training requests, none held out")
 

@@ -1,0 +1,143 @@
+"""A third held-out phrasing, written blind (without reading the training phrasing or the two
+earlier held-out sets) by a helper given only the world and the slots, after the bundled agent
+was trained: how users ask, for heldout-third.jsonl. Frames that training or the first held-out
+set (a development set by now) has are dropped at the end."""
+from phrasing import AUGMENT, HELDOUT, TRAIN, Frames, without_phrasing
+
+THIRD = Frames(
+    generate=(
+        "could you sketch me {d}?",
+        "i'd love a new picture: {d}",
+        "new image please, {d}",
+        "can i get a fresh picture of {d}?",
+        "start a new one showing {d}",
+        "i want to see {d}, can you paint that?",
+        "how about a brand new picture of {d}",
+        "please produce a new drawing: {d}",
+        "would you mind creating an image of {d}?",
+        "mock up a picture of {d} for me",
+        "let's do a new one with {d}",
+    ),
+    plan=(
+        "first {g}; once that's done, {e}",
+        "{g}. after that, {e}",
+        "{g}, and once it's there, {e}",
+        "{g} and right after, {e}",
+        "{g}, followed by this: {e}",
+    ),
+    plan_two=(
+        "{g}. separately, {h}",
+        "{g}; in a second picture, {h}",
+        "two pictures please: first {g}, second {h}",
+        "{g}, and in a different image {h}",
+    ),
+    recolour=(
+        "could you turn {o} {new}?",
+        "i'd prefer {o} in {new}",
+        "{o} should be {new} instead",
+        "paint {o} {new}, please",
+        "it'd look nicer if {o} were {new}",
+        "can {o} be {new} instead?",
+        "recolor {o} to {new}",
+        "swap {o} over to {new}",
+    ),
+    remove=(
+        "get rid of {o}",
+        "i don't want {o} anymore",
+        "could you take {o} out?",
+        "{o} has to go",
+        "erase {o}, please",
+        "ditch {o}",
+        "can you delete {o} from the picture?",
+        "the picture would be better without {o}",
+    ),
+    add=(
+        "put {x} in there too",
+        "could you also include {x}?",
+        "throw in {x} as well",
+        "i'd like {x} in this picture as well",
+        "the picture needs {x} as well",
+        "can we have {x} alongside what's already there?",
+        "pop {x} into the same picture",
+    ),
+    move=(
+        "shift {o} {to}",
+        "could you slide {o} {to}?",
+        "i'd rather have {o} {at}",
+        "put {o} {at} instead",
+        "{o} belongs {at}",
+        "can {o} go {to}?",
+        "drag {o} {to}, please",
+        "reposition {o} so it's {at}",
+    ),
+    background=(
+        "could the background be {bg} instead?",
+        "swap the backdrop to {bg}",
+        "i'd like a {bg} background behind everything",
+        "put everything on {bg} instead",
+        "{bg} background instead, please",
+        "how about a {bg} background for this one?",
+    ),
+    explicit=(
+        "in {n}, {e}",
+        "{e} (that's in {n})",
+        "for picture {n}: {e}",
+        "{e} over in {n}",
+        "going back to {n}, {e}",
+    ),
+    greet=(
+        "hey there!",
+        "good morning",
+        "hiya",
+        "hi, anyone around?",
+        "greetings, bot",
+    ),
+    capabilities=(
+        "what sort of things can you do?",
+        "how can you help me?",
+        "what are you able to make?",
+        "what are your abilities?",
+        "tell me what you're good for",
+    ),
+    colours=(
+        "which colors do you have?",
+        "what colours are available?",
+        "what paint colours can i pick from?",
+        "list the colours you know",
+    ),
+    shapes=(
+        "what shapes can you draw?",
+        "which shapes do you support?",
+        "what kinds of shapes are there?",
+        "name the shapes you know",
+    ),
+    describe=(
+        "what's in {n}?",
+        "remind me what {n} looks like",
+        "can you describe {n} for me?",
+        "what did you put in {n}?",
+    ),
+    thanks=(
+        "cheers!",
+        "that's perfect, ta",
+        "lovely, thank you so much",
+        "great job!",
+        "nice one, appreciate it",
+    ),
+    prefixes=(
+        "hmm, ",
+        "okay so ",
+        "right, ",
+        "actually, ",
+        "oh and ",
+    ),
+    suffixes=(
+        ", cheers",
+        " please",
+        ", when you get a chance",
+        " if you can",
+        ", if you don't mind",
+    ),
+)
+
+THIRD = without_phrasing(THIRD, TRAIN, AUGMENT, HELDOUT)
