@@ -1,7 +1,7 @@
 //! A chat model from its Hugging Face folder: config.json, generation_config.json, the weights
 //! (one safetensors file or shards), tokenizer.json and tokenizer_config.json with the chat
-//! template. It lays a conversation out with the template, tokenizes it, generates and reads
-//! the reply as a tool call or chat text.
+//! template (or the template in chat_template.jinja beside it). It lays a conversation out with
+//! the template, tokenizes it, generates and reads the reply as a tool call or chat text.
 
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};

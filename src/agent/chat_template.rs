@@ -16,6 +16,8 @@ use super::json::{Json, tojson_filter};
 use crate::weights::{WeightsError, read_json};
 
 const TEMPLATE_NAME: &str = "chat_template";
+/// The file transformers saves a model's single chat template in, beside tokenizer_config.json.
+const TEMPLATE_FILE: &str = "chat_template.jinja";
 
 /// Who speaks. `Ipython` is Llama-3.1's name for a tool's result; its template treats `tool`
 /// the same way.
@@ -135,8 +137,9 @@ pub enum ChatTemplateError {
     Config(#[from] WeightsError),
 
     #[error(
-        "{path} has no `chat_template`: this model does not say how to lay out a conversation. \
-         Use an instruction-tuned (chat) model, whose tokenizer_config.json has one"
+        "{path} has no `chat_template` and there is no chat_template.jinja beside it: this model \
+         does not say how to lay out a conversation. Use an instruction-tuned (chat) model, \
+         which has one of them"
     )]
     Missing { path: PathBuf },
 
@@ -204,9 +207,22 @@ impl ChatTemplate {
     }
 
     /// The template and special tokens of a model folder's tokenizer_config.json. A list of
-    /// named templates (some models ship several) gives its `default`.
+    /// named templates (some models ship several) gives its `default`. A `chat_template.jinja`
+    /// beside it wins, as in transformers (which has saved templates there since 4.50:
+    /// `PreTrainedTokenizerBase.from_pretrained`, "independent chat template file(s) ... take
+    /// priority").
     pub fn from_tokenizer_config(path: &Path) -> Result<Self, ChatTemplateError> {
         let config: serde_json::Value = read_json(path, "tokenizer config")?;
+        let jinja_path = path.with_file_name(TEMPLATE_FILE);
+        if jinja_path.is_file() {
+            let source = std::fs::read_to_string(&jinja_path)
+                .map_err(|e| WeightsError::io(&jinja_path, e))?;
+            return Self::new(
+                &source,
+                special_tokens(&config),
+                &jinja_path.display().to_string(),
+            );
+        }
         let source = match config.get("chat_template") {
             Some(serde_json::Value::String(s)) => Some(s.clone()),
             Some(serde_json::Value::Array(named)) => named
@@ -218,19 +234,11 @@ impl ChatTemplate {
         let source = source.ok_or_else(|| ChatTemplateError::Missing {
             path: path.to_path_buf(),
         })?;
-        // transformers passes `special_tokens_map`: each token as its text, whether written
-        // as a string or as an AddedToken object with `content`.
-        let special_tokens = ["bos_token", "eos_token", "unk_token", "pad_token"]
-            .iter()
-            .filter_map(|&key| {
-                let token = match config.get(key)? {
-                    serde_json::Value::String(s) => s.clone(),
-                    other => other.get("content")?.as_str()?.to_owned(),
-                };
-                Some((key.to_owned(), token))
-            })
-            .collect();
-        Self::new(&source, special_tokens, &path.display().to_string())
+        Self::new(
+            &source,
+            special_tokens(&config),
+            &path.display().to_string(),
+        )
     }
 
     /// The special token `name` (`bos_token`, `eos_token`, ...) if the tokenizer has it.
@@ -296,6 +304,22 @@ fn render_error(e: &Error) -> ChatTemplateError {
     ChatTemplateError::Render { message }
 }
 
+/// The special tokens of a tokenizer_config.json as transformers passes them
+/// (`special_tokens_map`): each token as its text, whether written as a string or as an
+/// AddedToken object with `content`.
+fn special_tokens(config: &serde_json::Value) -> Vec<(String, String)> {
+    ["bos_token", "eos_token", "unk_token", "pad_token"]
+        .iter()
+        .filter_map(|&key| {
+            let token = match config.get(key)? {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.get("content")?.as_str()?.to_owned(),
+            };
+            Some((key.to_owned(), token))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -316,5 +340,39 @@ mod tests {
             err.to_string().contains("model/tokenizer_config.json"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_chat_template_file_beside_the_config_wins_over_its_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("tokenizer_config.json");
+        std::fs::write(
+            &config,
+            r#"{"chat_template": "from the config", "bos_token": {"content": "<s>"}}"#,
+        )
+        .unwrap();
+        let render = |t: ChatTemplate| t.render(&[], &RenderOptions::default()).unwrap();
+        assert_eq!(
+            render(ChatTemplate::from_tokenizer_config(&config).unwrap()),
+            "from the config"
+        );
+        std::fs::write(
+            dir.path().join(TEMPLATE_FILE),
+            "{{ bos_token }}from the file",
+        )
+        .unwrap();
+        let t = ChatTemplate::from_tokenizer_config(&config).unwrap();
+        assert_eq!(t.special_token("bos_token"), Some("<s>"));
+        assert_eq!(render(t), "<s>from the file");
+    }
+
+    #[test]
+    fn no_template_anywhere_names_both_places() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("tokenizer_config.json");
+        std::fs::write(&config, "{}").unwrap();
+        let err = ChatTemplate::from_tokenizer_config(&config).unwrap_err();
+        assert!(matches!(err, ChatTemplateError::Missing { .. }));
+        assert!(err.to_string().contains("chat_template.jinja"), "{err}");
     }
 }

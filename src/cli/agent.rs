@@ -28,7 +28,8 @@ pub(super) const BUNDLED_AGENT: &str = "shapes-agent";
 #[derive(Args)]
 pub struct AgentArgs {
     /// The agent's language model: a Llama chat model folder (config.json, the safetensors
-    /// weights, tokenizer.json, tokenizer_config.json with its chat template). Default: the
+    /// weights, tokenizer.json, tokenizer_config.json with its chat template or a
+    /// chat_template.jinja). Default: the
     /// bundled assets/models/shapes-agent.
     #[arg(long)]
     model: Option<PathBuf>,
