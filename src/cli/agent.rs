@@ -29,8 +29,7 @@ pub(super) const BUNDLED_AGENT: &str = "shapes-agent";
 pub struct AgentArgs {
     /// The agent's language model: a Llama chat model folder (config.json, the safetensors
     /// weights, tokenizer.json, tokenizer_config.json with its chat template or a
-    /// chat_template.jinja). Default: the
-    /// bundled assets/models/shapes-agent.
+    /// chat_template.jinja). Default: the bundled assets/models/shapes-agent.
     #[arg(long)]
     model: Option<PathBuf>,
     /// A picture to send with the message (it becomes #N in the conversation).

@@ -1,7 +1,7 @@
 """A third held-out phrasing, written blind (without reading the training phrasing or the two
-earlier held-out sets) by a helper given only the world and the slots, after the bundled agent
-was trained: how users ask, for heldout-third.jsonl. Frames that training or the first held-out
-set (a development set by now) has are dropped at the end."""
+earlier held-out sets) by a helper given only the world and the slots, after run 7 and before
+run 8 was scored: how users ask, for heldout-third.jsonl. Frames that training or the first
+held-out set (a development set by now) has are dropped at the end."""
 from phrasing import AUGMENT, HELDOUT, TRAIN, Frames, without_phrasing
 
 THIRD = Frames(
