@@ -47,18 +47,22 @@ def test_made_up_words_are_not_words_of_the_phrasings():
     assert not made_up & P.frame_words(P.HELDOUT.all_frames() | set(P.HELDOUT.prefixes))
 
 
+def assert_shares_no_frame_or_filler(heldout: P.Frames, *others: P.Frames) -> None:
+    """No frame, frame with its slots removed, or filler of `heldout` is one of `others`'."""
+    bare = P.bare_frame
+    fillers = lambda f: {x.strip(" ,") for x in f.prefixes + f.suffixes}
+    for seen in others:
+        assert not heldout.all_frames() & seen.all_frames()
+        assert not {bare(f) for f in heldout.all_frames()} & {bare(f) for f in seen.all_frames()}
+        assert not fillers(heldout) & fillers(seen), fillers(heldout) & fillers(seen)
+
+
 def test_fresh_phrasing_shares_no_frame_or_filler_with_training():
     """The second held-out phrasing (written without reading the others) is disjoint from
     both training phrasings in frames, bare frames and fillers."""
     import phrasing_fresh
 
-    fresh = phrasing_fresh.FRESH
-    bare = P.bare_frame
-    for train in (P.TRAIN, P.AUGMENT):
-        assert not fresh.all_frames() & train.all_frames()
-        assert not {bare(f) for f in fresh.all_frames()} & {bare(f) for f in train.all_frames()}
-        fillers = lambda f: {x.strip(" ,") for x in f.prefixes + f.suffixes}
-        assert not fillers(fresh) & fillers(train), fillers(fresh) & fillers(train)
+    assert_shares_no_frame_or_filler(phrasing_fresh.FRESH, P.TRAIN, P.AUGMENT)
 
 
 def test_third_phrasing_shares_no_frame_or_filler_with_training_or_the_first_set():
@@ -66,13 +70,7 @@ def test_third_phrasing_shares_no_frame_or_filler_with_training_or_the_first_set
     training phrasings and from the first held-out set, which has guided training changes."""
     import phrasing_third
 
-    third = phrasing_third.THIRD
-    bare = P.bare_frame
-    fillers = lambda f: {x.strip(" ,") for x in f.prefixes + f.suffixes}
-    for seen in (P.TRAIN, P.AUGMENT, P.HELDOUT):
-        assert not third.all_frames() & seen.all_frames()
-        assert not {bare(f) for f in third.all_frames()} & {bare(f) for f in seen.all_frames()}
-        assert not fillers(third) & fillers(seen), fillers(third) & fillers(seen)
+    assert_shares_no_frame_or_filler(phrasing_third.THIRD, P.TRAIN, P.AUGMENT, P.HELDOUT)
 
 
 def test_training_sample_never_holds_a_heldout_message():
