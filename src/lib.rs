@@ -8,6 +8,8 @@ pub mod agent;
 pub mod app;
 pub mod device_memory;
 pub mod engine;
+#[cfg(test)]
+mod error_message_tests;
 pub mod host_reads;
 pub mod hub;
 pub mod info;

@@ -143,12 +143,8 @@ pub enum ChatTemplateError {
     )]
     Missing { path: PathBuf },
 
-    #[error("the chat template of {origin} is not valid Jinja: {source}")]
-    Syntax {
-        origin: String,
-        #[source]
-        source: Box<Error>,
-    },
+    #[error("the chat template of {origin} is not valid Jinja: {cause}")]
+    Syntax { origin: String, cause: Box<Error> },
 
     /// The template refused the conversation (its `raise_exception`) or failed on it.
     #[error("the chat template could not lay out this conversation: {message}")]
@@ -179,7 +175,7 @@ impl ChatTemplate {
     ) -> Result<Self, ChatTemplateError> {
         let syntax_error = |e: Error| ChatTemplateError::Syntax {
             origin: origin.to_owned(),
-            source: Box::new(e),
+            cause: Box::new(e),
         };
         let mut env = Environment::new();
         env.set_syntax(

@@ -17,11 +17,10 @@ const FORMAT_VERSION: u32 = 1;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConversationError {
-    #[error("could not read the conversation file {path}: {source}")]
+    #[error("could not read the conversation file {path}: {cause}")]
     Read {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 
     #[error(
@@ -36,12 +35,8 @@ pub enum ConversationError {
     )]
     Diverged { path: PathBuf },
 
-    #[error("could not save the conversation to {path}: {source}")]
-    Write {
-        path: PathBuf,
-        #[source]
-        source: WriteError,
-    },
+    #[error("could not save the conversation to {path}: {cause}")]
+    Write { path: PathBuf, cause: WriteError },
 }
 
 /// How a picture entered the conversation.
@@ -197,9 +192,9 @@ impl Conversation {
 
     /// The conversation saved at `path`.
     pub fn load(path: &Path) -> Result<Self, ConversationError> {
-        let bytes = std::fs::read(path).map_err(|source| ConversationError::Read {
+        let bytes = std::fs::read(path).map_err(|cause| ConversationError::Read {
             path: path.to_owned(),
-            source,
+            cause,
         })?;
         let invalid = |detail: String| ConversationError::Invalid {
             path: path.to_owned(),
@@ -245,9 +240,9 @@ impl Conversation {
                 detail: format!("it could not be written as JSON: {e}"),
             })?;
         text.push('\n');
-        write_atomically(path, text.as_bytes()).map_err(|source| ConversationError::Write {
+        write_atomically(path, text.as_bytes()).map_err(|cause| ConversationError::Write {
             path: path.to_owned(),
-            source,
+            cause,
         })
     }
 

@@ -162,10 +162,18 @@ pub enum GenerateError {
     EmptyPrompt,
 
     #[error("the language model failed: {0}")]
-    Model(#[from] candle_core::Error),
+    Model(candle_core::Error),
 
     #[error("could not turn the model's tokens back into text: {0}")]
     Decode(String),
+}
+
+// A hand-written From, not #[from]: the cause is in the message, not chained as a source,
+// so `{:#}` says it once.
+impl From<candle_core::Error> for GenerateError {
+    fn from(cause: candle_core::Error) -> Self {
+        Self::Model(cause)
+    }
 }
 
 /// Continues `prompt`. `decode` turns ids into text (for stop strings); `on_token` sees each

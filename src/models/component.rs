@@ -84,10 +84,10 @@ impl ComponentKind {
     fn plan(self, dir: &Path) -> Result<(Requested, &'static [&'static str]), LoadError> {
         let config = dir.join("config.json");
         let build_error = |what: &'static str| {
-            move |source| LoadError::Build {
+            move |cause| LoadError::Build {
                 what,
                 dir: dir.to_path_buf(),
-                source: Box::new(source),
+                cause: Box::new(cause),
             }
         };
         Ok(match self {

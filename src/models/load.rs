@@ -20,12 +20,11 @@ pub enum LoadError {
     #[error(transparent)]
     Lora(#[from] crate::models::hidream::LoraError),
 
-    #[error("{what} in {dir}: {source}")]
+    #[error("{what} in {dir}: {cause}")]
     Build {
         what: &'static str,
         dir: PathBuf,
-        #[source]
-        source: Box<candle_core::Error>,
+        cause: Box<candle_core::Error>,
     },
 }
 
@@ -139,10 +138,10 @@ fn check_and_build<T>(
     build: impl Fn(VarBuilder<'_>) -> candle_core::Result<T>,
     backend: impl FnOnce(TensorStore) -> Result<Weights, LoadError>,
 ) -> Result<T, LoadError> {
-    let build_error = |source| LoadError::Build {
+    let build_error = |cause| LoadError::Build {
         what,
         dir: dir.to_path_buf(),
-        source: Box::new(source),
+        cause: Box::new(cause),
     };
     let requested = requested_tensors(&build).map_err(build_error)?;
     check_tensors(&store, &requested, ignored)?;

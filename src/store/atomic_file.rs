@@ -53,8 +53,8 @@ pub enum WriteError {
     LinkLoop { path: PathBuf },
     #[error("\"{}\" does not name a file. Name a file, for example image.png", path.display())]
     NoFileName { path: PathBuf },
-    #[error("could not write {}: {source}", path.display())]
-    Io { path: PathBuf, source: io::Error },
+    #[error("could not write {}: {cause}", path.display())]
+    Io { path: PathBuf, cause: io::Error },
 }
 
 /// Writes `bytes` to `path` so that a crash never leaves half of a file there. A symbolic link
@@ -77,9 +77,9 @@ pub fn write_atomically_with(
         Err(e) if e.kind() == io::ErrorKind::NotFound || is_link(path) => {
             replace_file(&resolve_links(path)?, write)
         }
-        Err(source) => Err(WriteError::Io {
+        Err(cause) => Err(WriteError::Io {
             path: path.to_path_buf(),
-            source,
+            cause,
         }),
     }
 }
@@ -97,9 +97,9 @@ fn resolve_links(path: &Path) -> Result<PathBuf, WriteError> {
         if !is_link(&current) {
             return Ok(current);
         }
-        let target = fs::read_link(&current).map_err(|source| WriteError::Io {
+        let target = fs::read_link(&current).map_err(|cause| WriteError::Io {
             path: current.clone(),
-            source,
+            cause,
         })?;
         current = match current.parent() {
             Some(dir) if target.is_relative() => dir.join(target),
@@ -135,9 +135,9 @@ fn write_to_special(
                 .write(true)
                 .open(path)
                 .and_then(|mut device| write(&mut device))
-                .map_err(|source| WriteError::Io {
+                .map_err(|cause| WriteError::Io {
                     path: path_buf(),
-                    source,
+                    cause,
                 });
         }
         if file_type.is_block_device() {
@@ -173,9 +173,9 @@ fn replace_file(
     if written.is_err() {
         let _ = fs::remove_file(&tmp);
     }
-    written.map_err(|source| WriteError::Io {
+    written.map_err(|cause| WriteError::Io {
         path: target.to_path_buf(),
-        source,
+        cause,
     })
 }
 

@@ -53,12 +53,12 @@ const DATABASE_FILE: &str = "history.sqlite3";
 #[derive(Debug, thiserror::Error)]
 pub enum HistoryError {
     #[error(
-        "could not open the history database {path}: {source}. Check that the folder is \
+        "could not open the history database {path}: {cause}. Check that the folder is \
          writable; if the file is damaged, move it away and HiDream Studio starts a new history"
     )]
     Open {
         path: PathBuf,
-        source: rusqlite::Error,
+        cause: rusqlite::Error,
     },
     #[error(
         "the history database {path} was written by a newer HiDream Studio (schema {found}, this \
@@ -79,7 +79,7 @@ pub enum HistoryError {
         problem: String,
     },
     #[error(
-        "the history database {} passed its check but its entries cannot be listed ({source}). \
+        "the history database {} passed its check but its entries cannot be listed ({cause}). \
          HiDream Studio does not write to a history it cannot show, so nothing more is lost. \
          To start a new history, close HiDream Studio and move it away (for example to \
          history.unlisted.sqlite3); your images stay in {}",
@@ -89,21 +89,29 @@ pub enum HistoryError {
     Unlisted {
         path: PathBuf,
         images: PathBuf,
-        source: Box<HistoryError>,
+        cause: Box<HistoryError>,
     },
     #[error("the history database failed: {0}")]
-    Database(#[from] rusqlite::Error),
+    Database(rusqlite::Error),
     #[error(transparent)]
     Write(#[from] WriteError),
-    #[error("could not create the history folder {path}: {source}")]
+    #[error("could not create the history folder {path}: {cause}")]
     Folder {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("could not encode the image: {0}")]
     Encode(String),
     #[error("history entry {id} cannot be read: {reason}")]
     Record { id: i64, reason: String },
+}
+
+// A hand-written From, not #[from]: the cause is in the message, not chained as a source,
+// so `{:#}` says it once.
+impl From<rusqlite::Error> for HistoryError {
+    fn from(cause: rusqlite::Error) -> Self {
+        Self::Database(cause)
+    }
 }
 
 /// What kind of job made an entry.
@@ -181,15 +189,15 @@ impl History {
         let images = data_dir.join("images");
         let thumbnails = data_dir.join("thumbnails");
         for dir in [data_dir, &images, &thumbnails] {
-            std::fs::create_dir_all(dir).map_err(|source| HistoryError::Folder {
+            std::fs::create_dir_all(dir).map_err(|cause| HistoryError::Folder {
                 path: dir.to_path_buf(),
-                source,
+                cause,
             })?;
         }
         let db_path = data_dir.join(DATABASE_FILE);
-        let open_err = |source| HistoryError::Open {
+        let open_err = |cause| HistoryError::Open {
             path: db_path.clone(),
-            source,
+            cause,
         };
         let db = Connection::open(&db_path).map_err(open_err)?;
         // Two studio windows may share a data folder; let one wait for the other's write.
@@ -255,10 +263,10 @@ impl History {
         let history = Self::open(data_dir)?;
         match history.listing() {
             Ok(listing) => Ok((history, listing)),
-            Err(source) => Err(HistoryError::Unlisted {
+            Err(cause) => Err(HistoryError::Unlisted {
                 path: data_dir.join(DATABASE_FILE),
                 images: history.images.clone(),
-                source: Box::new(source),
+                cause: Box::new(cause),
             }),
         }
     }

@@ -6,22 +6,20 @@ use std::path::PathBuf;
 /// reading it is usually looking at a 47 GB download that went wrong somewhere.
 #[derive(Debug, thiserror::Error)]
 pub enum WeightsError {
-    #[error("{path}: cannot read: {source}")]
+    #[error("{path}: cannot read: {cause}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 
     #[error(
-        "{path}: does not parse as JSON ({source}); the file is damaged or not a {what}: \
+        "{path}: does not parse as JSON ({cause}); the file is damaged or not a {what}: \
          download it again"
     )]
     JsonParse {
         path: PathBuf,
         what: &'static str,
-        #[source]
-        source: serde_json::Error,
+        cause: serde_json::Error,
     },
 
     #[error("{path}: field `{field}` {problem}")]
@@ -204,10 +202,10 @@ pub enum WeightsError {
 pub type Result<T, E = WeightsError> = std::result::Result<T, E>;
 
 impl WeightsError {
-    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub(crate) fn io(path: impl Into<PathBuf>, cause: std::io::Error) -> Self {
         Self::Io {
             path: path.into(),
-            source,
+            cause,
         }
     }
 }

@@ -10,10 +10,10 @@ use super::error::{Result, WeightsError};
 pub fn read_json<T: DeserializeOwned>(path: &Path, what: &'static str) -> Result<T> {
     let text = std::fs::read_to_string(path).map_err(|e| WeightsError::io(path, e))?;
     let value: serde_json::Value =
-        serde_json::from_str(&text).map_err(|source| WeightsError::JsonParse {
+        serde_json::from_str(&text).map_err(|cause| WeightsError::JsonParse {
             path: path.to_path_buf(),
             what,
-            source,
+            cause,
         })?;
     serde_path_to_error::deserialize(value).map_err(|e| {
         let field = e.path().to_string();

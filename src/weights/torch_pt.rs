@@ -27,11 +27,10 @@ use value::{TensorRef, Value, to_json};
 /// and saying what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum PtError {
-    #[error("{path}: cannot read: {source}")]
+    #[error("{path}: cannot read: {cause}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 
     #[error(
@@ -116,9 +115,9 @@ const LEGACY: [u8; 14] = [
 
 /// Looks at the first bytes of `path`.
 pub fn sniff(path: &Path) -> Result<FileKind, PtError> {
-    let io = |source| PtError::Io {
+    let io = |cause| PtError::Io {
         path: path.to_path_buf(),
-        source,
+        cause,
     };
     let mut head = Vec::with_capacity(16);
     File::open(path)
@@ -213,7 +212,7 @@ impl PtFile {
                 });
             }
         }
-        let file = File::open(path).map_err(|source| PtError::Io { path: p(), source })?;
+        let file = File::open(path).map_err(|cause| PtError::Io { path: p(), cause })?;
         let zip = ZipArchive::new(BufReader::new(file)).map_err(|e| PtError::Truncated {
             path: p(),
             detail: format!("its zip directory cannot be read: {e}"),

@@ -70,12 +70,11 @@ pub enum HiditFilesError {
         present: String,
     },
 
-    #[error("{path}: building the {what}: {source}")]
+    #[error("{path}: building the {what}: {cause}")]
     Build {
         what: &'static str,
         path: PathBuf,
-        #[source]
-        source: Box<candle_core::Error>,
+        cause: Box<candle_core::Error>,
     },
 }
 
@@ -412,10 +411,10 @@ pub fn vae_from_tensors<S: std::hash::BuildHasher>(
     dtype: DType,
     device: &Device,
 ) -> Result<AutoencoderKl> {
-    let build_error = |source| HiditFilesError::Build {
+    let build_error = |cause| HiditFilesError::Build {
         what: "autoencoder",
         path: path.to_path_buf(),
-        source: Box::new(source),
+        cause: Box::new(cause),
     };
     arch.check().map_err(|problem| HiditFilesError::Args {
         path: path.to_path_buf(),
@@ -459,10 +458,10 @@ impl LatentStats {
                     present: listed,
                 }
             })?;
-            per_channel(t).map_err(|source| HiditFilesError::Build {
+            per_channel(t).map_err(|cause| HiditFilesError::Build {
                 what: "latent statistics",
                 path: path.to_path_buf(),
-                source: Box::new(source),
+                cause: Box::new(cause),
             })
         };
         Ok(Self {

@@ -364,7 +364,7 @@ pub fn causal_lm_sharing(
         .map_err(|e| LoadError::Build {
             what: "the Llama LM head (lm_head.weight)",
             dir: dir.to_path_buf(),
-            source: Box::new(e),
+            cause: Box::new(e),
         })?;
     Ok(LlamaForCausalLM::from_encoder(encoder, Some(head)))
 }

@@ -15,10 +15,10 @@ const MAX_DECODE_BYTES: u64 = 1 << 30;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
-    #[error("{path}: cannot open the image: {source}")]
+    #[error("{path}: cannot open the image: {cause}")]
     Open {
         path: std::path::PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error(
         "{path}: not an image HiDream Studio can read ({detail}); use PNG, JPEG, WebP, TIFF or BMP"
@@ -53,14 +53,14 @@ pub fn read_rgb(path: &Path) -> Result<RgbImage, SourceError> {
         detail,
     };
     let reader = ImageReader::open(path)
-        .map_err(|source| SourceError::Open {
+        .map_err(|cause| SourceError::Open {
             path: path.to_path_buf(),
-            source,
+            cause,
         })?
         .with_guessed_format()
-        .map_err(|source| SourceError::Open {
+        .map_err(|cause| SourceError::Open {
             path: path.to_path_buf(),
-            source,
+            cause,
         })?;
     let mut decoder = reader
         .into_decoder()

@@ -23,12 +23,11 @@ pub enum HiditError {
         problem: String,
     },
 
-    #[error("{path}: cannot build the {what}: {source}")]
+    #[error("{path}: cannot build the {what}: {cause}")]
     Build {
         path: PathBuf,
         what: &'static str,
-        #[source]
-        source: candle_core::Error,
+        cause: candle_core::Error,
     },
 
     #[error("the files do not fit together: {0}")]
@@ -44,8 +43,16 @@ pub enum HiditError {
     Noise(String),
 
     #[error("sampling failed: {0}")]
-    Compute(#[from] candle_core::Error),
+    Compute(candle_core::Error),
 
     #[error("cancelled")]
     Cancelled(#[from] Cancelled),
+}
+
+// A hand-written From, not #[from]: the cause is in the message, not chained as a source,
+// so `{:#}` says it once.
+impl From<candle_core::Error> for HiditError {
+    fn from(cause: candle_core::Error) -> Self {
+        Self::Compute(cause)
+    }
 }

@@ -134,10 +134,10 @@ pub fn load_hidit(
     let state_dict = exp.load_entry(entry)?;
     let cfg = sit_config(exp, &state_dict)?;
     let pixel = pixel_branch_config(exp)?;
-    let build_error = |source| HiditError::Build {
+    let build_error = |cause| HiditError::Build {
         path: exp.checkpoint.clone(),
         what: "SiT",
-        source,
+        cause,
     };
     let build = |vb: VarBuilder| -> candle_core::Result<_> {
         let sit = Sit::new(&cfg, vb.clone())?;
