@@ -93,6 +93,9 @@ class Conversation:
     augment: float = 0.0
     # The share of AUGMENT frames with made-up words (where a kind has such frames).
     pseudo_share: float = P.PSEUDO_SHARE
+    # The share of requests made edits of a known picture whatever the draw below says
+    # (training only: more practice naming the right object of the right picture).
+    edit_share: float = 0.0
 
     def pick(self, kind: str) -> str:
         """A frame (or filler) of one kind; made-up words fill its {pv} slots. With augment 0
@@ -232,6 +235,8 @@ class Conversation:
             kind = "chat"
         else:
             kind = "edit-explicit"
+        if self.edit_share and known and rng.random() < self.edit_share:
+            kind = rng.choice(["edit", "edit-explicit", "attached"])
         if kind in ("edit", "edit-explicit") and not known:
             kind = "no-picture" if not self.images else "generate"
         if kind == "edit" and (last is None or last[1] is None):

@@ -45,11 +45,14 @@ def random_date(rng: random.Random) -> str:
 
 
 def conversation(rng: random.Random, banned: set[str], said: list[str],
-                 augment: float = 0.0, pseudo_share: float = P.PSEUDO_SHARE) -> list[dict] | None:
+                 augment: float = 0.0, pseudo_share: float = P.PSEUDO_SHARE,
+                 edit_share: float = 0.0) -> list[dict] | None:
     """One to four exchanges; None when a user message is a held-out one (never trained on).
     The user's requests are appended to `said`; `augment` is the share phrased with
-    phrasing.AUGMENT, `pseudo_share` the share of those with made-up words."""
-    conv = C.Conversation(rng, P.TRAIN, augment=augment, pseudo_share=pseudo_share)
+    phrasing.AUGMENT, `pseudo_share` the share of those with made-up words, `edit_share` the
+    share of requests made edits once there is a picture."""
+    conv = C.Conversation(rng, P.TRAIN, augment=augment, pseudo_share=pseudo_share,
+                          edit_share=edit_share)
     for _ in range(rng.choice([1, 1, 2, 2, 3, 4])):
         text, _ = conv.turn()
         if text in banned:
@@ -64,8 +67,8 @@ def render(tok, messages: list[dict], date: str, add_generation_prompt: bool = F
 
 
 def rendered_corpus(tok, n: int, seed: int, n_dates: int, said: list[str] | None = None,
-                    augment: float = 0.0, pseudo_share: float = P.PSEUDO_SHARE
-                    ) -> tuple[list[tuple[str, str]], int]:
+                    augment: float = 0.0, pseudo_share: float = P.PSEUDO_SHARE,
+                    edit_share: float = 0.0) -> tuple[list[tuple[str, str]], int]:
     """n (date, rendered conversation) pairs, the dates drawn from a pool of n_dates, and how
     many sampled conversations were dropped as held-out. With tok None nothing is rendered
     (the requests alone, collected in `said`, for checks)."""
@@ -75,7 +78,7 @@ def rendered_corpus(tok, n: int, seed: int, n_dates: int, said: list[str] | None
     said = [] if said is None else said
     texts, dropped = [], 0
     while len(texts) < n:
-        messages = conversation(rng, banned, said, augment, pseudo_share)
+        messages = conversation(rng, banned, said, augment, pseudo_share, edit_share)
         if messages is None:
             dropped += 1
             continue

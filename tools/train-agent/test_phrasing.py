@@ -101,7 +101,8 @@ def test_run_corpus_never_held_a_heldout_message():
         said: list[str] = []
         corpus.rendered_corpus(None, part["conversations"], part["seed"], part["dates"], said,
                                augment=part.get("augment", 0.0),
-                               pseudo_share=part.get("pseudo_share", P.PSEUDO_SHARE))
+                               pseudo_share=part.get("pseudo_share", P.PSEUDO_SHARE),
+                               edit_share=part.get("edit_share", 0.0))
         assert not set(said) & corpus.heldout_messages()
         print(f"seed {part['seed']}: {len(said)} training requests, none held out")
 

@@ -181,7 +181,7 @@ def record(args, conversations: int, vocab: int, dropped: int, n_params: int, se
            "dropped_as_heldout": dropped, "parameters": n_params,
            "seconds": round(seconds), "final_loss": round(loss, 4),
            "init": str(args.init) if args.init else None, "augment": args.augment,
-           "pseudo_share": args.pseudo_share,
+           "pseudo_share": args.pseudo_share, "edit_share": args.edit_share,
            "content_weight": args.content_weight, "threads": args.threads,
            "command": " ".join(["python", "tools/train-agent/train.py"] + sys.argv[1:])}
     if planned_steps is not None:
@@ -206,6 +206,8 @@ def main() -> None:
                     help="share of requests phrased with phrasing.AUGMENT (wider verbs, made-up words)")
     ap.add_argument("--pseudo-share", type=float, default=0.3,
                     help="share of the AUGMENT frames with made-up words in the verb's place")
+    ap.add_argument("--edit-share", type=float, default=0.0,
+                    help="share of requests made edits once a picture exists (naming practice)")
     ap.add_argument("--save-every", type=int, default=0,
                     help="also write the model (float16) to --out every this many steps")
     ap.add_argument("--threads", type=int, default=1,
@@ -220,7 +222,8 @@ def main() -> None:
     t0 = time.time()
     renderer = AutoTokenizer.from_pretrained(corpus.TEMPLATE_CONFIG.parent)
     texts, dropped = corpus.rendered_corpus(renderer, args.conversations, args.seed, args.dates,
-                                            augment=args.augment, pseudo_share=args.pseudo_share)
+                                            augment=args.augment, pseudo_share=args.pseudo_share,
+                                            edit_share=args.edit_share)
     if args.init:
         tok = AutoTokenizer.from_pretrained(args.init)
         tok.save_pretrained(args.out)
