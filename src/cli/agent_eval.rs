@@ -30,6 +30,7 @@ use serde::Deserialize;
 use super::agent::agent_model_dir;
 use super::agent_jobs::EngineRunner;
 use super::eval_edits::ScratchDir;
+use super::job_args::at_least_one;
 
 #[derive(Args)]
 pub struct AgentEvalArgs {
@@ -41,7 +42,7 @@ pub struct AgentEvalArgs {
     #[arg(long)]
     model: Option<PathBuf>,
     /// Only the first N requests.
-    #[arg(long)]
+    #[arg(long, value_parser = at_least_one::<usize>)]
     limit: Option<usize>,
     /// Judge the actions only; run no jobs.
     #[arg(long)]

@@ -124,8 +124,14 @@ pub fn run(args: &EditArgs) -> anyhow::Result<ExitCode> {
     let components = base_model.clone().unwrap_or_else(|| model.clone());
     let llama = find_llama(args.llama.as_deref(), &components, cache.as_ref())?;
     let noise = args.run.noise()?;
+    if args.image.is_dir() {
+        anyhow::bail!(
+            "--image {}: is a folder; give an image file inside it",
+            args.image.display()
+        );
+    }
     if !args.image.is_file() {
-        anyhow::bail!("{}: no such image file", args.image.display());
+        anyhow::bail!("--image {}: no such image file", args.image.display());
     }
     let models = EditModelChoice {
         base_model,

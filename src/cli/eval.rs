@@ -20,6 +20,7 @@ use hidream_studio::weights::{StudioManifest, resolve_model_path};
 
 use super::generate::bundled_shapes_model;
 use super::job::wait_for;
+use super::job_args::at_least_one;
 
 #[derive(Args)]
 pub struct EvalArgs {
@@ -31,10 +32,10 @@ pub struct EvalArgs {
     #[arg(long, value_enum)]
     preset: Option<Preset>,
     /// Seeds per prompt (0, 1, ...).
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = at_least_one::<u64>)]
     pub(super) seeds: u64,
     /// Evaluate only the first N prompts of the fixed set.
-    #[arg(long)]
+    #[arg(long, value_parser = at_least_one::<usize>)]
     pub(super) limit: Option<usize>,
     /// Override the preset's (with --edits: the editor manifest's) steps.
     #[arg(long)]

@@ -51,6 +51,18 @@ pub(crate) fn size_flag(text: &str) -> Result<u64, String> {
     parse_size(text).map_err(|e| e.to_string())
 }
 
+/// A count flag (`--seeds`, `--limit`): a whole number of 1 or more, since 0 would run nothing
+/// and report an empty result as if it had finished.
+pub(crate) fn at_least_one<T: std::str::FromStr + PartialEq + From<u8>>(
+    text: &str,
+) -> Result<T, String> {
+    match text.trim().parse::<T>() {
+        Ok(n) if n == T::from(0) => Err("must be at least 1".to_owned()),
+        Ok(n) => Ok(n),
+        Err(_) => Err("not a whole number".to_owned()),
+    }
+}
+
 impl PlacementArgs {
     /// `--vram-budget` and `--encoder-device`.
     pub(crate) fn choice(&self) -> PlacementChoice {

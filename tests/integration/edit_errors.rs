@@ -55,6 +55,11 @@ fn unreadable_image() {
         "{}",
         stderr(&out)
     );
+    // A folder exists, so it is named as a folder, not as missing.
+    let out = edit(dir.path(), dir.path(), &[]);
+    assert!(!out.status.success());
+    let e = stderr(&out);
+    assert!(e.contains("--image") && e.contains("is a folder"), "{e}");
 }
 
 #[test]

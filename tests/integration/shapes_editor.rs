@@ -125,3 +125,24 @@ fn eval_edits_names_the_kinds_when_given_an_unknown_one() {
         "{error}"
     );
 }
+
+/// Zero pictures would print an empty report that exits 0 and reads as a finished evaluation.
+#[test]
+fn eval_refuses_zero_seeds_or_prompts() {
+    for args in [["--seeds", "0"], ["--limit", "0"]] {
+        for edits in [false, true] {
+            let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_hidream-studio"));
+            command.arg("eval").args(args);
+            if edits {
+                command.arg("--edits");
+            }
+            let out = command.output().unwrap();
+            let error = String::from_utf8_lossy(&out.stderr);
+            assert!(!out.status.success(), "{args:?} edits {edits}: {error}");
+            assert!(
+                error.contains(args[0]) && error.contains("at least 1"),
+                "{error}"
+            );
+        }
+    }
+}
