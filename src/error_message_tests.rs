@@ -5,21 +5,9 @@
 //! `#[source]`, a `#[from]`, or a field named `source` (which thiserror chains by its name alone).
 //! This test reads every `#[error(…)]` in `src` and fails on a variant that breaks it.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            rust_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            out.push(path);
-        }
-    }
-}
+use crate::source_scan::rust_files;
 
 /// The index just past the bracket that closes the one at `open`, skipping string literals
 /// (messages hold brackets of their own, and escaped quotes).

@@ -84,20 +84,6 @@ mod tests {
         "src/weights",
     ];
 
-    fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                rust_files(&path, out);
-            } else if path.extension().is_some_and(|e| e == "rs") {
-                out.push(path);
-            }
-        }
-    }
-
     /// Non-test code only: a file's `#[cfg(test)] mod …` and everything after it is skipped
     /// (test modules come last in this code base).
     fn production_lines(source: &str) -> impl Iterator<Item = (usize, &str)> {
@@ -114,7 +100,7 @@ mod tests {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let mut files = Vec::new();
         for dir in STEP_CODE {
-            rust_files(&root.join(dir), &mut files);
+            crate::source_scan::rust_files(&root.join(dir), &mut files);
         }
         assert!(files.len() > 20, "found only {} source files", files.len());
         let mut offenders = Vec::new();

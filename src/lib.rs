@@ -23,5 +23,7 @@ pub mod rng;
 pub mod schedulers;
 pub mod settings;
 pub mod shapes;
+#[cfg(test)]
+mod source_scan;
 pub mod store;
 pub mod weights;
