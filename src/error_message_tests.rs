@@ -79,9 +79,11 @@ fn chained_fields(fields: &str) -> Vec<String> {
             let Some((before_colon, _)) = field.split_once(':') else {
                 continue;
             };
-            let name = before_colon.split_whitespace().last().unwrap_or_default();
-            name.trim_start_matches("#[source]")
-                .trim_start_matches("#[from]")
+            // The last word before the colon: attributes before it are words of their own.
+            before_colon
+                .split_whitespace()
+                .last()
+                .unwrap_or_default()
                 .to_owned()
         };
         if marked || name == "source" {
@@ -102,12 +104,13 @@ fn causes_said_twice(path: &Path, text: &str) -> Vec<String> {
         };
         at = end;
         let message = &text[start..end];
+        // `#[error(transparent)]` forwards the inner error's message and chain as they are.
+        if message == "#[error(transparent)]" {
+            continue;
+        }
         let Some((name, fields)) = variant_after(text, end) else {
             continue;
         };
-        if message.contains("transparent") {
-            continue;
-        }
         let printed = chained_fields(fields).into_iter().any(|field| {
             message.contains(&format!("{{{field}}}")) || message.contains(&format!("{{{field}:"))
         });
@@ -162,10 +165,20 @@ fn the_check_finds_each_way_of_chaining_a_printed_cause() {
             #[error("the database failed: {0}")]
             // a comment between the message and the variant
             From(#[from] rusqlite::Error),
+            #[error("the mask is transparent: {source}")]
+            Mask { source: std::io::Error },
         }
     "#;
     let found = causes_said_twice(Path::new("e.rs"), offending);
-    assert_eq!(found, ["e.rs:3: Named", "e.rs:5: Marked", "e.rs:11: From"]);
+    assert_eq!(
+        found,
+        [
+            "e.rs:3: Named",
+            "e.rs:5: Marked",
+            "e.rs:11: From",
+            "e.rs:14: Mask"
+        ]
+    );
 
     let fine = r#"
         enum E {
