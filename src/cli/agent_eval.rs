@@ -265,45 +265,54 @@ pub fn run(args: &AgentEvalArgs) -> anyhow::Result<ExitCode> {
                 &mut |_| {},
             )
             .with_context(|| format!("request {}", request.id))?;
+        let counts = by_action.entry(request.expect.action.clone()).or_default();
+        counts.n += 1;
+        counts.action_ok += usize::from(outcome.action.as_str() == request.expect.action);
+        counts.exact += usize::from(exact(&request.expect, &outcome));
+        let verdict = if args.dry_run || request.expect.action == "chat" {
+            None
+        } else {
+            counts.pictures += 1;
+            Some(judge_picture(
+                request,
+                &conversation,
+                &outcome,
+                size,
+                counts,
+            )?)
+        };
         if args.output.verbose {
             let jobs = serde_json::to_string(&outcome.jobs).unwrap_or_default();
+            let verdict = verdict.map_or(String::new(), |v| format!(" picture: {v}"));
             eprintln!(
-                "{}: expected {}, got {} {jobs} {:?}",
+                "{}: expected {}, got {} {jobs} {:?}{verdict}",
                 request.id,
                 request.expect.action,
                 outcome.action.as_str(),
                 outcome.reply
             );
         }
-        let counts = by_action.entry(request.expect.action.clone()).or_default();
-        counts.n += 1;
-        counts.action_ok += usize::from(outcome.action.as_str() == request.expect.action);
-        counts.exact += usize::from(exact(&request.expect, &outcome));
-        if args.dry_run || request.expect.action == "chat" {
-            continue;
-        }
-        counts.pictures += 1;
-        judge_picture(request, &conversation, &outcome, size, counts)?;
     }
     report(&by_action, requests.len(), args)?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// Whether the first job's picture shows what was asked (counted in `counts`); a turn that
-/// took another action made no picture of what was asked.
+/// took another action made no picture of what was asked. Returns the verdict in words:
+/// "pass", or what failed (the checks a generation broke; an edit's preserved share).
 fn judge_picture(
     request: &Request,
     conversation: &Conversation,
     outcome: &TurnOutcome,
     size: usize,
     counts: &mut Counts,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<String> {
     let first = outcome
         .outputs
         .first()
         .filter(|_| outcome.action.as_str() == request.expect.action);
     let Some(path) = first.and_then(|p| p.path.as_deref()) else {
-        return Ok(());
+        return Ok("fail (no picture of what was asked)".to_owned());
     };
     let image = image::open(path)
         .with_context(|| format!("reading {}", path.display()))?
@@ -316,8 +325,17 @@ fn judge_picture(
             .map_err(anyhow::Error::msg)
             .with_context(context)?;
         let checks = check_prompt(&spec, &read(&result));
-        counts.passed += usize::from(checks.iter().all(|(_, ok)| *ok));
-        return Ok(());
+        let failed: Vec<&str> = checks
+            .iter()
+            .filter(|(_, ok)| !ok)
+            .map(|(category, _)| category.name())
+            .collect();
+        counts.passed += usize::from(failed.is_empty());
+        return Ok(if failed.is_empty() {
+            "pass".to_owned()
+        } else {
+            format!("fail ({})", failed.join(", "))
+        });
     }
     let name = request.expect.image.as_deref().unwrap_or("");
     let instruction = request.expect.instruction.clone().unwrap_or_default();
@@ -343,7 +361,12 @@ fn judge_picture(
     let score = check_edit(&spec, &result);
     counts.passed += usize::from(score.carried_out);
     counts.edit_score += score.score;
-    Ok(())
+    let verdict = if score.carried_out {
+        "pass"
+    } else {
+        "fail (not carried out)"
+    };
+    Ok(format!("{verdict}, preserved {:.3}", score.preserved))
 }
 
 /// What a model that answers exactly as expected says: the expected call (Llama-3.1's JSON, as

@@ -400,3 +400,68 @@ fn ctrl_c_stops_a_plan_and_keeps_what_it_made() {
         "{last}"
     );
 }
+
+/// `agent-eval --oracle --verbose` on the first 8 held-out requests (generations, a chat, an edit): each request's
+/// line ends with its picture's verdict, a failure names the checks it broke, and the verdicts
+/// add up to the summary's pass rate.
+#[test]
+fn agent_eval_verbose_gives_each_picture_its_verdict() {
+    let requests = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/train-agent/heldout.jsonl");
+    let out = succeed(
+        Command::new(env!("CARGO_BIN_EXE_hidream-studio"))
+            .arg("agent-eval")
+            .arg("--requests")
+            .arg(&requests)
+            .args(["--oracle", "--verbose", "--json", "--limit", "8"]),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains(": expected "))
+        .collect();
+    assert_eq!(lines.len(), 8, "{stderr}");
+    let checks = [
+        "background",
+        "single colour",
+        "single position",
+        "single colour+position",
+        "single shape",
+        "single count",
+        "two-object layout",
+        "two one-colour objects",
+        "two-object colours",
+        "two-object colour binding",
+    ];
+    let (mut pictures, mut passed) = (0, 0);
+    for line in &lines {
+        if line.contains(": expected chat,") {
+            assert!(!line.contains(" picture: "), "{line}");
+            continue;
+        }
+        let (_, verdict) = line
+            .split_once(" picture: ")
+            .unwrap_or_else(|| panic!("{line}"));
+        pictures += 1;
+        if verdict == "pass" || verdict.starts_with("pass, preserved ") {
+            passed += 1;
+        } else if let Some(broken) = verdict.strip_prefix("fail (") {
+            let broken = broken.split(')').next().unwrap();
+            for check in broken.split(", ") {
+                assert!(
+                    checks.contains(&check) || check == "not carried out",
+                    "{line}"
+                );
+            }
+        } else {
+            panic!("no verdict: {line}");
+        }
+    }
+    assert!(pictures > 0, "{stderr}");
+    let summary: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
+    let rate = summary["picture_pass_rate"].as_f64().unwrap();
+    assert!(
+        (rate - f64::from(passed) / f64::from(pictures)).abs() < 1e-12,
+        "{summary} against {passed}/{pictures}"
+    );
+}
