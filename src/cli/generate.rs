@@ -141,20 +141,28 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
         .preset
         .or_else(|| Preset::guess_from_name(&model_display_name(&model)))
         .unwrap_or(Preset::Dev);
-    let (width, height) = match (&args.resolution, args.width, args.height) {
-        (Some(text), _, _) => parse_size(text).with_context(|| {
-            let names: Vec<&str> = OFFICIAL_RESOLUTIONS.iter().map(|r| r.name).collect();
-            format!(
-                "--resolution {text}: expected WIDTHxHEIGHT, such as {}",
-                names.join(", ")
-            )
-        })?,
-        (None, Some(w), Some(h)) => (w, h),
+    // The size asked for, and in whose words (None: the default square, which is never changed).
+    let ((width, height), asked_by) = match (&args.resolution, args.width, args.height) {
+        (Some(text), _, _) => {
+            let size = parse_size(text).with_context(|| {
+                let names: Vec<&str> = OFFICIAL_RESOLUTIONS.iter().map(|r| r.name).collect();
+                format!(
+                    "--resolution {text}: expected WIDTHxHEIGHT, such as {}",
+                    names.join(", ")
+                )
+            })?;
+            (size, Some(format!("--resolution {text}")))
+        }
+        (None, Some(w), Some(h)) => ((w, h), Some(format!("--width {w} --height {h}"))),
         _ => match &args.init_image {
-            Some(path) => image::image_dimensions(path).with_context(|| {
-                format!("--init-image {}: cannot read the image", path.display())
-            })?,
-            None => (base_resolution, base_resolution),
+            Some(path) => {
+                let size = image::image_dimensions(path).with_context(|| {
+                    format!("--init-image {}: cannot read the image", path.display())
+                })?;
+                let words = format!("--init-image's {}×{}", size.0, size.1);
+                (size, Some(words))
+            }
+            None => ((base_resolution, base_resolution), None),
         },
     };
     let init = args.init_image.as_ref().map(|image| InitImage {
@@ -186,9 +194,19 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
     };
     // The FLUX autoencoder's 8× is checked again against the real config when the job runs;
     // checking here reports bad values before any model is loaded.
-    settings
+    let resolved = settings
         .resolve(8)
         .map_err(|e| anyhow::anyhow!(e.for_cli()))?;
+    if let Some(asked_by) =
+        asked_by.filter(|_| (resolved.width, resolved.height) != (width, height))
+    {
+        eprintln!(
+            "note: {asked_by} makes a {}×{} image: every size is rescaled to about \
+             {base_resolution}² pixels (--base-resolution) with sides a multiple of 16, as the \
+             official pipeline does",
+            resolved.width, resolved.height
+        );
+    }
     let backend = HiDreamBackend {
         encoder_memory: args.keep_encoders.map(|keep| {
             if keep {

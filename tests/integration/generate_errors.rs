@@ -1,4 +1,5 @@
-//! `generate` refuses bad input with a message that says what to change, before loading models.
+//! `generate` refuses bad input with a message that says what to change, before loading models,
+//! and says when it changes what was asked.
 
 use std::process::{Command, Output};
 
@@ -194,6 +195,35 @@ fn unbounded_or_late_failures_are_refused_up_front() {
         &["--guidance must be 0 or more, at most"],
     );
     fails_with(&["--shift", "inf"], &["--shift must be positive"]);
+}
+
+#[test]
+fn a_size_that_is_rescaled_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let llama = fixtures().join("llama-3.1-tiny");
+    let llama = llama.to_str().unwrap();
+    let asked = [
+        "--llama", llama, "--steps", "1", "--width", "100", "--height", "50",
+    ];
+    let out = generate(&asked, &dir.path().join("a.png"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("note: --width 100 --height 50 makes a 80×32 image: every size is rescaled"),
+        "{err}"
+    );
+    assert_eq!(
+        image::image_dimensions(dir.path().join("a.png")).unwrap(),
+        (80, 32)
+    );
+    // A size that needs no rescaling gets no note.
+    let kept = [
+        "--llama", llama, "--steps", "1", "--width", "64", "--height", "64",
+    ];
+    let out = generate(&kept, &dir.path().join("b.png"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(!err.contains("note:"), "{err}");
 }
 
 #[test]
