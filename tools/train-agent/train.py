@@ -161,6 +161,49 @@ def check_prefix_loss(model, prefix, ids, attn, labels) -> None:
     print(f"prefix split checked: {a:.6f} == {b:.6f}", flush=True)
 
 
+def grown(model, layers: int, model_class):
+    """`model` deepened to `layers` decoder layers without changing what it computes: the new
+    layers are spread between the old ones (4 -> 6: old, old, new, old, old, new) and start
+    with their attention output and MLP down projections at zero, so each adds nothing to the
+    residual stream until training moves it (the zero-initialised residual branch of
+    progressive-stacking and "Net2DeeperNet" growth). Their other weights are the fresh model's
+    random initialisation, so the gradients reaching the zeroed projections are not zero."""
+    old = model.config.num_hidden_layers
+    if layers <= old:
+        raise SystemExit(f"--grow-layers {layers}: the model already has {old} layers")
+    cfg = model.config.to_dict()
+    cfg["num_hidden_layers"] = layers
+    cfg.pop("layer_types", None)
+    bigger = model_class(type(model.config).from_dict(cfg))
+    # which new layer each old one becomes: the new ones go after every (old/extra)-th old one
+    extra = layers - old
+    slots, k = [], 0
+    for i in range(old):
+        slots.append(k)
+        k += 1
+        if (i + 1) * extra // old > i * extra // old:
+            k += 1
+    new_slots = sorted(set(range(layers)) - set(slots))
+    state = model.state_dict()
+    target = bigger.state_dict()
+    for name, tensor in state.items():
+        if name.startswith("model.layers."):
+            i, rest = name[len("model.layers."):].split(".", 1)
+            name = f"model.layers.{slots[int(i)]}.{rest}"
+        target[name].copy_(tensor)
+    for j in new_slots:
+        target[f"model.layers.{j}.self_attn.o_proj.weight"].zero_()
+        target[f"model.layers.{j}.mlp.down_proj.weight"].zero_()
+    bigger.load_state_dict(target)
+    with torch.no_grad():
+        probe = torch.arange(min(64, model.config.vocab_size))[None]
+        before, after = model(input_ids=probe).logits, bigger(input_ids=probe).logits
+    assert torch.allclose(before, after, atol=1e-5), "growth changed the model's output"
+    print(f"grown: {old} -> {layers} layers (old layers at {slots}, new at {new_slots}); "
+          f"same logits on a probe", flush=True)
+    return bigger
+
+
 def save_checkpoint(model, tok, folder: Path, step: int, record: dict) -> None:
     """A float16 copy of the model so far, with the tokenizer (training goes on in float32),
     and its training record (`record` with the steps so far) so a run can go on from it."""
@@ -183,6 +226,7 @@ def record(args, conversations: int, vocab: int, dropped: int, n_params: int, se
            "init": str(args.init) if args.init else None, "augment": args.augment,
            "pseudo_share": args.pseudo_share, "edit_share": args.edit_share,
            "content_weight": args.content_weight, "threads": args.threads,
+           "grow_layers": args.grow_layers or None,
            "command": " ".join(["python", "tools/train-agent/train.py"] + sys.argv[1:])}
     if planned_steps is not None:
         out["stopped_at"] = f"checkpoint of a run planned for {planned_steps} steps"
@@ -213,7 +257,11 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads (1 is reproducible bit for bit; more is faster)")
     ap.add_argument("--init", type=Path, help="continue from this run's model and tokenizer")
+    ap.add_argument("--grow-layers", type=int, default=0,
+                    help="with --init: deepen the model to this many layers (see grown())")
     args = ap.parse_args()
+    if args.grow_layers and not args.init:
+        ap.error("--grow-layers needs --init (it deepens a trained model)")
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(args.seed)
@@ -246,6 +294,8 @@ def main() -> None:
     if args.init:
         model = LlamaForCausalLM.from_pretrained(args.init, dtype=torch.float32)
         assert model.config.vocab_size == cfg.vocab_size
+        if args.grow_layers:
+            model = grown(model, args.grow_layers, LlamaForCausalLM)
     else:
         model = LlamaForCausalLM(cfg)
     n_params = sum(p.numel() for p in model.parameters())
