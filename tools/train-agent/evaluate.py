@@ -65,7 +65,21 @@ class Agent:
         from transformers import AutoTokenizer, LlamaForCausalLM
 
         self.tok = AutoTokenizer.from_pretrained(folder)
-        self.model = LlamaForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+        ggufs = sorted(folder.glob("*.gguf"))
+        if (folder / "model.safetensors").is_file() or not ggufs:
+            self.model = LlamaForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+        else:
+            # the bundle's Q8_0 file, dequantised as ComfyUI-GGUF reads it, under config.json
+            # (whose llama3 RoPE scaling transformers' own GGUF loader would drop)
+            from llama_gguf import read_llama_gguf
+            from transformers import LlamaConfig
+
+            config = LlamaConfig.from_pretrained(folder)
+            self.model = LlamaForCausalLM(config).float().eval()
+            state = read_llama_gguf(ggufs[0], config.to_dict())
+            if config.tie_word_embeddings:
+                state.setdefault("lm_head.weight", state["model.embed_tokens.weight"])
+            self.model.load_state_dict(state, strict=True)
         self.eos = [self.tok.convert_tokens_to_ids(t) for t in ("<|eot_id|>", "<|eom_id|>")]
 
     def render(self, messages: list[dict]) -> str:

@@ -1,8 +1,12 @@
 #!/usr/bin/env python3
 """Copies a training run (train.py --out) into the bundle folder assets/models/shapes-agent:
-config.json, model.safetensors (float16), tokenizer.json, tokenizer_config.json with
-Llama-3.1's chat template, generation_config.json (greedy; stops at <|eot_id|> and <|eom_id|>)
-and studio.json with the training record and the evaluation's numbers.
+config.json, the weights as one llama.cpp GGUF (shapes-agent-Q8_0.gguf: Q8_0 as
+convert_hf_to_gguf.py --outtype q8_0 writes it, with the tokenizer and chat template in its
+metadata, so llama.cpp runs the file as it is; tools/fixtures/llama_gguf.py), tokenizer.json,
+tokenizer_config.json with Llama-3.1's chat template, generation_config.json (greedy; stops at
+<|eot_id|> and <|eom_id|>) and studio.json with the training record and the evaluation's
+numbers. Q8_0 takes 1.06 bytes a weight against float16's 2, which the tracked-size budget
+needs; evaluate the exported folder (evaluate.py reads the GGUF back) before quoting numbers.
 
 Usage: python tools/train-agent/export.py --run /work/agent-runs/run1 \
            [--eval /work/agent-runs/run1/eval.json] [--out assets/models/shapes-agent]
@@ -13,10 +17,12 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
+WEIGHTS = "shapes-agent-Q8_0.gguf"
 
 
 def write_json(path: Path, obj) -> None:
@@ -46,6 +52,8 @@ def training_record(run: Path) -> dict:
 
 def main() -> None:
     import corpus
+    sys.path.insert(0, str(ROOT / "tools/fixtures"))
+    from llama_gguf import write_llama_gguf
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--run", type=Path, required=True)
@@ -55,7 +63,8 @@ def main() -> None:
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     training = training_record(args.run)  # before the bundle's studio.json is replaced
-    shutil.copyfile(args.run / "model.safetensors", out / "model.safetensors")
+    for old in ("model.safetensors", WEIGHTS):
+        (out / old).unlink(missing_ok=True)
     shutil.copyfile(args.run / "tokenizer.json", out / "tokenizer.json")
     config = json.loads((args.run / "config.json").read_text())
     assert config["dtype"] == "float16", config["dtype"]
@@ -66,6 +75,10 @@ def main() -> None:
         "backend": "tokenizers", "bos_token": "<|begin_of_text|>", "eos_token": "<|eot_id|>",
         "clean_up_tokenization_spaces": True, "model_max_length": 131072,
         "tokenizer_class": "PreTrainedTokenizerFast", "chat_template": corpus.chat_template()})
+    # the GGUF's tokenizer metadata comes from the folder's tokenizer files, written above
+    shutil.copyfile(args.run / "model.safetensors", out / "model.safetensors")
+    write_llama_gguf(out, out / WEIGHTS, "shapes-agent")
+    (out / "model.safetensors").unlink()
     write_json(out / "generation_config.json", {
         "bos_token_id": ids["<|begin_of_text|>"],
         "eos_token_id": [ids["<|eot_id|>"], ids["<|eom_id|>"]],
@@ -73,7 +86,7 @@ def main() -> None:
     studio = {"name": "Shapes Agent",
               "about": "A tiny Llama-3.1-shaped chat model trained from scratch on synthetic "
                        "Shapes-world conversations in the protocol of src/agent/protocol.json "
-                       "(tools/train-agent). Weights float16.",
+                       "(tools/train-agent). Trained in float32, shipped as Q8_0 (GGUF).",
               "examples": ["draw a red circle on the left", "now make it blue",
                            "a blue star above an orange ring, on black", "what can you draw?"],
               "training": training}
