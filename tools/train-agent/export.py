@@ -76,9 +76,7 @@ def main() -> None:
         "clean_up_tokenization_spaces": True, "model_max_length": 131072,
         "tokenizer_class": "PreTrainedTokenizerFast", "chat_template": corpus.chat_template()})
     # the GGUF's tokenizer metadata comes from the folder's tokenizer files, written above
-    shutil.copyfile(args.run / "model.safetensors", out / "model.safetensors")
-    write_llama_gguf(out, out / WEIGHTS, "shapes-agent")
-    (out / "model.safetensors").unlink()
+    write_llama_gguf(out, out / WEIGHTS, "shapes-agent", weights=args.run / "model.safetensors")
     write_json(out / "generation_config.json", {
         "bos_token_id": ids["<|begin_of_text|>"],
         "eos_token_id": [ids["<|eot_id|>"], ids["<|eom_id|>"]],
