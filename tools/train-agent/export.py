@@ -61,6 +61,9 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "assets/models/shapes-agent")
     args = ap.parse_args()
     out = args.out
+    if out.resolve() == args.run.resolve():
+        # the export replaces the folder's weights before it has read the run's
+        ap.error(f"--run and --out are the same folder ({out}): export from a copy of it")
     out.mkdir(parents=True, exist_ok=True)
     training = training_record(args.run)  # before the bundle's studio.json is replaced
     for old in ("model.safetensors", WEIGHTS):
