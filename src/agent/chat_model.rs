@@ -5,15 +5,18 @@
 
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use candle_core::{DType, Device};
+use candle_core::{DType, Device, Tensor};
+use candle_nn::ops::log_softmax;
 use tokenizers::Tokenizer;
 
 use super::chat_template::{ChatTemplate, ChatTemplateError, Message, RenderOptions};
 use super::generate::{GenerateError, GenerateOptions, Generated, GenerationConfig, generate};
 use super::tool_call::{Reply, parse_reply};
+use crate::host_reads;
 use crate::models::LoadError;
-use crate::models::text::{LlamaForCausalLM, load_causal_lm};
+use crate::models::text::{KvCache, LlamaForCausalLM, load_causal_lm};
 use crate::weights::WeightsError;
 
 #[derive(Debug, thiserror::Error)]
@@ -157,6 +160,53 @@ impl ChatModel {
     ) -> Result<Generated, ChatError> {
         let decode = |ids: &[u32]| self.tokenizer.decode(ids, false).map_err(|e| e.to_string());
         Ok(generate(&self.lm, prompt, options, &decode, on_token)?)
+    }
+
+    /// The log-likelihood (natural log, f64 sum of f32 log-softmax values) of each of
+    /// `continuations` after `prompt`: the prompt is read once and each continuation from a
+    /// copy of its cache. `cancel` is checked between continuations.
+    pub fn log_likelihoods(
+        &self,
+        prompt: &[u32],
+        continuations: &[Vec<u32>],
+        cancel: &AtomicBool,
+    ) -> Result<Option<Vec<f64>>, ChatError> {
+        if prompt.is_empty() {
+            return Err(GenerateError::EmptyPrompt.into());
+        }
+        let model = |e: candle_core::Error| ChatError::Generate(GenerateError::Model(e));
+        let mut cache = KvCache::new();
+        let first = self.lm.forward(prompt, &mut cache).map_err(model)?;
+        let first = log_softmax(&first, 0).map_err(model)?;
+        let first: Vec<f32> = host_reads::to_vec1(&first).map_err(model)?;
+        let mut out = Vec::with_capacity(continuations.len());
+        for ids in continuations {
+            if cancel.load(Ordering::Relaxed) {
+                return Ok(None);
+            }
+            let Some((&head, rest)) = ids.split_first() else {
+                out.push(0.0);
+                continue;
+            };
+            let mut total = f64::from(first.get(head as usize).copied().unwrap_or(f32::NAN));
+            if !rest.is_empty() {
+                // Row i predicts ids[i + 1]; the last id needs no prediction after it.
+                let logits = self
+                    .lm
+                    .forward_all(&ids[..ids.len() - 1], &mut cache.clone())
+                    .map_err(model)?;
+                let next = Tensor::new(rest, logits.device())
+                    .and_then(|t| t.unsqueeze(1))
+                    .map_err(model)?;
+                let picked = log_softmax(&logits, 1)
+                    .and_then(|l| l.gather(&next, 1))
+                    .map_err(model)?;
+                let picked: Vec<f32> = host_reads::to_vec1(&picked).map_err(model)?;
+                total += picked.iter().map(|&p| f64::from(p)).sum::<f64>();
+            }
+            out.push(total);
+        }
+        Ok(Some(out))
     }
 
     /// The assistant's next turn in `messages`.

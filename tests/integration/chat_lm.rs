@@ -20,7 +20,7 @@ use crate::common::{fixtures, rel_err};
 
 const F32_TOLERANCE: f64 = 1e-4;
 
-fn chat_dir() -> std::path::PathBuf {
+pub(crate) fn chat_dir() -> std::path::PathBuf {
     fixtures().join("chat")
 }
 
@@ -141,7 +141,7 @@ fn chat_templates_render_as_transformers_renders_them() {
     }
 }
 
-fn runs() -> Vec<Value> {
+pub(crate) fn runs() -> Vec<Value> {
     fixture_json("greedy.json")["runs"]
         .as_array()
         .unwrap()
@@ -166,7 +166,7 @@ pub(crate) fn ids(v: &Value) -> Vec<u32> {
         .collect()
 }
 
-fn model_dir(run: &Value) -> std::path::PathBuf {
+pub(crate) fn model_dir(run: &Value) -> std::path::PathBuf {
     fixtures().join(run["model"].as_str().unwrap())
 }
 

@@ -3,6 +3,7 @@
 mod agent_cli;
 mod agent_shared_llama;
 mod chat_lm;
+mod chat_scoring;
 mod ci_gate;
 mod cli_info;
 mod cli_plan;

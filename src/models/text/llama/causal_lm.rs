@@ -57,4 +57,17 @@ impl LlamaForCausalLM {
             .squeeze(0)?
             .squeeze(0)
     }
+
+    /// Feeds `ids` after what `cache` holds and returns the next-token logits after each of
+    /// them: [len(ids), vocab], f32 (scoring a given continuation, not generating one).
+    pub fn forward_all(&self, ids: &[u32], cache: &mut KvCache) -> Result<Tensor> {
+        if ids.is_empty() {
+            candle_core::bail!("the language model was given no tokens to read");
+        }
+        let hidden = self.decoder.forward_cached(ids, cache)?;
+        self.lm_head
+            .forward(&hidden)?
+            .to_dtype(DType::F32)?
+            .squeeze(0)
+    }
 }
