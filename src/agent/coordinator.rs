@@ -3,16 +3,18 @@
 //! unknown tool, a missing argument or a picture `#N` that does not exist become a chat reply
 //! saying so). Jobs run one at a time through a [`JobRunner`]; each gets a tool message with
 //! its result, and the model is asked again, so a plan of several jobs unfolds call by call
-//! until the model ends its turn with text (or [`AgentOptions::max_jobs`] is reached).
+//! until the model ends its turn with text (or [`AgentOptions::max_jobs`] is reached). An edit
+//! naming an object its picture lacks is grounded first ([`super::grounding`]).
 
-use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::chat_model::{ChatError, ChatModel};
-use super::chat_template::{Message, RenderOptions, ToolCall};
+use super::chat_model::ChatError;
+use super::chat_template::ToolCall;
 use super::conversation::{Conversation, ConversationMessage, Picture, PictureOrigin};
+use super::grounding::{Said, ground_edit};
 use super::json::Json;
+use super::language_model::{AgentOptions, LanguageModel};
 use super::planner::{Job, planned_picture};
 use super::protocol::{self, EDIT_TOOL, GENERATE_TOOL, Protocol};
 use super::tool_call::Reply;
@@ -32,121 +34,6 @@ pub struct DryRun;
 impl JobRunner for DryRun {
     fn run(&mut self, job: &Job, conversation: &Conversation) -> Result<Picture, String> {
         Ok(planned_picture(conversation, job))
-    }
-}
-
-/// What the language model said for one prompt.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ModelTurn {
-    pub reply: Reply,
-    /// Oldest messages left out so that the prompt fits the model's window.
-    pub dropped: usize,
-    /// The cancel flag stopped generation before the model finished.
-    pub cancelled: bool,
-}
-
-/// The model behind the agent: [`ChatModel`], or scripted replies in tests.
-pub trait LanguageModel {
-    /// The assistant's next message after `messages` (system message first). `on_text`
-    /// receives the reply's text as it is generated; `cancel` is checked between tokens.
-    fn respond(
-        &self,
-        messages: &[Message],
-        render: &RenderOptions,
-        options: &AgentOptions,
-        cancel: &AtomicBool,
-        on_text: &mut dyn FnMut(&str),
-    ) -> Result<ModelTurn, ChatError>;
-}
-
-impl<T: LanguageModel + ?Sized> LanguageModel for Box<T> {
-    fn respond(
-        &self,
-        messages: &[Message],
-        render: &RenderOptions,
-        options: &AgentOptions,
-        cancel: &AtomicBool,
-        on_text: &mut dyn FnMut(&str),
-    ) -> Result<ModelTurn, ChatError> {
-        (**self).respond(messages, render, options, cancel, on_text)
-    }
-}
-
-impl LanguageModel for ChatModel {
-    fn respond(
-        &self,
-        messages: &[Message],
-        render: &RenderOptions,
-        options: &AgentOptions,
-        cancel: &AtomicBool,
-        on_text: &mut dyn FnMut(&str),
-    ) -> Result<ModelTurn, ChatError> {
-        let mut generate = self.generation_config().options(options.seed);
-        if let Some(max) = options.max_new_tokens {
-            generate.max_new_tokens = max;
-        }
-        let window = options.context_tokens.unwrap_or(DEFAULT_CONTEXT_TOKENS);
-        let render = RenderOptions {
-            add_generation_prompt: true,
-            ..render.clone()
-        };
-        // The reply needs room too: the prompt gets what the window leaves it.
-        let fitted = self.prompt_within(
-            messages,
-            &render,
-            window.saturating_sub(generate.max_new_tokens).max(1),
-        )?;
-        let mut stream = self.text_stream();
-        let mut stream_error = None;
-        let generated = self.generate_ids(&fitted.ids, &generate, |id| {
-            match stream.push(id) {
-                Ok(piece) if !piece.is_empty() => on_text(&piece),
-                Ok(_) => {}
-                Err(e) => stream_error = Some(e),
-            }
-            if cancel.load(Ordering::Relaxed) {
-                ControlFlow::Break(())
-            } else {
-                ControlFlow::Continue(())
-            }
-        })?;
-        if let Some(e) = stream_error {
-            return Err(e);
-        }
-        let text = self.decode(&generated.ids)?;
-        Ok(ModelTurn {
-            reply: super::tool_call::parse_reply(&text),
-            dropped: fitted.dropped,
-            cancelled: generated.stop == super::generate::StopReason::Cancelled,
-        })
-    }
-}
-
-/// Tokens the model reads at once unless told otherwise: Llama-3.1 takes far more (RoPE has
-/// no fixed table), but the prompt's KV cache and attention grow with it, and a chat about
-/// pictures rarely needs more.
-pub const DEFAULT_CONTEXT_TOKENS: usize = 8192;
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct AgentOptions {
-    /// Seed of sampled decoding (models whose generation config samples).
-    pub seed: u64,
-    /// At most this many jobs in one turn.
-    pub max_jobs: usize,
-    /// Tokens the model may read at once (prompt and reply): [`DEFAULT_CONTEXT_TOKENS`].
-    pub context_tokens: Option<usize>,
-    /// New tokens per reply, instead of the model's generation config.
-    pub max_new_tokens: Option<usize>,
-}
-
-impl Default for AgentOptions {
-    fn default() -> Self {
-        Self {
-            seed: 0,
-            max_jobs: 4,
-            context_tokens: None,
-            max_new_tokens: None,
-        }
     }
 }
 
@@ -309,7 +196,7 @@ impl<M: LanguageModel> Agent<M> {
             if answer.cancelled {
                 return Ok(turn.stopped());
             }
-            let call = match answer.reply {
+            let mut call = match answer.reply {
                 Reply::Chat { text, note } => return Ok(turn.chat(text, note)),
                 Reply::ToolCall { call, .. } => call,
             };
@@ -320,10 +207,25 @@ impl<M: LanguageModel> Agent<M> {
                 );
                 return Ok(turn.finish(text));
             }
-            let job = match self.job_of(&call, turn.conversation) {
+            let mut job = match self.job_of(&call, turn.conversation) {
                 Ok(job) => job,
                 Err(refusal) => return Ok(turn.refuse(&call, refusal)),
             };
+            let said = Said {
+                messages: &messages,
+                render: &render,
+                options: &self.options,
+                text: &answer.text,
+            };
+            if let Some(grounded) =
+                ground_edit(&self.model, &said, &call, &job, turn.conversation, cancel)?
+            {
+                (call, job) = (grounded.call, grounded.job);
+                turn.outcome.notes.push(grounded.note);
+            }
+            if cancel.load(Ordering::Relaxed) {
+                return Ok(turn.stopped());
+            }
             if !turn.run(&call, job) {
                 return Ok(turn.outcome);
             }

@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::*;
 use crate::agent::Speaker;
-use crate::agent::chat_template::Role;
+use crate::agent::chat_template::{Message, RenderOptions, Role};
+use crate::agent::language_model::ModelTurn;
 use crate::agent::tool_call::parse_reply;
 
 /// Replies in order; records the conversations it was shown.
@@ -16,6 +17,10 @@ struct Scripted {
     seen: RefCell<Vec<Vec<Message>>>,
     /// Reported as messages left out of every prompt.
     dropped: usize,
+    /// Scores replies containing this text highest; `None`: cannot score.
+    prefers: Option<&'static str>,
+    /// The replies it was asked to score, per request.
+    scored: RefCell<Vec<Vec<String>>>,
 }
 
 fn scripted(replies: &[&'static str]) -> Scripted {
@@ -23,6 +28,8 @@ fn scripted(replies: &[&'static str]) -> Scripted {
         replies: RefCell::new(replies.iter().copied().collect()),
         seen: RefCell::new(Vec::new()),
         dropped: 0,
+        prefers: None,
+        scored: RefCell::new(Vec::new()),
     }
 }
 
@@ -44,9 +51,27 @@ impl LanguageModel for Scripted {
         on_text(text);
         Ok(ModelTurn {
             reply: parse_reply(text),
+            text: text.to_owned(),
             dropped: self.dropped,
             cancelled: false,
         })
+    }
+
+    fn score_replies(
+        &self,
+        _messages: &[Message],
+        _render: &RenderOptions,
+        _options: &AgentOptions,
+        replies: &[String],
+        _cancel: &AtomicBool,
+    ) -> Result<Option<Vec<f64>>, ChatError> {
+        self.scored.borrow_mut().push(replies.to_vec());
+        Ok(self.prefers.map(|liked| {
+            replies
+                .iter()
+                .map(|r| if r.contains(liked) { 0.0 } else { -10.0 })
+                .collect()
+        }))
     }
 }
 
@@ -463,4 +488,115 @@ fn a_dry_run_names_pictures_without_files() {
         .collect();
     assert_eq!(names, ["#1", "#2"]);
     assert!(run.outcome.outputs.iter().all(|p| p.path.is_none()));
+}
+
+/// A conversation whose #1 shows an orange ring and a red star.
+fn ring_and_star() -> Conversation {
+    let mut conversation = Conversation::new();
+    turn(
+        scripted(&[
+            r#"{"name": "generate_image", "parameters": {"prompt": "an orange ring to the right of a red star, on black"}}"#,
+            "Here is #1.",
+        ]),
+        &mut conversation,
+        "an orange ring right of a red star on black",
+        None,
+        &mut Recorder::default(),
+        &AtomicBool::new(false),
+    );
+    conversation
+}
+
+const EDIT_ORANGE_STAR: &str = r##"{"name": "edit_image", "parameters": {"image": "#1", "instruction": "make the orange star yellow"}}<|eom_id|>"##;
+
+#[test]
+fn an_edit_naming_an_object_the_picture_lacks_runs_the_likeliest_one_it_has() {
+    let mut conversation = ring_and_star();
+    let mut runner = Recorder::default();
+    let mut model = scripted(&[EDIT_ORANGE_STAR, "Here is #2."]);
+    model.prefers = Some("red star");
+    let (run, model) = turn(
+        model,
+        &mut conversation,
+        "can the star be yellow instead?",
+        None,
+        &mut runner,
+        &AtomicBool::new(false),
+    );
+    // Each of the picture's objects in the model's own reply, end marker and all.
+    assert_eq!(
+        *model.scored.borrow(),
+        [[
+            EDIT_ORANGE_STAR.replace("orange star", "orange ring"),
+            EDIT_ORANGE_STAR.replace("orange star", "red star"),
+        ]]
+    );
+    let grounded = Job::Edit {
+        image: "#1".into(),
+        instruction: "make the red star yellow".into(),
+    };
+    assert_eq!(runner.ran, std::slice::from_ref(&grounded));
+    assert_eq!(run.outcome.jobs, [grounded]);
+    assert_eq!(
+        run.outcome.notes,
+        [
+            "The model asked to \"make the orange star yellow\", but #1 has no orange star; it was \
+          read as \"make the red star yellow\", the likeliest call naming one of #1's objects."
+        ]
+    );
+    // The conversation records the call that ran, so the model reads back what was done.
+    let call = &conversation.messages()[conversation.messages().len() - 3];
+    assert_eq!(call.speaker, ASSISTANT);
+    let recorded = call.tool_call.as_ref().unwrap();
+    assert_eq!(
+        recorded.parameters.get("instruction"),
+        Some(&crate::agent::Json::String(
+            "make the red star yellow".into()
+        ))
+    );
+    assert_eq!(
+        run.outcome.outputs[0].prompt.as_deref(),
+        Some("an orange ring to the right of a yellow star, on black")
+    );
+}
+
+#[test]
+fn an_edit_is_left_as_written_when_its_object_is_there_or_the_model_cannot_score() {
+    // Named correctly: nothing to score.
+    let mut conversation = ring_and_star();
+    let mut model = scripted(&[
+        r##"{"name": "edit_image", "parameters": {"image": "#1", "instruction": "make the red star yellow"}}"##,
+        "Here is #2.",
+    ]);
+    model.prefers = Some("orange ring");
+    let (run, model) = turn(
+        model,
+        &mut conversation,
+        "make the red star yellow",
+        None,
+        &mut Recorder::default(),
+        &AtomicBool::new(false),
+    );
+    assert!(model.scored.borrow().is_empty());
+    assert!(run.outcome.notes.is_empty());
+    // A model that cannot score (a scripted one, say): the call runs as written.
+    let mut conversation = ring_and_star();
+    let mut runner = Recorder::default();
+    let (run, model) = turn(
+        scripted(&[EDIT_ORANGE_STAR, "Here is #2."]),
+        &mut conversation,
+        "can the star be yellow instead?",
+        None,
+        &mut runner,
+        &AtomicBool::new(false),
+    );
+    assert_eq!(model.scored.borrow().len(), 1);
+    assert_eq!(
+        runner.ran,
+        [Job::Edit {
+            image: "#1".into(),
+            instruction: "make the orange star yellow".into(),
+        }]
+    );
+    assert!(run.outcome.notes.is_empty());
 }

@@ -2,7 +2,8 @@
 //! the generation loop (KV cache, greedy or seeded sampling, stop tokens and strings) and the
 //! reading of its replies as tool calls (Llama-3.1's JSON format) or chat; then the coordinator
 //! (one turn of a conversation: replies into jobs, jobs through a runner, results back to the
-//! model) and the planner's prompt rules.
+//! model), the grounding of an edit in the objects its picture shows, and the planner's prompt
+//! rules.
 
 mod chat_model;
 mod chat_template;
@@ -11,7 +12,9 @@ mod conversation;
 mod coordinator;
 mod generate;
 mod gguf;
+mod grounding;
 mod json;
+mod language_model;
 mod planner;
 mod protocol;
 mod py_compat;
@@ -27,14 +30,15 @@ pub use conversation::{
     Speaker, picture_name,
 };
 pub use coordinator::{
-    Action, Agent, AgentError, AgentEvent, AgentOptions, Attachment, DEFAULT_CONTEXT_TOKENS,
-    DryRun, JobRunner, LanguageModel, ModelTurn, NO_PICTURE_TO_EDIT, TurnOutcome,
+    Action, Agent, AgentError, AgentEvent, Attachment, DryRun, JobRunner, NO_PICTURE_TO_EDIT,
+    TurnOutcome,
 };
 pub use generate::{
     DEFAULT_MAX_NEW_TOKENS, Decoding, GenerateError, GenerateOptions, Generated, GenerationConfig,
     StopReason, generate,
 };
 pub use json::Json;
+pub use language_model::{AgentOptions, DEFAULT_CONTEXT_TOKENS, LanguageModel, ModelTurn};
 pub use planner::{
     EditorPrompt, Job, edit_description, edit_prompt, planned_picture, target_description,
 };

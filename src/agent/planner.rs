@@ -73,8 +73,11 @@ pub fn target_description(source_prompt: &str, instruction: &str) -> String {
     if prompt.is_empty() {
         return instruction.to_owned();
     }
-    format!("{prompt}, after this change: {instruction}")
+    format!("{prompt}{AFTER_THIS_CHANGE}{instruction}")
 }
+
+/// What [`target_description`] puts between a prompt and a change it cannot write into it.
+pub const AFTER_THIS_CHANGE: &str = ", after this change: ";
 
 /// The caption of the Shapes scene `source_prompt` describes after `instruction`, when both
 /// parse.

@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicBool;
 
 use super::chat_model::ChatError;
 use super::chat_template::{Message, RenderOptions};
-use super::coordinator::{AgentOptions, LanguageModel, ModelTurn};
+use super::language_model::{AgentOptions, LanguageModel, ModelTurn};
 use super::tool_call::parse_reply;
 
 /// Said once the script has run out.
@@ -51,6 +51,7 @@ impl LanguageModel for ScriptedModel {
         on_text(&text);
         Ok(ModelTurn {
             reply: parse_reply(&text),
+            text,
             dropped: 0,
             cancelled: false,
         })

@@ -326,6 +326,50 @@ fn the_bundled_agent_draws_then_edits_its_own_picture() {
     assert_eq!(pictures[1]["made_from"], "#1");
 }
 
+/// The bundled agent, asked to take the square out of a red ring and a blue square, writes
+/// "remove the red square" (the shape from the message, the colour from the other object):
+/// the planner runs the likeliest call that names an object the picture has, and says so.
+#[test]
+fn the_bundled_agents_edit_is_grounded_in_the_objects_of_its_picture() {
+    let dir = tempfile::tempdir().unwrap();
+    let chat = dir.path().join("chat.json");
+    let turn = |message: &str| {
+        decision(&succeed(
+            Command::new(env!("CARGO_BIN_EXE_hidream-studio"))
+                .args(["agent", "--message", message, "--dry-run", "--json"])
+                .arg("--conversation")
+                .arg(&chat),
+        ))
+    };
+    let first = turn("draw a red ring to the left of a blue square on black");
+    assert_eq!(
+        first["jobs"][0]["prompt"], "a red ring to the left of a blue square, on black",
+        "{first}"
+    );
+    let second = turn("get rid of the square");
+    assert_eq!(
+        second["jobs"][0]["instruction"], "remove the blue square",
+        "{second}"
+    );
+    let note = second["notes"][0].as_str().unwrap_or_default();
+    assert!(
+        note.contains("\"remove the red square\", but #1 has no red square"),
+        "{second}"
+    );
+    // The conversation keeps the call that ran.
+    let saved = saved(&chat);
+    let calls: Vec<&serde_json::Value> = saved["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m.get("tool_call"))
+        .collect();
+    assert_eq!(
+        calls[1]["parameters"]["instruction"], "remove the blue square",
+        "{saved}"
+    );
+}
+
 /// Ctrl-C mid-plan: the picture in progress finishes, the plan stops there, and the
 /// conversation file and the JSON line keep what was made (exit status 130, as for any
 /// command Ctrl-C ends).
