@@ -147,16 +147,15 @@ pub fn ground_edit<M: LanguageModel + ?Sized>(
     else {
         return Ok(None);
     };
-    let Some(best) = scores
+    let Some(chosen) = scores
         .iter()
-        .enumerate()
-        .filter(|(_, s)| s.is_finite())
-        .max_by(|a, b| a.1.total_cmp(b.1))
-        .map(|(i, _)| i)
+        .zip(&candidates)
+        .filter(|(s, _)| s.is_finite())
+        .max_by(|a, b| a.0.total_cmp(b.0))
+        .map(|(_, c)| c.clone())
     else {
         return Ok(None);
     };
-    let chosen = candidates[best].clone();
     let mut call = call.clone();
     if let Json::Object(entries) = &mut call.arguments {
         for (key, value) in entries.iter_mut() {

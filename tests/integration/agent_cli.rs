@@ -296,20 +296,29 @@ fn a_generation_then_an_edit_of_it_run_on_the_bundled_shapes_models() {
     ));
 }
 
+/// One `agent --json` turn of the bundled agent in the conversation file `chat`.
+fn bundled_turn(chat: &Path, args: &[&str]) -> serde_json::Value {
+    decision(&succeed(
+        Command::new(env!("CARGO_BIN_EXE_hidream-studio"))
+            .arg("agent")
+            .args(args)
+            .arg("--json")
+            .arg("--conversation")
+            .arg(chat),
+    ))
+}
+
 /// The bundled agent end to end: its own decisions, jobs on the bundled Shapes models.
 #[test]
 fn the_bundled_agent_draws_then_edits_its_own_picture() {
     let dir = tempfile::tempdir().unwrap();
     let chat = dir.path().join("chat.json");
+    let out_dir = dir.path().to_str().unwrap();
     let turn = |message: &str| {
-        decision(&succeed(
-            Command::new(env!("CARGO_BIN_EXE_hidream-studio"))
-                .args(["agent", "--message", message, "--seed", "1", "--json"])
-                .arg("--conversation")
-                .arg(&chat)
-                .arg("--out-dir")
-                .arg(dir.path()),
-        ))
+        bundled_turn(
+            &chat,
+            &["--message", message, "--seed", "1", "--out-dir", out_dir],
+        )
     };
     let first = turn("draw a red circle on the left");
     assert_eq!(first["action"], "generate", "{first}");
@@ -333,14 +342,7 @@ fn the_bundled_agent_draws_then_edits_its_own_picture() {
 fn the_bundled_agents_edit_is_grounded_in_the_objects_of_its_picture() {
     let dir = tempfile::tempdir().unwrap();
     let chat = dir.path().join("chat.json");
-    let turn = |message: &str| {
-        decision(&succeed(
-            Command::new(env!("CARGO_BIN_EXE_hidream-studio"))
-                .args(["agent", "--message", message, "--dry-run", "--json"])
-                .arg("--conversation")
-                .arg(&chat),
-        ))
-    };
+    let turn = |message: &str| bundled_turn(&chat, &["--message", message, "--dry-run"]);
     let first = turn("draw a red ring to the left of a blue square on black");
     assert_eq!(
         first["jobs"][0]["prompt"], "a red ring to the left of a blue square, on black",

@@ -249,11 +249,15 @@ fn first_and_last_logits(lm: &LlamaForCausalLM, prompt: &[u32], new: &[u32]) -> 
     (first, last)
 }
 
+/// transformers' first and last generation steps' logits of each run, `{name}.first` and
+/// `{name}.last`.
+pub(crate) fn reference_logits() -> HashMap<String, Tensor> {
+    candle_core::safetensors::load(chat_dir().join("logits.safetensors"), &Device::Cpu).unwrap()
+}
+
 #[test]
 fn logits_match_transformers_through_the_cache() {
-    let reference: HashMap<String, Tensor> =
-        candle_core::safetensors::load(chat_dir().join("logits.safetensors"), &Device::Cpu)
-            .unwrap();
+    let reference = reference_logits();
     for run in runs() {
         let name = run["name"].as_str().unwrap();
         let lm = load_causal_lm(&model_dir(&run), DType::F32, &Device::Cpu).unwrap();

@@ -3,23 +3,20 @@
 //! tools/fixtures/make_chat_fixtures.py), and log-likelihoods against the generation loop's own
 //! logits, step by step.
 
-use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
 
 use candle_core::{D, DType, Device, Tensor};
 use hidream_studio::agent::ChatModel;
 use hidream_studio::models::text::{KvCache, load_causal_lm};
 
-use crate::chat_lm::{chat_dir, ids, model_dir, runs};
+use crate::chat_lm::{chat_dir, ids, model_dir, reference_logits, runs};
 use crate::common::rel_err;
 
 const F32_TOLERANCE: f64 = 1e-4;
 
 #[test]
 fn every_positions_logits_in_one_pass_match_transformers() {
-    let reference: HashMap<String, Tensor> =
-        candle_core::safetensors::load(chat_dir().join("logits.safetensors"), &Device::Cpu)
-            .unwrap();
+    let reference = reference_logits();
     for run in runs() {
         let name = run["name"].as_str().unwrap();
         let lm = load_causal_lm(&model_dir(&run), DType::F32, &Device::Cpu).unwrap();
