@@ -4,7 +4,8 @@
 //! into the conversation as the trainer does; then one turn runs. It reports whether the agent
 //! chose the expected action and, unless --dry-run, whether the picture of its first job shows
 //! what was asked: every ShapesEval check of the expected prompt for a generation; for an edit,
-//! the expected instruction applied to the source scene, carried out (`check_edit`).
+//! the expected instruction applied to the source scene, carried out (`check_edit`). Where a
+//! request says how many pictures it asks for, it also counts the turns that made more.
 //!
 //! `--oracle` puts the expected call in the model's place (a scripted model): the same turn,
 //! jobs and checks, so the picture pass rate it reports is the ceiling the image models set for
@@ -94,6 +95,9 @@ struct Expect {
     image: Option<String>,
     #[serde(default)]
     instruction: Option<String>,
+    /// Pictures the request asks for (2 for "draw …, then change it"), where the file says.
+    #[serde(default)]
+    jobs: Option<usize>,
 }
 
 /// Side of the rendered source pictures when no editor fixes it (dry runs).
@@ -204,6 +208,9 @@ struct Counts {
     pictures: usize,
     passed: usize,
     edit_score: f64,
+    /// Requests whose number of pictures is known, and those where the agent made more.
+    jobs_known: usize,
+    extra_jobs: usize,
 }
 
 pub fn run(args: &AgentEvalArgs) -> anyhow::Result<ExitCode> {
@@ -269,6 +276,10 @@ pub fn run(args: &AgentEvalArgs) -> anyhow::Result<ExitCode> {
         counts.n += 1;
         counts.action_ok += usize::from(outcome.action.as_str() == request.expect.action);
         counts.exact += usize::from(exact(&request.expect, &outcome));
+        if let Some(asked) = request.expect.jobs {
+            counts.jobs_known += 1;
+            counts.extra_jobs += usize::from(outcome.jobs.len() > asked);
+        }
         let verdict = if args.dry_run || request.expect.action == "chat" {
             None
         } else {
@@ -428,6 +439,10 @@ fn report(
         "exact_match": ratio(total(|c| c.exact), n),
         "oracle": args.oracle,
     });
+    if total(|c| c.jobs_known) > 0 {
+        json["extra_job_rate"] =
+            serde_json::json!(ratio(total(|c| c.extra_jobs), total(|c| c.jobs_known)));
+    }
     if !args.dry_run {
         json["picture_pass_rate"] =
             serde_json::json!(ratio(total(|c| c.passed), total(|c| c.pictures)));
@@ -438,6 +453,9 @@ fn report(
             "action_accuracy": ratio(c.action_ok, c.n),
             "exact_match": ratio(c.exact, c.n),
         });
+        if c.jobs_known > 0 {
+            row["extra_job_rate"] = serde_json::json!(ratio(c.extra_jobs, c.jobs_known));
+        }
         if !args.dry_run && action != "chat" {
             row["picture_pass_rate"] = serde_json::json!(ratio(c.passed, c.pictures));
             if action == "edit" {

@@ -511,3 +511,36 @@ fn agent_eval_verbose_gives_each_picture_its_verdict() {
         "{summary} against {passed}/{pictures}"
     );
 }
+
+/// `agent-eval` counts the turns that made more pictures than their request asks for, among
+/// the requests that say how many (`expect.jobs`); the oracle makes one picture per request.
+#[test]
+fn agent_eval_counts_pictures_nobody_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let requests = dir.path().join("requests.jsonl");
+    let line = |id: &str, jobs: &str| {
+        format!(
+            r#"{{"id": "{id}", "images": [], "message": "draw a red circle on the left", "expect": {{"action": "generate", "prompt": "a red circle on the left, on white"{jobs}}}}}"#
+        )
+    };
+    let lines = [
+        line("asks-one", r#", "jobs": 1"#),
+        line("asks-none", r#", "jobs": 0"#),
+        line("unsaid", ""),
+    ];
+    std::fs::write(&requests, lines.join("\n")).unwrap();
+    let summary = |limit: &str| {
+        let out = succeed(
+            Command::new(env!("CARGO_BIN_EXE_hidream-studio"))
+                .arg("agent-eval")
+                .arg("--requests")
+                .arg(&requests)
+                .args(["--oracle", "--dry-run", "--json", "--limit", limit]),
+        );
+        decision(&out)
+    };
+    let all = summary("3");
+    assert_eq!(all["extra_job_rate"], 0.5, "{all}");
+    assert_eq!(all["generate"]["extra_job_rate"], 0.5, "{all}");
+    assert_eq!(summary("1")["extra_job_rate"], 0.0);
+}

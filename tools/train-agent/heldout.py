@@ -30,8 +30,10 @@ def request(rng: random.Random, kind: str, i: int, frames: P.Frames = P.HELDOUT,
         images = [C.random_spec(rng)]
     conv.images = [(f"#{k + 1}", s) for k, s in enumerate(images)]
     attached = None
+    asked = 1  # pictures the request asks for
     if kind == "generate":
         if rng.random() < 0.15:
+            asked = 2
             text, jobs = conv.generate_request()
             g, (job,) = text, jobs
             if rng.random() < 0.5:
@@ -42,7 +44,7 @@ def request(rng: random.Random, kind: str, i: int, frames: P.Frames = P.HELDOUT,
                 text = rng.choice(frames.plan_two).format(g=g, h=h)
         else:
             text, jobs = conv.generate_request()
-        expect = {"action": "generate", "prompt": jobs[0][1].caption()}
+        expect = {"action": "generate", "prompt": jobs[0][1].caption(), "jobs": asked}
     elif kind == "edit":
         if not conv.images or rng.random() < 0.25:
             spec = C.random_spec(rng)
@@ -56,7 +58,7 @@ def request(rng: random.Random, kind: str, i: int, frames: P.Frames = P.HELDOUT,
             name, spec = conv.images[-1]
             text, jobs = conv.edit_request(name, spec, explicit=False)
         _, image, instruction, _ = jobs[0]
-        expect = {"action": "edit", "image": image, "instruction": instruction}
+        expect = {"action": "edit", "image": image, "instruction": instruction, "jobs": asked}
     else:
         if not conv.images and rng.random() < 0.3:  # an edit with no picture anywhere
             text, _, _ = conv.edit_phrase(C.random_spec(rng))
