@@ -163,48 +163,47 @@ impl ChatModel {
     }
 
     /// The log-likelihood (natural log, f64 sum of f32 log-softmax values) of each of
-    /// `continuations` after `prompt`: the prompt is read once and each continuation from a
-    /// copy of its cache. `cancel` is checked between continuations.
+    /// `continuations` after `prompt`: all but the prompt's last token are read once, and each
+    /// continuation from a copy of that cache, after the last token (whose logits predict the
+    /// continuation's first). `cancel` is checked between continuations.
     pub fn log_likelihoods(
         &self,
         prompt: &[u32],
         continuations: &[Vec<u32>],
         cancel: &AtomicBool,
     ) -> Result<Option<Vec<f64>>, ChatError> {
-        if prompt.is_empty() {
+        let Some((&last, read)) = prompt.split_last() else {
             return Err(GenerateError::EmptyPrompt.into());
-        }
+        };
         let model = |e: candle_core::Error| ChatError::Generate(GenerateError::Model(e));
         let mut cache = KvCache::new();
-        let first = self.lm.forward(prompt, &mut cache).map_err(model)?;
-        let first = log_softmax(&first, 0).map_err(model)?;
-        let first: Vec<f32> = host_reads::to_vec1(&first).map_err(model)?;
+        if !read.is_empty() {
+            self.lm.forward(read, &mut cache).map_err(model)?;
+        }
         let mut out = Vec::with_capacity(continuations.len());
         for ids in continuations {
             if cancel.load(Ordering::Relaxed) {
                 return Ok(None);
             }
-            let Some((&head, rest)) = ids.split_first() else {
+            if ids.is_empty() {
                 out.push(0.0);
                 continue;
-            };
-            let mut total = f64::from(first.get(head as usize).copied().unwrap_or(f32::NAN));
-            if !rest.is_empty() {
-                // Row i predicts ids[i + 1]; the last id needs no prediction after it.
-                let logits = self
-                    .lm
-                    .forward_all(&ids[..ids.len() - 1], &mut cache.clone())
-                    .map_err(model)?;
-                let next = Tensor::new(rest, logits.device())
-                    .and_then(|t| t.unsqueeze(1))
-                    .map_err(model)?;
-                let picked = log_softmax(&logits, 1)
-                    .and_then(|l| l.gather(&next, 1))
-                    .map_err(model)?;
-                let picked: Vec<f32> = host_reads::to_vec1(&picked).map_err(model)?;
-                total += picked.iter().map(|&p| f64::from(p)).sum::<f64>();
             }
-            out.push(total);
+            // Row i of the logits predicts ids[i]: the prompt's last token, then all but the
+            // continuation's last.
+            let fed: Vec<u32> = std::iter::once(last)
+                .chain(ids[..ids.len() - 1].iter().copied())
+                .collect();
+            let logits = self
+                .lm
+                .forward_all(&fed, &mut cache.clone())
+                .map_err(model)?;
+            let picked = Tensor::new(ids.as_slice(), logits.device())
+                .and_then(|next| next.unsqueeze(1))
+                .and_then(|next| log_softmax(&logits, 1)?.gather(&next, 1))
+                .map_err(model)?;
+            let picked: Vec<f32> = host_reads::to_vec1(&picked).map_err(model)?;
+            out.push(picked.iter().map(|&p| f64::from(p)).sum());
         }
         Ok(Some(out))
     }

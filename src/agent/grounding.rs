@@ -59,10 +59,10 @@ fn acted_on(edit: EditInstruction) -> Option<Object> {
     }
 }
 
-/// `instruction` naming each object of `objects` in place of the one it names, when it names
-/// one (recolour, remove, move) that is not among them; `None` when there is nothing to
+/// The object `instruction` names (recolour, remove, move) when it is not among `objects`,
+/// and the instruction naming each of `objects` in its place; `None` when there is nothing to
 /// ground (the object is there, the instruction names none, or it is not a Shapes one).
-pub fn alternatives(instruction: &str, objects: &[Object]) -> Option<Vec<String>> {
+pub fn alternatives(instruction: &str, objects: &[Object]) -> Option<(Object, Vec<String>)> {
     let edit = EditInstruction::parse(instruction).ok()?;
     let named = acted_on(edit)?;
     if objects.is_empty() || objects.contains(&named) {
@@ -89,7 +89,7 @@ pub fn alternatives(instruction: &str, objects: &[Object]) -> Option<Vec<String>
             out.push(candidate);
         }
     }
-    (!out.is_empty()).then_some(out)
+    (!out.is_empty()).then_some((named, out))
 }
 
 /// A call changed to name an object its picture has.
@@ -130,7 +130,7 @@ pub fn ground_edit<M: LanguageModel + ?Sized>(
     else {
         return Ok(None);
     };
-    let Some(candidates) = alternatives(instruction, &objects) else {
+    let Some(((colour, shape), candidates)) = alternatives(instruction, &objects) else {
         return Ok(None);
     };
     // The candidates differ from the reply only in the instruction's words, so each is scored
@@ -164,13 +164,11 @@ pub fn ground_edit<M: LanguageModel + ?Sized>(
             }
         }
     }
-    let named = EditInstruction::parse(instruction)
-        .ok()
-        .and_then(acted_on)
-        .map_or_else(String::new, |(c, s)| format!("{} {}", c.name(), s.name()));
     let note = format!(
-        "The model asked to \"{instruction}\", but {image} has no {named}; it was read as \
-         \"{chosen}\", the likeliest call naming one of {image}'s objects."
+        "The model asked to \"{instruction}\", but {image} has no {} {}; it was read as \
+         \"{chosen}\", the likeliest call naming one of {image}'s objects.",
+        colour.name(),
+        shape.name()
     );
     Ok(Some(Grounded {
         call,
@@ -226,19 +224,27 @@ mod tests {
     fn only_an_object_the_picture_lacks_is_replaced_by_each_it_has() {
         let scene =
             described_objects("an orange ring to the right of a red star, on black").unwrap();
+        let grounded = |instruction: &str| {
+            let ((c, s), candidates) = alternatives(instruction, &scene).unwrap();
+            (format!("{} {}", c.name(), s.name()), candidates)
+        };
+        let (named, candidates) = grounded("make the orange star yellow");
+        assert_eq!(named, "orange star");
         assert_eq!(
-            alternatives("make the orange star yellow", &scene).unwrap(),
+            candidates,
             ["make the orange ring yellow", "make the red star yellow"]
         );
         assert_eq!(
-            alternatives("move the blue circle to the top", &scene).unwrap(),
+            grounded("move the blue circle to the top").1,
             [
                 "move the orange ring to the top",
                 "move the red star to the top"
             ]
         );
+        let (named, candidates) = grounded("Remove the green star.");
+        assert_eq!(named, "green star");
         assert_eq!(
-            alternatives("Remove the green star.", &scene).unwrap(),
+            candidates,
             ["remove the orange ring", "remove the red star"]
         );
         // Named correctly, adding, the background, or not a Shapes instruction: left alone.
