@@ -4,7 +4,8 @@
 //! saying so). Jobs run one at a time through a [`JobRunner`]; each gets a tool message with
 //! its result, and the model is asked again, so a plan of several jobs unfolds call by call
 //! until the model ends its turn with text (or [`AgentOptions::max_jobs`] is reached). An edit
-//! naming an object its picture lacks is grounded first ([`super::grounding`]).
+//! naming an object its picture lacks is grounded first ([`super::grounding`]); one asking
+//! for what its picture already shows is not run.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,7 +16,7 @@ use super::conversation::{Conversation, ConversationMessage, Picture, PictureOri
 use super::grounding::{Said, ground_edit};
 use super::json::Json;
 use super::language_model::{AgentOptions, LanguageModel};
-use super::planner::{Job, planned_picture};
+use super::planner::{Job, changes_nothing, planned_picture};
 use super::protocol::{self, EDIT_TOOL, GENERATE_TOOL, Protocol};
 use super::tool_call::Reply;
 
@@ -226,6 +227,11 @@ impl<M: LanguageModel> Agent<M> {
             if cancel.load(Ordering::Relaxed) {
                 return Ok(turn.stopped());
             }
+            if let Job::Edit { image, instruction } = &job
+                && let Some(shows) = already_shown(image, instruction, turn.conversation)
+            {
+                return Ok(turn.leave_unchanged(&call, image, instruction, shows));
+            }
             if !turn.run(&call, job) {
                 return Ok(turn.outcome);
             }
@@ -277,6 +283,13 @@ impl<M: LanguageModel> Agent<M> {
             )),
         }
     }
+}
+
+/// What the source picture of an edit shows, when the edit would leave it as it is
+/// ([`changes_nothing`]): "make the background black" of a picture on black.
+fn already_shown(image: &str, instruction: &str, conversation: &Conversation) -> Option<String> {
+    let shows = conversation.picture(image)?.prompt.as_deref()?;
+    changes_nothing(shows, instruction).then(|| shows.to_owned())
 }
 
 pub const NO_PICTURE_TO_EDIT: &str = "There is no picture to change yet. Attach one (--image \
@@ -403,6 +416,29 @@ impl Turn<'_> {
             .push_message(ConversationMessage::tool(protocol::error_result(&refusal)));
         self.outcome.notes.push(refusal.clone());
         self.finish(refusal)
+    }
+
+    /// An edit that would change nothing is not run: an editor would only redraw the
+    /// picture, a copy the user did not ask for. The call is kept with a result saying so, and
+    /// the turn ends on a reply naming what the picture shows.
+    fn leave_unchanged(
+        self,
+        call: &ToolCall,
+        image: &str,
+        instruction: &str,
+        shows: String,
+    ) -> TurnOutcome {
+        self.conversation
+            .push_message(ConversationMessage::call(call));
+        self.conversation
+            .push_message(ConversationMessage::tool(protocol::error_result(&format!(
+                "{image} already shows that; nothing was changed"
+            ))));
+        let done = self.made_so_far();
+        self.finish(format!(
+            "{done}{image} already shows what \"{instruction}\" asks for ({shows}), so I left it \
+             as it is."
+        ))
     }
 
     /// The model ended the turn with text. A malformed call arrives here as text with a note;

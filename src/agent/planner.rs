@@ -87,6 +87,20 @@ fn edited_caption(source_prompt: &str, instruction: &str) -> Option<String> {
     edit.apply_to_spec(&spec).map(|s| s.caption())
 }
 
+/// Whether `instruction` would leave the Shapes scene `source_prompt` describes as it is (the
+/// background it already has, an object recoloured to its own colour or moved to where it
+/// is): both parse, and the edited scene is the source scene. An editor asked for such a
+/// change only redraws the picture, so the planner does not run it.
+pub fn changes_nothing(source_prompt: &str, instruction: &str) -> bool {
+    let Ok(spec) = PromptSpec::parse_caption(source_prompt) else {
+        return false;
+    };
+    EditInstruction::parse(instruction)
+        .ok()
+        .and_then(|edit| edit.apply_to_spec(&spec))
+        .is_some_and(|edited| edited == spec)
+}
+
 /// The picture `job` will make, as the conversation records it (its name is the next one;
 /// the runner adds where it was written and its history entry).
 pub fn planned_picture(conversation: &Conversation, job: &Job) -> Picture {
@@ -130,6 +144,28 @@ mod tests {
             made_from: None,
             history_id: None,
         }
+    }
+
+    #[test]
+    fn an_edit_that_asks_for_what_the_picture_already_shows_changes_nothing() {
+        let pair = "a purple star above a green triangle, on black";
+        assert!(changes_nothing(pair, "make the background black"));
+        assert!(changes_nothing(pair, "make the green triangle green"));
+        assert!(!changes_nothing(pair, "make the background white"));
+        assert!(!changes_nothing(pair, "make the green triangle red"));
+        assert!(!changes_nothing(pair, "remove the purple star"));
+        let single = "a red circle on the left, on white";
+        assert!(changes_nothing(single, "move the red circle to the left"));
+        assert!(!changes_nothing(single, "move the red circle to the right"));
+        assert!(!changes_nothing(single, "add a blue star on the right"));
+        // An object the picture lacks, words outside the templates, a prompt that is no
+        // Shapes caption: not known to change nothing, so the edit runs.
+        assert!(!changes_nothing(single, "make the blue circle blue"));
+        assert!(!changes_nothing(pair, "remove the background black"));
+        assert!(!changes_nothing(
+            "a red car at night",
+            "make the background black"
+        ));
     }
 
     #[test]
