@@ -68,9 +68,10 @@ fn a_first_launch_shows_the_bundled_models_own_values() {
     harness.get_by_label("Edit image").click();
     harness.run_ok();
     harness.get_by_label("Model: Shapes E1.1 (bundled)");
-    // The bundled editor's own guidance values (its manifest: 3 and 1.5), not E1.1's built-ins.
+    // The bundled editor's own guidance values (its manifest: 2 and 1.5), not E1.1's built-ins
+    // (3 and 1.5).
     let edit = harness.state_mut().edit_panel_mut();
-    assert_eq!((edit.guidance, edit.image_guidance), (3.0, 1.5));
+    assert_eq!((edit.guidance, edit.image_guidance), (2.0, 1.5));
     // The editor's own examples are instructions in its training words.
     harness.get_by_label("Surprise me").click();
     harness.run_ok();
