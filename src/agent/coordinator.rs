@@ -4,8 +4,8 @@
 //! saying so). Jobs run one at a time through a [`JobRunner`]; each gets a tool message with
 //! its result, and the model is asked again, so a plan of several jobs unfolds call by call
 //! until the model ends its turn with text (or [`AgentOptions::max_jobs`] is reached). An edit
-//! naming an object its picture lacks is grounded first ([`super::grounding`]); one asking
-//! for what its picture already shows is not run.
+//! naming an object its picture lacks is grounded first ([`super::grounding`]); a later edit
+//! of a plan asking for what its picture already shows is not run.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -227,7 +227,11 @@ impl<M: LanguageModel> Agent<M> {
             if cancel.load(Ordering::Relaxed) {
                 return Ok(turn.stopped());
             }
+            // Only a plan's later edits: the first job answers the user, who may be asking
+            // for what a picture's prompt says but the picture failed to show (a square
+            // drawn half blue, "make the square purple").
             if let Job::Edit { image, instruction } = &job
+                && !turn.outcome.jobs.is_empty()
                 && let Some(shows) = already_shown(image, instruction, turn.conversation)
             {
                 return Ok(turn.leave_unchanged(&call, image, instruction, shows));
@@ -418,9 +422,9 @@ impl Turn<'_> {
         self.finish(refusal)
     }
 
-    /// An edit that would change nothing is not run: an editor would only redraw the
-    /// picture, a copy the user did not ask for. The call is kept with a result saying so, and
-    /// the turn ends on a reply naming what the picture shows.
+    /// A plan's later edit that would change nothing is not run: an editor would only redraw
+    /// the picture, a copy the user did not ask for. The call is kept with a result saying so,
+    /// and the turn ends on a reply naming what was made and what the picture shows.
     fn leave_unchanged(
         self,
         call: &ToolCall,

@@ -90,7 +90,7 @@ fn edited_caption(source_prompt: &str, instruction: &str) -> Option<String> {
 /// Whether `instruction` would leave the Shapes scene `source_prompt` describes as it is (the
 /// background it already has, an object recoloured to its own colour or moved to where it
 /// is): both parse, and the edited scene is the source scene. An editor asked for such a
-/// change only redraws the picture, so the planner does not run it.
+/// change only redraws the picture, so the coordinator does not run it as a plan's later job.
 pub fn changes_nothing(source_prompt: &str, instruction: &str) -> bool {
     let Ok(spec) = PromptSpec::parse_caption(source_prompt) else {
         return false;
