@@ -116,7 +116,7 @@ fn an_edit_is_left_as_written_when_its_object_is_there_or_the_model_cannot_score
 }
 
 #[test]
-fn an_edit_asking_for_what_the_picture_already_shows_is_not_run() {
+fn a_plans_later_edit_asking_for_what_its_picture_already_shows_is_not_run() {
     // Drawn on black, then (unasked) "make the background black": the plan ends after the
     // generation, and the reply says why there is no second picture.
     let mut conversation = Conversation::new();
@@ -170,18 +170,20 @@ fn an_edit_asking_for_what_the_picture_already_shows_is_not_run() {
     );
     assert_eq!(runner.ran.len(), 1);
     assert_eq!(run.outcome.action, Action::Edit);
-    // A change the picture needs runs as before.
+    // A later edit that changes something runs as before.
     let mut runner = Recorder::default();
-    turn(
+    let (run, _) = turn(
         scripted(&[
-            r##"{"name": "edit_image", "parameters": {"image": "#1", "instruction": "make the background white"}}"##,
-            "Here is #2.",
+            generate,
+            r##"{"name": "edit_image", "parameters": {"image": "#3", "instruction": "make the background white"}}"##,
+            "Here is #4.",
         ]),
         &mut conversation,
-        "white background",
+        "the same again, then on white",
         None,
         &mut runner,
         &AtomicBool::new(false),
     );
-    assert_eq!(runner.ran.len(), 1);
+    assert_eq!(runner.ran.len(), 2);
+    assert_eq!(run.outcome.outputs.len(), 2);
 }
