@@ -414,30 +414,34 @@ impl Turn<'_> {
 
     /// A call that cannot run: it is kept, with an error result, and the refusal is the reply.
     fn refuse(mut self, call: &ToolCall, refusal: String) -> TurnOutcome {
+        self.keep_unrun(call, &refusal);
+        self.outcome.notes.push(refusal.clone());
+        self.finish(refusal)
+    }
+
+    /// A call that was not run stays in the conversation with an error result saying why, so
+    /// the model reads back what happened.
+    fn keep_unrun(&mut self, call: &ToolCall, why: &str) {
         self.conversation
             .push_message(ConversationMessage::call(call));
         self.conversation
-            .push_message(ConversationMessage::tool(protocol::error_result(&refusal)));
-        self.outcome.notes.push(refusal.clone());
-        self.finish(refusal)
+            .push_message(ConversationMessage::tool(protocol::error_result(why)));
     }
 
     /// A plan's later edit that would change nothing is not run: an editor would only redraw
     /// the picture, a copy the user did not ask for. The call is kept with a result saying so,
     /// and the turn ends on a reply naming what was made and what the picture shows.
     fn leave_unchanged(
-        self,
+        mut self,
         call: &ToolCall,
         image: &str,
         instruction: &str,
         shows: String,
     ) -> TurnOutcome {
-        self.conversation
-            .push_message(ConversationMessage::call(call));
-        self.conversation
-            .push_message(ConversationMessage::tool(protocol::error_result(&format!(
-                "{image} already shows that; nothing was changed"
-            ))));
+        self.keep_unrun(
+            call,
+            &format!("{image} already shows that; nothing was changed"),
+        );
         let done = self.made_so_far();
         self.finish(format!(
             "{done}{image} already shows what \"{instruction}\" asks for ({shows}), so I left it \

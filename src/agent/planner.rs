@@ -79,12 +79,18 @@ pub fn target_description(source_prompt: &str, instruction: &str) -> String {
 /// What [`target_description`] puts between a prompt and a change it cannot write into it.
 pub const AFTER_THIS_CHANGE: &str = ", after this change: ";
 
+/// The Shapes scene `source_prompt` describes, before and after `instruction`, when both
+/// parse and the instruction applies to it.
+fn edited_scene(source_prompt: &str, instruction: &str) -> Option<(PromptSpec, PromptSpec)> {
+    let spec = PromptSpec::parse_caption(source_prompt).ok()?;
+    let edit = EditInstruction::parse(instruction).ok()?;
+    edit.apply_to_spec(&spec).map(|edited| (spec, edited))
+}
+
 /// The caption of the Shapes scene `source_prompt` describes after `instruction`, when both
 /// parse.
 fn edited_caption(source_prompt: &str, instruction: &str) -> Option<String> {
-    let spec = PromptSpec::parse_caption(source_prompt).ok()?;
-    let edit = EditInstruction::parse(instruction).ok()?;
-    edit.apply_to_spec(&spec).map(|s| s.caption())
+    edited_scene(source_prompt, instruction).map(|(_, edited)| edited.caption())
 }
 
 /// Whether `instruction` would leave the Shapes scene `source_prompt` describes as it is (the
@@ -92,13 +98,7 @@ fn edited_caption(source_prompt: &str, instruction: &str) -> Option<String> {
 /// is): both parse, and the edited scene is the source scene. An editor asked for such a
 /// change only redraws the picture, so the coordinator does not run it as a plan's later job.
 pub fn changes_nothing(source_prompt: &str, instruction: &str) -> bool {
-    let Ok(spec) = PromptSpec::parse_caption(source_prompt) else {
-        return false;
-    };
-    EditInstruction::parse(instruction)
-        .ok()
-        .and_then(|edit| edit.apply_to_spec(&spec))
-        .is_some_and(|edited| edited == spec)
+    edited_scene(source_prompt, instruction).is_some_and(|(source, edited)| source == edited)
 }
 
 /// The picture `job` will make, as the conversation records it (its name is the next one;
