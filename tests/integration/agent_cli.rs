@@ -335,8 +335,8 @@ fn the_bundled_agent_draws_then_edits_its_own_picture() {
     assert_eq!(pictures[1]["made_from"], "#1");
 }
 
-/// The bundled agent, asked to take the square out of a red ring and a blue square, writes
-/// "remove the red square" (the shape from the message, the colour from the other object):
+/// The bundled agent, asked to take the ring out of a red ring and a blue square, writes
+/// "remove the blue ring" (the shape from the message, the colour from the other object):
 /// the planner runs the likeliest call that names an object the picture has, and says so.
 #[test]
 fn the_bundled_agents_edit_is_grounded_in_the_objects_of_its_picture() {
@@ -348,14 +348,14 @@ fn the_bundled_agents_edit_is_grounded_in_the_objects_of_its_picture() {
         first["jobs"][0]["prompt"], "a red ring to the left of a blue square, on black",
         "{first}"
     );
-    let second = turn("get rid of the square");
+    let second = turn("get rid of the ring");
     assert_eq!(
-        second["jobs"][0]["instruction"], "remove the blue square",
+        second["jobs"][0]["instruction"], "remove the red ring",
         "{second}"
     );
     let note = second["notes"][0].as_str().unwrap_or_default();
     assert!(
-        note.contains("\"remove the red square\", but #1 has no red square"),
+        note.contains("\"remove the blue ring\", but #1 has no blue ring"),
         "{second}"
     );
     // The conversation keeps the call that ran.
@@ -367,7 +367,7 @@ fn the_bundled_agents_edit_is_grounded_in_the_objects_of_its_picture() {
         .filter_map(|m| m.get("tool_call"))
         .collect();
     assert_eq!(
-        calls[1]["parameters"]["instruction"], "remove the blue square",
+        calls[1]["parameters"]["instruction"], "remove the red ring",
         "{saved}"
     );
 }
