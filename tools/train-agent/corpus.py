@@ -24,7 +24,8 @@ def chat_template() -> str:
     return json.loads(TEMPLATE_CONFIG.read_text())["chat_template"]
 
 
-HELDOUT_FILES = ("heldout.jsonl", "heldout-fresh.jsonl", "heldout-third.jsonl")
+HELDOUT_FILES = ("heldout.jsonl", "heldout-fresh.jsonl", "heldout-third.jsonl",
+                 "heldout-fourth.jsonl")
 
 
 def heldout_messages() -> set[str]:

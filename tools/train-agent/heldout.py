@@ -6,7 +6,7 @@ an optional attached picture and the expected first action.
 An attached picture is named after the earlier ones: with one earlier picture, an attachment
 is `#2`, and a request about "it" then means the attachment (h021 is such a line).
 
-Usage: python tools/train-agent/heldout.py [--n 160] [--seed 2020] [--phrasing first|fresh|third]
+Usage: python tools/train-agent/heldout.py [--n 160] [--seed 2020] [--phrasing first|fresh|third|fourth]
 """
 
 from __future__ import annotations
@@ -92,9 +92,10 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=160)
     ap.add_argument("--seed", type=int, default=2020)
     ap.add_argument("--out", type=Path, default=HERE / "heldout.jsonl")
-    ap.add_argument("--phrasing", choices=("first", "fresh", "third"), default="first",
+    ap.add_argument("--phrasing", choices=("first", "fresh", "third", "fourth"), default="first",
                     help="phrasing.HELDOUT (heldout.jsonl), phrasing_fresh.FRESH "
-                         "(heldout-fresh.jsonl) or phrasing_third.THIRD (heldout-third.jsonl)")
+                         "(heldout-fresh.jsonl), phrasing_third.THIRD (heldout-third.jsonl) or "
+                         "phrasing_fourth.FOURTH (heldout-fourth.jsonl)")
     args = ap.parse_args()
     frames, prefix = P.HELDOUT, "h"
     if args.phrasing == "fresh":
@@ -105,6 +106,10 @@ def main() -> None:
         import phrasing_third
 
         frames, prefix = phrasing_third.THIRD, "t"
+    elif args.phrasing == "fourth":
+        import phrasing_fourth
+
+        frames, prefix = phrasing_fourth.FOURTH, "q"
     rng = random.Random(args.seed)
     n_gen, n_edit = round(0.45 * args.n), round(0.40 * args.n)
     kinds = ["generate"] * n_gen + ["edit"] * n_edit + ["chat"] * (args.n - n_gen - n_edit)

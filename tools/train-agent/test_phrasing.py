@@ -73,6 +73,17 @@ def test_third_phrasing_shares_no_frame_or_filler_with_training_or_the_first_set
     assert_shares_no_frame_or_filler(phrasing_third.THIRD, P.TRAIN, P.AUGMENT, P.HELDOUT)
 
 
+def test_fourth_phrasing_shares_no_frame_or_filler_with_training_or_the_earlier_sets():
+    """The fourth held-out phrasing (written blind after run 13 was adopted) is disjoint from
+    both training phrasings and from the three earlier held-out sets."""
+    import phrasing_fourth
+    import phrasing_fresh
+    import phrasing_third
+
+    assert_shares_no_frame_or_filler(phrasing_fourth.FOURTH, P.TRAIN, P.AUGMENT, P.HELDOUT,
+                                     phrasing_fresh.FRESH, phrasing_third.THIRD)
+
+
 def test_training_sample_never_holds_a_heldout_message():
     heldout = corpus.heldout_messages()
     assert len(heldout) >= 120
