@@ -6,12 +6,14 @@ an optional attached picture and the expected first action.
 An attached picture is named after the earlier ones: with one earlier picture, an attachment
 is `#2`, and a request about "it" then means the attachment (h021 is such a line).
 
-Usage: python tools/train-agent/heldout.py [--n 160] [--seed 2020] [--phrasing first|fresh|third|fourth]
+Usage: python tools/train-agent/heldout.py [--n 160] [--seed 2020]
+           [--phrasing first|fresh|third|fourth]
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import random
 from pathlib import Path
@@ -20,6 +22,15 @@ import conversations as C
 import phrasing as P
 
 HERE = Path(__file__).resolve().parent
+
+# Each held-out phrasing: its module, its Frames and the id prefix of its requests (the sets
+# are heldout.jsonl, heldout-fresh.jsonl, heldout-third.jsonl and heldout-fourth.jsonl).
+PHRASINGS = {
+    "first": ("phrasing", "HELDOUT", "h"),
+    "fresh": ("phrasing_fresh", "FRESH", "f"),
+    "third": ("phrasing_third", "THIRD", "t"),
+    "fourth": ("phrasing_fourth", "FOURTH", "q"),
+}
 
 
 def request(rng: random.Random, kind: str, i: int, frames: P.Frames = P.HELDOUT,
@@ -92,24 +103,12 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=160)
     ap.add_argument("--seed", type=int, default=2020)
     ap.add_argument("--out", type=Path, default=HERE / "heldout.jsonl")
-    ap.add_argument("--phrasing", choices=("first", "fresh", "third", "fourth"), default="first",
-                    help="phrasing.HELDOUT (heldout.jsonl), phrasing_fresh.FRESH "
-                         "(heldout-fresh.jsonl), phrasing_third.THIRD (heldout-third.jsonl) or "
-                         "phrasing_fourth.FOURTH (heldout-fourth.jsonl)")
+    ap.add_argument("--phrasing", choices=tuple(PHRASINGS), default="first",
+                    help=", ".join(f"{key}: {module}.{frames}"
+                                   for key, (module, frames, _) in PHRASINGS.items()))
     args = ap.parse_args()
-    frames, prefix = P.HELDOUT, "h"
-    if args.phrasing == "fresh":
-        import phrasing_fresh
-
-        frames, prefix = phrasing_fresh.FRESH, "f"
-    elif args.phrasing == "third":
-        import phrasing_third
-
-        frames, prefix = phrasing_third.THIRD, "t"
-    elif args.phrasing == "fourth":
-        import phrasing_fourth
-
-        frames, prefix = phrasing_fourth.FOURTH, "q"
+    module, name, prefix = PHRASINGS[args.phrasing]
+    frames = getattr(importlib.import_module(module), name)
     rng = random.Random(args.seed)
     n_gen, n_edit = round(0.45 * args.n), round(0.40 * args.n)
     kinds = ["generate"] * n_gen + ["edit"] * n_edit + ["chat"] * (args.n - n_gen - n_edit)
